@@ -1,0 +1,139 @@
+"""Command line: ``pooling solve | evaluate | check``.
+
+Exit codes: 0 solved (or plan feasible), 1 internal error, 2 bad input,
+3 infeasible (result.json still written), 4 time limit with no plan found.
+Inputs are validated and everything is computed before anything is written;
+files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from pooling.candidates import candidate_pools
+from pooling.errors import InputError, NumericsError
+from pooling.instance import Instance, load_instance
+from pooling.options import add_solve_arguments, options_from_namespace
+from pooling.plan import load_plan
+from pooling.pools import PoolPricer
+from pooling.report import evaluation_summary, result_summary, write_json_atomic
+from pooling.solve import evaluate, solve
+from pooling.spec import load_spec
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instances" / "tongliao.json"
+DEFAULT_SPEC = PROJECT_ROOT / "models" / "default.toml"
+DEFAULT_OUT = Path("out")
+
+
+def _default(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{path}: bundled default {what} not found; pass one explicitly "
+                         f"(the defaults ship with a source checkout installed by `pip install -e .`)")
+    return path
+
+
+def _load(args) -> tuple[Instance, object]:
+    instance = load_instance(args.instance or _default(DEFAULT_INSTANCE, "instance"))
+    spec = load_spec(args.spec or _default(DEFAULT_SPEC, "spec"))
+    return instance, spec
+
+
+def cmd_solve(args) -> int:
+    instance, spec = _load(args)
+    options = options_from_namespace(args)
+    result = solve(instance, spec, options=options)
+    data = result.to_dict()
+    write_json_atomic(Path(args.out) / "result.json", data)
+    print(result_summary(data, instance))
+    print(f"wrote {Path(args.out) / 'result.json'}")
+    if result.status == "infeasible":
+        return EXIT_INFEASIBLE
+    if not result.pools:
+        return EXIT_NO_PLAN if result.status == "time_limit" else EXIT_INTERNAL
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    instance, spec = _load(args)
+    plan = load_plan(args.plan, instance)
+    evaluation = evaluate(instance, spec, plan)
+    data = evaluation.to_dict()
+    write_json_atomic(Path(args.out) / "evaluation.json", data)
+    print(evaluation_summary(data, instance))
+    print(f"wrote {Path(args.out) / 'evaluation.json'}")
+    return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
+
+
+def cmd_check(args) -> int:
+    instance = load_instance(args.instance)
+    prefectures = instance.prefectures
+    print(f"{args.instance}: valid instance \"{instance.name}\" ({instance.year}, {instance.currency}): "
+          f"{len(instance.counties)} counties in {len(prefectures)} prefectures, "
+          f"{instance.total_enrollees:,} enrollees")
+    if args.spec:
+        spec = load_spec(args.spec)
+        pools = candidate_pools(instance, spec)
+        print(f"{args.spec}: valid spec; {len(pools)} candidate pools")
+        pricer = PoolPricer(instance, spec)
+        print(f"max solvent rate of each county alone ({spec.solvency.measure} "
+              f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
+        for county in instance.counties:
+            p = pricer.price([county.id])
+            flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
+            print(f"  {county.id}  {county.name:<32} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("solve", help="choose the optimal pooling plan and write result.json")
+    p.add_argument("instance", nargs="?", help=f"instance JSON (default: {DEFAULT_INSTANCE.name})")
+    p.add_argument("--spec", help=f"model spec TOML (default: models/{DEFAULT_SPEC.name})")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    add_solve_arguments(p)
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
+    p.add_argument("instance", help="instance JSON")
+    p.add_argument("--spec", required=True, help="model spec TOML")
+    p.add_argument("--plan", required=True, help='plan JSON: {"pools": [["id", ...], ...]}')
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("check", help="validate an instance (and spec) and summarise it")
+    p.add_argument("instance", help="instance JSON")
+    p.add_argument("--spec", help="model spec TOML")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except NumericsError as exc:
+        print(f"numerical error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception:  # internal bug: show it in full, it is ours to fix
+        traceback.print_exc()
+        print("internal error: please report it with the command and files above", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Every bundled instance loads; the small ones solve under every bundled spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from pooling import load_instance, load_spec, solve
+from pooling.solve import evaluate
+from tests.factories import INSTANCES, MODELS
+
+INSTANCE_FILES = sorted(INSTANCES.glob("*.json"))
+SPEC_FILES = sorted(MODELS.glob("*.toml"))
+SMALL = 12  # counties: instances up to this size are solved in the suite
+
+
+def test_there_are_bundled_files():
+    assert INSTANCE_FILES and SPEC_FILES
+
+
+@pytest.mark.parametrize("path", INSTANCE_FILES, ids=lambda p: p.name)
+def test_instance_loads_and_is_documented(path):
+    inst = load_instance(path)
+    assert inst.counties
+    assert path.name in (INSTANCES / "README.md").read_text(), "instance lacks a README entry"
+
+
+@pytest.mark.parametrize("spec_path", SPEC_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", INSTANCE_FILES, ids=lambda p: p.name)
+def test_small_instances_solve(path, spec_path):
+    inst = load_instance(path)
+    if len(inst.counties) > SMALL:
+        pytest.skip(f"{path.name} has {len(inst.counties)} counties; solved in benchmarks")
+    spec = load_spec(spec_path)
+    result = solve(inst, spec)
+    assert result.status == "optimal", result.diagnosis
+    assert result.gap <= 1e-6
+    # The reported plan, re-priced independently of the MILP, gives the same objective.
+    plan = [list(p.pricing.counties) for p in result.pools]
+    assert evaluate(inst, spec, plan).objective == pytest.approx(result.objective, abs=1e-7)

@@ -1,0 +1,62 @@
+"""Spec loading: every bundled spec loads; bad specs name the file and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from pooling import InputError, load_spec, spec_from_dict
+from tests.factories import MODELS, spec_dict
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.toml")), ids=lambda p: p.name)
+def test_bundled_specs_load(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem
+    assert spec.rates.min <= spec.rates.max
+    assert len(spec.sha256) == 64
+
+
+def test_defaults_filled_in():
+    spec = spec_from_dict(spec_dict())
+    assert spec.pooling.within == "prefecture"
+    assert spec.pooling.contiguous is False
+    assert spec.pooling.max_counties is None
+    assert spec.objective.kind == "max_mean_rate"
+    assert spec.to_dict()["solvency"] == {"measure": "cvar", "level": 0.99, "reserve_share": 0.5,
+                                          "horizon_years": 1}
+
+
+@pytest.mark.parametrize("sections,message", [
+    ({"pooling": {"scope": "nation"}}, 'pooling.scope must be one of "county" | "prefecture" | "optimise"'),
+    ({"pooling": {"contiguous": "yes"}}, "pooling.contiguous must be true or false"),
+    ({"pooling": {"max_counties": 0}}, "pooling.max_counties must be >= 1, got 0"),
+    ({"pooling": {"within": "county"}}, "pooling.within must be one of"),
+    ({"pooling": {"contigous": True}}, "pooling.contigous is not a known field"),
+    ({"solvency": {"level": 1.0}}, "solvency.level must be in [0.5, 1), got 1"),
+    ({"solvency": {"measure": "ruin"}}, 'solvency.measure must be one of "cvar" | "var"'),
+    ({"solvency": {"reserve_share": -0.1}}, "solvency.reserve_share must be in [0, 1], got -0.1"),
+    ({"solvency": {"horizon_years": 3}}, "solvency.horizon_years must be 1"),
+    ({"rates": {"min": 0.8, "max": 0.5}}, "rates.min must be <= rates.max (0.5), got 0.8"),
+    ({"rates": {"max": 1.5}}, "rates.max must be in (0, 1], got 1.5"),
+    ({"objective": {"kind": "max_happiness"}}, 'objective.kind must be one of "max_mean_rate"'),
+    ({"equalisation": {"max_rate_gap": 0.1}}, "equalisation is not a known field"),
+])
+def test_bad_spec_fields(sections, message):
+    with pytest.raises(InputError) as err:
+        spec_from_dict(spec_dict(**sections), source="bad.toml")
+    assert str(err.value).startswith("bad.toml: ")
+    assert message in str(err.value)
+
+
+def test_missing_required_section():
+    data = spec_dict()
+    del data["solvency"]
+    with pytest.raises(InputError, match="bad.toml: solvency is missing"):
+        spec_from_dict(data, source="bad.toml")
+
+
+def test_broken_toml(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[pooling\nscope = 1\n")
+    with pytest.raises(InputError, match=f"{path}: not valid TOML"):
+        load_spec(path)
