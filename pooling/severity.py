@@ -49,6 +49,28 @@ class Severity:
     def upper_quantile(self, tail_probability: float) -> float:
         return float(self._frozen().isf(tail_probability))
 
+    def tails(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S(x), S1(x)) for x >= 0: the survival function P(X > x) and the
+        size-biased one, E[X; X > x] / E[X]. Computed from upper tails
+        directly, so far-tail values keep their relative precision."""
+        x = np.asarray(x, dtype=float)
+        surv = np.ones_like(x)
+        surv1 = np.ones_like(x)
+        positive = x > 0
+        xp = x[positive]
+        if self.dist == "lognormal":
+            sigma = math.sqrt(math.log1p(self.cv ** 2))
+            mu = math.log(self.mean) - 0.5 * sigma ** 2
+            z = (np.log(xp) - mu) / sigma
+            surv[positive] = special.ndtr(-z)
+            surv1[positive] = special.ndtr(sigma - z)
+        else:
+            shape = 1.0 / self.cv ** 2
+            scaled = xp * shape / self.mean
+            surv[positive] = special.gammaincc(shape, scaled)
+            surv1[positive] = special.gammaincc(shape + 1.0, scaled)
+        return surv, surv1
+
     def limited_mean(self, x: np.ndarray) -> np.ndarray:
         """E[min(X, x)] for x >= 0, in closed form."""
         x = np.asarray(x, dtype=float)
