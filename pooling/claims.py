@@ -70,7 +70,7 @@ class ClaimStream:
 
     @property
     def mean(self) -> float:
-        return self.rate * self.factor * self.severity.mean
+        return self.rate * self.factor * self.severity.expected_value
 
     @property
     def second_moment_sum(self) -> float:
@@ -106,8 +106,8 @@ def merge_streams(streams) -> tuple[ClaimStream, ...]:
             continue
         key = (s.severity, s.factor)
         totals[key] = totals.get(key, 0.0) + s.rate
-    return tuple(ClaimStream(rate=rate, severity=sev, factor=fac)
-                 for (sev, fac), rate in sorted(totals.items()))
+    ordered = sorted(totals.items(), key=lambda item: (item[0][0].sort_key, item[0][1]))
+    return tuple(ClaimStream(rate=rate, severity=sev, factor=fac) for (sev, fac), rate in ordered)
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def _severity_lattice(streams, span: float, n: int) -> np.ndarray:
         weight = s.rate / rate
         surv, surv1 = s.severity.tails(grid / s.factor)
         cell_prob += weight * (surv[:-1] - surv[1:])
-        cell_moment += weight * s.factor * s.severity.mean * (surv1[:-1] - surv1[1:])
+        cell_moment += weight * s.factor * s.severity.expected_value * (surv1[:-1] - surv1[1:])
         tail += weight * surv[-1]
     probs = np.zeros(m + 1)
     probs[:-1] += (grid[1:] * cell_prob - cell_moment) / span

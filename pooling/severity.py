@@ -19,16 +19,32 @@ from pooling.fields import FieldReader
 SEVERITY_FAMILIES = ("lognormal", "gamma")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Severity:
-    """Cost distribution of one admission: family, mean (CNY) and CV."""
+    """Cost distribution of one admission: family, mean (CNY) and CV.
+
+    Numerics use only `expected_value`, `second_moment`, `tails`,
+    `upper_quantile` (and `cdf`/`quantile` for sampling), so a new family
+    needs only these.
+    """
 
     dist: str
     mean: float
     cv: float
 
     @property
+    def sort_key(self) -> tuple:
+        """Deterministic ordering key (stream merging sorts severities)."""
+        return (self.dist, self.mean, self.cv)
+
+    @property
+    def expected_value(self) -> float:
+        """E[X]."""
+        return self.mean
+
+    @property
     def second_moment(self) -> float:
+        """E[X^2]."""
         return self.mean ** 2 * (1.0 + self.cv ** 2)
 
     def _frozen(self):
