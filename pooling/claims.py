@@ -28,6 +28,7 @@ The mean and variance of the result are checked against closed forms.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -96,6 +97,11 @@ class CompoundModel:
     def variance(self) -> float:
         """Var Y = E[Var(Y|Theta)] + Var(E[Y|Theta]) = sum lambda E[(fX)^2] + theta^2 mean^2."""
         return math.fsum(s.second_moment_sum for s in self.streams) + (self.shock_cv * self.mean) ** 2
+
+    def given_shock(self, theta_value: float) -> "CompoundModel":
+        """The compound Poisson law of Y given Theta = theta_value."""
+        return CompoundModel(tuple(dataclasses.replace(s, rate=s.rate * theta_value) for s in self.streams),
+                             0.0)
 
 
 def merge_streams(streams) -> tuple[ClaimStream, ...]:
@@ -253,3 +259,12 @@ def aggregate(model: CompoundModel, level: float) -> AggregateResult:
         mean_rel_error=abs(fine.mean - mean) / mean,
         variance_rel_error=abs(fine.variance - variance) / variance,
         resolution_rel_diff=diff, points=n)
+
+
+def lattice_law(model: CompoundModel) -> LatticeLaw:
+    """Y's law at the resolution `aggregate` starts its check from (span h/2),
+    for samplers that need the whole distribution rather than two risk figures."""
+    if not model.streams:
+        raise NumericsError("pool has no claim streams with positive cost")
+    low, span, n = _grid(model, POINTS_PER_WINDOW)
+    return _lattice_law(model, low, span / 2.0, n * 2)

@@ -1,7 +1,8 @@
 """Command line: ``pooling solve | evaluate | check``.
 
-Exit codes: 0 solved (or plan feasible), 1 internal error, 2 bad input,
-3 infeasible (result.json still written), 4 time limit with no plan found.
+Exit codes: 0 solved (or plan feasible, or stress test passed), 1 internal
+error, 2 bad input, 3 infeasible (result.json still written) or stress test
+failed (stress.json still written), 4 time limit with no plan found.
 Inputs are validated and everything is computed before anything is written;
 files are written atomically.
 """
@@ -19,7 +20,10 @@ from pooling.instance import Instance, load_instance
 from pooling.options import add_solve_arguments, options_from_namespace
 from pooling.plan import load_plan
 from pooling.pools import PoolPricer
-from pooling.report import evaluation_summary, result_summary, write_json_atomic
+from pooling.report import (evaluation_summary, load_result_json, result_summary, stress_summary,
+                            write_json_atomic)
+from pooling.simulate import simulate
+from pooling.stress import PRESETS
 from pooling.solve import evaluate, solve
 from pooling.spec import load_spec
 
@@ -70,6 +74,37 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
 
 
+def _progress_bar(label: str):
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def update(fraction: float) -> None:
+        filled = int(round(30 * fraction))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
+        if fraction >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return update
+
+
+def cmd_simulate(args) -> int:
+    instance, spec = _load(args)
+    result_data = load_result_json(Path(args.result))
+    recorded = result_data.get("provenance", {}).get("instance_sha256")
+    if recorded and recorded != instance.sha256:
+        print(f"warning: {args.result} was solved on a different instance file "
+              f"(sha256 {recorded[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
+    report = simulate(instance, spec, result_data, years=args.years, scenarios=args.scenarios,
+                      seed=args.seed, stress=args.stress or [],
+                      progress=_progress_bar("simulating pools"))
+    data = report.to_dict()
+    write_json_atomic(Path(args.out) / "stress.json", data)
+    print(stress_summary(data, instance))
+    print(f"wrote {Path(args.out) / 'stress.json'}")
+    return EXIT_OK if data["plan"]["passed"] else EXIT_INFEASIBLE
+
+
 def cmd_check(args) -> int:
     instance = load_instance(args.instance)
     prefectures = instance.prefectures
@@ -107,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", required=True, help='plan JSON: {"pools": [["id", ...], ...]}')
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("simulate", help="Monte Carlo stress test of a solved plan; writes stress.json")
+    p.add_argument("instance", help="instance JSON")
+    p.add_argument("--spec", required=True, help="model spec TOML ([simulation] gives defaults)")
+    p.add_argument("--result", required=True, help="result.json written by `pooling solve`")
+    p.add_argument("--years", type=int, help="horizon in years (default: spec simulation.years)")
+    p.add_argument("--scenarios", type=int, help="simulated paths (default: spec simulation.scenarios)")
+    p.add_argument("--seed", type=int, help="random seed (default: spec simulation.seed)")
+    p.add_argument("--stress", nargs="+", metavar="NAME",
+                   help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and summarise it")
     p.add_argument("instance", help="instance JSON")

@@ -84,7 +84,8 @@ class FieldReader:
             raise self.fail(key, f"must be {_interval(low, high, low_open, high_open)}, got {value:g}")
         return float(value)
 
-    def integer(self, key: str, *, low: int | None = None, default: Any = _MISSING) -> int:
+    def integer(self, key: str, *, low: int | None = None, high: int | None = None,
+                default: Any = _MISSING) -> int:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return default
@@ -94,6 +95,8 @@ class FieldReader:
             raise self.fail(key, f"must be an integer, got {describe(value)}")
         if low is not None and value < low:
             raise self.fail(key, f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise self.fail(key, f"must be <= {high}, got {value}")
         return value
 
     def string(self, key: str, *, choices: tuple[str, ...] | None = None,

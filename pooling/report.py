@@ -8,7 +8,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pooling.instance import Instance
+from pooling.errors import InputError
+from pooling.instance import Instance, parse_json_bytes, read_file_bytes
+
+
+def load_result_json(path: Path) -> dict[str, Any]:
+    """Read a result.json written by `pooling solve` (validated by the simulator)."""
+    data = parse_json_bytes(read_file_bytes(path, "result"), str(path))
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a result object")
+    return data
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -74,4 +83,25 @@ def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     lines = [f"plan on {instance.name}: {evaluation['status']}; mean rate {_fmt(evaluation['objective'])}",
              plan_table(evaluation["pools"], instance)]
     lines.extend(f"violation: {v}" for v in evaluation["violations"])
+    return "\n".join(lines)
+
+
+def stress_summary(data: dict[str, Any], instance: Instance) -> str:
+    """Readable table of stress.json."""
+    lines = [f"stress test: {data['scenarios']:,} scenarios x {data['years']} years, seed {data['seed']}, "
+             f"stress {'+'.join(data['stress']) or 'none'}; ruin target {data['ruin_target']:.4g}"]
+    header = f"{'counties':<28} {'rate':>6} {'P(deficit)':>10} {'P(ruin)':>9} {'95% CI':>17} " \
+             f"{'mean surplus':>14} {'passed':>6}"
+    lines.append(header)
+    for p in data["pools"]:
+        names = ",".join(p["counties"])
+        names = names if len(names) <= 28 else names[:25] + "..."
+        ci = f"[{p['ruin_probability_ci'][0]:.4f},{p['ruin_probability_ci'][1]:.4f}]"
+        lines.append(f"{names:<28} {p['rate']:6.4f} {p['deficit_probability']:10.4f} "
+                     f"{p['ruin_probability']:9.4f} {ci:>17} {p['mean_surplus']:14,.0f} "
+                     f"{'yes' if p['passed'] else 'NO':>6}")
+    plan = data["plan"]
+    lines.append(f"any pool ruined: {plan['any_ruin_probability']:.4f} "
+                 f"[{plan['any_ruin_probability_ci'][0]:.4f}, {plan['any_ruin_probability_ci'][1]:.4f}]; "
+                 f"plan {'passed' if plan['passed'] else 'FAILED'}")
     return "\n".join(lines)

@@ -45,13 +45,18 @@ def lattice_var_cvar(start: float, span: float, pmf: np.ndarray, level: float) -
     return float(var), float(cvar)
 
 
+def empirical_quantile_index(n: int, level: float) -> int:
+    """0-based index of the empirical level-quantile of n sorted samples: the
+    smallest k with (k + 1) / n >= level. level * n is rounded to 9 decimals
+    first, so 0.55 * 100 = 55.000000000000007 counts as 55."""
+    return max(int(math.ceil(round(level * n, 9))) - 1, 0)
+
+
 def sample_var_cvar(samples: np.ndarray, level: float) -> tuple[float, float]:
     """Empirical VaR (smallest x with F_n(x) >= level) and R-U CVaR of samples."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     ordered = np.sort(np.asarray(samples, dtype=float))
-    n = len(ordered)
-    k = max(int(math.ceil(level * n)) - 1, 0)
-    var = float(ordered[k])
+    var = float(ordered[empirical_quantile_index(len(ordered), level)])
     excess = np.maximum(ordered - var, 0.0).mean()
     return var, float(var + excess / (1.0 - level))

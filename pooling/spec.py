@@ -12,13 +12,14 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pooling.errors import InputError
 from pooling.fields import FieldReader
 from pooling.instance import read_file_bytes
+from pooling.stress import StressScenario, read_stress_table
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
@@ -60,9 +61,13 @@ class Objective:
 
 @dataclass(frozen=True)
 class Simulation:
+    """Stress-test defaults; `stress` holds the spec's named scenarios
+    (``[simulation.stress.NAME]``), which add to or override the presets."""
+
     scenarios: int = 10_000
     years: int = 1
     seed: int = 0
+    stress: dict[str, StressScenario] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,14 @@ def _read_rates(reader: FieldReader) -> Rates:
 
 
 def _read_simulation(reader: FieldReader) -> Simulation:
-    simulation = Simulation(scenarios=reader.integer("scenarios", low=1, default=10_000),
-                            years=reader.integer("years", low=1, default=1),
-                            seed=reader.integer("seed", low=0, default=0))
+    stress = {}
+    if reader.has("stress"):
+        table = reader.table("stress")
+        for name in sorted(table.data):
+            stress[name] = read_stress_table(table.table(name), name)
+        table.finish()
+    simulation = Simulation(scenarios=reader.integer("scenarios", low=100, default=10_000),
+                            years=reader.integer("years", low=1, high=100, default=1),
+                            seed=reader.integer("seed", low=0, default=0), stress=stress)
     reader.finish()
     return simulation
