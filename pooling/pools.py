@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pooling.claims import AggregateResult, ClaimStream, CompoundModel, aggregate, merge_streams
 from pooling.instance import OUTSIDE, County, Instance
+from pooling.ruin import ruin_max_rate
 from pooling.spec import Spec
 
 
@@ -55,7 +56,7 @@ class PoolPricing:
     expected_cost: float        # E[Y_P]
     var: float                  # VaR_alpha(Y_P)
     cvar: float                 # CVaR_alpha(Y_P)
-    risk: float                 # rho_alpha(Y_P) for the spec's measure
+    risk: float                 # rho_alpha(Y_P) for var/cvar; CVaR for ruin (rate from simulation)
     max_rate: float             # r*_P = min(r_max, B_P / rho); may be < r_min or negative
     usable: bool                # r*_P >= r_min
     county_expected_cost: tuple[tuple[str, float], ...]
@@ -90,8 +91,16 @@ class PoolPricer:
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
         model = pool_model(inst, members)
         result = aggregate(model, spec.solvency.level)
-        risk = result.cvar if spec.solvency.measure == "cvar" else result.var
-        max_rate = min(spec.rates.max, budget / risk)
+        if spec.solvency.measure == "ruin":
+            sim = spec.simulation
+            risk = result.cvar
+            max_rate = min(spec.rates.max, ruin_max_rate(
+                model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
+                net_income=revenue - fixed, years=spec.solvency.horizon_years,
+                scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed))
+        else:
+            risk = result.cvar if spec.solvency.measure == "cvar" else result.var
+            max_rate = min(spec.rates.max, budget / risk)
         per_county = tuple(
             (c.id, math.fsum(s.mean for s in county_streams(inst, c, members))) for c in counties)
         return PoolPricing(

@@ -23,7 +23,7 @@ from pooling.stress import StressScenario, read_stress_table
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
-MEASURES = ("cvar", "var")
+MEASURES = ("cvar", "var", "ruin")
 OBJECTIVES = ("max_mean_rate",)
 
 
@@ -40,7 +40,9 @@ class PoolingRules:
 
 @dataclass(frozen=True)
 class Solvency:
-    """Risk measure rho at level alpha; u = reserve_share of reserves enters the budget."""
+    """Risk measure rho at level alpha; u = reserve_share of reserves enters the
+    budget (var, cvar) or the starting reserves of the ruin simulation (ruin:
+    P(reserves < 0 at some year end within horizon_years) <= 1 - level)."""
 
     measure: str
     level: float
@@ -138,9 +140,9 @@ def _read_solvency(reader: FieldReader) -> Solvency:
     measure = reader.string("measure", choices=MEASURES)
     level = reader.number("level", low=0.5, high=1.0, high_open=True)
     reserve_share = reader.number("reserve_share", low=0.0, high=1.0)
-    horizon = reader.integer("horizon_years", low=1, default=1)
+    horizon = reader.integer("horizon_years", low=1, high=100, default=1)
     reader.finish()
-    if horizon != 1:
+    if horizon != 1 and measure != "ruin":
         raise reader.fail("horizon_years", f"must be 1 for measure \"{measure}\" "
                           f"(one-year VaR/CVaR), got {horizon}")
     return Solvency(measure=measure, level=level, reserve_share=reserve_share, horizon_years=horizon)

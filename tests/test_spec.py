@@ -31,9 +31,16 @@ def test_defaults_filled_in():
     ({"pooling": {"contiguous": "yes"}}, "pooling.contiguous must be true or false"),
     ({"pooling": {"max_counties": 0}}, "pooling.max_counties must be >= 1, got 0"),
     ({"pooling": {"within": "county"}}, "pooling.within must be one of"),
+    ({"simulation": {"stress": {"x": {"frequency_multiplier": -1}}}},
+     "simulation.stress.x.frequency_multiplier must be > 0, got -1"),
+    ({"simulation": {"stress": {"x": {"years": [0]}}}}, "simulation.stress.x.years must be a non-empty list"),
+    ({"simulation": {"stress": {"x": {"heavy_tail": {"tail_probability": 0.01, "tail_index": 1.5}}}}},
+     "simulation.stress.x.heavy_tail.tail_index must be > 2, got 1.5"),
+    ({"simulation": {"scenarios": 10}}, "simulation.scenarios must be >= 100, got 10"),
     ({"pooling": {"contigous": True}}, "pooling.contigous is not a known field"),
     ({"solvency": {"level": 1.0}}, "solvency.level must be in [0.5, 1), got 1"),
-    ({"solvency": {"measure": "ruin"}}, 'solvency.measure must be one of "cvar" | "var"'),
+    ({"solvency": {"measure": "expectation"}}, 'solvency.measure must be one of "cvar" | "var" | "ruin"'),
+    ({"solvency": {"measure": "ruin", "horizon_years": 101}}, "solvency.horizon_years must be <= 100"),
     ({"solvency": {"reserve_share": -0.1}}, "solvency.reserve_share must be in [0, 1], got -0.1"),
     ({"solvency": {"horizon_years": 3}}, "solvency.horizon_years must be 1"),
     ({"rates": {"min": 0.8, "max": 0.5}}, "rates.min must be <= rates.max (0.5), got 0.8"),
@@ -60,3 +67,18 @@ def test_broken_toml(tmp_path):
     path.write_text("[pooling\nscope = 1\n")
     with pytest.raises(InputError, match=f"{path}: not valid TOML"):
         load_spec(path)
+
+
+def test_stress_tables_parse_and_compose():
+    from pooling.stress import PRESETS, resolve
+    spec = spec_from_dict(spec_dict(simulation={"stress": {
+        "flu": {"frequency_multiplier": 1.2, "years": [2, 1, 2]},
+        "epidemic": {"frequency_multiplier": 2.0}}}))
+    flu = spec.simulation.stress["flu"]
+    assert flu.years == (1, 2) and flu.frequency_in_year(3) == 1.0
+    # A spec table overrides the preset of the same name.
+    assert spec.simulation.stress["epidemic"].frequency_multiplier == 2.0
+    combined = resolve(["flu", "inflation", "enrollment_drop"], spec.simulation.stress, "s.toml")
+    assert combined.frequency_in_year(1) == pytest.approx(1.2)
+    assert combined.severity_scale(2) == pytest.approx(1.08 ** 2)
+    assert combined.enrollment_change == pytest.approx(PRESETS["enrollment_drop"].enrollment_change)
