@@ -50,7 +50,7 @@ BAD_COUNTY_FIELDS = [
     ("admission_rate", 0.0, 'county "900101": admission_rate must be > 0, got 0'),
     ("contribution_per_capita", True, 'contribution_per_capita must be a number, got true'),
     ("severity", {"dist": "pareto", "mean": 1.0, "cv": 1.0},
-     'county "900101": severity.dist must be one of "lognormal" | "gamma", got "pareto"'),
+     'county "900101": severity.dist must be one of "lognormal" | "gamma" | "spliced", got "pareto"'),
     ("severity", {"dist": "gamma", "mean": 1.0}, 'county "900101": severity.cv is missing'),
     ("severity", {"dist": "gamma", "mean": -3.0, "cv": 1.0},
      'county "900101": severity.mean must be > 0, got -3'),
