@@ -180,7 +180,7 @@ def _severity_lattice(streams, span: float, n: int) -> np.ndarray:
     partial first moment, both from differences of upper tails. (Second
     differences of E[min(X, x)] are equivalent but lose all precision at fine
     spans: their rounding error, ~eps E[X] / h per point, swamps the far tail.)
-    The mass above the last point (below 1e-12) is put on it.
+    The mass above the last point (below 1e-12) is put at its conditional mean.
     """
     rate = math.fsum(s.rate for s in streams)
     top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
@@ -188,18 +188,29 @@ def _severity_lattice(streams, span: float, n: int) -> np.ndarray:
     grid = span * np.arange(m + 1, dtype=float)
     cell_prob = np.zeros(m)
     cell_moment = np.zeros(m)
-    tail = 0.0
+    tail_prob = tail_moment = 0.0
     for s in streams:
         weight = s.rate / rate
         surv, surv1 = s.severity.tails(grid / s.factor)
+        scale = s.factor * s.severity.expected_value
         cell_prob += weight * (surv[:-1] - surv[1:])
-        cell_moment += weight * s.factor * s.severity.expected_value * (surv1[:-1] - surv1[1:])
-        tail += weight * surv[-1]
-    probs = np.zeros(m + 1)
-    probs[:-1] += (grid[1:] * cell_prob - cell_moment) / span
-    probs[1:] += (cell_moment - grid[:-1] * cell_prob) / span
-    probs[-1] += tail
+        cell_moment += weight * scale * (surv1[:-1] - surv1[1:])
+        tail_prob += weight * surv[-1]
+        tail_moment += weight * scale * surv1[-1]
+    # The mass beyond the last point goes to its conditional mean, split
+    # between the two lattice points around it, so the mean stays exact even
+    # for Pareto tails (where E[X; X > top] is not negligible).
+    beyond = tail_moment / tail_prob / span if tail_prob > 0 else float(m)
+    last = max(int(math.ceil(beyond)), m)
+    probs = np.zeros(last + 1)
+    probs[:m] += (grid[1:] * cell_prob - cell_moment) / span
+    probs[1:m + 1] += (cell_moment - grid[:-1] * cell_prob) / span
+    below = min(int(math.floor(beyond)), last)
+    upper_share = beyond - below if last > below else 0.0
+    probs[below] += tail_prob * (1.0 - upper_share)
+    probs[last] += tail_prob * upper_share
     np.maximum(probs, 0.0, out=probs)
+    m = last
     return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n)
 
 

@@ -10,7 +10,7 @@ A scenario changes the instance the claims are drawn from, never the plan
 | migrant_share_multiplier m | every migrant share x m (capped at 0.95): a migrant surge |
 | enrollment_change e | enrollees x (1 + e): revenue, per-capita costs and admissions scale, F does not |
 | shock_cv | replaces theta, the cv of the yearly systemic multiplier |
-| heavy_tail {tail_probability, tail_index} | every severity gets a Pareto tail above its own (1 - p) quantile |
+| heavy_tail {tail_probability, tail_index} | every severity gets a Pareto tail above its own (1 - p) quantile (severity.with_pareto_tail) |
 
 Scenarios compose: multipliers multiply, growth rates compound, the last
 shock_cv / heavy_tail named wins, `years` lists are merged.
@@ -26,11 +26,7 @@ from dataclasses import dataclass
 from pooling.errors import InputError
 from pooling.fields import FieldReader
 from pooling.instance import County, Instance
-
-
-def with_pareto_tail(severity, tail_probability: float, tail_index: float):
-    """Placeholder until the spliced severity lands: heavy-tail stresses need it."""
-    raise InputError("the heavy_tail stress needs the spliced severity model, not available yet")
+from pooling.severity import with_pareto_tail
 
 MAX_MIGRANT_SHARE = 0.95
 """A surge cannot push a county's migrant share to 1 (the model needs residents)."""

@@ -43,3 +43,19 @@ def test_composition_rules():
              StressScenario("y", frequency_multiplier=2.0, years=(2,))]
     with pytest.raises(InputError, match="both change admission rates but in different years"):
         compose(clash)
+
+
+def test_heavy_tail_keeps_the_body_and_fattens_the_tail():
+    from pooling.severity import Severity
+    from pooling.stress import HeavyTail
+    inst = instance_from_dict(tiny_instance_dict())
+    stressed = stressed_instance(inst, StressScenario("h", heavy_tail=HeavyTail(0.01, 2.5)), 1)
+    base, tailed = inst.counties[0].severity, stressed.counties[0].severity
+    assert tailed.dist == "spliced"
+    assert tailed.threshold == pytest.approx(base.upper_quantile(0.01))
+    below = tailed.threshold * 0.8
+    assert float(tailed.cdf(below)) == pytest.approx(float(base.cdf(below)), rel=1e-12)
+    far = tailed.threshold * 20
+    assert float(tailed.tails(far)[0]) > 100 * float(base.tails(far)[0])
+    assert isinstance(stressed.parameters.outside_severity, Severity)
+    assert stressed.parameters.outside_severity.dist == "spliced"
