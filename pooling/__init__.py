@@ -17,11 +17,12 @@ from pooling.instance import Instance, instance_from_dict, load_instance
 from pooling.options import SolveOptions
 from pooling.plan import load_plan
 from pooling.result import Evaluation, Result
+from pooling.simulate import StressReport, simulate
 from pooling.solve import evaluate, solve
 from pooling.spec import Spec, load_spec, spec_from_dict
 
 __all__ = [
     "Evaluation", "InputError", "Instance", "NumericsError", "PoolingError", "Result",
-    "SolveOptions", "Spec", "evaluate", "instance_from_dict", "load_instance", "load_plan",
+    "SolveOptions", "Spec", "StressReport", "evaluate", "simulate", "instance_from_dict", "load_instance", "load_plan",
     "load_spec", "solve", "spec_from_dict",
 ]

@@ -122,3 +122,38 @@ def test_console_script_runs_as_module(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2
     assert "instance file not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_simulate_writes_identical_stress_json(tmp_path, capsys):
+    inst, spec = _write_inputs(tmp_path)
+    out = tmp_path / "out"
+    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(out)]) == 0
+    outputs = []
+    for name in ("s1", "s2"):
+        code = main(["simulate", str(inst), "--spec", str(spec), "--result", str(out / "result.json"),
+                     "--years", "3", "--scenarios", "2000", "--seed", "5", "--stress", "epidemic",
+                     "--out", str(tmp_path / name)])
+        assert code in (0, 3)
+        outputs.append((tmp_path / name / "stress.json").read_bytes())
+    assert outputs[0] == outputs[1]
+    data = json.loads(outputs[0])
+    assert data["scenarios"] == 2000 and data["years"] == 3 and data["stress"] == ["epidemic"]
+    for key in ("counties", "rate", "deficit_probability", "deficit_probability_ci", "ruin_probability",
+                "ruin_probability_ci", "mean_surplus", "var", "cvar", "passed"):
+        assert key in data["pools"][0]
+    assert code == (0 if data["plan"]["passed"] else 3)
+    assert "P(ruin)" in capsys.readouterr().out
+
+
+def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
+    inst, spec = _write_inputs(tmp_path)
+    broken = tmp_path / "result.json"
+    broken.write_text(json.dumps({"status": "optimal", "pools": [{"counties": ["900101"], "rate": 0.5}]}))
+    out = tmp_path / "out"
+    assert main(["simulate", str(inst), "--spec", str(spec), "--result", str(broken),
+                 "--out", str(out)]) == 2
+    assert "counties are in no pool" in capsys.readouterr().err
+    assert main(["simulate", str(inst), "--spec", str(spec), "--result", str(tmp_path / "none.json"),
+                 "--out", str(out)]) == 2
+    assert "result file not found" in capsys.readouterr().err
+    assert not out.exists()
