@@ -124,12 +124,14 @@ class Result:
     numerics: dict[str, Any]
     diagnosis: list[str] = field(default_factory=list)
     termination: str | None = None
+    mean_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "objective_kind": self.objective_kind,
             "objective": self.objective,
+            "mean_rate": self.mean_rate,
             "bound": self.bound,
             "gap": self.gap,
             "wall_seconds": self.wall_seconds,

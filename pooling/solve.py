@@ -14,11 +14,13 @@ import time
 import pyomo.environ as pyo
 
 from pooling.candidates import candidate_pools, pool_rule_violations
-from pooling.formulations.set_partition import Column, build_set_partition
+from pooling.columns import Candidate, build_candidates, partition_rules
+from pooling.formulations.set_partition import Column, build_set_partition, fix_primary_and_maximise_mean
 from pooling.instance import Instance
 from pooling.options import SolveOptions
 from pooling.plan import validate_plan
-from pooling.pools import PoolPricer, PoolPricing
+from pooling.pools import PoolPricer
+from pooling.rules import describe_bound
 from pooling.result import (Evaluation, Result, mean_rate, numerics_summary, plan_outcomes,
                             provenance)
 from pooling.solver import SOLVER_NAME, Status, run_highs, solver_version
@@ -31,78 +33,159 @@ def _gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, bound - objective) / max(abs(objective), 1e-12)
 
 
-def diagnose_uncovered(instance: Instance, spec: Spec, priced: list[PoolPricing]) -> list[str]:
-    """One line per county that no usable candidate pool contains."""
+def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
+    """One line per county that no admissible candidate pool contains, naming
+    the rule that blocks its best pool and the relaxation that would admit it."""
     lines = []
-    r_min = spec.rates.min
     for county in instance.counties:
-        mine = [p for p in priced if county.id in p.counties]
-        if any(p.usable for p in mine):
+        mine = [c for c in candidates if county.id in c.pricing.counties]
+        if any(c.admissible for c in mine):
             continue
+        label = f"county {county.id} ({county.name})"
         if not mine:
-            lines.append(f'county {county.id} ({county.name}): no candidate pool contains it under the '
-                         f'pooling rules (scope "{spec.pooling.scope}", min_enrollees '
-                         f'{spec.pooling.min_enrollees})')
+            lines.append(f'{label}: no candidate pool contains it under the pooling rules (scope '
+                         f'"{spec.pooling.scope}", min_enrollees {spec.pooling.min_enrollees})')
             continue
-        best = max(mine, key=lambda p: p.max_rate)
-        lines.append(
-            f"county {county.id} ({county.name}): none of its {len(mine)} candidate pools is solvent at "
-            f"rates.min {r_min:.4g}; the best, [{', '.join(best.counties)}], can pay at most "
-            f"{best.max_rate:.4f} ({spec.solvency.measure} at level {spec.solvency.level:g}); lowering "
-            f"rates.min to {max(best.max_rate, 0.0):.4f} or raising reserve_share would admit it")
+        best = max(mine, key=lambda c: c.pricing.max_rate - c.column.min_rate)
+        pool = "[" + ", ".join(best.pricing.counties) + "]"
+        r_star, bound = best.pricing.max_rate, best.lower
+        if bound.rule == "rates.min":
+            lines.append(
+                f"{label}: none of its {len(mine)} candidate pools is solvent at rates.min "
+                f"{spec.rates.min:.4g}; the best, {pool}, can pay at most {r_star:.4f} "
+                f"({spec.solvency.measure} at level {spec.solvency.level:g}); lowering rates.min to "
+                f"{max(r_star, 0.0):.4f} or raising reserve_share would admit it")
+        elif not best.on_menu and r_star >= bound.value:
+            lines.append(f"{label}: no rate on the menu (step {spec.rates.step:g}) lies in its best "
+                         f"pool {pool}'s admissible range [{bound.value:.4f}, {r_star:.4f}]")
+        else:
+            lines.append(
+                f"{label}: every candidate pool breaks a rule; the best, {pool}, can pay at most "
+                f"{r_star:.4f} but {describe_bound(bound)}; {_relaxation(spec, bound, r_star)}")
     return lines
+
+
+def _relaxation(spec: Spec, bound, r_star: float) -> str:
+    eq = spec.equalisation
+    short = bound.value - r_star
+    if bound.rule == "no_county_worse_off":
+        return f"raising equalisation.tolerance to {eq.tolerance + short:.4f} would admit it"
+    if bound.rule == "max_cross_subsidy":
+        return "raising equalisation.max_cross_subsidy would admit it"
+    if bound.rule == "max_expected_surplus":
+        return "raising equalisation.max_expected_surplus would admit it"
+    return "relaxing that rule would admit it"
+
+
+def _objective_value(kind: str, pools) -> float | None:
+    if not pools:
+        return None
+    rates = [p.rate for p in pools]
+    if kind == "max_mean_rate":
+        return mean_rate(pools)
+    if kind == "max_min_rate":
+        return min(rates)
+    return max(rates) - min(rates)
+
+
+LEXICOGRAPHIC_TOLERANCE = 1e-9
+"""Second stage keeps the primary objective within this of its optimum."""
 
 
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
           options: SolveOptions | None = None) -> Result:
-    """Choose the pooling plan that maximises the spec's objective; see module docstring."""
+    """Choose the pooling plan that optimises the spec's objective; see module docstring."""
     options = options or SolveOptions()
     if time_limit is not None:
         options = dataclasses.replace(options, time_limit=time_limit)
     start = time.perf_counter()
-    candidates = candidate_pools(instance, spec)
+    pools_considered = candidate_pools(instance, spec)
     pricer = PoolPricer(instance, spec)
-    priced = [pricer.price(c) for c in candidates]
+    candidates = build_candidates(instance, spec, pools_considered, pricer)
     pricing_seconds = time.perf_counter() - start
-    usable = [p for p in priced if p.usable]
+    admissible = [c for c in candidates if c.admissible]
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind,
-                candidate_pools=len(candidates), columns=len(usable),
-                solver_options=options.to_dict(), numerics=numerics_summary(priced))
-    version = solver_version()
-    prov = provenance(instance, spec, SOLVER_NAME, version)
+                candidate_pools=len(candidates), columns=len(admissible),
+                solver_options=options.to_dict(),
+                numerics=numerics_summary([c.pricing for c in candidates]))
+    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
 
-    diagnosis = diagnose_uncovered(instance, spec, priced)
+    diagnosis = diagnose_uncovered(instance, spec, candidates)
     if diagnosis:
-        wall = time.perf_counter() - start
         return Result(status=Status.INFEASIBLE.value, objective=None, bound=None, gap=None,
-                      wall_seconds=wall, pools=[], provenance=prov, diagnosis=diagnosis,
-                      termination="no usable candidate pool for some counties",
+                      wall_seconds=time.perf_counter() - start, pools=[], provenance=prov,
+                      diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                       timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
 
     build_start = time.perf_counter()
-    columns = [Column(p.counties, p.enrollees, p.max_rate) for p in usable]
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, spec.rates.min)
+    columns = [c.column for c in admissible]
+    rules = partition_rules(spec)
+    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, rules)
     build_seconds = time.perf_counter() - build_start
     run = run_highs(model, options)
+    primary_bound = run.bound
+    solve_seconds = run.seconds
+    if run.status == Status.OPTIMAL and spec.objective.kind != "max_mean_rate":
+        fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
+        second = run_highs(model, options)
+        solve_seconds += second.seconds
+        if second.has_incumbent:
+            run = second
 
     pools = []
     if run.has_incumbent:
         chosen = [j for j in model.P if pyo.value(model.y[j]) > 0.5]
-        # Solver tolerances can leave r_P a hair outside [r_min, r*_P]; the
-        # rate a pool pays is clipped back into its own solvent range.
-        rates = [min(max(pyo.value(model.r[j]), spec.rates.min), usable[j].max_rate) for j in chosen]
-        pools = plan_outcomes([usable[j] for j in chosen], rates)
-    objective = mean_rate(pools) if pools else None
-    bound = run.bound if run.bound is None or objective is None else max(run.bound, objective)
+        rates = [_reported_rate(pyo.value(model.r[j]), columns[j], spec) for j in chosen]
+        pools = plan_outcomes([admissible[j].pricing for j in chosen], rates)
+    objective = _objective_value(spec.objective.kind, pools)
+    bound = primary_bound
+    if bound is not None and objective is not None:
+        bound = max(bound, objective) if model.objective.sense == pyo.maximize else min(bound, objective)
     if run.status == Status.INFEASIBLE:
-        diagnosis = ["no partition of the counties into usable candidate pools exists: every county "
-                     "is in some usable pool, but those pools overlap in ways no partition can use"]
-    wall = time.perf_counter() - start
+        diagnosis = diagnose_coupling(instance, spec, columns, options)
     return Result(status=run.status.value, objective=objective, bound=bound,
-                  gap=_gap(objective, bound), wall_seconds=wall, pools=pools, provenance=prov,
-                  diagnosis=diagnosis, termination=run.termination,
-                  timings={"pricing": pricing_seconds, "build": build_seconds, "solve": run.seconds},
+                  gap=_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
+                  provenance=prov, diagnosis=diagnosis, termination=run.termination,
+                  mean_rate=mean_rate(pools) if pools else None,
+                  timings={"pricing": pricing_seconds, "build": build_seconds, "solve": solve_seconds},
                   **base)
+
+
+def _reported_rate(value: float, column: Column, spec: Spec) -> float:
+    """The solver's rate without tolerance noise: snapped to the menu, or clipped
+    into the column's admissible range [L_P, r*_P]."""
+    if spec.rates.step is not None:
+        k = round((value - spec.rates.min) / spec.rates.step)
+        return spec.rates.min + k * spec.rates.step
+    return min(max(value, column.min_rate), column.max_rate)
+
+
+def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
+                      options: SolveOptions) -> list[str]:
+    """Why the MILP is infeasible although every county has an admissible pool."""
+    eq = spec.equalisation
+    if eq.max_rate_gap is None:
+        return ["no partition of the counties into admissible candidate pools exists: every county "
+                "is in some admissible pool, but those pools overlap in ways no partition can use"]
+    relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
+    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, relaxed)
+    run = run_highs(model, options)
+    if run.objective is None:
+        return ["no partition of the counties into admissible candidate pools exists, "
+                "even without max_rate_gap"]
+    groups = {}
+    for g in model.G:
+        hi, lo = pyo.value(model.group_hi[g]), pyo.value(model.group_lo[g])
+        groups[g] = hi - lo
+    worst = max(groups, key=groups.get)
+    chosen = [columns[j] for j in model.P if pyo.value(model.y[j]) > 0.5 and worst in columns[j].gap_groups]
+    lowest = min(chosen, key=lambda c: c.max_rate)
+    highest = max(chosen, key=lambda c: c.min_rate)
+    return [f"no plan keeps every {eq.gap_scope} within max_rate_gap {eq.max_rate_gap:g}: the smallest "
+            f"achievable gap is {run.objective:.4f} (in {eq.gap_scope} {worst}), because pool "
+            f"[{', '.join(lowest.members)}] can pay at most {lowest.max_rate:.4f} while pool "
+            f"[{', '.join(highest.members)}] must pay at least {highest.min_rate:.4f}; setting "
+            f"max_rate_gap to {run.objective:.4f} would restore feasibility"]
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None) -> Evaluation:

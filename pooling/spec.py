@@ -24,7 +24,8 @@ from pooling.stress import StressScenario, read_stress_table
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
 MEASURES = ("cvar", "var", "ruin")
-OBJECTIVES = ("max_mean_rate",)
+OBJECTIVES = ("max_mean_rate", "max_min_rate", "min_rate_dispersion")
+GAP_SCOPES = ("instance", "province", "prefecture")
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,23 @@ class Solvency:
 
 @dataclass(frozen=True)
 class Rates:
+    """Rates lie in [min, max]; with `step`, on the menu min + k step."""
+
     min: float
     max: float
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class Equalisation:
+    """Fairness rules (docs/model.md §Equalisation). None / False: rule off."""
+
+    max_rate_gap: float | None = None
+    gap_scope: str = "instance"
+    no_county_worse_off: bool = False
+    tolerance: float = 0.0
+    max_cross_subsidy: float | None = None
+    max_expected_surplus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class Spec:
     pooling: PoolingRules
     solvency: Solvency
     rates: Rates
+    equalisation: Equalisation
     objective: Objective
     simulation: Simulation
     source: str
@@ -88,7 +105,7 @@ class Spec:
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in), as stored in results."""
         return {section: dataclasses.asdict(getattr(self, section))
-                for section in ("pooling", "solvency", "rates", "objective", "simulation")}
+                for section in ("pooling", "solvency", "rates", "equalisation", "objective", "simulation")}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -115,13 +132,15 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     pooling = _read_pooling(top.table("pooling"))
     solvency = _read_solvency(top.table("solvency"))
     rates = _read_rates(top.table("rates"))
+    equalisation = _read_equalisation(top.table("equalisation", default=None))
     objective_table = top.table("objective", default=None)
     objective = Objective(kind=objective_table.string("kind", choices=OBJECTIVES,
                                                       default="max_mean_rate"))
     objective_table.finish()
     simulation = _read_simulation(top.table("simulation", default=None))
     top.finish()
-    return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates, objective=objective,
+    return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
+                equalisation=equalisation, objective=objective,
                 simulation=simulation, source=source, sha256=sha256)
 
 
@@ -151,10 +170,27 @@ def _read_solvency(reader: FieldReader) -> Solvency:
 def _read_rates(reader: FieldReader) -> Rates:
     low = reader.number("min", low=0.0, high=1.0)
     high = reader.number("max", low=0.0, high=1.0, low_open=True)
+    step = reader.number("step", low=0.0, high=1.0, low_open=True, default=None)
     reader.finish()
     if low > high:
         raise reader.fail("min", f"must be <= rates.max ({high:g}), got {low:g}")
-    return Rates(min=low, max=high)
+    return Rates(min=low, max=high, step=step)
+
+
+def _read_equalisation(reader: FieldReader) -> Equalisation:
+    eq = Equalisation(
+        max_rate_gap=reader.number("max_rate_gap", low=0.0, high=1.0, default=None),
+        gap_scope=reader.string("gap_scope", choices=GAP_SCOPES, default="instance"),
+        no_county_worse_off=reader.boolean("no_county_worse_off", default=False),
+        tolerance=reader.number("tolerance", low=0.0, high=1.0, default=0.0),
+        max_cross_subsidy=reader.number("max_cross_subsidy", low=0.0, default=None),
+        max_expected_surplus=reader.number("max_expected_surplus", low=0.0, default=None))
+    reader.finish()
+    if eq.tolerance and not eq.no_county_worse_off:
+        raise reader.fail("tolerance", "applies only with no_county_worse_off = true")
+    if reader.has("gap_scope") and eq.max_rate_gap is None:
+        raise reader.fail("gap_scope", "applies only with max_rate_gap")
+    return eq
 
 
 def _read_simulation(reader: FieldReader) -> Simulation:

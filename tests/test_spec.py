@@ -46,7 +46,11 @@ def test_defaults_filled_in():
     ({"rates": {"min": 0.8, "max": 0.5}}, "rates.min must be <= rates.max (0.5), got 0.8"),
     ({"rates": {"max": 1.5}}, "rates.max must be in (0, 1], got 1.5"),
     ({"objective": {"kind": "max_happiness"}}, 'objective.kind must be one of "max_mean_rate"'),
-    ({"equalisation": {"max_rate_gap": 0.1}}, "equalisation is not a known field"),
+    ({"equalisation": {"max_rate_gap": 1.5}}, "equalisation.max_rate_gap must be in [0, 1], got 1.5"),
+    ({"equalisation": {"tolerance": 0.01}}, "equalisation.tolerance applies only with no_county_worse_off"),
+    ({"equalisation": {"gap_scope": "county"}}, "equalisation.gap_scope must be one of"),
+    ({"equalisation": {"max_rate_gap": 0.1, "gap": 0.1}}, "equalisation.gap is not a known field"),
+    ({"rates": {"step": 0}}, "rates.step must be in (0, 1], got 0"),
 ])
 def test_bad_spec_fields(sections, message):
     with pytest.raises(InputError) as err:
