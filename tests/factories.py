@@ -62,7 +62,8 @@ def spec_dict(scope: str = "optimise", **sections) -> dict:
     return data
 
 
-def random_instance_dict(seed: int, n_counties: int, n_prefectures: int = 1) -> dict:
+def random_instance_dict(seed: int, n_counties: int, n_prefectures: int = 1,
+                         contribution_range: tuple[float, float] = (330.0, 520.0)) -> dict:
     """A random small instance: sizes 2k-60k enrollees (tens to thousands of
     admissions, so pricing is fast), mixed finances so that some pools gain
     from pooling and some do not, random connected adjacency per prefecture
@@ -93,7 +94,7 @@ def random_instance_dict(seed: int, n_counties: int, n_prefectures: int = 1) -> 
         counties.append(county(
             cid, prefecture=prefs[i],
             enrollees=int(rng.integers(2_000, 60_000)),
-            contribution_per_capita=float(np.round(rng.uniform(330.0, 520.0), 2)),
+            contribution_per_capita=float(np.round(rng.uniform(*contribution_range), 2)),
             reserves=float(np.round(rng.uniform(0.0, 3e6), 0)),
             admission_rate=float(np.round(rng.uniform(0.05, 0.11), 4)),
             severity={"dist": str(rng.choice(["lognormal", "gamma"])),
