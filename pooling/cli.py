@@ -14,14 +14,15 @@ import sys
 import traceback
 from pathlib import Path
 
+from pooling.baselines import compare
 from pooling.candidates import candidate_pools
 from pooling.errors import InputError, NumericsError
 from pooling.instance import Instance, load_instance
 from pooling.options import add_solve_arguments, options_from_namespace
 from pooling.plan import load_plan
 from pooling.pools import PoolPricer
-from pooling.report import (evaluation_summary, load_result_json, result_summary, stress_summary,
-                            write_json_atomic)
+from pooling.report import (baselines_table, evaluation_summary, load_result_json, result_summary,
+                            stress_summary, write_json_atomic)
 from pooling.simulate import simulate
 from pooling.stress import PRESETS
 from pooling.solve import evaluate, solve
@@ -53,8 +54,12 @@ def cmd_solve(args) -> int:
     options = options_from_namespace(args)
     result = solve(instance, spec, options=options)
     data = result.to_dict()
+    if args.compare:
+        data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
     write_json_atomic(Path(args.out) / "result.json", data)
     print(result_summary(data, instance))
+    if args.compare:
+        print(baselines_table(data["baselines"]))
     print(f"wrote {Path(args.out) / 'result.json'}")
     if result.status == "infeasible":
         return EXIT_INFEASIBLE
@@ -133,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance", nargs="?", help=f"instance JSON (default: {DEFAULT_INSTANCE.name})")
     p.add_argument("--spec", help=f"model spec TOML (default: models/{DEFAULT_SPEC.name})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the baselines (status quo, prefecture pooling, greedy merging) "
+                        "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
     p.set_defaults(func=cmd_solve)
 

@@ -105,3 +105,14 @@ def stress_summary(data: dict[str, Any], instance: Instance) -> str:
                  f"[{plan['any_ruin_probability_ci'][0]:.4f}, {plan['any_ruin_probability_ci'][1]:.4f}]; "
                  f"plan {'passed' if plan['passed'] else 'FAILED'}")
     return "\n".join(lines)
+
+
+def baselines_table(baselines: list[dict[str, Any]]) -> str:
+    """Status quo vs prefecture pooling vs greedy vs optimum, one line each."""
+    lines = [f"{'plan':<12} {'status':<11} {'objective':>9} {'mean rate':>9} {'min rate':>8} "
+             f"{'max rate':>8} {'pools':>5} {'seconds':>8}"]
+    for b in baselines:
+        lines.append(f"{b['name']:<12} {b['status']:<11} {_fmt(b['objective']):>9} "
+                     f"{_fmt(b['mean_rate']):>9} {_fmt(b['min_rate']):>8} {_fmt(b['max_rate']):>8} "
+                     f"{len(b['pools']):>5} {b['seconds']:>8.2f}")
+    return "\n".join(lines)
