@@ -71,7 +71,7 @@ def cmd_solve(args) -> int:
 def cmd_evaluate(args) -> int:
     instance, spec = _load(args)
     plan = load_plan(args.plan, instance)
-    evaluation = evaluate(instance, spec, plan)
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy)
     data = evaluation.to_dict()
     write_json_atomic(Path(args.out) / "evaluation.json", data)
     print(evaluation_summary(data, instance))
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance", help="instance JSON")
     p.add_argument("--spec", required=True, help="model spec TOML")
     p.add_argument("--plan", required=True, help='plan JSON: {"pools": [["id", ...], ...]}')
+    p.add_argument("--subsidy", action="store_true",
+                   help="also report the price of equalisation: the top-up per pool that keeps it "
+                        "solvent with no county worse off, and per-county compensation")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -83,6 +83,13 @@ def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     lines = [f"plan on {instance.name}: {evaluation['status']}; mean rate {_fmt(evaluation['objective'])}",
              plan_table(evaluation["pools"], instance)]
     lines.extend(f"violation: {v}" for v in evaluation["violations"])
+    if evaluation.get("subsidy"):
+        sub = evaluation["subsidy"]
+        lines.append(f"price of equalisation: top-up {sub['total_top_up']:,.0f} {instance.currency}; "
+                     f"county compensation {sub['total_compensation']:,.0f} {instance.currency}/yr")
+        for p in sub["pools"]:
+            lines.append(f"  {p['id']}: rate {p['rate_without_subsidy']:.4f} -> required "
+                         f"{p['rate_required']:.4f}, top-up {p['top_up']:,.0f}")
     return "\n".join(lines)
 
 

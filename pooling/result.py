@@ -160,10 +160,12 @@ class Evaluation:
     spec: dict[str, Any]
     numerics: dict[str, Any]
     wall_seconds: float
+    subsidy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": "feasible" if self.feasible else "infeasible",
+            "subsidy": self.subsidy,
             "feasible": self.feasible,
             "objective_kind": self.spec["objective"]["kind"],
             "objective": self.objective,

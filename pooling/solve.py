@@ -21,6 +21,7 @@ from pooling.options import SolveOptions
 from pooling.plan import validate_plan
 from pooling.pools import PoolPricer
 from pooling.rules import describe_bound
+from pooling.subsidy import price_of_equalisation
 from pooling.result import (Evaluation, Result, mean_rate, numerics_summary, plan_outcomes,
                             provenance)
 from pooling.solver import SOLVER_NAME, Status, run_highs, solver_version
@@ -188,7 +189,8 @@ def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
             f"max_rate_gap to {run.objective:.4f} would restore feasibility"]
 
 
-def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None) -> Evaluation:
+def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
+             subsidy: bool = False) -> Evaluation:
     """Price a plan (a list of lists of county ids): each pool at its maximum
     solvent rate r*_P, floored at 0 (a pool with r*_P < rates.min is reported
     with that rate and listed as a violation)."""
@@ -204,7 +206,8 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
                 f"pool [{', '.join(pricing.counties)}]: max solvent rate {pricing.max_rate:.4f} < "
                 f"rates.min {spec.rates.min:g}")
     pools = plan_outcomes(priced, [max(p.max_rate, 0.0) for p in priced])
-    return Evaluation(feasible=not violations, objective=mean_rate(pools), pools=pools,
+    extra = price_of_equalisation(spec, pools, pricer) if subsidy else None
+    return Evaluation(subsidy=extra, feasible=not violations, objective=mean_rate(pools), pools=pools,
                       violations=violations, provenance=provenance(instance, spec, None, None),
                       spec=spec.to_dict(), numerics=numerics_summary(priced),
                       wall_seconds=time.perf_counter() - start)
