@@ -7,8 +7,9 @@ starts from the status quo and repeatedly merges the pair of adjacent pools
 (some member of one adjacent to some member of the other) whose merge
 improves the plan most, while the merged pool is allowed by the pooling rules
 and an improving merge exists. Plans are ranked by (number of inadmissible
-pools, primary objective, mean rate): merging first repairs counties that
-cannot stand alone.
+pools, whether the coupled rules such as the rate gap can hold, primary
+objective, mean rate): merging first repairs counties that cannot stand
+alone, then plans whose rates cannot be equalised (fewer pools first).
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
 
     def score(plan):
         value = fixed_plan_value(instance, spec, plan, pricer, options)
-        return None if value is None else (-value[0], value[1], value[2])
+        if value is None:  # pools admissible but coupled rules (rate gap) fail: fewer pools is closer
+            return (0, 0, -float(len(plan)), float("-inf"))
+        return (-value[0], 1, value[1], value[2])
 
     plan = [[cid] for cid in sorted(instance.ids)]
     current = score(plan)
@@ -105,19 +108,19 @@ def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
                     continue
                 trial = [p for k, p in enumerate(plan) if k not in (i, j)] + [merged]
                 value = score(trial)
-                if value is not None and (best is None or value > best):
+                if best is None or value > best:
                     best, best_plan = value, trial
-        if best is None or (current is not None and not _improves(best, current)):
+        if best is None or not _improves(best, current):
             return sorted(plan)
         plan, current = best_plan, best
 
 
 def _improves(new, old) -> bool:
-    if new[0] != old[0]:
-        return new[0] > old[0]
-    if abs(new[1] - old[1]) > IMPROVEMENT_TOLERANCE:
-        return new[1] > old[1]
-    return new[2] > old[2] + IMPROVEMENT_TOLERANCE
+    if new[:2] != old[:2]:
+        return new[:2] > old[:2]
+    if abs(new[2] - old[2]) > IMPROVEMENT_TOLERANCE:
+        return new[2] > old[2]
+    return new[3] > old[3] + IMPROVEMENT_TOLERANCE
 
 
 def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions | None = None):
