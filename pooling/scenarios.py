@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pooling.instance import OUTSIDE, Instance
+from pooling.pools import PoolPricer
 from pooling.risk import sample_var_cvar
 from pooling.spec import Spec
 
@@ -186,28 +187,20 @@ class ScenarioPricing:
     usable: bool
 
 
-class ScenarioPricer:
-    """Prices pools on sampled scenarios, memoised; a drop-in for
-    pools.PoolPricer where only enrollees / max_rate / usable are read
-    (bruteforce.brute_force)."""
+class ScenarioPricer(PoolPricer):
+    """Prices pools on sampled scenarios, memoised (the cache of
+    pools.PoolPricer); a drop-in where only enrollees / max_rate / usable are
+    read (bruteforce.brute_force)."""
 
     def __init__(self, instance: Instance, spec: Spec, scenarios: Scenarios):
-        self.instance, self.spec, self.scenarios = instance, spec, scenarios
-        self._cache: dict[frozenset[str], ScenarioPricing] = {}
+        super().__init__(instance, spec)
+        self.scenarios = scenarios
 
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    def price(self, members) -> ScenarioPricing:
-        key = frozenset(members)
-        hit = self._cache.get(key)
-        if hit is None:
-            budget = pool_budget(self.instance, self.spec, key)
-            risk = sample_risk(pool_losses(self.scenarios, key), self.spec)
-            rate = _max_rate(budget, risk, self.spec.rates.max)
-            hit = ScenarioPricing(
-                counties=tuple(sorted(key)),
-                enrollees=sum(self.instance.county(c).enrollees for c in key),
-                budget=budget, risk=risk, max_rate=rate, usable=rate >= self.spec.rates.min)
-            self._cache[key] = hit
-        return hit
+    def _price(self, key: frozenset[str]) -> ScenarioPricing:
+        budget = pool_budget(self.instance, self.spec, key)
+        risk = sample_risk(pool_losses(self.scenarios, key), self.spec)
+        rate = _max_rate(budget, risk, self.spec.rates.max)
+        return ScenarioPricing(
+            counties=tuple(sorted(key)),
+            enrollees=sum(self.instance.county(c).enrollees for c in key),
+            budget=budget, risk=risk, max_rate=rate, usable=rate >= self.spec.rates.min)
