@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from pooling import instance_from_dict, solve, spec_from_dict
 from pooling.pools import PoolPricer
