@@ -17,7 +17,8 @@ from pathlib import Path
 from pooling.baselines import compare
 from pooling.candidates import candidate_pools
 from pooling.errors import InputError, NumericsError
-from pooling.instance import Instance, load_instance
+from pooling.generate import generate_instance
+from pooling.instance import Instance, instance_from_dict, load_instance
 from pooling.options import add_solve_arguments, options_from_namespace
 from pooling.plan import load_plan
 from pooling.pools import PoolPricer
@@ -130,6 +131,18 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def cmd_generate(args) -> int:
+    try:
+        data = generate_instance(args.counties, args.prefectures, args.seed)
+    except ValueError as exc:
+        raise InputError(f"generate: {exc}") from None
+    instance = instance_from_dict(data, source="generated")  # validate before writing
+    write_json_atomic(Path(args.out), data)
+    print(f"wrote {args.out}: {len(instance.counties)} counties in {len(instance.prefectures)} "
+          f"prefectures, {instance.total_enrollees:,} enrollees (synthetic, seed {args.seed})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("generate", help="write a synthetic instance drawn from census distributions")
+    p.add_argument("--counties", type=int, required=True, help="number of counties")
+    p.add_argument("--prefectures", type=int, required=True, help="number of prefectures")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="generated.json", help="output file (default generated.json)")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and summarise it")
     p.add_argument("instance", help="instance JSON")

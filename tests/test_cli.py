@@ -157,3 +157,17 @@ def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert "result file not found" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_generate_writes_a_valid_instance(tmp_path, capsys):
+    from pooling import load_instance
+    out = tmp_path / "g.json"
+    assert main(["generate", "--counties", "12", "--prefectures", "3", "--seed", "4", "--out", str(out)]) == 0
+    inst = load_instance(out)
+    assert len(inst.counties) == 12 and len(inst.prefectures) == 3
+    again = tmp_path / "h.json"
+    assert main(["generate", "--counties", "12", "--prefectures", "3", "--seed", "4", "--out", str(again)]) == 0
+    assert out.read_bytes() == again.read_bytes()
+    assert main(["generate", "--counties", "2", "--prefectures", "3", "--out", str(tmp_path / "x.json")]) == 2
+    assert "generate:" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
