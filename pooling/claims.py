@@ -155,7 +155,7 @@ class LatticeLaw:
 class AggregateResult:
     """A computed aggregate law with its risk figures and self-checks."""
 
-    law: LatticeLaw
+    law: LatticeLaw | None    # None once a pricer has dropped it to save memory
     level: float
     var: float
     cvar: float

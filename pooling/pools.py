@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -60,7 +61,8 @@ class PoolPricing:
     max_rate: float             # r*_P = min(r_max, B_P / rho); may be < r_min or negative
     usable: bool                # r*_P >= r_min
     county_expected_cost: tuple[tuple[str, float], ...]
-    numerics: AggregateResult
+    numerics: AggregateResult   # risk figures and self-checks; the lattice itself is dropped
+                                # (a pricer may hold thousands of pools)
 
 
 class PoolPricer:
@@ -107,4 +109,5 @@ class PoolPricer:
             counties=tuple(c.id for c in counties), enrollees=sum(c.enrollees for c in counties),
             revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
-            usable=max_rate >= spec.rates.min, county_expected_cost=per_county, numerics=result)
+            usable=max_rate >= spec.rates.min, county_expected_cost=per_county,
+            numerics=dataclasses.replace(result, law=None))

@@ -185,10 +185,15 @@ class Severity:
         return float(self._frozen().isf(1.0 - p)) if p > 0.5 else float(self._frozen().ppf(p))
 
     def upper_quantile(self, tail_probability: float) -> float:
-        """x with P(X > x) = tail_probability."""
+        """x with P(X > x) = tail_probability, from closed-form inverses (no
+        scipy frozen distribution: this is on the pricing hot path)."""
         if self.dist == "spliced":
             return float(self._spliced_isf(np.array([tail_probability]))[0])
-        return float(self._frozen().isf(tail_probability))
+        if self.dist == "lognormal":
+            mu, sigma = _lognormal_params(self.mean, self.cv)
+            return math.exp(mu - sigma * float(special.ndtri(tail_probability)))
+        shape = 1.0 / self.cv ** 2
+        return float(special.gammainccinv(shape, tail_probability)) * self.mean / shape
 
     def tails(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S(x), S1(x)) for x >= 0: the survival function P(X > x) and the
