@@ -4,10 +4,8 @@ Every committed instance loads and validates; the small ones solve under
 models/default.toml; the national one prices status-quo pools; the builder
 reproduces the committed files byte for byte (skipped without ../shared/).
 
-The national status quo: pricing all 2,565 single-county pools takes ~67 s on
-the development machine (2026-11-23), so by default the test prices a fixed
-sample: every 5th county by id plus the 10 smallest and 10 largest funds
-(~530 pools, ~15 s). Set POOLING_FULL_NATIONAL=1 to price every county.
+The national status quo: all 2,565 single-county pools are priced (~24 s on
+the development machine, 2026-11-23).
 """
 
 from __future__ import annotations
