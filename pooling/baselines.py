@@ -1,6 +1,11 @@
 """Baselines in one place (DESIGN §Formulations, 4): status quo (every county
 alone), full prefecture pooling, greedy merging, and the optimum.
 
+Fixed partitions (status quo, prefecture) are not bound by the spec's
+pooling rules (contiguity, size limits): a prefecture pool that is not
+contiguous can beat a contiguous optimum; `breaks_rules` lists such
+violations so a comparison is read correctly.
+
 All four are judged by the same spec (solvency, rates, equalisation rules,
 objective), so the comparison isolates the choice of pools. Greedy merging
 starts from the status quo and repeatedly merges the pair of adjacent pools
@@ -43,6 +48,7 @@ class BaselineOutcome:
     max_rate: float | None
     pools: list[list[str]]
     seconds: float
+    breaks_rules: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -85,7 +91,7 @@ def _adjacent(instance: Instance, a, b) -> bool:
 def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
            options: SolveOptions | None = None) -> list[list[str]]:
     """Greedy merging from the status quo (module docstring)."""
-    pricer = pricer or PoolPricer(instance, spec)
+    pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     options = options or SolveOptions()
     optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
 
@@ -129,7 +135,7 @@ def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions 
     outcomes = []
     for name, scope in (("status_quo", "county"), ("prefecture", "prefecture")):
         fixed = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope=scope))
-        outcomes.append(_from_result(name, solve(instance, fixed, options=options)))
+        outcomes.append(_from_result(name, solve(instance, fixed, options=options), instance, spec))
     start = time.perf_counter()
     pricer = PoolPricer(instance, spec)
     plan = greedy(instance, spec, pricer, options)
@@ -150,10 +156,15 @@ def _reported(spec: Spec, primary: float) -> float:
     return -primary if spec.objective.kind == "min_rate_dispersion" else primary
 
 
-def _from_result(name, result) -> BaselineOutcome:
+def _from_result(name, result, instance=None, spec=None) -> BaselineOutcome:
     rates = [p.rate for p in result.pools]
+    broken = []
+    if instance is not None:
+        optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
+        for p in result.pools:
+            broken.extend(pool_rule_violations(instance, optimise_rules, p.pricing.counties))
     return BaselineOutcome(name=name, status=result.status, objective=result.objective,
                            mean_rate=result.mean_rate if result.pools else None,
                            min_rate=min(rates) if rates else None, max_rate=max(rates) if rates else None,
                            pools=[list(p.pricing.counties) for p in result.pools],
-                           seconds=result.wall_seconds)
+                           seconds=result.wall_seconds, breaks_rules=broken)

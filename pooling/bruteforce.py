@@ -100,8 +100,8 @@ def _interval(instance: Instance, spec: Spec, pricing, alone) -> tuple[float, fl
         for cid in pricing.counties:
             if alone[cid].max_rate >= spec.rates.min:
                 low = max(low, alone[cid].max_rate - eq.tolerance)
-    expected = dict(pricing.county_expected_cost)
     if eq.max_cross_subsidy is not None:
+        expected = dict(pricing.county_expected_cost)
         for cid in pricing.counties:
             c = instance.county(cid)
             own_cost = (c.admin_per_capita + c.outpatient_per_capita) * c.enrollees \
@@ -225,7 +225,7 @@ def brute_force(instance: Instance, spec: Spec, pricer: PoolPricer | None = None
     ids = sorted(instance.ids)
     if len(ids) > MAX_BRUTE_FORCE_COUNTIES:
         raise ValueError(f"brute force handles at most {MAX_BRUTE_FORCE_COUNTIES} counties, got {len(ids)}")
-    pricer = pricer or PoolPricer(instance, spec)
+    pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     alone = {cid: pricer.price([cid]) for cid in ids} if spec.equalisation.no_county_worse_off else {}
     simple = (spec.equalisation.max_rate_gap is None and spec.rates.step is None
               and spec.objective.kind == "max_mean_rate")

@@ -121,5 +121,6 @@ def baselines_table(baselines: list[dict[str, Any]]) -> str:
     for b in baselines:
         lines.append(f"{b['name']:<12} {b['status']:<11} {_fmt(b['objective']):>9} "
                      f"{_fmt(b['mean_rate']):>9} {_fmt(b['min_rate']):>8} {_fmt(b['max_rate']):>8} "
-                     f"{len(b['pools']):>5} {b['seconds']:>8.2f}")
+                     f"{len(b['pools']):>5} {b['seconds']:>8.2f}"
+                     + ("  (breaks the pooling rules)" if b.get("breaks_rules") else ""))
     return "\n".join(lines)

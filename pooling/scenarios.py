@@ -190,7 +190,8 @@ class ScenarioPricing:
 class ScenarioPricer(PoolPricer):
     """Prices pools on sampled scenarios, memoised (the cache of
     pools.PoolPricer); a drop-in where only enrollees / max_rate / usable are
-    read (bruteforce.brute_force)."""
+    read (bruteforce.brute_force without max_cross_subsidy or
+    max_expected_surplus, which need per-county expected costs)."""
 
     def __init__(self, instance: Instance, spec: Spec, scenarios: Scenarios):
         super().__init__(instance, spec)

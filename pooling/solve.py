@@ -196,7 +196,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     with that rate and listed as a violation)."""
     start = time.perf_counter()
     plan = validate_plan(plan, instance)
-    pricer = pricer or PoolPricer(instance, spec)
+    pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     priced = [pricer.price(pool) for pool in plan]
     violations = []
     for pool, pricing in zip(plan, priced):

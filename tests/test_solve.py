@@ -136,3 +136,16 @@ def test_result_dict_has_the_documented_fields():
     # Mean-preserving discretisation keeps E[Y] up to the 1e-12 tails cut off
     # the window and FFT round-off; 1e-6 is 1000x inside the 1e-3 promise.
     assert data["numerics"]["max_mean_rel_error"] < 1e-6
+
+
+def test_an_empty_pricer_passed_in_is_used():
+    """Regression: `pricer or PoolPricer(...)` replaced an empty pricer (it has
+    __len__, so it was falsy) by a new one, silently ignoring the caller's."""
+    inst = instance_from_dict(tiny_instance_dict())
+    spec = spec_from_dict(spec_dict())
+    pricer = PoolPricer(inst, spec)
+    brute_force(inst, spec, pricer)
+    assert len(pricer) > 0
+    other = PoolPricer(inst, spec)
+    evaluate(inst, spec, [list(inst.ids)], pricer=other)
+    assert len(other) == 1

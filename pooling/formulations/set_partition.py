@@ -79,8 +79,9 @@ def build_set_partition(columns: list[Column], county_ids: list[str], total_enro
     m.P = pyo.RangeSet(0, len(columns) - 1)
     m.C = pyo.Set(initialize=list(county_ids), ordered=True)
     m.y = pyo.Var(m.P, domain=pyo.Binary)
-    m.r = pyo.Var(m.P, bounds=lambda _m, j: (0.0, columns[j].max_rate + MENU_SLACK))
-    m.rate_cap = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] <= (columns[j].max_rate + MENU_SLACK) * _m.y[j])
+    slack = MENU_SLACK if rules.rate_step is not None else 0.0
+    m.r = pyo.Var(m.P, bounds=lambda _m, j: (0.0, columns[j].max_rate + slack))
+    m.rate_cap = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] <= (columns[j].max_rate + slack) * _m.y[j])
     m.rate_floor = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] >= columns[j].min_rate * _m.y[j])
     m.cover = pyo.Constraint(m.C, rule=lambda _m, c: sum(_m.y[j] for j in covering[c]) == 1)
 
