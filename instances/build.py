@@ -41,7 +41,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import Delaunay
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_tongliao as bt  # noqa: E402  (calibration constants and helpers)
@@ -394,22 +393,12 @@ def province_adjacency(units: list[dict], path: Path) -> tuple[set, dict]:
         xy = bt.project_km(lon, lat)
         pos = {cid: xy[i] for i, cid in enumerate(ids)}
     if len(known) >= 3:
-        tri = Delaunay(xy)
-        lengths = {}
-        for simplex in tri.simplices:
-            for i in range(3):
-                a, b = sorted((int(simplex[i]), int(simplex[(i + 1) % 3])))
-                lengths[(ids[a], ids[b])] = float(np.hypot(*(xy[a] - xy[b])))
-        median = float(np.median(list(lengths.values())))
-        edges = {e for e, d in lengths.items() if d <= DELAUNAY_MAX_RATIO * median}
-        stats["dropped"] = len(lengths) - len(edges)
-        uf = UnionFind(ids)
-        for a, b in edges:
-            uf.union(a, b)
-        for e in sorted(set(lengths) - edges, key=lambda e: (lengths[e], e)):
-            if uf.union(*e):
-                edges.add(e)
-                stats["reconnected"] += 1
+        # The Tongliao builder's rule: Delaunay, long edges dropped, graph
+        # reconnected by the shortest dropped edges (Kruskal).
+        lengths, median, edges = bt.delaunay_edges(ids, xy)
+        short = sum(1 for d in lengths.values() if d <= DELAUNAY_MAX_RATIO * median)
+        stats["dropped"] = len(lengths) - short
+        stats["reconnected"] = len(edges) - short
     elif len(known) == 2:
         edges = {tuple(sorted(ids))}
 
