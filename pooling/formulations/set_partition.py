@@ -10,6 +10,8 @@ worse off, cross-subsidy cap, expected-surplus cap). Variables: y_P binary
                                        hi_g >= r_P, lo_g <= r_P + r_max (1 - y_P))
   r_P = r_min y_P + step k_P, k_P integer (rate menu r_min + k step, when a
                                        step is given; k within the column's bounds)
+With the mean-rate objective and neither a gap nor a menu, r_P = r*_P y_P
+is an expression, not a variable (each pool then pays its r*_P).
 Objectives: max_mean_rate (sum N_P r_P / N), max_min_rate (z <= r_P +
 r_max (1 - y_P)) and min_rate_dispersion (hi - lo over the whole plan). The
 model carries `mean_rate` (an expression) so a solver can break ties
@@ -61,6 +63,12 @@ def menu_steps(column: Column, origin: float, step: float) -> tuple[int, int]:
     return k_lo, k_hi
 
 
+def rates_are_free(rules: PartitionRules) -> bool:
+    """True when every chosen pool pays its r*_P at the optimum: mean-rate
+    objective, no rate gap, no menu (so r_P needs no variable)."""
+    return rules.objective == "max_mean_rate" and rules.max_rate_gap is None and rules.rate_step is None
+
+
 def build_set_partition(columns: list[Column], county_ids: list[str], total_enrollees: int,
                         rules: PartitionRules = PartitionRules()) -> pyo.ConcreteModel:
     """Pyomo model of the set-partitioning problem. Every county must be in some column."""
@@ -79,10 +87,17 @@ def build_set_partition(columns: list[Column], county_ids: list[str], total_enro
     m.P = pyo.RangeSet(0, len(columns) - 1)
     m.C = pyo.Set(initialize=list(county_ids), ordered=True)
     m.y = pyo.Var(m.P, domain=pyo.Binary)
-    slack = MENU_SLACK if rules.rate_step is not None else 0.0
-    m.r = pyo.Var(m.P, bounds=lambda _m, j: (0.0, columns[j].max_rate + slack))
-    m.rate_cap = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] <= (columns[j].max_rate + slack) * _m.y[j])
-    m.rate_floor = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] >= columns[j].min_rate * _m.y[j])
+    if rates_are_free(rules):
+        if any(col.min_rate > col.max_rate for col in columns):
+            raise ValueError("a column's rate floor exceeds its r*_P; drop it before building")
+        # Nothing couples the rates and the objective rewards each one: a chosen
+        # pool pays r*_P. r_P = r*_P y_P as an expression halves the model.
+        m.r = pyo.Expression(m.P, rule=lambda _m, j: columns[j].max_rate * _m.y[j])
+    else:
+        slack = MENU_SLACK if rules.rate_step is not None else 0.0
+        m.r = pyo.Var(m.P, bounds=lambda _m, j: (0.0, columns[j].max_rate + slack))
+        m.rate_cap = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] <= (columns[j].max_rate + slack) * _m.y[j])
+        m.rate_floor = pyo.Constraint(m.P, rule=lambda _m, j: _m.r[j] >= columns[j].min_rate * _m.y[j])
     m.cover = pyo.Constraint(m.C, rule=lambda _m, c: sum(_m.y[j] for j in covering[c]) == 1)
 
     if rules.rate_step is not None:
