@@ -130,6 +130,9 @@ METHODS = (
                 "pooling.solve: enumerate, price exactly, set-partitioning MILP (HiGHS)"),
     MethodEntry("brute_force", "exact", True,
                 "pooling.bruteforce.brute_force: every set partition (own pricer, pricing included)"),
+    MethodEntry("column_generation", "exact", False,
+                "pooling.solve with candidates=generate: generated columns (heuristic pricing), "
+                "MILP over them, bound valid over every pool"),
     MethodEntry("greedy", "exact", False, "pooling.baselines.greedy + fixed_plan_value"),
     MethodEntry("status_quo", "exact", False, "every county alone (pooling.solve, scope county)"),
     MethodEntry("prefecture", "exact", False, "one pool per prefecture (pooling.solve, scope prefecture)"),
@@ -162,7 +165,8 @@ def skip_reason(instance: InstanceEntry, spec: str, method: str, candidate_pools
     if method in SCENARIO_METHODS and spec not in COMPACT_SPECS:
         return "compact model does not support equalisation rules (pair not run)"
     exact = METHOD_BY_NAME[method].problem == "exact"
-    if exact and candidate_pools is not None and candidate_pools > EXACT_POOL_BUDGET and not all_exact:
+    if (exact and method != "column_generation" and candidate_pools is not None
+            and candidate_pools > EXACT_POOL_BUDGET and not all_exact):
         return (f"{candidate_pools:,} candidate pools > {EXACT_POOL_BUDGET:,}: exact pricing skipped "
                 f"for time (--all-exact runs it)")
     return None

@@ -1,17 +1,19 @@
 """Candidate pools: the columns of the set-partitioning model.
 
 Scope "county" and "prefecture" are fixed partitions (the baselines); scope
-"optimise" enumerates every allowed subset of each group (prefecture, province
-or the whole instance): connected in the adjacency graph when `contiguous`,
-at most `max_counties` counties, at least `min_enrollees` enrollees.
-Enumeration is exhaustive, so the optimum over candidates is the optimum of
-the spec; groups too large to enumerate are refused with a clear message
-rather than silently truncated (column generation is future work).
+"optimise" works group by group (prefecture, province or the whole
+instance): every allowed subset of a group is a candidate, connected in the
+adjacency graph when `contiguous`, at most `max_counties` counties, at least
+`min_enrollees` enrollees. `group_subsets` enumerates one group up to a cap;
+`solve` generates columns (pooling.generation) for groups above its cap, and
+`candidate_pools` (the full enumeration) refuses such groups with a clear
+message rather than silently truncating them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import combinations
 
 from pooling.errors import InputError
@@ -88,34 +90,72 @@ def _count_subsets(size: int, limit: int) -> int:
     return sum(math.comb(size, k) for k in range(1, min(size, limit) + 1))
 
 
+@dataclass(frozen=True)
+class PoolGroup:
+    """Counties that may share pools (one prefecture, province or the instance)."""
+
+    label: str                 # e.g. "prefecture 1505", "instance"
+    members: tuple[str, ...]   # sorted ids
+
+
+def pool_groups(instance: Instance, spec: Spec) -> list[PoolGroup]:
+    """The groups of scope "optimise", in sorted order."""
+    key = spec.pooling.within
+    groups = partition_groups(instance, key)
+    if key == "none":
+        return [PoolGroup("instance", tuple(sorted(groups[0])))]
+    out = []
+    for members in groups:
+        value = getattr(instance.county(members[0]), key)
+        out.append(PoolGroup(f"{key} {value}", tuple(sorted(members))))
+    return out
+
+
+def group_subsets(instance: Instance, spec: Spec, group: PoolGroup,
+                  cap: int) -> list[frozenset[str]] | None:
+    """Every allowed pool of `group`, or None when more than `cap` subsets
+    would have to be generated to list them."""
+    rules = spec.pooling
+    limit = min(len(group.members), rules.max_counties or len(group.members))
+    if rules.contiguous:
+        subsets = _connected_subsets(instance, list(group.members), limit)
+    else:
+        if _count_subsets(len(group.members), limit) > cap:
+            return None
+        subsets = (frozenset(c) for k in range(1, limit + 1) for c in combinations(group.members, k))
+    pools = []
+    for seen, subset in enumerate(subsets, start=1):
+        if seen > cap:
+            return None
+        if sum(instance.county(c).enrollees for c in subset) >= rules.min_enrollees:
+            pools.append(subset)
+    return pools
+
+
 def candidate_pools(instance: Instance, spec: Spec) -> list[frozenset[str]]:
-    """Candidate pools for the spec, in a deterministic order."""
+    """Every candidate pool of the spec, in a deterministic order (the full
+    enumeration; refuses more than MAX_CANDIDATES)."""
     rules = spec.pooling
     if rules.scope == "county":
         return [frozenset([cid]) for cid in sorted(instance.ids)]
     if rules.scope == "prefecture":
         return [frozenset(g) for g in partition_groups(instance, "prefecture")]
     pools: list[frozenset[str]] = []
-    for group in partition_groups(instance, rules.within):
-        limit = min(len(group), rules.max_counties or len(group))
-        if not rules.contiguous and _count_subsets(len(group), limit) > MAX_CANDIDATES:
+    for group in pool_groups(instance, spec):
+        limit = min(len(group.members), rules.max_counties or len(group.members))
+        found = group_subsets(instance, spec, group, MAX_CANDIDATES - len(pools))
+        if found is None and not rules.contiguous:
             raise InputError(
-                f"{spec.source}: pooling: a group of {len(group)} counties has "
-                f"{_count_subsets(len(group), limit):,} subsets of up to {limit} counties, more than "
-                f"{MAX_CANDIDATES:,} candidate pools; set pooling.max_counties, contiguous = true or a "
-                f"narrower pooling.within")
-        if rules.contiguous:
-            subsets = _connected_subsets(instance, group, limit)
-        else:
-            subsets = (frozenset(c) for k in range(1, limit + 1) for c in combinations(sorted(group), k))
-        for subset in subsets:
-            if sum(instance.county(c).enrollees for c in subset) < rules.min_enrollees:
-                continue
-            pools.append(subset)
-            if len(pools) > MAX_CANDIDATES:
-                raise InputError(
-                    f"{spec.source}: pooling: more than {MAX_CANDIDATES:,} candidate pools; set "
-                    f"pooling.max_counties or a narrower pooling.within")
+                f"{spec.source}: pooling: a group of {len(group.members)} counties has "
+                f"{_count_subsets(len(group.members), limit):,} subsets of up to {limit} counties, more "
+                f"than {MAX_CANDIDATES:,} candidate pools; set pooling.max_counties, contiguous = true "
+                f"or a narrower pooling.within (solve generates columns for such groups instead)")
+        if found is None:
+            raise InputError(
+                f"{spec.source}: pooling: more than {MAX_CANDIDATES:,} candidate pools; set "
+                f"pooling.max_counties or a narrower pooling.within (solve generates columns for such "
+                f"groups instead)")
+        pools.extend(found)
     return sorted(pools, key=lambda s: (len(s), sorted(s)))
 
 

@@ -65,7 +65,7 @@ def cmd_solve(args) -> int:
     if result.status == "infeasible":
         return EXIT_INFEASIBLE
     if not result.pools:
-        return EXIT_NO_PLAN if result.status == "time_limit" else EXIT_INTERNAL
+        return EXIT_NO_PLAN if result.status in ("time_limit", "no_solution_found") else EXIT_INTERNAL
     return EXIT_OK
 
 

@@ -56,15 +56,26 @@ def partition_rules(spec: Spec) -> PartitionRules:
                           rate_step=spec.rates.step)
 
 
-def build_candidates(instance: Instance, spec: Spec, pools, pricer: PoolPricer) -> list[Candidate]:
-    """Price every pool and attach its rate bounds and gap groups."""
-    alone = {}
-    if spec.equalisation.no_county_worse_off:
-        alone = {cid: pricer.price([cid]) for cid in instance.ids}
-    out = []
-    for members in pools:
-        pricing = pricer.price(members)
-        bounds = tuple(lower_bounds(instance, spec, pricing, alone))
+class CandidateMaker:
+    """Turns pools into candidates under one (instance, spec): prices them with
+    the given pricer and attaches rate bounds, gap groups and the menu check.
+    Each county's stand-alone pricing (for no_county_worse_off) is computed once."""
+
+    def __init__(self, instance: Instance, spec: Spec, pricer: PoolPricer):
+        self.instance, self.spec, self.pricer = instance, spec, pricer
+        self._alone: dict[str, PoolPricing] | None = None
+
+    def _alone_pricings(self) -> dict[str, PoolPricing]:
+        if self._alone is None:
+            self._alone = {}
+            if self.spec.equalisation.no_county_worse_off:
+                self._alone = {cid: self.pricer.price([cid]) for cid in self.instance.ids}
+        return self._alone
+
+    def make(self, members) -> Candidate:
+        instance, spec = self.instance, self.spec
+        pricing = self.pricer.price(members)
+        bounds = tuple(lower_bounds(instance, spec, pricing, self._alone_pricings()))
         low = binding_bound(list(bounds)).value
         col = Column(members=pricing.counties, enrollees=pricing.enrollees, max_rate=pricing.max_rate,
                      min_rate=max(low, 0.0), gap_groups=gap_groups(instance, spec, members))
@@ -72,5 +83,19 @@ def build_candidates(instance: Instance, spec: Spec, pools, pricer: PoolPricer) 
         if spec.rates.step is not None:
             k_lo, k_hi = menu_steps(col, spec.rates.min, spec.rates.step)
             on_menu = k_lo <= k_hi
-        out.append(Candidate(pricing=pricing, bounds=bounds, column=col, on_menu=on_menu))
-    return out
+        return Candidate(pricing=pricing, bounds=bounds, column=col, on_menu=on_menu)
+
+
+def top_rate(candidate: Candidate, spec: Spec) -> float:
+    """The highest rate an admissible candidate can pay: r*_P, or the highest
+    menu rate not above it."""
+    if spec.rates.step is None:
+        return candidate.column.max_rate
+    _, k_hi = menu_steps(candidate.column, spec.rates.min, spec.rates.step)
+    return spec.rates.min + k_hi * spec.rates.step
+
+
+def build_candidates(instance: Instance, spec: Spec, pools, pricer: PoolPricer) -> list[Candidate]:
+    """Price every pool and attach its rate bounds and gap groups."""
+    maker = CandidateMaker(instance, spec, pricer)
+    return [maker.make(members) for members in pools]

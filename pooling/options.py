@@ -14,6 +14,13 @@ from typing import Any
 from pooling.errors import InputError
 
 
+CANDIDATE_MODES = ("auto", "enumerate", "generate")
+"""How solve finds columns: enumerate groups with at most enumeration_limit
+subsets and generate columns for larger ones (auto), enumerate every group
+(refusing more than candidates.MAX_CANDIDATES pools), or generate columns for
+every group of two or more counties."""
+
+
 @dataclass(frozen=True)
 class SolveOptions:
     """Options of one MILP solve (recorded in every result)."""
@@ -23,6 +30,8 @@ class SolveOptions:
     mip_abs_gap: float = 1e-10
     threads: int = 1
     random_seed: int = 0
+    candidates: str = "auto"
+    enumeration_limit: int = 4096
 
     def __post_init__(self):
         if self.time_limit is not None and not self.time_limit > 0:
@@ -35,6 +44,10 @@ class SolveOptions:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         if self.random_seed < 0:
             raise InputError(f"random_seed must be >= 0, got {self.random_seed}")
+        if self.candidates not in CANDIDATE_MODES:
+            raise InputError(f"candidates must be one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
+        if self.enumeration_limit < 1:
+            raise InputError(f"enumeration_limit must be >= 1, got {self.enumeration_limit}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -45,6 +58,7 @@ class OptionSpec:
     name: str
     type: type
     help: str
+    choices: tuple[str, ...] | None = None
 
 
 SOLVE_OPTIONS = (
@@ -55,6 +69,12 @@ SOLVE_OPTIONS = (
     OptionSpec("mip_abs_gap", float, "absolute optimality gap on the mean rate (default 1e-10)"),
     OptionSpec("threads", int, "HiGHS threads (default 1, which keeps runs bit-reproducible)"),
     OptionSpec("random_seed", int, "HiGHS random seed (default 0)"),
+    OptionSpec("candidates", str,
+               "auto (default): enumerate every pool of a group with at most --enumeration-limit "
+               "subsets, generate columns (heuristic pricing, bound stated) for larger groups; "
+               "enumerate: every group in full; generate: columns for every group", CANDIDATE_MODES),
+    OptionSpec("enumeration_limit", int,
+               "largest number of subsets of one group that auto enumerates (default 4096)"),
 )
 
 
@@ -64,7 +84,8 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
     for opt in SOLVE_OPTIONS:
         flag = "--" + opt.name.replace("_", "-")
         parser.add_argument(flag, dest=opt.name, type=opt.type, default=getattr(defaults, opt.name),
-                            metavar=opt.type.__name__.upper(), help=opt.help)
+                            choices=opt.choices,
+                            metavar=None if opt.choices else opt.type.__name__.upper(), help=opt.help)
 
 
 def options_from_namespace(namespace: argparse.Namespace) -> SolveOptions:

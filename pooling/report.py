@@ -72,6 +72,16 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
                  f"bound {_fmt(result['bound'])}; gap {_fmt(result['gap'], 6)}; "
                  f"{result['columns']} usable columns of {result['candidate_pools']} candidates; "
                  f"{result['wall_seconds']:.2f} s")
+    generation = result.get("candidate_generation") or {}
+    if generation.get("method") == "column_generation":
+        generated = [g for g in generation["groups"] if g["method"] == "generated"]
+        lines.append(
+            f"columns generated for {len(generated)} of {len(generation['groups'])} groups (more than "
+            f"{generation['enumeration_limit']:,} subsets, or --candidates generate): "
+            f"{sum(g['pools_priced'] for g in generated):,} pools priced in {generation['rounds']} rounds"
+            f"{'' if generation['converged'] else ' (round limit reached)'}; heuristic pricing, so the "
+            f"bound is {generation['bound_method']}; "
+            + ("proven optimal" if generation.get("proven_optimal") else "optimality not proven"))
     if result["pools"]:
         lines.append(plan_table(result["pools"], instance))
     for line in result.get("diagnosis", []):

@@ -125,6 +125,7 @@ class Result:
     diagnosis: list[str] = field(default_factory=list)
     termination: str | None = None
     mean_rate: float | None = None
+    candidate_generation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +140,7 @@ class Result:
             "diagnosis": list(self.diagnosis),
             "columns": self.columns,
             "candidate_pools": self.candidate_pools,
+            "candidate_generation": dict(self.candidate_generation),
             "termination": self.termination,
             "timings": dict(self.timings),
             "solver_options": dict(self.solver_options),

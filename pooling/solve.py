@@ -2,7 +2,9 @@
 
 solve: enumerate candidate pools, price each exactly, keep the usable ones
 (r*_P >= r_min) as columns of the set-partitioning MILP, solve it with HiGHS
-and report the plan with its certificate. evaluate: price a given plan, each
+and report the plan with its certificate. Groups with too many subsets to
+enumerate get generated columns instead (pooling.generation); the result then
+says so and carries a bound valid over every pool, not only the generated ones. evaluate: price a given plan, each
 pool at its maximum solvent rate, and list the rules it breaks.
 """
 
@@ -13,8 +15,9 @@ import time
 
 import pyomo.environ as pyo
 
-from pooling.candidates import candidate_pools, pool_rule_violations
-from pooling.columns import Candidate, build_candidates, partition_rules
+from pooling.candidates import candidate_pools, group_subsets, pool_groups, pool_rule_violations
+from pooling.columns import Candidate, CandidateMaker, partition_rules
+from pooling.generation import GeneratedColumns, generate_columns
 from pooling.formulations.set_partition import Column, build_set_partition, fix_primary_and_maximise_mean
 from pooling.instance import Instance
 from pooling.options import SolveOptions
@@ -31,7 +34,7 @@ from pooling.spec import Spec
 def _gap(objective: float | None, bound: float | None) -> float | None:
     if objective is None or bound is None:
         return None
-    return max(0.0, bound - objective) / max(abs(objective), 1e-12)
+    return abs(bound - objective) / max(abs(objective), 1e-12)
 
 
 def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
@@ -93,27 +96,57 @@ LEXICOGRAPHIC_TOLERANCE = 1e-9
 """Second stage keeps the primary objective within this of its optimum."""
 
 
+GENERATED_PROOF_TOLERANCE = 1e-7
+"""With generated columns the plan is reported optimal when the bound valid
+over every pool is within this (relative) of its objective."""
+
+
+def candidate_plan(instance: Instance, spec: Spec, options: SolveOptions):
+    """Per group, its allowed pools or None (generate columns); None overall
+    when every group is enumerated (the plain enumeration path)."""
+    if spec.pooling.scope != "optimise" or options.candidates == "enumerate":
+        return None
+    plan = []
+    for group in pool_groups(instance, spec):
+        if options.candidates == "generate" and len(group.members) > 1:
+            plan.append((group, None))
+        else:
+            plan.append((group, group_subsets(instance, spec, group, options.enumeration_limit)))
+    if all(subsets is not None for _, subsets in plan):
+        return None
+    return plan
+
+
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
           options: SolveOptions | None = None) -> Result:
-    """Choose the pooling plan that optimises the spec's objective; see module docstring."""
+    """Choose the plan that optimises the spec's objective; see module docstring."""
     options = options or SolveOptions()
     if time_limit is not None:
         options = dataclasses.replace(options, time_limit=time_limit)
     start = time.perf_counter()
-    pools_considered = candidate_pools(instance, spec)
-    pricer = PoolPricer(instance, spec)
-    candidates = build_candidates(instance, spec, pools_considered, pricer)
+    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
+    plan = candidate_plan(instance, spec, options)
+    generated: GeneratedColumns | None = None
+    if plan is None:
+        candidates = [maker.make(pool) for pool in candidate_pools(instance, spec)]
+        admissible = [c for c in candidates if c.admissible]
+        method = {"method": "enumeration", "mode": options.candidates}
+    else:
+        generated = generate_columns(instance, spec, plan, maker)
+        candidates, admissible = generated.candidates, generated.columns
+        method = {"method": "column_generation", "mode": options.candidates,
+                  "enumeration_limit": options.enumeration_limit, **generated.log.to_dict()}
     pricing_seconds = time.perf_counter() - start
-    admissible = [c for c in candidates if c.admissible]
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind,
                 candidate_pools=len(candidates), columns=len(admissible),
-                solver_options=options.to_dict(),
+                solver_options=options.to_dict(), candidate_generation=method,
                 numerics=numerics_summary([c.pricing for c in candidates]))
     prov = provenance(instance, spec, SOLVER_NAME, solver_version())
+    unproven = Status.NO_SOLUTION.value if generated is not None else None
 
     diagnosis = diagnose_uncovered(instance, spec, candidates)
     if diagnosis:
-        return Result(status=Status.INFEASIBLE.value, objective=None, bound=None, gap=None,
+        return Result(status=unproven or Status.INFEASIBLE.value, objective=None, bound=None, gap=None,
                       wall_seconds=time.perf_counter() - start, pools=[], provenance=prov,
                       diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                       timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
@@ -139,12 +172,25 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         rates = [_reported_rate(pyo.value(model.r[j]), columns[j], spec) for j in chosen]
         pools = plan_outcomes([admissible[j].pricing for j in chosen], rates)
     objective = _objective_value(spec.objective.kind, pools)
+    status = run.status
     bound = primary_bound
+    if generated is not None:
+        # The MILP's bound holds over the generated columns only.
+        bound = generated.bound
+        gap = _gap(objective, bound)
+        if status == Status.OPTIMAL and (gap is None or gap > GENERATED_PROOF_TOLERANCE):
+            status = Status.FEASIBLE
+        method["proven_optimal"] = status == Status.OPTIMAL
+    maximise = model.objective.sense == pyo.maximize
     if bound is not None and objective is not None:
-        bound = max(bound, objective) if model.objective.sense == pyo.maximize else min(bound, objective)
+        bound = max(bound, objective) if maximise else min(bound, objective)
     if run.status == Status.INFEASIBLE:
         diagnosis = diagnose_coupling(instance, spec, columns, options)
-    return Result(status=run.status.value, objective=objective, bound=bound,
+        if generated is not None:
+            status = Status.NO_SOLUTION
+            diagnosis = ["no plan found among the generated columns (infeasibility is not proven "
+                         "for groups whose columns were generated)"] + diagnosis
+    return Result(status=status.value, objective=objective, bound=bound,
                   gap=_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
                   provenance=prov, diagnosis=diagnosis, termination=run.termination,
                   mean_rate=mean_rate(pools) if pools else None,

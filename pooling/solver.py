@@ -27,6 +27,7 @@ class Status(str, enum.Enum):
     FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
     TIME_LIMIT = "time_limit"
+    NO_SOLUTION = "no_solution_found"   # generated columns admit no plan; infeasibility not proven
     ERROR = "error"
 
 
