@@ -13,27 +13,30 @@ For such groups `generate_columns` builds the columns iteratively:
    groups, and for generated groups the single counties and the whole group
    (where allowed); a penalised artificial column per county keeps it
    feasible. Solved with HiGHS (scipy.optimize.linprog), duals pi_c.
-2. Pricing: a pool P improves the LP iff its reduced rate
+2. Heuristic pricing: a pool P improves the LP iff its reduced rate
        rr(P) = t_P - sum_{c in P} N_c rho_c / N_P > 0,   rho_c = pi_c N / N_c
-   (rho_c is county c's dual in rate units). Local search from the pools the
-   LP uses: add or drop one county (keeping the pooling rules), rank the
-   moves by a cheap proxy (the current pool's risk loading applied to the
-   exact expected cost of the neighbour) and price the best few exactly.
-   Every pool found with rr > 0 becomes a column. Repeat until no group
-   yields one (or MAX_ROUNDS).
-3. The MILP of `solve` then runs on all columns (coupling rules included).
-
-Pricing is heuristic, so the optimum over generated columns is not proven
-optimal over all pools. The result therefore carries a bound valid over
-*every* allowed pool (`rate_bound` below): for CVaR, the convex-order bound
-CVaR_a(Y_P) >= E[Y_P] CVaR_a(Theta) (E[Y_P | Theta] = Theta E[Y_P]) caps
-r*_P <= U(P) = min(r_max, (B_P) / (kappa E[Y_P])), kappa = CVaR_a(Theta);
-maximising U(P) - avg rho(P) over all subsets is a fractional 0-1 quadratic
-programme, bounded exactly by Dinkelbach's method on a linearised MILP.
-The Lagrangian bound z_LP + sum_g (N_g / N) max(0, max_P rr_g(P)) then
-bounds the mean rate (Farley/Lagrangian argument: adding delta_g N_c / N
-to each dual of group g makes the duals feasible for every pool). For VaR
-and ruin no such cap exists and the bound only uses rates.max.
+   (rho_c is county c's dual in rate units). Steepest ascent from the pools
+   the LP uses and from every single county: add or drop one county (keeping
+   size and contiguity rules), rank the moves by a cheap proxy (the current
+   pool's risk loading applied to the exact expected cost of the neighbour)
+   and price the best few exactly. Every allowed pool found with rr > 0
+   becomes a column.
+3. When the heuristic finds nothing, the exact check (4) runs; a pool it
+   finds with rr > 0 becomes a column. Rounds stop when no group yields one
+   (or at MAX_ROUNDS). The MILP of `solve` then runs on every admissible pool
+   priced (coupling rules and all objectives).
+4. Exact check and bound: pooling.pool_bounds caps every pool's r*_P by a
+   bound U(P) linear-fractional in the members and maximises U(P) - avg
+   rho(P) over all subsets exactly (MILP): one MILP asks whether any subset
+   can beat the best exact value seen so far (by BOUND_RESOLUTION); if so the
+   maximiser is found, priced exactly and cut off, up to EXACT_CHECK_CUTS
+   times, after which the remaining maximum is computed. delta_g is the larger of
+   that and the exact values seen. Then
+       mean rate <= z_LP + sum_g (N_g / N) max(0, delta_g)
+   over *every* allowed pool (adding delta_g N_c / N to the duals of group g
+   makes them feasible for every pool: a Lagrangian bound). With delta_g = 0
+   for every group the LP is proven optimal over all pools. For VaR and ruin
+   U(P) is only r_max (pool_bounds docstring).
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, sparse, stats
+from scipy import optimize, sparse
 
 from pooling.candidates import PoolGroup, is_connected
 from pooling.columns import Candidate, CandidateMaker, top_rate
 from pooling.instance import Instance
-from pooling.pools import county_streams
+from pooling.pool_bounds import (
+    BOUND_RESOLUTION,
+    GroupEconomics,
+    GroupProgram,
+    shock_cvar,
+)
 from pooling.spec import Spec
 
 REDUCED_COST_TOLERANCE = 1e-9
@@ -62,18 +70,13 @@ EXACT_PER_STEP = 3
 NEW_COLUMNS_PER_GROUP = 10
 """Most improving pools added per group and round (the best reduced rates)."""
 
+EXACT_CHECK_CUTS = 10
+"""Maximisers of the pool bound priced exactly (and cut off) per exact check;
+past this the check returns the bound as it stands (valid, looser)."""
+
 ARTIFICIAL_RATE = -10.0
 """Rate of a county's artificial column: far below any real rate (rates lie in
 [0, 1]), so the LP uses it only when no real cover exists."""
-
-BOUND_PRICING_SLACK = 1e-3
-"""The exact prices r*_P carry a relative error of at most ~1e-4 (the claims
-engine's stated accuracy, claims.PRICING_SHIFT_BUDGET); the cap U(P) is
-raised by 1e-3 relative so that it bounds the computed r*_P, not only the
-exact one."""
-
-DINKELBACH_ITERATIONS = 25
-
 
 @dataclass
 class GroupLog:
@@ -105,143 +108,6 @@ class GenerationLog:
         return {"rounds": self.rounds, "converged": self.converged,
                 "master_lp_value": self.master_lp_value, "lagrangian_bound": self.lagrangian_bound,
                 "bound_method": self.bound_method, "groups": [g.to_dict() for g in self.groups]}
-
-
-class GroupEconomics:
-    """Per-county figures of one group that give any pool's budget and exact
-    expected cost E[Y_P] in O(|P|^2), without pricing it:
-    B_P = sum beta_c - F, E[Y_P] = sum e_c + sum_{c != k in P} extra[c, k]."""
-
-    def __init__(self, instance: Instance, spec: Spec, group: PoolGroup):
-        self.ids = group.members
-        self.index = {cid: i for i, cid in enumerate(self.ids)}
-        u = spec.solvency.reserve_share
-        counties = [instance.county(c) for c in self.ids]
-        self.enrollees = np.array([c.enrollees for c in counties], dtype=float)
-        self.beta = np.array([c.revenue + u * c.reserves - c.per_capita_costs for c in counties])
-        self.fixed = instance.parameters.admin_fixed_per_fund
-        n = len(counties)
-        alone = np.array([_expected(instance, c, frozenset([c.id])) for c in counties])
-        self.extra = np.zeros((n, n))
-        for i, c in enumerate(counties):
-            for dest, _weight in c.migrant_destinations:
-                k = self.index.get(dest)
-                if k is not None and k != i:
-                    self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest])) - alone[i]
-        self.alone_mean = alone
-
-    def positions(self, members) -> np.ndarray:
-        return np.array(sorted(self.index[c] for c in members), dtype=int)
-
-    def budget(self, members) -> float:
-        return float(self.beta[self.positions(members)].sum()) - self.fixed
-
-    def expected_cost(self, members) -> float:
-        pos = self.positions(members)
-        return float(self.alone_mean[pos].sum() + self.extra[np.ix_(pos, pos)].sum())
-
-
-def _expected(instance: Instance, county, members: frozenset[str]) -> float:
-    return math.fsum(s.mean for s in county_streams(instance, county, members))
-
-
-def shock_cvar(shock_cv: float, level: float) -> float:
-    """CVaR_level(Theta), Theta ~ Gamma(mean 1, cv shock_cv); 1 without a shock.
-    Closed form: x f_k(x) = f_{k+1}(x) for the mean-1 gamma density f_k of
-    shape k, so E[Theta; Theta > q] = P(Gamma(k + 1, 1/k) > q)."""
-    if shock_cv == 0:
-        return 1.0
-    shape = 1.0 / shock_cv ** 2
-    q = stats.gamma.ppf(level, shape, scale=1.0 / shape)
-    return float(stats.gamma.sf(q, shape + 1.0, scale=1.0 / shape) / (1.0 - level))
-
-
-def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, top: float,
-               max_counties: int | None, min_enrollees: int, min_size: int = 2) -> float:
-    """An upper bound on max over pools P of the group (|P| >= min_size,
-    within max_counties and min_enrollees) of r*_P - avg_N rho(P).
-
-    Uses r*_P <= min(top, (1 + slack) B_P / (kappa E_lo(P))), E_lo(P) = sum_c
-    e_c <= E[Y_P] (fellow members only add in-network cost), and only pools
-    with B_P >= 0 (others cannot pay a rate >= 0). Without kappa (VaR, ruin)
-    only `top` caps r*_P. Returns -inf when no such pool exists.
-    """
-    n = len(econ.ids)
-    size_cap = min(n, max_counties or n)
-    if size_cap < min_size or econ.enrollees.sum() < min_enrollees:
-        return -math.inf
-    # avg rho(P) >= the smallest rho of the group
-    cap_bound = top - float(np.sort(rho)[0])
-    if kappa is None:
-        return cap_bound
-    money = float(econ.alone_mean.sum())
-    beta = econ.beta / money * (1.0 + BOUND_PRICING_SLACK)
-    fixed = econ.fixed / money * (1.0 + BOUND_PRICING_SLACK)
-    e = econ.alone_mean / money
-    people = econ.enrollees / econ.enrollees.sum()
-    weighted = people * rho
-    # f(x) = [ (beta.x - F)(N.x) - kappa (e.x)(N rho . x) ] / [ kappa (e.x)(N.x) ]
-    num_q = np.outer(beta, people) - kappa * np.outer(e, weighted)
-    num_l = -fixed * people
-    den_q = kappa * np.outer(e, people)
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    a_rows, cons_lo, cons_hi = _pair_constraints(n, pairs)
-    extra = [(np.concatenate([np.ones(n), np.zeros(len(pairs))]), min_size, size_cap),
-             (np.concatenate([econ.enrollees, np.zeros(len(pairs))]), min_enrollees, np.inf),
-             (np.concatenate([beta, np.zeros(len(pairs))]), fixed, np.inf)]
-    matrix = sparse.vstack([a_rows] + [sparse.csr_matrix(row) for row, _, _ in extra]).tocsr()
-    lo = np.concatenate([cons_lo, [lo for _, lo, _ in extra]])
-    hi = np.concatenate([cons_hi, [hi for _, _, hi in extra]])
-    constraints = optimize.LinearConstraint(matrix, lo, hi)
-    integrality = np.concatenate([np.ones(n), np.zeros(len(pairs))])
-    bounds = optimize.Bounds(np.zeros(n + len(pairs)), np.ones(n + len(pairs)))
-    den_min = kappa * np.sort(e)[:min_size].sum() * np.sort(people)[:min_size].sum()
-
-    def coefficients(q: np.ndarray, linear: np.ndarray) -> np.ndarray:
-        diag = np.diag(q) + linear
-        off = np.array([q[i, j] + q[j, i] for i, j in pairs])
-        return np.concatenate([diag, off])
-
-    def ratio(x: np.ndarray) -> float:
-        return float((x @ num_q @ x + num_l @ x) / (x @ den_q @ x))
-
-    t = 0.0
-    for _ in range(DINKELBACH_ITERATIONS):
-        objective = coefficients(num_q - t * den_q, num_l)
-        res = optimize.milp(-objective, constraints=constraints, integrality=integrality, bounds=bounds,
-                            options={"mip_rel_gap": 1e-9})
-        if res.x is None:
-            return -math.inf
-        upper = -res.mip_dual_bound if res.mip_dual_bound is not None else -res.fun
-        if upper <= 1e-12:
-            return min(cap_bound, t)
-        x = np.round(res.x[:n])
-        t_next = ratio(x)
-        if t_next <= t + 1e-12:
-            return min(cap_bound, t + upper / den_min)
-        t = t_next
-    return min(cap_bound, t + max(upper, 0.0) / den_min)
-
-
-def _pair_constraints(n: int, pairs: list[tuple[int, int]]):
-    """w_ij <= x_i, w_ij <= x_j, w_ij >= x_i + x_j - 1 (exact for binary x)."""
-    triples: list[tuple[int, int, float]] = []   # (row, column, coefficient)
-    lo: list[float] = []
-    hi: list[float] = []
-    for p, (i, j) in enumerate(pairs):
-        w = n + p
-        for a in (i, j):
-            row = len(lo)
-            triples += [(row, w, 1.0), (row, a, -1.0)]
-            lo.append(-np.inf)
-            hi.append(0.0)
-        row = len(lo)
-        triples += [(row, w, 1.0), (row, i, -1.0), (row, j, -1.0)]
-        lo.append(-1.0)
-        hi.append(np.inf)
-    rows, cols, vals = (list(t) for t in zip(*triples)) if triples else ([], [], [])
-    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(lo), n + len(pairs)))
-    return matrix, np.array(lo), np.array(hi)
 
 
 @dataclass
@@ -293,21 +159,31 @@ class _Master:
 
 
 class _GroupSearch:
-    """Heuristic pricing in one group: local search over allowed pools."""
+    """Pricing in one group: heuristic local search, and the bound-guided exact
+    check (module docstring, 2 and 4)."""
 
     def __init__(self, instance: Instance, spec: Spec, group: PoolGroup, maker: CandidateMaker,
                  cache: dict[frozenset[str], Candidate]):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
         self.econ = GroupEconomics(instance, spec, group)
+        self.kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
+                      if spec.solvency.measure == "cvar" else None)
         self.priced: set[frozenset[str]] = set()
+        self.certified: tuple[tuple[float, ...], float] | None = None   # (duals, delta) of the last check
 
-    def allowed(self, members: frozenset[str]) -> bool:
+    def navigable(self, members: frozenset[str]) -> bool:
+        """Within max_counties and connected when required: the search moves
+        through these (pools below min_enrollees included, else a search from
+        a small county could not grow)."""
         rules = self.spec.pooling
         if rules.max_counties is not None and len(members) > rules.max_counties:
             return False
-        if sum(self.instance.county(c).enrollees for c in members) < rules.min_enrollees:
-            return False
         return not rules.contiguous or is_connected(self.instance, members)
+
+    def allowed(self, members: frozenset[str]) -> bool:
+        """A candidate pool under every pooling rule."""
+        enrollees = sum(self.instance.county(c).enrollees for c in members)
+        return enrollees >= self.spec.pooling.min_enrollees and self.navigable(members)
 
     def candidate(self, members: frozenset[str]) -> Candidate:
         hit = self.cache.get(members)
@@ -334,7 +210,7 @@ class _GroupSearch:
                     out.append(members - {c})
             elif not self.spec.pooling.contiguous or c in adjacent:
                 out.append(members | {c})
-        return [p for p in out if self.allowed(p)]
+        return [p for p in out if self.navigable(p)]
 
     def _proxy(self, members: frozenset[str], load: float, rho: dict[str, float]) -> float:
         expected = self.econ.expected_cost(members)
@@ -363,7 +239,7 @@ class _GroupSearch:
                 best, best_score = None, current_score
                 for pool in moves:
                     rr = self.reduced_rate(pool, rho)
-                    if rr is not None and rr > REDUCED_COST_TOLERANCE:
+                    if rr is not None and rr > REDUCED_COST_TOLERANCE and self.allowed(pool):
                         found[pool] = rr
                     score = self._score(pool, rho)
                     if score > best_score + 1e-12:
@@ -372,6 +248,46 @@ class _GroupSearch:
                     break
                 current, current_score = best, best_score
         return found
+
+
+    def exact_check(self, rho: dict[str, float], *, stop_at_improving: bool) -> tuple[float, dict]:
+        """(delta, improving pools): no allowed pool of the group has a reduced
+        rate above delta. Single counties are priced exactly; for larger pools
+        the bound U(P) is maximised, its maximiser priced exactly and cut off,
+        up to EXACT_CHECK_CUTS times (module docstring, 4)."""
+        found: dict[frozenset[str], float] = {}
+        best = -math.inf
+        for cid in self.group.members:
+            single = frozenset([cid])
+            if self.allowed(single):
+                rr = self.reduced_rate(single, rho)
+                best = best if rr is None else max(best, rr)
+        rules = self.spec.pooling
+        program = GroupProgram.build(self.econ, np.array([rho[c] for c in self.econ.ids]), kappa=self.kappa,
+                                     top=self.spec.rates.max, max_counties=rules.max_counties,
+                                     min_enrollees=rules.min_enrollees)
+        if program is None:
+            return best, found
+        if isinstance(program, float):
+            return max(program, best), found
+        for _ in range(EXACT_CHECK_CUTS):
+            target = max(best, 0.0) + BOUND_RESOLUTION
+            if not program.exceeds(target)[0]:
+                return max(target, best), found   # no pool can beat the target: proven
+            value, x = program.maximise()   # cut the maximiser itself: the bound falls fastest
+            if x is None:
+                return max(value, best), found
+            members = program.members(x)
+            if self.allowed(members):
+                rr = self.reduced_rate(members, rho)
+                if rr is not None:
+                    best = max(best, rr)
+                    if rr > REDUCED_COST_TOLERANCE:
+                        found[members] = rr
+                        if stop_at_improving:
+                            return max(value, best), found
+            program.cut(x)
+        return max(program.maximise()[0], best), found
 
 
 def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
@@ -410,6 +326,10 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
             starts = support + [frozenset([c]) for c in search.group.members
                                 if frozenset([c]) not in support]
             found = search.search(starts, rho)
+            if not found:   # the heuristic is exhausted: bound-guided exact pricing
+                delta, found = search.exact_check(rho, stop_at_improving=True)
+                if not found:
+                    search.certified = (tuple(rho[c] for c in search.group.members), delta)
             ranked = sorted(found.items(), key=lambda kv: (-kv[1], sorted(kv[0])))
             added = sum(master.add(k, cache[k]) for k, _ in ranked[:NEW_COLUMNS_PER_GROUP])
             if not added:
@@ -417,6 +337,8 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
     log.converged = not active
     log.master_lp_value = value
 
+    groups = {grp.label: grp for grp, _ in plan}
+    bound = _bound(instance, spec, master, groups, searches, log, value, rho_array)
     # The MILP gets every admissible pool priced on the way, not only those the
     # LP took: they cost nothing more and let it combine pools the LP mixed.
     for search in searches.values():
@@ -424,14 +346,16 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
             if search.allowed(members):
                 master.add(members, cache[members])
     columns = list(master.columns.values())
-    groups = {grp.label: grp for grp, _ in plan}
-    bound = _bound(instance, spec, master, groups, searches, log, value, rho_array)
     for g in log.groups:
         members = set(groups[g.label].members)
         g.columns = sum(1 for k in master.columns if k <= members)
         if g.label in searches:
             g.pools_priced = len(searches[g.label].priced)
-    return GeneratedColumns(candidates=list(cache.values()), columns=columns, bound=bound, log=log)
+    # Candidates (for diagnosis) are allowed pools only: the search also prices
+    # pools below min_enrollees on its way.
+    passed_through = {k for search in searches.values() for k in search.priced if not search.allowed(k)}
+    candidates = [c for k, c in cache.items() if k not in passed_through]
+    return GeneratedColumns(candidates=candidates, columns=columns, bound=bound, log=log)
 
 
 def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, PoolGroup],
@@ -456,9 +380,11 @@ def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, Po
                  and (g.method == "enumerated" or len(k) == 1)]
         if g.method == "generated":
             search = searches[g.label]
-            exact.append(rate_bound(search.econ, np.array([rho[c] for c in search.econ.ids]),
-                                    kappa=kappa, top=spec.rates.max, max_counties=spec.pooling.max_counties,
-                                    min_enrollees=spec.pooling.min_enrollees))
+            duals = tuple(rho[c] for c in search.group.members)
+            if search.certified is not None and search.certified[0] == duals:
+                exact.append(search.certified[1])
+            else:
+                exact.append(search.exact_check(rho, stop_at_improving=False)[0])
         best[g.label] = max(exact) if exact else -math.inf
         g.reduced_rate_bound = max(0.0, best[g.label]) if mean_kind else best[g.label]
     if mean_kind:

@@ -31,10 +31,15 @@ from pooling.solver import SOLVER_NAME, Status, run_highs, solver_version
 from pooling.spec import Spec
 
 
+GAP_FLOOR = 1e-6
+"""Relative gaps divide by max(|objective|, this): a rate dispersion of 0 would
+otherwise turn solver noise into a gap of 1."""
+
+
 def _gap(objective: float | None, bound: float | None) -> float | None:
     if objective is None or bound is None:
         return None
-    return abs(bound - objective) / max(abs(objective), 1e-12)
+    return abs(bound - objective) / max(abs(objective), GAP_FLOOR)
 
 
 def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
@@ -98,7 +103,9 @@ LEXICOGRAPHIC_TOLERANCE = 1e-9
 
 GENERATED_PROOF_TOLERANCE = 1e-7
 """With generated columns the plan is reported optimal when the bound valid
-over every pool is within this (relative) of its objective."""
+over every pool is within this of its objective, in rate units (absolute:
+every objective is a rate or a difference of rates in [0, 1]; HiGHS's
+feasibility tolerance leaves ~1e-9 noise in them)."""
 
 
 def candidate_plan(instance: Instance, spec: Spec, options: SolveOptions):
@@ -177,8 +184,9 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     if generated is not None:
         # The MILP's bound holds over the generated columns only.
         bound = generated.bound
-        gap = _gap(objective, bound)
-        if status == Status.OPTIMAL and (gap is None or gap > GENERATED_PROOF_TOLERANCE):
+        proven = objective is not None and bound is not None and \
+            abs(bound - objective) <= GENERATED_PROOF_TOLERANCE
+        if status == Status.OPTIMAL and not proven:
             status = Status.FEASIBLE
         method["proven_optimal"] = status == Status.OPTIMAL
     maximise = model.objective.sense == pyo.maximize
