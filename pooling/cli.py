@@ -19,14 +19,14 @@ from pooling.candidates import candidate_pools
 from pooling.errors import InputError, NumericsError
 from pooling.generate import generate_instance
 from pooling.instance import Instance, instance_from_dict, load_instance
-from pooling.options import add_solve_arguments, options_from_namespace
+from pooling.options import SolveOptions, add_solve_arguments, options_from_namespace
 from pooling.plan import load_plan
 from pooling.pools import PoolPricer
 from pooling.report import (baselines_table, evaluation_summary, load_result_json, result_summary,
                             stress_summary, write_json_atomic)
 from pooling.simulate import simulate
 from pooling.stress import PRESETS
-from pooling.solve import evaluate, solve
+from pooling.solve import candidate_plan, evaluate, solve
 from pooling.spec import load_spec
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
@@ -111,6 +111,19 @@ def cmd_simulate(args) -> int:
     return EXIT_OK if data["plan"]["passed"] else EXIT_INFEASIBLE
 
 
+def _candidate_summary(instance, spec) -> str:
+    """How many candidate pools solve would enumerate, and for how many groups
+    it would generate columns instead (default options)."""
+    plan = candidate_plan(instance, spec, SolveOptions())
+    if plan is None:
+        return f"{len(candidate_pools(instance, spec))} candidate pools"
+    listed = sum(len(subsets) for _, subsets in plan if subsets is not None)
+    generated = [group for group, subsets in plan if subsets is None]
+    return (f"{listed} candidate pools enumerated; {len(generated)} group(s) with more than "
+            f"{SolveOptions().enumeration_limit:,} subsets get generated columns "
+            f"({', '.join(g.label for g in generated[:5])}{', ...' if len(generated) > 5 else ''})")
+
+
 def cmd_check(args) -> int:
     instance = load_instance(args.instance)
     prefectures = instance.prefectures
@@ -119,8 +132,7 @@ def cmd_check(args) -> int:
           f"{instance.total_enrollees:,} enrollees")
     if args.spec:
         spec = load_spec(args.spec)
-        pools = candidate_pools(instance, spec)
-        print(f"{args.spec}: valid spec; {len(pools)} candidate pools")
+        print(f"{args.spec}: valid spec; {_candidate_summary(instance, spec)}")
         pricer = PoolPricer(instance, spec)
         print(f"max solvent rate of each county alone ({spec.solvency.measure} "
               f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")

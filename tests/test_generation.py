@@ -692,3 +692,20 @@ def test_generated_solve_is_deterministic():
         for key in TIMING_KEYS:
             run.pop(key)
     assert runs[0] == runs[1]
+
+
+def test_cli_check_says_which_groups_get_generated_columns(capsys):
+    """`pooling check` on Henan with any-subset pooling: one prefecture has 13
+    units (8,191 subsets > the default limit 4,096), counted independently here."""
+    inst_path = INSTANCES / "henan.json"
+    spec_path = INSTANCES.parent / "models" / "optimise_any.toml"
+    inst = load_instance(inst_path)
+    sizes = {}
+    for county in inst.counties:
+        sizes[county.prefecture] = sizes.get(county.prefecture, 0) + 1
+    over = sorted(p for p, n in sizes.items() if 2 ** n - 1 > SolveOptions().enumeration_limit)
+    listed = sum(2 ** n - 1 for n in sizes.values() if 2 ** n - 1 <= SolveOptions().enumeration_limit)
+    assert main(["check", str(inst_path), "--spec", str(spec_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{listed} candidate pools enumerated; {len(over)} group(s)" in out
+    assert all(f"prefecture {p}" in out for p in over)
