@@ -70,6 +70,12 @@ EXACT_PER_STEP = 3
 NEW_COLUMNS_PER_GROUP = 10
 """Most improving pools added per group and round (the best reduced rates)."""
 
+TAILING_OFF_ROUNDS = 5
+TAILING_OFF_GAIN = 1e-5
+"""Stop generating when the master LP (a mean rate) gained less than this over
+the last TAILING_OFF_ROUNDS rounds: column generation tails off, adding many
+pools for tiny gains; the bound in the result still covers every pool."""
+
 EXACT_CHECK_CUTS = 10
 """Maximisers of the pool bound priced exactly (and cut off) per exact check;
 past this the check returns the bound as it stands (valid, looser)."""
@@ -99,13 +105,14 @@ class GroupLog:
 class GenerationLog:
     rounds: int = 0
     converged: bool = True
+    stopped: str | None = None       # why generation stopped before converging
     master_lp_value: float | None = None
     lagrangian_bound: float | None = None
     bound_method: str = ""
     groups: list[GroupLog] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"rounds": self.rounds, "converged": self.converged,
+        return {"rounds": self.rounds, "converged": self.converged, "stopped": self.stopped,
                 "master_lp_value": self.master_lp_value, "lagrangian_bound": self.lagrangian_bound,
                 "bound_method": self.bound_method, "groups": [g.to_dict() for g in self.groups]}
 
@@ -271,7 +278,7 @@ class _GroupSearch:
         if isinstance(program, float):
             return max(program, best), found
         for _ in range(EXACT_CHECK_CUTS):
-            target = max(best, 0.0) + BOUND_RESOLUTION
+            target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
             if not program.exceeds(target)[0]:
                 return max(target, best), found   # no pool can beat the target: proven
             value, x = program.maximise()   # cut the maximiser itself: the bound falls fastest
@@ -284,7 +291,7 @@ class _GroupSearch:
                     best = max(best, rr)
                     if rr > REDUCED_COST_TOLERANCE:
                         found[members] = rr
-                        if stop_at_improving:
+                        if stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP:
                             return max(value, best), found
             program.cut(x)
         return max(program.maximise()[0], best), found
@@ -313,10 +320,19 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
                 master.add(members, search.candidate(members))
 
     active = set(searches)
+    history = []
     while True:
         value, rho_array, y = master.solve()
         rho = dict(zip(master.ids, rho_array))
-        if not active or log.rounds >= MAX_ROUNDS:
+        history.append(value)
+        if not active:
+            break
+        if log.rounds >= MAX_ROUNDS:
+            log.stopped = f"round limit {MAX_ROUNDS}"
+            break
+        if len(history) > TAILING_OFF_ROUNDS and value - history[-1 - TAILING_OFF_ROUNDS] < TAILING_OFF_GAIN:
+            log.stopped = (f"tailing off: the LP gained < {TAILING_OFF_GAIN:g} in the last "
+                           f"{TAILING_OFF_ROUNDS} rounds")
             break
         log.rounds += 1
         for label in sorted(active):

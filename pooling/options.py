@@ -31,7 +31,7 @@ class SolveOptions:
     threads: int = 1
     random_seed: int = 0
     candidates: str = "auto"
-    enumeration_limit: int = 4096
+    enumeration_limit: int = 1024
 
     def __post_init__(self):
         if self.time_limit is not None and not self.time_limit > 0:
@@ -74,7 +74,7 @@ SOLVE_OPTIONS = (
                "subsets, generate columns (heuristic pricing, bound stated) for larger groups; "
                "enumerate: every group in full; generate: columns for every group", CANDIDATE_MODES),
     OptionSpec("enumeration_limit", int,
-               "largest number of subsets of one group that auto enumerates (default 4096)"),
+               "largest number of subsets of one group that auto enumerates (default 1024: up to 10 counties when any subset may pool)"),
 )
 
 

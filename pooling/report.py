@@ -79,7 +79,7 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
             f"columns generated for {len(generated)} of {len(generation['groups'])} groups (more than "
             f"{generation['enumeration_limit']:,} subsets, or --candidates generate): "
             f"{sum(g['pools_priced'] for g in generated):,} pools priced in {generation['rounds']} rounds"
-            f"{'' if generation['converged'] else ' (round limit reached)'}; heuristic pricing, so the "
+            f"{'' if generation['converged'] else ' (stopped: ' + str(generation['stopped']) + ')'}; the "
             f"bound is {generation['bound_method']}; "
             + ("proven optimal" if generation.get("proven_optimal") else "optimality not proven"))
     if result["pools"]:

@@ -696,7 +696,7 @@ def test_generated_solve_is_deterministic():
 
 def test_cli_check_says_which_groups_get_generated_columns(capsys):
     """`pooling check` on Henan with any-subset pooling: one prefecture has 13
-    units (8,191 subsets > the default limit 4,096), counted independently here."""
+    units (8,191 subsets > the default limit 1,024), counted independently here."""
     inst_path = INSTANCES / "henan.json"
     spec_path = INSTANCES.parent / "models" / "optimise_any.toml"
     inst = load_instance(inst_path)
