@@ -63,7 +63,8 @@ class OptionSpec:
 
 SOLVE_OPTIONS = (
     OptionSpec("time_limit", float,
-               "stop the MILP after S seconds and return the incumbent (status time_limit)"),
+               "stop the MILP after S seconds and return the incumbent (status time_limit); "
+               "pricing and column generation before it are not limited"),
     OptionSpec("mip_rel_gap", float,
                "relative optimality gap at which HiGHS stops (default 1e-9: proven optimal)"),
     OptionSpec("mip_abs_gap", float, "absolute optimality gap on the mean rate (default 1e-10)"),

@@ -7,7 +7,7 @@ Hence r*_P <= U(P) = min(r_max, B_P / (kappa E[Y_P])), kappa = CVaR_a(Theta)
 (closed form), with B_P and a lower bound on E[Y_P] linear in the members.
 `rate_bound` maximises U(P) - (enrollee-weighted mean of a dual rho over P)
 over all subsets: a fractional 0-1 quadratic programme, solved exactly by
-Dinkelbach's method (and bisection where the r_max cap binds) on a MILP
+Dinkelbach's method (with the r_max cap as a linear constraint) on a MILP
 linearised with w_ij = x_i x_j. `GroupProgram.cut` excludes a subset, so a
 caller can price the maximiser exactly and ask again (lazy exact pricing).
 """
@@ -106,9 +106,7 @@ def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, to
 
 
 BOUND_RESOLUTION = 1e-6
-"""Bisection stops when the bound is this close (rate units) to a value some pool attains."""
-
-BISECTION_ITERATIONS = 40
+"""Callers ask whether any pool beats a value by this much (rate units)."""
 
 
 class GroupProgram:
@@ -116,10 +114,9 @@ class GroupProgram:
     g1 = top - avg rho and g2 = Num(x) / Den(x) = (1 + slack) B_P / (kappa
     E_lo(P)) - avg rho, Num and Den quadratic in x, linearised by w_ij = x_i x_j.
 
-    `maximise`: Dinkelbach's method gives f* = max g2 exactly; if its maximiser
-    has g2 <= g1 that is the answer, otherwise bisection on t: some x has
-    min(g1, g2) >= t iff max {Num - t Den : sum N_c (top - rho_c - t) x_c >= 0}
-    >= 0 (the g1 condition is linear); the upper end is returned.
+    Some x has min(g1, g2) > t iff max {Num - t Den : sum N_c (top - rho_c -
+    t) x_c >= 0} > 0 (the g1 condition is linear in x for fixed t): `exceeds`
+    asks that once, `maximise` iterates it (Dinkelbach) to the maximum.
     """
 
     @classmethod
@@ -208,45 +205,27 @@ class GroupProgram:
         upper, x = self._solve(t, capped=True)
         return (x is not None and upper > 1e-12), x
 
-    def _dinkelbach(self) -> tuple[float, np.ndarray | None]:
-        """(an upper bound t on max g2, clipped below at 0, and the best x found:
-        None when no x has g2 > 0)."""
+    def maximise(self) -> tuple[float, np.ndarray | None]:
+        """(an upper bound on max min(g1, g2), clipped below at 0, and an x
+        attaining it, or None when no x has a positive value).
+
+        Dinkelbach's iteration for the capped problem: from t = 0, solve
+        max {Num - t Den : g1 >= t}; if that is <= 0 no x beats t (a proof);
+        otherwise its maximiser x has g2 > t and g1 >= t, so t rises to
+        h(x) = min(g1(x), g2(x)). t takes finitely many values, so this ends,
+        at the exact maximum. Should t stall (g1(x) = t), the MILP's bound
+        still caps every x: g2 <= t + bound / min Den.
+        """
         t, best = 0.0, None
         for _ in range(DINKELBACH_ITERATIONS):
-            upper, x = self._solve(t, capped=False)
-            if x is None:
-                return -math.inf, None
-            if upper <= 1e-12:
-                return t, best
-            t_next = self.g2(x)
-            if t_next <= t + 1e-12:
-                return t + upper / self.den_min, x
-            t, best = t_next, x
-        return t + max(upper, 0.0) / self.den_min, best
-
-    def maximise(self) -> tuple[float, np.ndarray | None]:
-        """(an upper bound on max min(g1, g2), clipped below at 0 (-inf if no x
-        is allowed), and an x attaining it within BOUND_RESOLUTION, or None)."""
-        best_t, x_best = self._dinkelbach()
-        if x_best is None:
-            return min(self.cap_bound, best_t), None
-        if self.g1(x_best) >= best_t:
-            return min(self.cap_bound, best_t), x_best
-        lo, hi = self.g1(x_best), min(self.cap_bound, best_t)
-        for _ in range(BISECTION_ITERATIONS):
-            if hi - lo <= BOUND_RESOLUTION:
-                break
-            t = 0.5 * (lo + hi)
             upper, x = self._solve(t, capped=True)
-            if upper <= 0.0 or x is None:
-                hi = t
-            else:
-                value = min(self.g1(x), self.g2(x))
-                if value >= lo:
-                    lo, x_best = max(t, value), x
-                else:
-                    lo = t
-        return hi, x_best
+            if x is None or upper <= 1e-12:
+                return min(self.cap_bound, t), best
+            value = min(self.g1(x), self.g2(x))
+            if value <= t + 1e-12:
+                return min(self.cap_bound, t + upper / self.den_min), best if best is not None else x
+            t, best = value, x
+        return min(self.cap_bound, t + max(upper, 0.0) / self.den_min), best
 
 
 def _pair_constraints(n: int, pairs: list[tuple[int, int]]):
