@@ -42,6 +42,7 @@ For such groups `generate_columns` builds the columns iteratively:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,7 @@ from pooling.pool_bounds import (
     BOUND_RESOLUTION,
     GroupEconomics,
     GroupProgram,
+    rate_bound,
     shock_cvar,
 )
 from pooling.spec import Spec
@@ -270,13 +272,14 @@ class _GroupSearch:
                 rr = self.reduced_rate(single, rho)
                 best = best if rr is None else max(best, rr)
         rules = self.spec.pooling
-        program = GroupProgram.build(self.econ, np.array([rho[c] for c in self.econ.ids]), kappa=self.kappa,
-                                     top=self.spec.rates.max, max_counties=rules.max_counties,
-                                     min_enrollees=rules.min_enrollees)
+        duals = np.array([rho[c] for c in self.econ.ids])
+        limits = {"top": self.spec.rates.max, "max_counties": rules.max_counties,
+                  "min_enrollees": rules.min_enrollees}
+        if self.kappa is None:   # no cap below r_max: nothing to price or cut
+            return max(best, rate_bound(self.econ, duals, kappa=None, **limits)), found
+        program = GroupProgram.build(self.econ, duals, kappa=self.kappa, **limits)
         if program is None:
             return best, found
-        if isinstance(program, float):
-            return max(program, best), found
         for _ in range(EXACT_CHECK_CUTS):
             target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
             if not program.exceeds(target)[0]:
@@ -319,6 +322,8 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
             if search.allowed(members):
                 master.add(members, search.candidate(members))
 
+    # A pool lies in one group: the group of its smallest member.
+    group_of = {cid: group.label for group, _ in plan for cid in group.members}
     active = set(searches)
     history = []
     while True:
@@ -335,10 +340,13 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
                            f"{TAILING_OFF_ROUNDS} rounds")
             break
         log.rounds += 1
+        support_of: dict[str, list[frozenset[str]]] = {}
+        for k, v in y.items():
+            if v > 1e-9:
+                support_of.setdefault(group_of[min(k)], []).append(k)
         for label in sorted(active):
             search = searches[label]
-            support = sorted((k for k, v in y.items() if v > 1e-9 and k <= set(search.group.members)),
-                             key=sorted)
+            support = sorted(support_of.get(label, []), key=sorted)
             starts = support + [frozenset([c]) for c in search.group.members
                                 if frozenset([c]) not in support]
             found = search.search(starts, rho)
@@ -354,7 +362,7 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
     log.master_lp_value = value
 
     groups = {grp.label: grp for grp, _ in plan}
-    bound = _bound(instance, spec, master, groups, searches, log, value, rho_array)
+    bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
     # The MILP gets every admissible pool priced on the way, not only those the
     # LP took: they cost nothing more and let it combine pools the LP mixed.
     for search in searches.values():
@@ -362,9 +370,9 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
             if search.allowed(members):
                 master.add(members, cache[members])
     columns = list(master.columns.values())
+    column_counts = Counter(group_of[min(k)] for k in master.columns)
     for g in log.groups:
-        members = set(groups[g.label].members)
-        g.columns = sum(1 for k in master.columns if k <= members)
+        g.columns = column_counts[g.label]
         if g.label in searches:
             g.pools_priced = len(searches[g.label].priced)
     # Candidates (for diagnosis) are allowed pools only: the search also prices
@@ -375,8 +383,8 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
 
 
 def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, PoolGroup],
-           searches: dict[str, _GroupSearch], log: GenerationLog, lp_value: float,
-           rho_array: np.ndarray) -> float:
+           group_of: dict[str, str], searches: dict[str, _GroupSearch], log: GenerationLog,
+           lp_value: float, rho_array: np.ndarray) -> float:
     """A bound on the spec's objective valid over every allowed pool (module docstring)."""
     kind = spec.objective.kind
     if kind == "min_rate_dispersion":
@@ -388,12 +396,13 @@ def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, Po
            else f"r*_P <= rates.max only (no cap for measure {spec.solvency.measure})")
     mean_kind = kind == "max_mean_rate"
     rho = dict(zip(master.ids, rho_array)) if mean_kind else dict.fromkeys(master.ids, 0.0)
+    columns_of: dict[str, list[tuple[frozenset[str], Candidate]]] = {}
+    for k, c in master.columns.items():
+        columns_of.setdefault(group_of[min(k)], []).append((k, c))
     best: dict[str, float] = {}      # per group: max over its pools of t_P - avg rho(P)
     for g in log.groups:
-        members = set(groups[g.label].members)
         exact = [top_rate(c, spec) - _mean_rate_of(instance, c.pricing.counties, rho)
-                 for k, c in master.columns.items() if k <= members
-                 and (g.method == "enumerated" or len(k) == 1)]
+                 for k, c in columns_of.get(g.label, []) if g.method == "enumerated" or len(k) == 1]
         if g.method == "generated":
             search = searches[g.label]
             duals = tuple(rho[c] for c in search.group.members)

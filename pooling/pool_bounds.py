@@ -96,13 +96,22 @@ def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, to
     pool exists, and 0 when every pool's bound is negative (callers need
     max(0, .) only).
     """
-    program = GroupProgram.build(econ, rho, kappa=kappa, top=top, max_counties=max_counties,
-                                 min_enrollees=min_enrollees, min_size=min_size)
-    if program is None:
+    if _size_cap(econ, max_counties, min_enrollees, min_size) is None:
         return -math.inf
-    if isinstance(program, float):
-        return program
-    return program.maximise()[0]
+    if kappa is None:
+        return top - float(np.min(rho))
+    return GroupProgram.build(econ, rho, kappa=kappa, top=top, max_counties=max_counties,
+                              min_enrollees=min_enrollees, min_size=min_size).maximise()[0]
+
+
+def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int,
+              min_size: int) -> int | None:
+    """The largest pool size allowed, or None when no pool of the group qualifies."""
+    n = len(econ.ids)
+    size_cap = min(n, max_counties or n)
+    if size_cap < min_size or econ.enrollees.sum() < min_enrollees:
+        return None
+    return size_cap
 
 
 BOUND_RESOLUTION = 1e-6
@@ -120,16 +129,12 @@ class GroupProgram:
     """
 
     @classmethod
-    def build(cls, econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, top: float,
-              max_counties: int | None, min_enrollees: int, min_size: int = 2):
-        """The programme; None when no pool qualifies; a float (top - min rho)
-        when there is no kappa (nothing to optimise)."""
-        n = len(econ.ids)
-        size_cap = min(n, max_counties or n)
-        if size_cap < min_size or econ.enrollees.sum() < min_enrollees:
+    def build(cls, econ: GroupEconomics, rho: np.ndarray, *, kappa: float, top: float,
+              max_counties: int | None, min_enrollees: int, min_size: int = 2) -> GroupProgram | None:
+        """The programme, or None when no pool of the group qualifies."""
+        size_cap = _size_cap(econ, max_counties, min_enrollees, min_size)
+        if size_cap is None:
             return None
-        if kappa is None:
-            return top - float(np.min(rho))
         return cls(econ, rho, kappa, top, size_cap, min_enrollees, min_size)
 
     def __init__(self, econ: GroupEconomics, rho: np.ndarray, kappa: float, top: float, size_cap: int,
