@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import kstest
 
 import pooling
+from pooling.candidates import is_connected
 from pooling.generate import generate_instance, size_cdf
 from tests.factories import MODELS
 
@@ -31,14 +32,7 @@ def test_adjacency_connected_within_prefectures():
     for c in inst.counties:
         members.setdefault(c.prefecture, set()).add(c.id)
     for pref, ids in members.items():
-        start = min(ids)
-        seen, stack = {start}, [start]
-        while stack:
-            for j in inst.county(stack.pop()).adjacent:
-                if j in ids and j not in seen:
-                    seen.add(j)
-                    stack.append(j)
-        assert seen == ids, pref
+        assert is_connected(inst, ids), pref
 
 
 def test_county_sizes_follow_the_fitted_distribution():

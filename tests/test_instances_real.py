@@ -18,6 +18,7 @@ import time
 import pytest
 
 import pooling
+from pooling.candidates import is_connected
 from pooling.pools import PoolPricer
 from tests.factories import INSTANCES, MODELS, SHARED
 
@@ -35,18 +36,7 @@ def _connected_within_prefectures(instance) -> list[str]:
     by_pref: dict[str, set[str]] = {}
     for c in instance.counties:
         by_pref.setdefault(c.prefecture, set()).add(c.id)
-    bad = []
-    for pref, members in by_pref.items():
-        start = min(members)
-        seen, stack = {start}, [start]
-        while stack:
-            for j in instance.county(stack.pop()).adjacent:
-                if j in members and j not in seen:
-                    seen.add(j)
-                    stack.append(j)
-        if seen != members:
-            bad.append(pref)
-    return bad
+    return [pref for pref, members in by_pref.items() if not is_connected(instance, members)]
 
 
 @pytest.mark.parametrize("name", ["tongliao", *BUILT])
