@@ -6,10 +6,11 @@ Everything is measured in the same run, against baselines computed in that run:
    negative-binomial sums with exponential severity (mean 5000), expected
    admissions 1e2..1e6, shock cv theta 0 and 0.05, against the exact law
    (tests/references.ExpCompound). Methods: the engine
-   (pooling.claims.aggregate); a plain FFT of 2^20 points on [0, U] (U the
-   engine's window end, pooling.claims._window; severity by rounding or by
+   (pooling.risk.claims.aggregate); a plain FFT of 2^20 points on [0, U] (U the
+   engine's window end, pooling.risk.claims._window; severity by rounding or by
    local moment matching with tests/references' discretisers, cut where
-   fewer than 1e-12 claims a year exceed it; no window shift, no extrapolation); and, if it is installed, the `aggregate` package (Mildenhall)
+   fewer than 1e-12 claims a year exceed it; no window shift, no extrapolation); and, if it is
+   installed, the `aggregate` package (Mildenhall)
    on the same [0, U] range at 2^20 buckets and at the smallest log2 that met
    the 1e-3 target in a sweep (AGG_TUNED_LOG2).
 2. Speed: time to price one pool (one VaR/CVaR level) by each method, for the
@@ -18,7 +19,7 @@ Everything is measured in the same run, against baselines computed in that run:
    converged reference: the plain moment-matched FFT at 2^22..2^24 points with
    Richardson extrapolation).
 3. Sampling: pool-year draws per second per core of
-   pooling.sampling.PoolYearSampler (construction timed separately), against
+   pooling.risk.sampling.PoolYearSampler (construction timed separately), against
    per-admission Monte Carlo (tests/references.simulate_years).
 4. A plot of the loss distributions (benchmarks/results/loss_distributions.png).
 
@@ -53,11 +54,17 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pooling.claims import ClaimStream, CompoundModel, _window, aggregate, lattice_law  # noqa: E402
-from pooling.result import package_version  # noqa: E402
-from pooling.risk import lattice_var_cvar, sample_var_cvar  # noqa: E402
-from pooling.sampling import PoolYearSampler  # noqa: E402
-from pooling.severity import Severity  # noqa: E402
+from pooling.data.provenance import package_version  # noqa: E402
+from pooling.risk.claims import (  # noqa: E402
+    ClaimStream,
+    CompoundModel,
+    _window,
+    aggregate,
+    lattice_law,
+)
+from pooling.risk.measures import lattice_var_cvar, sample_var_cvar  # noqa: E402
+from pooling.risk.sampling import PoolYearSampler  # noqa: E402
+from pooling.risk.severity import Severity  # noqa: E402
 from tests import references as ref  # noqa: E402
 
 try:
@@ -116,7 +123,7 @@ def exp_streams(lam: float) -> list:
 def mixture_model(lam: float, theta: float) -> CompoundModel:
     """Residents/in-network admissions at the home severity, plus out-of-network
     admissions at the outside severity counted at factor phi: two streams, as
-    pooling.pools.pool_model builds them."""
+    pooling.economics.pools.pool_model builds them."""
     return CompoundModel((ClaimStream((1 - OUT_SHARE) * lam, SEV_HOME, 1.0),
                           ClaimStream(OUT_SHARE * lam, SEV_OUTSIDE, OUT_OF_NETWORK_FACTOR)), theta)
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pooling import SolveOptions, load_instance, load_spec, solve  # noqa: E402
-from pooling.result import package_version  # noqa: E402
+from pooling.data.provenance import package_version  # noqa: E402
 
 SAME_OBJECTIVE = 1e-9
 """Both runs price pools with the same deterministic engine, so the same plan

@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pooling import instance_from_dict, load_instance, load_spec, solve, spec_from_dict  # noqa: E402
-from pooling.bruteforce import brute_force  # noqa: E402
-from pooling.candidates import candidate_pools  # noqa: E402
-from pooling.claims import _window, _severity_lattice  # noqa: E402
-from pooling.pools import PoolPricer, pool_model  # noqa: E402
-from pooling.risk import lattice_var_cvar  # noqa: E402
-from pooling.result import package_version  # noqa: E402
+from pooling.data.provenance import package_version  # noqa: E402
+from pooling.economics.pools import PoolPricer, pool_model  # noqa: E402
+from pooling.optimise.bruteforce import brute_force  # noqa: E402
+from pooling.optimise.candidates import candidate_pools  # noqa: E402
+from pooling.risk.claims import _severity_lattice, _window  # noqa: E402
+from pooling.risk.measures import lattice_var_cvar  # noqa: E402
 from tests.factories import random_instance_dict, spec_dict  # noqa: E402
 
 PLAIN_POINTS = 2 ** 20
@@ -54,7 +54,8 @@ def plain_fft_cvar(model, level):
 
 def cases():
     yield "tongliao/default", load_instance(ROOT / "instances/tongliao.json"), load_spec(ROOT / "models/default.toml")
-    yield "tongliao/optimise_any", load_instance(ROOT / "instances/tongliao.json"), load_spec(ROOT / "models/optimise_any.toml")
+    yield ("tongliao/optimise_any", load_instance(ROOT / "instances/tongliao.json"),
+           load_spec(ROOT / "models/optimise_any.toml"))
     for seed, n in ((101, 8), (102, 10)):
         inst = instance_from_dict(random_instance_dict(seed, n_counties=n, n_prefectures=1,
                                                        contribution_range=(220.0, 360.0)),

@@ -53,20 +53,27 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import pyomo.environ as pyo  # noqa: E402
-
-from pooling import SolveOptions, solve  # noqa: E402
-from pooling.baselines import fixed_plan_value, greedy  # noqa: E402
-from pooling.bruteforce import brute_force  # noqa: E402
-from pooling.candidates import candidate_pools, pool_rule_violations  # noqa: E402
-from pooling.formulations.compact import build_compact, compact_plan, model_size  # noqa: E402
-from pooling.formulations.set_partition import Column, PartitionRules, build_set_partition  # noqa: E402
-from pooling.pools import PoolPricer  # noqa: E402
-from pooling.result import package_version  # noqa: E402
-from pooling.scenarios import ScenarioPricer, sample_scenarios  # noqa: E402
-from pooling.solver import run_highs, solver_version  # noqa: E402
-
 import registry  # noqa: E402
 from registry import METHOD_BY_NAME, METHODS, SPEC_DICTS, SPEC_NOTES, build_spec  # noqa: E402
+
+from pooling import SolveOptions, solve  # noqa: E402
+from pooling.data.provenance import package_version  # noqa: E402
+from pooling.economics.loss_scenarios import ScenarioPricer, sample_scenarios  # noqa: E402
+from pooling.economics.pools import PoolPricer  # noqa: E402
+from pooling.optimise.baselines import fixed_plan_value, greedy  # noqa: E402
+from pooling.optimise.bruteforce import brute_force  # noqa: E402
+from pooling.optimise.candidates import candidate_pools, pool_rule_violations  # noqa: E402
+from pooling.optimise.formulations.compact import (  # noqa: E402
+    build_compact,
+    compact_plan,
+    model_size,
+)
+from pooling.optimise.formulations.set_partition import (  # noqa: E402
+    Column,
+    PartitionRules,
+    build_set_partition,
+)
+from pooling.optimise.solver import run_highs, solver_version  # noqa: E402
 
 SAME_OPTIMUM_TOLERANCE = 1e-6
 REPEAT_BELOW_SECONDS = 1.0
@@ -678,7 +685,7 @@ def markdown(doc):
             f"(elsewhere {meta['time_limit']:g} s), so that the compact model can finish.",
         ]
         if exact:
-            lines.append("- Exact pricing (pooling.solve, FFT aggregate laws) at "
+            lines.append("- Exact pricing (pooling.optimise.solve, FFT aggregate laws) at "
                          f"{HEADLINE_INSTANCE}: " + ", ".join(
                              f"{r['spec']} {r['wall_seconds']:.1f} s ({r['size'].get('candidate_pools')} pools, "
                              f"pricing {r['timings'].get('pricing', 0):.1f} s)" for r in exact)
@@ -748,7 +755,8 @@ def markdown(doc):
               f"![performance profile]({doc['meta']['profile']})", "",
               "Per panel, a case is an instance x spec; a method's ratio is its time (wall clock; in the "
               "middle panel HiGHS build + solve for set_partitioning and the partition search for brute_force, "
-              "pricing excluded) over the fastest method that solved the case (solved: proven optimal or infeasible; heuristics and fixed plans "
+              "pricing excluded) over the fastest method that solved the case (solved: proven optimal or "
+              "infeasible; heuristics and fixed plans "
               "only when they reach the proven optimum); a method that did not run on a case (brute force "
               "above 9 counties, compact on the equalised spec, ...) counts as not solved.", "",
               "| panel | method | cases | solved | fastest |", "|---|---|---:|---:|---:|"]

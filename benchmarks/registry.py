@@ -24,11 +24,11 @@ in [0.3, 0.9], objective max_mean_rate, and
 
 Methods, by the problem they solve:
 - exact pricing (pools priced by the exact aggregate laws): set_partitioning
-  (pooling.solve), brute_force (every set partition, <= 9 counties), greedy,
-  status_quo, prefecture (pooling.baselines);
-- sampled scenarios (S years drawn once per instance, pooling.scenarios):
+  (pooling.optimise.solve), brute_force (every set partition, <= 9 counties), greedy,
+  status_quo, prefecture (pooling.optimise.baselines);
+- sampled scenarios (S years drawn once per instance, pooling.economics.loss_scenarios):
   set_partitioning_on_scenarios (columns priced by sample CVaR) and compact
-  (pooling.formulations.compact), on the very same scenarios.
+  (pooling.optimise.formulations.compact), on the very same scenarios.
 """
 
 from __future__ import annotations
@@ -127,15 +127,15 @@ class MethodEntry:
 
 METHODS = (
     MethodEntry("set_partitioning", "exact", True,
-                "pooling.solve: enumerate, price exactly, set-partitioning MILP (HiGHS)"),
+                "pooling.optimise.solve: enumerate, price exactly, set-partitioning MILP (HiGHS)"),
     MethodEntry("brute_force", "exact", True,
-                "pooling.bruteforce.brute_force: every set partition (own pricer, pricing included)"),
+                "pooling.optimise.bruteforce.brute_force: every set partition (own pricer, pricing included)"),
     MethodEntry("column_generation", "exact", False,
-                "pooling.solve with candidates=generate: generated columns (heuristic pricing), "
+                "pooling.optimise.solve with candidates=generate: generated columns (heuristic pricing), "
                 "MILP over them, bound valid over every pool"),
-    MethodEntry("greedy", "exact", False, "pooling.baselines.greedy + fixed_plan_value"),
-    MethodEntry("status_quo", "exact", False, "every county alone (pooling.solve, scope county)"),
-    MethodEntry("prefecture", "exact", False, "one pool per prefecture (pooling.solve, scope prefecture)"),
+    MethodEntry("greedy", "exact", False, "pooling.optimise.baselines.greedy + fixed_plan_value"),
+    MethodEntry("status_quo", "exact", False, "every county alone (pooling.optimise.solve, scope county)"),
+    MethodEntry("prefecture", "exact", False, "one pool per prefecture (pooling.optimise.solve, scope prefecture)"),
     MethodEntry("set_partitioning_on_scenarios", "scenarios", True,
                 "set-partitioning MILP, columns priced by sample CVaR on the shared scenarios"),
     MethodEntry("compact", "scenarios", True,

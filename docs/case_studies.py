@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pooling import evaluate, load_instance, load_spec  # noqa: E402
-from pooling.baselines import compare  # noqa: E402
-from pooling.pools import PoolPricer  # noqa: E402
+from pooling.economics.pools import PoolPricer  # noqa: E402
+from pooling.optimise.baselines import compare  # noqa: E402
 
 CASES = [
     ("Tongliao, Inner Mongolia (T City)", "tongliao.json",
@@ -100,8 +100,8 @@ def main() -> None:
 
 
 def _plan_rates(instance, spec, outcome, pricer):
-    from pooling.baselines import fixed_plan_value
-    from pooling.options import SolveOptions
+    from pooling.data.options import SolveOptions
+    from pooling.optimise.baselines import fixed_plan_value
     value = fixed_plan_value(instance, spec, outcome.pools, pricer, SolveOptions())
     return value[3]
 

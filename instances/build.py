@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_tongliao as bt  # noqa: E402  (calibration constants and helpers)
+import itertools
+
+import build_tongliao as bt
 
 REPO_ROOT = bt.REPO_ROOT
 DEFAULT_CENSUS = bt.DEFAULT_CENSUS
@@ -407,7 +409,7 @@ def province_adjacency(units: list[dict], path: Path) -> tuple[set, dict]:
     by_pref = defaultdict(list)
     for r in units:
         by_pref[r["prefecture_code"]].append(r)
-    for pref, members in sorted(by_pref.items()):
+    for _pref, members in sorted(by_pref.items()):
         kids = sorted(r["code"] for r in members if seat[r["code"]] is not None)
         if len(kids) >= 2:
             uf = UnionFind(kids)
@@ -433,7 +435,7 @@ def province_adjacency(units: list[dict], path: Path) -> tuple[set, dict]:
                     edges.add(tuple(sorted((m, k))))
         else:   # no unit of the prefecture has coordinates: a path in code order (A)
             stats["missing_path"] += len(missing)
-            for a, b in zip(missing, missing[1:]):
+            for a, b in itertools.pairwise(missing):
                 edges.add((a, b))
     return edges, stats
 

@@ -239,7 +239,8 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
         sys.exit(f"error: {census_path}: expected Tongliao units {sorted(NAMES)}, found {ids}")
     for r in units:
         if r["name_zh"] != NAMES_ZH[r["code"]]:
-            sys.exit(f"error: {census_path}: county {r['code']}: name {r['name_zh']!r}, expected {NAMES_ZH[r['code']]!r}")
+            sys.exit(f"error: {census_path}: county {r['code']}: name {r['name_zh']!r}, "
+                     f"expected {NAMES_ZH[r['code']]!r}")
 
     # Adjacency.
     lon = np.array([num(r, "lon", census_path) for r in units])

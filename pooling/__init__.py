@@ -12,17 +12,31 @@ Python API::
     pooling.evaluate(instance, spec, [["150502", "150521"], ...]).to_dict()
 """
 
+from pooling.data.instance import Instance, instance_from_dict, load_instance
+from pooling.data.options import SolveOptions
+from pooling.data.plan import load_plan
+from pooling.data.spec import Spec, load_spec, spec_from_dict
 from pooling.errors import InputError, NumericsError, PoolingError
-from pooling.instance import Instance, instance_from_dict, load_instance
-from pooling.options import SolveOptions
-from pooling.plan import load_plan
-from pooling.result import Evaluation, Result
-from pooling.simulate import StressReport, simulate
-from pooling.solve import evaluate, solve
-from pooling.spec import Spec, load_spec, spec_from_dict
+from pooling.optimise.result import Evaluation, Result
+from pooling.optimise.solve import evaluate, solve
+from pooling.simulate.stress_test import StressReport, simulate
 
 __all__ = [
-    "Evaluation", "InputError", "Instance", "NumericsError", "PoolingError", "Result",
-    "SolveOptions", "Spec", "StressReport", "evaluate", "simulate", "instance_from_dict", "load_instance", "load_plan",
-    "load_spec", "solve", "spec_from_dict",
+    "Evaluation",
+    "InputError",
+    "Instance",
+    "NumericsError",
+    "PoolingError",
+    "Result",
+    "SolveOptions",
+    "Spec",
+    "StressReport",
+    "evaluate",
+    "instance_from_dict",
+    "load_instance",
+    "load_plan",
+    "load_spec",
+    "simulate",
+    "solve",
+    "spec_from_dict",
 ]

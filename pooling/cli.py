@@ -14,20 +14,29 @@ import sys
 import traceback
 from pathlib import Path
 
-from pooling.baselines import compare
-from pooling.candidates import candidate_pools
+from pooling.data.generate import generate_instance
+from pooling.data.instance import Instance, instance_from_dict, load_instance
+from pooling.data.options import (
+    SolveOptions,
+    add_solve_arguments,
+    options_from_namespace,
+)
+from pooling.data.plan import load_plan
+from pooling.data.spec import load_spec
+from pooling.data.stress import PRESETS
+from pooling.economics.pools import PoolPricer
 from pooling.errors import InputError, NumericsError
-from pooling.generate import generate_instance
-from pooling.instance import Instance, instance_from_dict, load_instance
-from pooling.options import SolveOptions, add_solve_arguments, options_from_namespace
-from pooling.plan import load_plan
-from pooling.pools import PoolPricer
-from pooling.report import (baselines_table, evaluation_summary, load_result_json, result_summary,
-                            stress_summary, write_json_atomic)
-from pooling.simulate import simulate
-from pooling.stress import PRESETS
-from pooling.solve import candidate_plan, evaluate, solve
-from pooling.spec import load_spec
+from pooling.optimise.baselines import compare
+from pooling.optimise.candidates import candidate_pools
+from pooling.optimise.solve import candidate_plan, evaluate, solve
+from pooling.outputs.files import load_result_json, write_json_atomic
+from pooling.outputs.summaries import (
+    baselines_table,
+    evaluation_summary,
+    result_summary,
+    stress_summary,
+)
+from pooling.simulate.stress_test import simulate
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
 

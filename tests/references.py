@@ -32,7 +32,7 @@ COUNT_TAIL = 1e-17
 
 
 # ----------------------------------------------------------------------------
-# Streams (plain tuples, no dependency on pooling.claims)
+# Streams (plain tuples, no dependency on pooling.risk.claims)
 # ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ def aggregate_upper_bound(streams, theta: float, tail: float = 1e-13) -> float:
     """A generous upper end of the aggregate's support (for sizing reference lattices):
     Theta's upper `tail` quantile times the mean, plus 25 conditional sds, plus the
     largest severity `tail` quantile."""
-    count, mean, _ = stream_moments(streams, 0.0)
+    _count, mean, _ = stream_moments(streams, 0.0)
     second = math.fsum(s.rate * s.factor ** 2 * s.mean ** 2 * (1 + s.cv ** 2) for s in streams)
     hi = 1.0
     if theta > 0:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pooling import instance_from_dict, spec_from_dict
-from pooling.baselines import compare, greedy
-from pooling.candidates import is_connected
+from pooling.optimise.baselines import compare, greedy
+from pooling.optimise.candidates import is_connected
 from tests.factories import random_instance_dict, spec_dict
 
 TOLERANCE = 1e-7

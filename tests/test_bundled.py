@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pooling import load_instance, load_spec, solve
-from pooling.solve import evaluate
+from pooling.optimise.solve import evaluate
 from tests.factories import INSTANCES, MODELS
 
 INSTANCE_FILES = sorted(INSTANCES.glob("*.json"))

@@ -19,10 +19,10 @@ import pytest
 from scipy import optimize, stats
 
 from pooling import instance_from_dict, spec_from_dict
-from pooling.claims import ClaimStream, CompoundModel, aggregate
-from pooling.pools import PoolPricer, county_streams, pool_model
-from pooling.risk import lattice_var_cvar, sample_var_cvar
-from pooling.severity import Severity
+from pooling.economics.pools import PoolPricer, county_streams, pool_model
+from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
+from pooling.risk.measures import lattice_var_cvar, sample_var_cvar
+from pooling.risk.severity import Severity
 from tests import references as ref
 
 PRICING_TOLERANCE = 1e-3

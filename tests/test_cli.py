@@ -114,7 +114,7 @@ def test_check_prints_standalone_rates(tmp_path, capsys):
 
 def test_console_script_runs_as_module(tmp_path):
     """The installed entry point's module runs in a subprocess (real exit code)."""
-    inst, spec = _write_inputs(tmp_path)
+    inst, _spec = _write_inputs(tmp_path)
     done = subprocess.run([sys.executable, "-m", "pooling.cli", "check", str(inst)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,5 @@
 """The compact assignment formulation against set partitioning and brute force,
-all on the same sampled scenarios (pooling.scenarios)."""
+all on the same sampled scenarios (pooling.economics.loss_scenarios)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,28 @@ import numpy as np
 import pytest
 
 from pooling import SolveOptions, instance_from_dict, spec_from_dict
-from pooling.bruteforce import set_partitions
-from pooling.candidates import candidate_pools, pool_rule_violations
-from pooling.formulations.compact import build_compact, compact_plan, model_size
-from pooling.formulations.set_partition import Column, PartitionRules, build_set_partition
-from pooling.pools import pool_model
-from pooling.risk import sample_var_cvar
-from pooling.scenarios import (ScenarioPricer, pool_budget, pool_losses, sample_scenarios,
-                               scenario_max_rate)
-from pooling.solver import Status, run_highs
+from pooling.economics.loss_scenarios import (
+    ScenarioPricer,
+    pool_budget,
+    pool_losses,
+    sample_scenarios,
+    scenario_max_rate,
+)
+from pooling.economics.pools import pool_model
+from pooling.optimise.bruteforce import set_partitions
+from pooling.optimise.candidates import candidate_pools, pool_rule_violations
+from pooling.optimise.formulations.compact import (
+    build_compact,
+    compact_plan,
+    model_size,
+)
+from pooling.optimise.formulations.set_partition import (
+    Column,
+    PartitionRules,
+    build_set_partition,
+)
+from pooling.optimise.solver import Status, run_highs
+from pooling.risk.measures import sample_var_cvar
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
 
 SCENARIOS = 150

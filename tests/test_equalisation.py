@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pooling import instance_from_dict, solve, spec_from_dict
-from pooling.bruteforce import brute_force
-from pooling.pools import PoolPricer
+from pooling.economics.pools import PoolPricer
+from pooling.optimise.bruteforce import brute_force
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
 
 POORER = (250.0, 420.0)

@@ -1,4 +1,4 @@
-"""Synthetic instances (pooling.generate, issue 6)."""
+"""Synthetic instances (pooling.data.generate, issue 6)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import kstest
 
 import pooling
-from pooling.candidates import is_connected
-from pooling.generate import generate_instance, size_cdf
+from pooling.data.generate import generate_instance, size_cdf
+from pooling.optimise.candidates import is_connected
 from tests.factories import MODELS
 
 

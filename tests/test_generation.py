@@ -1,4 +1,4 @@
-"""Column generation (pooling.generation) against independent references:
+"""Column generation (pooling.optimise.generation) against independent references:
 the pricer for the per-county economics, numerical integration for the shock
 CVaR, brute force over every subset for the rate bound, and the full
 enumeration for the plans and bounds that `solve` reports."""
@@ -19,14 +19,37 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, sparse, stats
 
-from pooling import InputError, SolveOptions, instance_from_dict, load_instance, load_spec, solve, spec_from_dict
-from pooling.candidates import candidate_pools, pool_groups, pool_rule_violations
+from pooling import (
+    InputError,
+    SolveOptions,
+    instance_from_dict,
+    load_instance,
+    load_spec,
+    solve,
+    spec_from_dict,
+)
 from pooling.cli import main
-from pooling.columns import CandidateMaker, top_rate
-from pooling.pool_bounds import BOUND_PRICING_SLACK, GroupEconomics, rate_bound, shock_cvar
-from pooling.pools import PoolPricer
-from pooling.solve import GENERATED_PROOF_TOLERANCE, candidate_plan
-from tests.factories import INSTANCES, MODELS, random_instance_dict, spec_dict, tiny_instance_dict
+from pooling.economics.pool_bounds import (
+    BOUND_PRICING_SLACK,
+    GroupEconomics,
+    rate_bound,
+    shock_cvar,
+)
+from pooling.economics.pools import PoolPricer
+from pooling.optimise.candidates import (
+    candidate_pools,
+    pool_groups,
+    pool_rule_violations,
+)
+from pooling.optimise.columns import CandidateMaker, top_rate
+from pooling.optimise.solve import GENERATED_PROOF_TOLERANCE, candidate_plan
+from tests.factories import (
+    INSTANCES,
+    MODELS,
+    random_instance_dict,
+    spec_dict,
+    tiny_instance_dict,
+)
 
 ECONOMICS_TOLERANCE = 1e-12
 """GroupEconomics and the pricer add the same few terms in a different order
@@ -60,7 +83,7 @@ random instances used here, so plans differ and bounds are not just rates.max.""
 
 TIMING_KEYS = ("wall_seconds", "timings")
 
-SOLVE_MODULE = importlib.import_module("pooling.solve")
+SOLVE_MODULE = importlib.import_module("pooling.optimise.solve")
 """The module (the package attribute `pooling.solve` is the function)."""
 
 
@@ -153,7 +176,7 @@ BOUND_CV = 0.05
 BOUND_LEVEL = 0.99
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bound_case():
     """A 7-county group with a frequency shock (kappa > 1), its economics and a
     pricer whose cache the tests share."""
@@ -181,7 +204,7 @@ LP leans on an artificial column); all high (every reduced rate negative)."""
 @pytest.mark.parametrize("trial", range(len(DUAL_RANGES)))
 @pytest.mark.parametrize("max_counties,min_enrollees", RULE_VARIANTS)
 def test_rate_bound_is_valid_against_brute_force(trial, max_counties, min_enrollees):
-    inst, spec, group, econ, pricer = _bound_case()
+    _inst, spec, _group, econ, pricer = _bound_case()
     kappa = shock_cvar(BOUND_CV, BOUND_LEVEL)
     rng = np.random.default_rng(100 + trial)
     rho = rng.uniform(*DUAL_RANGES[trial], len(econ.ids))
@@ -213,11 +236,11 @@ HIGH_FIXED_COST = 1.5e7
 (the bound's B_P >= 0 constraint then binds)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _economics(fixed: float | None) -> GroupEconomics:
     """The bound case's economics, optionally with another fixed cost per fund
     (GroupEconomics needs no pricing)."""
-    inst, spec, group, econ, _ = _bound_case()
+    _inst, spec, group, econ, _ = _bound_case()
     if fixed is None:
         return econ
     data = random_instance_dict(5, 7, contribution_range=SMALL_RATES)
@@ -305,12 +328,12 @@ GENERATION_CASES = {
 MINIMISE = "min_rate_dispersion"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _instance(seed: int, n: int):
     return instance_from_dict(random_instance_dict(seed, n, contribution_range=SMALL_RATES))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pricer(seed: int, n: int, measure: str) -> PoolPricer:
     """One pricer per instance and measure, shared by the cases on it and by
     both solves: pricing is a memoised pure function of the members under the
@@ -325,7 +348,7 @@ def _shared_pricer(seed: int, n: int, spec) -> PoolPricer:
     return pricer
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _generation_case(name):
     """(instance, spec, enumerated result, generated result, every enumerated
     candidate), the two solves pricing through the shared pricer."""
@@ -422,7 +445,7 @@ def test_generation_cases_are_not_degenerate():
     assert all(any(len(p.pricing.counties) > 1 for p in r.pools) for r in results.values())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _zero_dispersion_case():
     """6 counties, at most 3 per pool, continuous rates: every pool can pay
     0.9, so the least dispersion is 0."""
@@ -515,7 +538,7 @@ def test_lagrangian_bound_dominates_lp_relaxation_over_every_pool(name):
 def test_max_min_rate_group_bound_covers_every_pool():
     """For max_min_rate the group's figure is the largest rate any of its pools
     can pay: it must be at least the top rate of every admissible pool."""
-    inst, spec, _, generated, everything = _generation_case("s4-max-min-rate")
+    _inst, spec, _, generated, everything = _generation_case("s4-max-min-rate")
     (group,) = generated.candidate_generation["groups"]
     best = max(top_rate(c, spec) for c in everything if c.admissible)
     assert group["reduced_rate_bound"] >= best - BOUND_VALIDITY_TOLERANCE
@@ -543,7 +566,7 @@ def test_tongliao_generation_finds_the_enumerated_optimum():
 # --- 6. auto mode ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _two_prefectures():
     """7 counties: prefecture p0 has 4 (15 subsets), p1 has 3 (7 subsets)."""
     inst = instance_from_dict(random_instance_dict(6, 7, n_prefectures=2, contribution_range=SMALL_RATES))

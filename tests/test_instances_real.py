@@ -18,8 +18,8 @@ import time
 import pytest
 
 import pooling
-from pooling.candidates import is_connected
-from pooling.pools import PoolPricer
+from pooling.economics.pools import PoolPricer
+from pooling.optimise.candidates import is_connected
 from tests.factories import INSTANCES, MODELS, SHARED
 
 CENSUS = SHARED / "data" / "china_counties_census.csv"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pooling import instance_from_dict, solve, spec_from_dict
-from pooling.claims import aggregate
-from pooling.pools import PoolPricer, pool_model
-from pooling.ruin import critical_rates
+from pooling.economics.pools import PoolPricer, pool_model
+from pooling.risk.claims import aggregate
+from pooling.risk.ruin import critical_rates
 from tests.factories import spec_dict, tiny_instance_dict
 
 

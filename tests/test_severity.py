@@ -3,26 +3,27 @@ independent references.
 
 References are built here from textbook definitions with scipy.stats objects
 (lognorm, gamma, pareto) and scipy.integrate.quad, never from
-`pooling.severity`'s own formulas: moments and tail functions by numerical
+`pooling.risk.severity`'s own formulas: moments and tail functions by numerical
 integration of the density, limited means by integration of the survival
 function, sampling against the reference CDF, and a compound Poisson priced by
-`pooling.claims.aggregate` against a per-claim Monte Carlo.
+`pooling.risk.claims.aggregate` against a per-claim Monte Carlo.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from pooling.claims import ClaimStream, CompoundModel, aggregate, merge_streams
+from pooling.data.fields import FieldReader
+from pooling.data.instance import instance_from_dict, read_severity
 from pooling.errors import InputError
-from pooling.fields import FieldReader
-from pooling.instance import instance_from_dict
-from pooling.risk import sample_var_cvar
-from pooling.severity import Severity, read_severity
+from pooling.risk.claims import ClaimStream, CompoundModel, aggregate, merge_streams
+from pooling.risk.measures import sample_var_cvar
+from pooling.risk.severity import Severity
 from tests.factories import county, instance_dict
 
 QUAD_RTOL = 1e-11
@@ -115,7 +116,7 @@ class Reference:
         """int_lo^hi g(x) dx, as int g(e^y) e^y dy over log-scale pieces."""
         pts = [lo] + [b for b in self.breaks() if lo < b < hi] + [hi]
         total = 0.0
-        for a, b in zip(pts[:-1], pts[1:]):
+        for a, b in itertools.pairwise(pts):
             if b - a <= 1e-6 * a:  # a sliver (a probe point next to a break): midpoint rule
                 total += g(0.5 * (a + b)) * (b - a)
                 continue
@@ -254,7 +255,7 @@ def test_quantile_round_trips(name):
 def test_spliced_continuity_and_monotonicity(name):
     sev = SEVERITIES[name]
     u, p = sev.threshold, sev.tail_probability
-    s_u, s1_u = sev.tails(np.array([u]))
+    s_u, _s1_u = sev.tails(np.array([u]))
     assert _rel(s_u[0], p) <= 1e-14
     assert _rel(float(sev.cdf(u)), 1.0 - p) <= 1e-14
     assert _rel(sev.upper_quantile(p), u) <= 1e-14

@@ -10,9 +10,14 @@ import pytest
 from scipy import stats
 
 from pooling import InputError, instance_from_dict, spec_from_dict
-from pooling.claims import ClaimStream, CompoundModel, aggregate
-from pooling.severity import Severity
-from pooling.simulate import PoolYearSampler, simulate, var_cvar_with_intervals, wilson_interval
+from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
+from pooling.risk.severity import Severity
+from pooling.simulate.stress_test import (
+    PoolYearSampler,
+    simulate,
+    var_cvar_with_intervals,
+    wilson_interval,
+)
 from tests.factories import county, instance_dict, spec_dict, tiny_instance_dict
 
 

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from pooling import evaluate, instance_from_dict, solve, spec_from_dict
-from pooling.bruteforce import brute_force, set_partitions
-from pooling.pools import PoolPricer
+from pooling.economics.pools import PoolPricer
+from pooling.optimise.bruteforce import brute_force, set_partitions
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
 
 POORER = (220.0, 360.0)
@@ -39,7 +39,7 @@ SOLVE_CASES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case(index):
     """(instance, spec, MILP result, brute-force result) of SOLVE_CASES[index], computed once."""
     seed, n, prefs, rules = SOLVE_CASES[index]
@@ -51,7 +51,7 @@ def _case(index):
 
 @pytest.mark.parametrize("index", range(len(SOLVE_CASES)))
 def test_milp_equals_brute_force(index):
-    inst, spec, result, oracle = _case(index)
+    inst, _spec, result, oracle = _case(index)
     if oracle.objective is None:
         assert result.status == "infeasible"
         return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pooling import InputError, instance_from_dict
-from pooling.stress import BASELINE, StressScenario, compose, stressed_instance
+from pooling.data.stress import BASELINE, StressScenario
+from pooling.simulate.stresses import compose, stressed_instance
 from tests.factories import tiny_instance_dict
 
 
@@ -46,8 +47,8 @@ def test_composition_rules():
 
 
 def test_heavy_tail_keeps_the_body_and_fattens_the_tail():
-    from pooling.severity import Severity
-    from pooling.stress import HeavyTail
+    from pooling.data.stress import HeavyTail
+    from pooling.risk.severity import Severity
     inst = instance_from_dict(tiny_instance_dict())
     stressed = stressed_instance(inst, StressScenario("h", heavy_tail=HeavyTail(0.01, 2.5)), 1)
     base, tailed = inst.counties[0].severity, stressed.counties[0].severity

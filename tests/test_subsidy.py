@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pooling import InputError, evaluate, instance_from_dict, spec_from_dict
-from pooling.pools import PoolPricer
+from pooling.economics.pools import PoolPricer
 from tests.factories import spec_dict, tiny_instance_dict
 
 

@@ -1,0 +1,207 @@
+"""Model spec: the pooling policy to study (DESIGN §Decisions and constraints).
+
+A spec is a TOML file under ``models/`` with tables ``[pooling]``,
+``[solvency]``, ``[rates]``, ``[objective]`` and optionally ``[simulation]``.
+Unknown tables and keys are errors. Defaults are stated here and in
+docs/formats.md; required fields are the ones with no sensible default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pooling.data.fields import FieldReader
+from pooling.data.instance import read_file_bytes
+from pooling.data.stress import StressScenario, read_stress_table
+from pooling.errors import InputError
+
+SCOPES = ("county", "prefecture", "optimise")
+WITHIN = ("prefecture", "province", "none")
+MEASURES = ("cvar", "var", "ruin")
+OBJECTIVES = ("max_mean_rate", "max_min_rate", "min_rate_dispersion")
+GAP_SCOPES = ("instance", "province", "prefecture")
+
+
+@dataclass(frozen=True)
+class PoolingRules:
+    """Which pools are allowed. `within` and the limits apply to scope "optimise"."""
+
+    scope: str
+    within: str = "prefecture"
+    contiguous: bool = False
+    max_counties: int | None = None
+    min_enrollees: int = 0
+
+
+@dataclass(frozen=True)
+class Solvency:
+    """Risk measure rho at level alpha; u = reserve_share of reserves enters the
+    budget (var, cvar) or the starting reserves of the ruin simulation (ruin:
+    P(reserves < 0 at some year end within horizon_years) <= 1 - level)."""
+
+    measure: str
+    level: float
+    reserve_share: float
+    horizon_years: int = 1
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Rates lie in [min, max]; with `step`, on the menu min + k step."""
+
+    min: float
+    max: float
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class Equalisation:
+    """Fairness rules (docs/model.md §Equalisation). None / False: rule off."""
+
+    max_rate_gap: float | None = None
+    gap_scope: str = "instance"
+    no_county_worse_off: bool = False
+    tolerance: float = 0.0
+    max_cross_subsidy: float | None = None
+    max_expected_surplus: float | None = None
+
+
+@dataclass(frozen=True)
+class Objective:
+    kind: str = "max_mean_rate"
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Stress-test defaults; `stress` holds the spec's named scenarios
+    (``[simulation.stress.NAME]``), which add to or override the presets."""
+
+    scenarios: int = 10_000
+    years: int = 1
+    seed: int = 0
+    stress: dict[str, StressScenario] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model spec; `sha256` hashes the source file's bytes."""
+
+    name: str
+    pooling: PoolingRules
+    solvency: Solvency
+    rates: Rates
+    equalisation: Equalisation
+    objective: Objective
+    simulation: Simulation
+    source: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec (defaults filled in), as stored in results."""
+        return {section: dataclasses.asdict(getattr(self, section))
+                for section in ("pooling", "solvency", "rates", "equalisation", "objective", "simulation")}
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load and validate a spec TOML file."""
+    path = Path(path)
+    raw = read_file_bytes(path, "spec")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    return spec_from_dict(data, source=str(path), name=path.stem,
+                          sha256=hashlib.sha256(raw).hexdigest())
+
+
+def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
+                   sha256: str | None = None) -> Spec:
+    """Validate parsed spec data (a dict shaped like the TOML file)."""
+    if sha256 is None:
+        canonical = json.dumps(data, sort_keys=True, default=str)
+        sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    top = FieldReader(data, source)
+    pooling = _read_pooling(top.table("pooling"))
+    solvency = _read_solvency(top.table("solvency"))
+    rates = _read_rates(top.table("rates"))
+    equalisation = _read_equalisation(top.table("equalisation", default=None))
+    objective_table = top.table("objective", default=None)
+    objective = Objective(kind=objective_table.string("kind", choices=OBJECTIVES,
+                                                      default="max_mean_rate"))
+    objective_table.finish()
+    simulation = _read_simulation(top.table("simulation", default=None))
+    top.finish()
+    return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
+                equalisation=equalisation, objective=objective,
+                simulation=simulation, source=source, sha256=sha256)
+
+
+def _read_pooling(reader: FieldReader) -> PoolingRules:
+    scope = reader.string("scope", choices=SCOPES)
+    within = reader.string("within", choices=WITHIN, default="prefecture")
+    contiguous = reader.boolean("contiguous", default=False)
+    max_counties = reader.integer("max_counties", low=1, default=None)
+    min_enrollees = reader.integer("min_enrollees", low=0, default=0)
+    reader.finish()
+    return PoolingRules(scope=scope, within=within, contiguous=contiguous,
+                        max_counties=max_counties, min_enrollees=min_enrollees)
+
+
+def _read_solvency(reader: FieldReader) -> Solvency:
+    measure = reader.string("measure", choices=MEASURES)
+    level = reader.number("level", low=0.5, high=1.0, high_open=True)
+    reserve_share = reader.number("reserve_share", low=0.0, high=1.0)
+    horizon = reader.integer("horizon_years", low=1, high=100, default=1)
+    reader.finish()
+    if horizon != 1 and measure != "ruin":
+        raise reader.fail("horizon_years", f"must be 1 for measure \"{measure}\" "
+                          f"(one-year VaR/CVaR), got {horizon}")
+    return Solvency(measure=measure, level=level, reserve_share=reserve_share, horizon_years=horizon)
+
+
+def _read_rates(reader: FieldReader) -> Rates:
+    low = reader.number("min", low=0.0, high=1.0)
+    high = reader.number("max", low=0.0, high=1.0, low_open=True)
+    step = reader.number("step", low=0.0, high=1.0, low_open=True, default=None)
+    reader.finish()
+    if low > high:
+        raise reader.fail("min", f"must be <= rates.max ({high:g}), got {low:g}")
+    return Rates(min=low, max=high, step=step)
+
+
+def _read_equalisation(reader: FieldReader) -> Equalisation:
+    eq = Equalisation(
+        max_rate_gap=reader.number("max_rate_gap", low=0.0, high=1.0, default=None),
+        gap_scope=reader.string("gap_scope", choices=GAP_SCOPES, default="instance"),
+        no_county_worse_off=reader.boolean("no_county_worse_off", default=False),
+        tolerance=reader.number("tolerance", low=0.0, high=1.0, default=0.0),
+        max_cross_subsidy=reader.number("max_cross_subsidy", low=0.0, default=None),
+        max_expected_surplus=reader.number("max_expected_surplus", low=0.0, default=None))
+    reader.finish()
+    if eq.tolerance and not eq.no_county_worse_off:
+        raise reader.fail("tolerance", "applies only with no_county_worse_off = true")
+    if reader.has("gap_scope") and eq.max_rate_gap is None:
+        raise reader.fail("gap_scope", "applies only with max_rate_gap")
+    return eq
+
+
+def _read_simulation(reader: FieldReader) -> Simulation:
+    stress = {}
+    if reader.has("stress"):
+        table = reader.table("stress")
+        for name in sorted(table.data):
+            stress[name] = read_stress_table(table.table(name), name)
+        table.finish()
+    simulation = Simulation(scenarios=reader.integer("scenarios", low=100, default=10_000),
+                            years=reader.integer("years", low=1, high=100, default=1),
+                            seed=reader.integer("seed", low=0, default=0), stress=stress)
+    reader.finish()
+    return simulation

@@ -1,0 +1,173 @@
+"""Baselines in one place (DESIGN §Formulations, 4): status quo (every county
+alone), full prefecture pooling, greedy merging, and the optimum.
+
+Fixed partitions (status quo, prefecture) are not bound by the spec's
+pooling rules (contiguity, size limits): a prefecture pool that is not
+contiguous can beat a contiguous optimum; `breaks_rules` lists such
+violations so a comparison is read correctly.
+
+All four are judged by the same spec (solvency, rates, equalisation rules,
+objective), so the comparison isolates the choice of pools. Greedy merging
+starts from the status quo and repeatedly merges the pair of adjacent pools
+(some member of one adjacent to some member of the other) whose merge
+improves the plan most, while the merged pool is allowed by the pooling rules
+and an improving merge exists. Plans are ranked by (number of inadmissible
+pools, whether the coupled rules such as the rate gap can hold, primary
+objective, mean rate): merging first repairs counties that cannot stand
+alone, then plans whose rates cannot be equalised (fewer pools first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+
+from pooling.data.instance import Instance
+from pooling.data.options import SolveOptions
+from pooling.data.spec import Spec
+from pooling.economics.pools import PoolPricer
+from pooling.optimise.candidates import pool_rule_violations
+from pooling.optimise.columns import build_candidates, partition_rules
+from pooling.optimise.formulations.set_partition import (
+    build_set_partition,
+    fix_primary_and_maximise_mean,
+)
+from pooling.optimise.solve import LEXICOGRAPHIC_TOLERANCE, solve
+from pooling.optimise.solver import Status, run_highs
+
+IMPROVEMENT_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class BaselineOutcome:
+    name: str
+    status: str
+    objective: float | None
+    mean_rate: float | None
+    min_rate: float | None
+    max_rate: float | None
+    pools: list[list[str]]
+    seconds: float
+    breaks_rules: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
+                     options: SolveOptions) -> tuple[int, float, float, list[float]] | None:
+    """(inadmissible pools, primary objective, mean rate, rates) of a fixed partition,
+    rates chosen optimally under the spec's rules; None if the rules cannot all hold."""
+    candidates = build_candidates(instance, spec, [frozenset(b) for b in blocks], pricer)
+    bad = sum(1 for c in candidates if not c.admissible)
+    if bad:
+        return bad, float("-inf"), float("-inf"), []
+    rules = partition_rules(spec)
+    simple = rules.max_rate_gap is None and rules.rate_step is None and rules.objective != "min_rate_dispersion"
+    weights = [c.pricing.enrollees / instance.total_enrollees for c in candidates]
+    if simple:
+        rates = [c.column.max_rate for c in candidates]
+    else:
+        model = build_set_partition([c.column for c in candidates], list(instance.ids),
+                                    instance.total_enrollees, rules)
+        run = run_highs(model, options)
+        if run.status != Status.OPTIMAL:
+            return None
+        if rules.objective != "max_mean_rate":
+            fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
+            run = run_highs(model, options)
+        rates = [pyo.value(model.r[j]) for j in model.P]
+    mean = sum(w * r for w, r in zip(weights, rates))
+    primary = {"max_mean_rate": mean, "max_min_rate": min(rates),
+               "min_rate_dispersion": -(max(rates) - min(rates))}[rules.objective]
+    return 0, primary, mean, rates
+
+
+def _adjacent(instance: Instance, a, b) -> bool:
+    members = set(b)
+    return any(other in members for cid in a for other in instance.county(cid).adjacent)
+
+
+def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
+           options: SolveOptions | None = None) -> list[list[str]]:
+    """Greedy merging from the status quo (module docstring)."""
+    pricer = pricer if pricer is not None else PoolPricer(instance, spec)
+    options = options or SolveOptions()
+    optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
+
+    def score(plan):
+        value = fixed_plan_value(instance, spec, plan, pricer, options)
+        if value is None:  # pools admissible but coupled rules (rate gap) fail: fewer pools is closer
+            return (0, 0, -float(len(plan)), float("-inf"))
+        return (-value[0], 1, value[1], value[2])
+
+    plan = [[cid] for cid in sorted(instance.ids)]
+    current = score(plan)
+    while True:
+        best, best_plan = None, None
+        for i in range(len(plan)):
+            for j in range(i + 1, len(plan)):
+                if not _adjacent(instance, plan[i], plan[j]):
+                    continue
+                merged = sorted(plan[i] + plan[j])
+                if pool_rule_violations(instance, optimise_rules, merged):
+                    continue
+                trial = [p for k, p in enumerate(plan) if k not in (i, j)] + [merged]
+                value = score(trial)
+                if best is None or value > best:
+                    best, best_plan = value, trial
+        if best is None or not _improves(best, current):
+            return sorted(plan)
+        plan, current = best_plan, best
+
+
+def _improves(new, old) -> bool:
+    if new[:2] != old[:2]:
+        return new[:2] > old[:2]
+    if abs(new[2] - old[2]) > IMPROVEMENT_TOLERANCE:
+        return new[2] > old[2]
+    return new[3] > old[3] + IMPROVEMENT_TOLERANCE
+
+
+def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions | None = None):
+    """Status quo, prefecture pooling, greedy merging and the optimum under one spec."""
+    options = options or SolveOptions()
+    outcomes = []
+    for name, scope in (("status_quo", "county"), ("prefecture", "prefecture")):
+        fixed = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope=scope))
+        outcomes.append(_from_result(name, solve(instance, fixed, options=options), instance, spec))
+    start = time.perf_counter()
+    pricer = PoolPricer(instance, spec)
+    plan = greedy(instance, spec, pricer, options)
+    value = fixed_plan_value(instance, spec, plan, pricer, options)
+    feasible = value is not None and value[0] == 0
+    outcomes.append(BaselineOutcome(
+        name="greedy", status="feasible" if feasible else "infeasible",
+        objective=_reported(spec, value[1]) if feasible else None,
+        mean_rate=value[2] if feasible else None,
+        min_rate=min(value[3]) if feasible else None, max_rate=max(value[3]) if feasible else None,
+        pools=plan, seconds=time.perf_counter() - start))
+    optimum = optimum if optimum is not None else solve(instance, spec, options=options)
+    outcomes.append(_from_result("optimum", optimum))
+    return outcomes
+
+
+def _reported(spec: Spec, primary: float) -> float:
+    return -primary if spec.objective.kind == "min_rate_dispersion" else primary
+
+
+def _from_result(name, result, instance=None, spec=None) -> BaselineOutcome:
+    rates = [p.rate for p in result.pools]
+    broken = []
+    if instance is not None:
+        optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
+        for p in result.pools:
+            broken.extend(pool_rule_violations(instance, optimise_rules, p.pricing.counties))
+    return BaselineOutcome(name=name, status=result.status, objective=result.objective,
+                           mean_rate=result.mean_rate if result.pools else None,
+                           min_rate=min(rates) if rates else None, max_rate=max(rates) if rates else None,
+                           pools=[list(p.pricing.counties) for p in result.pools],
+                           seconds=result.wall_seconds, breaks_rules=broken)

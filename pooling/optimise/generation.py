@@ -1,0 +1,430 @@
+"""Column generation for pooling groups too large to enumerate (DESIGN
+§Formulations 1: columns are "generated (pricing) where [enumeration] is not"
+small).
+
+A group (prefecture, province or instance) of n counties has up to 2^n - 1
+candidate pools, each priced by an FFT; past a few thousand that is minutes.
+For such groups `generate_columns` builds the columns iteratively:
+
+1. Restricted master: the LP relaxation of set partitioning with the
+   mean-rate objective, max sum_P v_P y_P s.t. every county covered once,
+   v_P = N_P t_P / N with t_P the highest rate the pool may pay (r*_P, or
+   the top menu rate below it). Columns: every allowed pool of the enumerated
+   groups, and for generated groups the single counties and the whole group
+   (where allowed); a penalised artificial column per county keeps it
+   feasible. Solved with HiGHS (scipy.optimize.linprog), duals pi_c.
+2. Heuristic pricing: a pool P improves the LP iff its reduced rate
+       rr(P) = t_P - sum_{c in P} N_c rho_c / N_P > 0,   rho_c = pi_c N / N_c
+   (rho_c is county c's dual in rate units). Steepest ascent from the pools
+   the LP uses and from every single county: add or drop one county (keeping
+   size and contiguity rules), rank the moves by a cheap proxy (the current
+   pool's risk loading applied to the exact expected cost of the neighbour)
+   and price the best few exactly. Every allowed pool found with rr > 0
+   becomes a column.
+3. When the heuristic finds nothing, the exact check (4) runs; a pool it
+   finds with rr > 0 becomes a column. Rounds stop when no group yields one
+   (or at MAX_ROUNDS). The MILP of `solve` then runs on every admissible pool
+   priced (coupling rules and all objectives).
+4. Exact check and bound: pooling.economics.pool_bounds caps every pool's r*_P by a
+   bound U(P) linear-fractional in the members and maximises U(P) - avg
+   rho(P) over all subsets exactly (MILP): one MILP asks whether any subset
+   can beat the best exact value seen so far (by BOUND_RESOLUTION); if so the
+   maximiser is found, priced exactly and cut off, up to EXACT_CHECK_CUTS
+   times, after which the remaining maximum is computed. delta_g is the larger of
+   that and the exact values seen. Then
+       mean rate <= z_LP + sum_g (N_g / N) max(0, delta_g)
+   over *every* allowed pool (adding delta_g N_c / N to the duals of group g
+   makes them feasible for every pool: a Lagrangian bound). With delta_g = 0
+   for every group the LP is proven optimal over all pools. For VaR and ruin
+   U(P) is only r_max (pool_bounds docstring).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, sparse
+
+from pooling.data.instance import Instance
+from pooling.data.spec import Spec
+from pooling.economics.pool_bounds import (
+    BOUND_RESOLUTION,
+    GroupEconomics,
+    GroupProgram,
+    rate_bound,
+    shock_cvar,
+)
+from pooling.optimise.candidates import PoolGroup, is_connected
+from pooling.optimise.columns import Candidate, CandidateMaker, top_rate
+
+REDUCED_COST_TOLERANCE = 1e-9
+"""A pool enters the master when its reduced rate exceeds this (rate units)."""
+
+MAX_ROUNDS = 60
+"""Pricing rounds before stopping (stated in the result when reached)."""
+
+EXACT_PER_STEP = 3
+"""Neighbours priced exactly per local-search step (the best by the proxy)."""
+
+NEW_COLUMNS_PER_GROUP = 10
+"""Most improving pools added per group and round (the best reduced rates)."""
+
+TAILING_OFF_ROUNDS = 5
+TAILING_OFF_GAIN = 1e-5
+"""Stop generating when the master LP (a mean rate) gained less than this over
+the last TAILING_OFF_ROUNDS rounds: column generation tails off, adding many
+pools for tiny gains; the bound in the result still covers every pool."""
+
+EXACT_CHECK_CUTS = 10
+"""Maximisers of the pool bound priced exactly (and cut off) per exact check;
+past this the check returns the bound as it stands (valid, looser)."""
+
+ARTIFICIAL_RATE = -10.0
+"""Rate of a county's artificial column: far below any real rate (rates lie in
+[0, 1]), so the LP uses it only when no real cover exists."""
+
+@dataclass
+class GroupLog:
+    """What happened in one group (written to result.json)."""
+
+    label: str
+    counties: int
+    method: str                      # "enumerated" | "generated"
+    columns: int = 0                 # admissible pools in the master at the end
+    pools_priced: int = 0            # pools priced exactly (generated groups)
+    reduced_rate_bound: float = 0.0  # delta_g: no pool of the group has rr above this
+
+    def to_dict(self) -> dict:
+        return {"group": self.label, "counties": self.counties, "method": self.method,
+                "columns": self.columns, "pools_priced": self.pools_priced,
+                "reduced_rate_bound": self.reduced_rate_bound}
+
+
+@dataclass
+class GenerationLog:
+    rounds: int = 0
+    converged: bool = True
+    stopped: str | None = None       # why generation stopped before converging
+    master_lp_value: float | None = None
+    lagrangian_bound: float | None = None
+    bound_method: str = ""
+    groups: list[GroupLog] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"rounds": self.rounds, "converged": self.converged, "stopped": self.stopped,
+                "master_lp_value": self.master_lp_value, "lagrangian_bound": self.lagrangian_bound,
+                "bound_method": self.bound_method, "groups": [g.to_dict() for g in self.groups]}
+
+
+@dataclass
+class GeneratedColumns:
+    """Output of `generate_columns`: every candidate priced (for diagnosis), the
+    admissible ones in the master (the MILP's columns), the valid bound and the log."""
+
+    candidates: list[Candidate]
+    columns: list[Candidate]
+    bound: float | None
+    log: GenerationLog
+
+
+class _Master:
+    """The restricted master LP over the current columns (module docstring, 1)."""
+
+    def __init__(self, instance: Instance, spec: Spec):
+        self.ids = tuple(sorted(instance.ids))
+        self.row = {cid: i for i, cid in enumerate(self.ids)}
+        self.total = instance.total_enrollees
+        self.enrollees = np.array([instance.county(c).enrollees for c in self.ids], dtype=float)
+        self.spec = spec
+        self.columns: dict[frozenset[str], Candidate] = {}
+
+    def add(self, members: frozenset[str], candidate: Candidate) -> bool:
+        if members in self.columns or not candidate.admissible:
+            return False
+        self.columns[members] = candidate
+        return True
+
+    def value(self, candidate: Candidate) -> float:
+        return candidate.pricing.enrollees * top_rate(candidate, self.spec) / self.total
+
+    def solve(self) -> tuple[float, np.ndarray, dict[frozenset[str], float]]:
+        """(LP value, county duals in rate units rho_c, LP value of y per column)."""
+        keys = list(self.columns)
+        n, m = len(self.ids), len(keys)
+        rows = [self.row[c] for key in keys for c in sorted(key)] + list(range(n))
+        cols = [j for j, key in enumerate(keys) for _ in key] + list(range(m, m + n))
+        a_eq = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, m + n))
+        values = np.array([self.value(self.columns[k]) for k in keys]
+                          + list(ARTIFICIAL_RATE * self.enrollees / self.total))
+        res = optimize.linprog(-values, A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"restricted master LP failed: {res.message}")
+        pi = -np.asarray(res.eqlin.marginals)
+        rho = pi * self.total / self.enrollees
+        return float(-res.fun), rho, {k: float(res.x[j]) for j, k in enumerate(keys)}
+
+
+class _GroupSearch:
+    """Pricing in one group: heuristic local search, and the bound-guided exact
+    check (module docstring, 2 and 4)."""
+
+    def __init__(self, instance: Instance, spec: Spec, group: PoolGroup, maker: CandidateMaker,
+                 cache: dict[frozenset[str], Candidate]):
+        self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
+        self.econ = GroupEconomics(instance, spec, group)
+        self.kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
+                      if spec.solvency.measure == "cvar" else None)
+        self.priced: set[frozenset[str]] = set()
+        self.certified: tuple[tuple[float, ...], float] | None = None   # (duals, delta) of the last check
+
+    def navigable(self, members: frozenset[str]) -> bool:
+        """Within max_counties and connected when required: the search moves
+        through these (pools below min_enrollees included, else a search from
+        a small county could not grow)."""
+        rules = self.spec.pooling
+        if rules.max_counties is not None and len(members) > rules.max_counties:
+            return False
+        return not rules.contiguous or is_connected(self.instance, members)
+
+    def allowed(self, members: frozenset[str]) -> bool:
+        """A candidate pool under every pooling rule."""
+        enrollees = sum(self.instance.county(c).enrollees for c in members)
+        return enrollees >= self.spec.pooling.min_enrollees and self.navigable(members)
+
+    def candidate(self, members: frozenset[str]) -> Candidate:
+        hit = self.cache.get(members)
+        if hit is None:
+            hit = self.cache[members] = self.maker.make(members)
+        self.priced.add(members)
+        return hit
+
+    def reduced_rate(self, members: frozenset[str], rho: dict[str, float]) -> float | None:
+        cand = self.candidate(members)
+        if not cand.admissible:
+            return None
+        return top_rate(cand, self.spec) - _mean_rate_of(self.instance, sorted(members), rho)
+
+    def _neighbours(self, members: frozenset[str]) -> list[frozenset[str]]:
+        out = []
+        adjacent = set()
+        if self.spec.pooling.contiguous:
+            for c in members:
+                adjacent.update(self.instance.county(c).adjacent)
+        for c in self.group.members:
+            if c in members:
+                if len(members) > 1:
+                    out.append(members - {c})
+            elif not self.spec.pooling.contiguous or c in adjacent:
+                out.append(members | {c})
+        return [p for p in out if self.navigable(p)]
+
+    def _proxy(self, members: frozenset[str], load: float, rho: dict[str, float]) -> float:
+        expected = self.econ.expected_cost(members)
+        rate = self.spec.rates.max if expected <= 0 else min(
+            self.spec.rates.max, self.econ.budget(members) / (load * expected))
+        return rate - _mean_rate_of(self.instance, sorted(members), rho)
+
+    def _score(self, members: frozenset[str], rho: dict[str, float]) -> float:
+        """Reduced rate with r*_P in place of the top admissible rate: defined for
+        inadmissible pools too, so the search can pass through them."""
+        cand = self.candidate(members)
+        return cand.column.max_rate - _mean_rate_of(self.instance, sorted(members), rho)
+
+    def search(self, starts: list[frozenset[str]], rho: dict[str, float]) -> dict[frozenset[str], float]:
+        """Pools with a positive reduced rate found by steepest ascent (on `_score`)
+        from each start; a start's climb stops at a local maximum."""
+        found: dict[frozenset[str], float] = {}
+        for start in starts:
+            current = start
+            current_score = self._score(current, rho)
+            for _ in range(2 * len(self.group.members)):
+                pricing = self.candidate(current).pricing
+                load = pricing.risk / pricing.expected_cost if pricing.expected_cost > 0 else 1.0
+                moves = sorted(self._neighbours(current),
+                               key=lambda p: (-self._proxy(p, load, rho), sorted(p)))[:EXACT_PER_STEP]
+                best, best_score = None, current_score
+                for pool in moves:
+                    rr = self.reduced_rate(pool, rho)
+                    if rr is not None and rr > REDUCED_COST_TOLERANCE and self.allowed(pool):
+                        found[pool] = rr
+                    score = self._score(pool, rho)
+                    if score > best_score + 1e-12:
+                        best, best_score = pool, score
+                if best is None:
+                    break
+                current, current_score = best, best_score
+        return found
+
+
+    def exact_check(self, rho: dict[str, float], *, stop_at_improving: bool) -> tuple[float, dict]:
+        """(delta, improving pools): no allowed pool of the group has a reduced
+        rate above delta. Single counties are priced exactly; for larger pools
+        the bound U(P) is maximised, its maximiser priced exactly and cut off,
+        up to EXACT_CHECK_CUTS times (module docstring, 4)."""
+        found: dict[frozenset[str], float] = {}
+        best = -math.inf
+        for cid in self.group.members:
+            single = frozenset([cid])
+            if self.allowed(single):
+                rr = self.reduced_rate(single, rho)
+                best = best if rr is None else max(best, rr)
+        rules = self.spec.pooling
+        duals = np.array([rho[c] for c in self.econ.ids])
+        limits = {"top": self.spec.rates.max, "max_counties": rules.max_counties,
+                  "min_enrollees": rules.min_enrollees}
+        if self.kappa is None:   # no cap below r_max: nothing to price or cut
+            return max(best, rate_bound(self.econ, duals, kappa=None, **limits)), found
+        program = GroupProgram.build(self.econ, duals, kappa=self.kappa, **limits)
+        if program is None:
+            return best, found
+        for _ in range(EXACT_CHECK_CUTS):
+            target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
+            if not program.exceeds(target)[0]:
+                return max(target, best), found   # no pool can beat the target: proven
+            value, x = program.maximise()   # cut the maximiser itself: the bound falls fastest
+            if x is None:
+                return max(value, best), found
+            members = program.members(x)
+            if self.allowed(members):
+                rr = self.reduced_rate(members, rho)
+                if rr is not None:
+                    best = max(best, rr)
+                    if rr > REDUCED_COST_TOLERANCE:
+                        found[members] = rr
+                        if stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP:
+                            return max(value, best), found
+            program.cut(x)
+        return max(program.maximise()[0], best), found
+
+
+def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
+                     maker: CandidateMaker) -> GeneratedColumns:
+    """Columns for the MILP: every allowed pool of the groups with a subset list
+    (enumerated) and generated columns for the others (module docstring)."""
+    master = _Master(instance, spec)
+    cache: dict[frozenset[str], Candidate] = {}
+    log = GenerationLog()
+    searches: dict[str, _GroupSearch] = {}
+    for group, subsets in plan:
+        if subsets is not None:
+            log.groups.append(GroupLog(group.label, len(group.members), "enumerated"))
+            for members in subsets:
+                cache[members] = maker.make(members)
+                master.add(members, cache[members])
+            continue
+        log.groups.append(GroupLog(group.label, len(group.members), "generated"))
+        search = searches[group.label] = _GroupSearch(instance, spec, group, maker, cache)
+        seeds = [frozenset([c]) for c in group.members] + [frozenset(group.members)]
+        for members in seeds:
+            if search.allowed(members):
+                master.add(members, search.candidate(members))
+
+    # A pool lies in one group: the group of its smallest member.
+    group_of = {cid: group.label for group, _ in plan for cid in group.members}
+    active = set(searches)
+    history = []
+    while True:
+        value, rho_array, y = master.solve()
+        rho = dict(zip(master.ids, rho_array))
+        history.append(value)
+        if not active:
+            break
+        if log.rounds >= MAX_ROUNDS:
+            log.stopped = f"round limit {MAX_ROUNDS}"
+            break
+        if len(history) > TAILING_OFF_ROUNDS and value - history[-1 - TAILING_OFF_ROUNDS] < TAILING_OFF_GAIN:
+            log.stopped = (f"tailing off: the LP gained < {TAILING_OFF_GAIN:g} in the last "
+                           f"{TAILING_OFF_ROUNDS} rounds")
+            break
+        log.rounds += 1
+        support_of: dict[str, list[frozenset[str]]] = {}
+        for k, v in y.items():
+            if v > 1e-9:
+                support_of.setdefault(group_of[min(k)], []).append(k)
+        for label in sorted(active):
+            search = searches[label]
+            support = sorted(support_of.get(label, []), key=sorted)
+            starts = support + [frozenset([c]) for c in search.group.members
+                                if frozenset([c]) not in support]
+            found = search.search(starts, rho)
+            if not found:   # the heuristic is exhausted: bound-guided exact pricing
+                delta, found = search.exact_check(rho, stop_at_improving=True)
+                if not found:
+                    search.certified = (tuple(rho[c] for c in search.group.members), delta)
+            ranked = sorted(found.items(), key=lambda kv: (-kv[1], sorted(kv[0])))
+            added = sum(master.add(k, cache[k]) for k, _ in ranked[:NEW_COLUMNS_PER_GROUP])
+            if not added:
+                active.discard(label)
+    log.converged = not active
+    log.master_lp_value = value
+
+    groups = {grp.label: grp for grp, _ in plan}
+    bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
+    # The MILP gets every admissible pool priced on the way, not only those the
+    # LP took: they cost nothing more and let it combine pools the LP mixed.
+    for search in searches.values():
+        for members in sorted(search.priced, key=lambda k: (len(k), sorted(k))):
+            if search.allowed(members):
+                master.add(members, cache[members])
+    columns = list(master.columns.values())
+    column_counts = Counter(group_of[min(k)] for k in master.columns)
+    for g in log.groups:
+        g.columns = column_counts[g.label]
+        if g.label in searches:
+            g.pools_priced = len(searches[g.label].priced)
+    # Candidates (for diagnosis) are allowed pools only: the search also prices
+    # pools below min_enrollees on its way.
+    passed_through = {k for search in searches.values() for k in search.priced if not search.allowed(k)}
+    candidates = [c for k, c in cache.items() if k not in passed_through]
+    return GeneratedColumns(candidates=candidates, columns=columns, bound=bound, log=log)
+
+
+def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, PoolGroup],
+           group_of: dict[str, str], searches: dict[str, _GroupSearch], log: GenerationLog,
+           lp_value: float, rho_array: np.ndarray) -> float:
+    """A bound on the spec's objective valid over every allowed pool (module docstring)."""
+    kind = spec.objective.kind
+    if kind == "min_rate_dispersion":
+        log.bound_method = "trivial: a dispersion is >= 0 (no finer bound over pools not generated)"
+        return 0.0
+    kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
+             if spec.solvency.measure == "cvar" else None)
+    cap = ("r*_P <= B_P / (E[Y_P] CVaR(Theta)), convex order" if kappa is not None
+           else f"r*_P <= rates.max only (no cap for measure {spec.solvency.measure})")
+    mean_kind = kind == "max_mean_rate"
+    rho = dict(zip(master.ids, rho_array)) if mean_kind else dict.fromkeys(master.ids, 0.0)
+    columns_of: dict[str, list[tuple[frozenset[str], Candidate]]] = {}
+    for k, c in master.columns.items():
+        columns_of.setdefault(group_of[min(k)], []).append((k, c))
+    best: dict[str, float] = {}      # per group: max over its pools of t_P - avg rho(P)
+    for g in log.groups:
+        exact = [top_rate(c, spec) - _mean_rate_of(instance, c.pricing.counties, rho)
+                 for k, c in columns_of.get(g.label, []) if g.method == "enumerated" or len(k) == 1]
+        if g.method == "generated":
+            search = searches[g.label]
+            duals = tuple(rho[c] for c in search.group.members)
+            if search.certified is not None and search.certified[0] == duals:
+                exact.append(search.certified[1])
+            else:
+                exact.append(search.exact_check(rho, stop_at_improving=False)[0])
+        best[g.label] = max(exact) if exact else -math.inf
+        g.reduced_rate_bound = max(0.0, best[g.label]) if mean_kind else best[g.label]
+    if mean_kind:
+        total = lp_value + math.fsum(
+            g.reduced_rate_bound * sum(instance.county(c).enrollees for c in groups[g.label].members)
+            for g in log.groups) / instance.total_enrollees
+        log.lagrangian_bound = total
+        log.bound_method = ("the smaller of rates.max and the Lagrangian bound: restricted-master LP "
+                            "value + sum over groups of (N_g / N) x the largest reduced rate any pool "
+                            f"of the group can have ({cap})")
+        return min(spec.rates.max, total)
+    log.bound_method = f"max_min_rate <= min over groups of the largest rate any of its pools can pay ({cap})"
+    return min(spec.rates.max, min(best.values()))
+
+
+def _mean_rate_of(instance: Instance, members, rho: dict[str, float]) -> float:
+    people = [instance.county(c).enrollees for c in members]
+    return math.fsum(n * rho[c] for n, c in zip(people, members)) / sum(people)

@@ -1,0 +1,100 @@
+"""Readable plan, evaluation, stress and baseline tables for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pooling.data.instance import Instance
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def plan_table(pools: list[dict[str, Any]], instance: Instance) -> str:
+    """Fixed-width table of pools: id, counties, rate, max rate, enrollees."""
+    header = ("pool", "rate", "max rate", "enrollees", "counties")
+    rows = []
+    for pool in pools:
+        names = ", ".join(f"{instance.county(c).name} ({c})" for c in pool["counties"])
+        rows.append((pool["id"], _fmt(pool["rate"]), _fmt(pool["max_rate"]),
+                     f"{pool['enrollees']:,}", names))
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+             + "  " + header[4]]
+    for row in rows:
+        lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                               for i, (v, w) in enumerate(zip(row[:4], widths))) + "  " + row[4])
+    return "\n".join(lines)
+
+
+def result_summary(result: dict[str, Any], instance: Instance) -> str:
+    """Readable summary of result.json for the terminal."""
+    lines = [f"instance {instance.name} ({len(instance.counties)} counties, "
+             f"{instance.total_enrollees:,} enrollees); spec scope {result['spec']['pooling']['scope']}"]
+    lines.append(f"status {result['status']}; objective (mean rate) {_fmt(result['objective'])}; "
+                 f"bound {_fmt(result['bound'])}; gap {_fmt(result['gap'], 6)}; "
+                 f"{result['columns']} usable columns of {result['candidate_pools']} candidates; "
+                 f"{result['wall_seconds']:.2f} s")
+    generation = result.get("candidate_generation") or {}
+    if generation.get("method") == "column_generation":
+        generated = [g for g in generation["groups"] if g["method"] == "generated"]
+        lines.append(
+            f"columns generated for {len(generated)} of {len(generation['groups'])} groups (more than "
+            f"{generation['enumeration_limit']:,} subsets, or --candidates generate): "
+            f"{sum(g['pools_priced'] for g in generated):,} pools priced in {generation['rounds']} rounds"
+            f"{'' if generation['converged'] else ' (stopped: ' + str(generation['stopped']) + ')'}; the "
+            f"bound is {generation['bound_method']}; "
+            + ("proven optimal" if generation.get("proven_optimal") else "optimality not proven"))
+    if result["pools"]:
+        lines.append(plan_table(result["pools"], instance))
+    for line in result.get("diagnosis", []):
+        lines.append(f"diagnosis: {line}")
+    return "\n".join(lines)
+
+
+def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
+    lines = [f"plan on {instance.name}: {evaluation['status']}; mean rate {_fmt(evaluation['objective'])}",
+             plan_table(evaluation["pools"], instance)]
+    lines.extend(f"violation: {v}" for v in evaluation["violations"])
+    if evaluation.get("subsidy"):
+        sub = evaluation["subsidy"]
+        lines.append(f"price of equalisation: top-up {sub['total_top_up']:,.0f} {instance.currency}; "
+                     f"county compensation {sub['total_compensation']:,.0f} {instance.currency}/yr")
+        for p in sub["pools"]:
+            lines.append(f"  {p['id']}: rate {p['rate_without_subsidy']:.4f} -> required "
+                         f"{p['rate_required']:.4f}, top-up {p['top_up']:,.0f}")
+    return "\n".join(lines)
+
+
+def stress_summary(data: dict[str, Any], instance: Instance) -> str:
+    """Readable table of stress.json."""
+    lines = [f"stress test: {data['scenarios']:,} scenarios x {data['years']} years, seed {data['seed']}, "
+             f"stress {'+'.join(data['stress']) or 'none'}; ruin target {data['ruin_target']:.4g}"]
+    header = f"{'counties':<28} {'rate':>6} {'P(deficit)':>10} {'P(ruin)':>9} {'95% CI':>17} " \
+             f"{'mean surplus':>14} {'passed':>6}"
+    lines.append(header)
+    for p in data["pools"]:
+        names = ",".join(p["counties"])
+        names = names if len(names) <= 28 else names[:25] + "..."
+        ci = f"[{p['ruin_probability_ci'][0]:.4f},{p['ruin_probability_ci'][1]:.4f}]"
+        lines.append(f"{names:<28} {p['rate']:6.4f} {p['deficit_probability']:10.4f} "
+                     f"{p['ruin_probability']:9.4f} {ci:>17} {p['mean_surplus']:14,.0f} "
+                     f"{'yes' if p['passed'] else 'NO':>6}")
+    plan = data["plan"]
+    lines.append(f"any pool ruined: {plan['any_ruin_probability']:.4f} "
+                 f"[{plan['any_ruin_probability_ci'][0]:.4f}, {plan['any_ruin_probability_ci'][1]:.4f}]; "
+                 f"plan {'passed' if plan['passed'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def baselines_table(baselines: list[dict[str, Any]]) -> str:
+    """Status quo vs prefecture pooling vs greedy vs optimum, one line each."""
+    lines = [f"{'plan':<12} {'status':<11} {'objective':>9} {'mean rate':>9} {'min rate':>8} "
+             f"{'max rate':>8} {'pools':>5} {'seconds':>8}"]
+    for b in baselines:
+        lines.append(f"{b['name']:<12} {b['status']:<11} {_fmt(b['objective']):>9} "
+                     f"{_fmt(b['mean_rate']):>9} {_fmt(b['min_rate']):>8} {_fmt(b['max_rate']):>8} "
+                     f"{len(b['pools']):>5} {b['seconds']:>8.2f}"
+                     + ("  (breaks the pooling rules)" if b.get("breaks_rules") else ""))
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""The layers are enforced (import-linter contracts in pyproject.toml) and the
+code is lint-clean (ruff); docs/architecture.md explains both."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("risk", "data", "economics", "optimise", "simulate", "outputs")
+TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "cli.py", "__main__.py"}
+
+
+def _tool(name: str) -> list[str]:
+    """The console script installed beside this interpreter (the test extra)."""
+    script = Path(sys.executable).parent / name
+    if not script.exists():
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return [str(script)]
+
+
+def _lint_imports(cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(_tool("lint-imports") + ["--no-cache"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_every_module_sits_in_a_layer():
+    """New code goes into a layer's subpackage; only the package root, the CLI
+    and the shared exceptions live at the top."""
+    package = ROOT / "pooling"
+    loose = {p.name for p in package.glob("*.py")} - TOP_LEVEL_MODULES
+    assert not loose, f"modules outside the layers: {sorted(loose)}"
+    assert {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(LAYERS)
+
+
+def test_import_contracts_hold():
+    run = _lint_imports(ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 broken" in run.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), [
+    ("risk/measures.py", "import pyomo.environ  # forbidden", "never import a solver"),
+    ("data/plan.py", "from pooling.cli import main  # forbidden", "Layers"),
+    ("economics/pools.py", "from pooling.optimise import solve  # forbidden", "Layers"),
+    ("optimise/bruteforce.py", "from pooling.optimise.formulations import set_partition  # forbidden",
+     "brute-force oracle"),
+])
+def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
+    """A copy of the package with one forbidden import added fails the check."""
+    shutil.copytree(ROOT / "pooling", tmp_path / "pooling", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "pooling" / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    run = _lint_imports(tmp_path, pythonpath=tmp_path)
+    assert run.returncode != 0, run.stdout
+    broken = run.stdout.split("Broken contracts", 1)[-1]
+    assert contract in broken, run.stdout
+
+
+def test_ruff_is_clean():
+    run = subprocess.run(_tool("ruff") + ["check", "--no-cache", "."], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
