@@ -335,19 +335,21 @@ def test_read_spliced():
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"tail_index": 1.5}, "x.json: severity.tail_index must be > 2 (finite variance), got 1.5"),
-    ({"tail_index": 2}, "x.json: severity.tail_index must be > 2 (finite variance), got 2"),
+    ({"tail_index": 1.5}, "x.json: severity.tail_index must be in [2.5, 100] (> 2 for a finite variance; "
+                          "near 2 the lattice outgrows its limit), got 1.5"),
+    ({"tail_index": 2}, "x.json: severity.tail_index must be in [2.5, 100] (> 2 for a finite variance; "
+                        "near 2 the lattice outgrows its limit), got 2"),
     ({"tail_index": "3"}, 'x.json: severity.tail_index must be a number, got "3"'),
     ({"tail_probability": 0.0}, "x.json: severity.tail_probability must be in (0, 1), got 0"),
     ({"tail_probability": 1.0}, "x.json: severity.tail_probability must be in (0, 1), got 1"),
-    ({"threshold": 0.0}, "x.json: severity.threshold must be > 0, got 0"),
-    ({"threshold": -5.0}, "x.json: severity.threshold must be > 0, got -5"),
+    ({"threshold": 0.0}, "x.json: severity.threshold must be in (0, 1e+10], got 0"),
+    ({"threshold": -5.0}, "x.json: severity.threshold must be in (0, 1e+10], got -5"),
     ({"threshold": 1e-3}, "x.json: severity.threshold must be >= "),
     ({"tail_index": KeyError}, "x.json: severity.tail_index is missing"),
     ({"threshold": KeyError}, "x.json: severity.threshold is missing"),
     ({"tail_probability": KeyError}, "x.json: severity.tail_probability is missing"),
     ({"scale": 1.0}, "x.json: severity.scale is not a known field"),
-    ({"cv": 0.0}, "x.json: severity.cv must be in (0, 20], got 0"),
+    ({"cv": 0.0}, "x.json: severity.cv must be in [0.01, 20], got 0"),
 ])
 def test_spliced_validation_names_the_field(changes, message):
     data = dict(GOOD_SPLICED)
@@ -377,8 +379,8 @@ def test_instance_accepts_spliced_county_and_outside_severity():
     assert inst.county("1").severity == SEVERITIES["spliced a3"]
     assert inst.parameters.outside_severity.threshold == 80_000.0
     data["parameters"]["outside_severity"]["tail_index"] = 1.5
-    with pytest.raises(InputError, match=r"parameters\.outside_severity\.tail_index must be > 2 "
-                                         r"\(finite variance\), got 1\.5"):
+    with pytest.raises(InputError, match=r"parameters\.outside_severity\.tail_index must be in \[2\.5, 100\] "
+                                         r"\(> 2 for a finite variance; .*\), got 1\.5"):
         instance_from_dict(data, source="x.json")
 
 

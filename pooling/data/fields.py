@@ -4,17 +4,24 @@ Instance, spec and plan loaders all read through `FieldReader`, so every
 error has the same shape: ``<where>: <field> must be <expected>, got <found>``,
 where ``<where>`` names the file and the county or table. Unknown keys are
 errors (they are usually typos), booleans are never numbers, and non-finite
-numbers are rejected (Python's json module accepts NaN and Infinity).
+numbers are rejected (Python's json module accepts NaN and Infinity), so are
+integers too large for a float (JSON and TOML allow any number of digits) and
+strings holding lone UTF-16 surrogates (JSON's "\ud800" escapes), which no
+output file could encode. Numeric fields state their range: the loaders pass
+the range where the engine is known to be right (docs/formats.md).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from pooling.errors import InputError
 
 _MISSING = object()
+FLOAT_MAX = 1.7976931348623157e308
+"""Largest finite float: an integer literal beyond it cannot become a number."""
 
 
 def describe(value: Any) -> str:
@@ -29,8 +36,19 @@ def describe(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
-        return f'"{text}"'
+        return f'"{text.encode("utf-8", "backslashreplace").decode("utf-8")}"'
+    if isinstance(value, int) and abs(value) >= 10 ** 20:
+        return f"an integer of {len(str(abs(value)))} digits"
     return repr(value)
+
+
+def encodable(text: str) -> bool:
+    """True when `text` can be written as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _interval(low, high, low_open, high_open) -> str:
@@ -76,6 +94,10 @@ class FieldReader:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"must be a number, got {describe(value)}")
+        if isinstance(value, int) and abs(value) > FLOAT_MAX:
+            raise self.fail(key, f"must be {_interval(low, high, low_open, high_open)}, got {describe(value)}"
+                            if low is not None or high is not None
+                            else f"must be a finite number, got {describe(value)}")
         if not math.isfinite(value):
             raise self.fail(key, f"must be a finite number, got {describe(value)}")
         bad_low = low is not None and (value <= low if low_open else value < low)
@@ -93,10 +115,12 @@ class FieldReader:
             raise self.fail(key, f"must be an integer (write {int(value)}), got {value!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"must be an integer, got {describe(value)}")
-        if low is not None and value < low:
-            raise self.fail(key, f"must be >= {low}, got {value}")
-        if high is not None and value > high:
-            raise self.fail(key, f"must be <= {high}, got {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                expected = f"in [{low}, {high}]"
+            else:
+                expected = f">= {low}" if low is not None else f"<= {high}"
+            raise self.fail(key, f"must be {expected}, got {describe(value)}")
         return value
 
     def string(self, key: str, *, choices: tuple[str, ...] | None = None,
@@ -109,6 +133,9 @@ class FieldReader:
         if choices is not None and value not in choices:
             options = " | ".join(f'"{c}"' for c in choices)
             raise self.fail(key, f"must be one of {options}, got {describe(value)}")
+        if not encodable(value):
+            raise self.fail(key, f"must be valid Unicode text, got {describe(value)} "
+                                 f"(a lone surrogate, e.g. a \\ud800 escape)")
         if choices is None and not value.strip():
             raise self.fail(key, "must be a non-empty string, got an empty string")
         return value
@@ -130,6 +157,9 @@ class FieldReader:
         for item in value:
             if not isinstance(item, str):
                 raise self.fail(key, f"must be a list of strings, got an item {describe(item)}")
+            if not encodable(item):
+                raise self.fail(key, f"must hold valid Unicode text, got an item {describe(item)} "
+                                     f"(a lone surrogate, e.g. a \\ud800 escape)")
         return list(value)
 
     def finish(self) -> None:
@@ -138,3 +168,12 @@ class FieldReader:
         if unknown:
             known = ", ".join(sorted(self._seen))
             raise self.fail(unknown[0], f"is not a known field (known fields here: {known})")
+
+
+def require_path(value: Any, who: str, from_dict: str) -> None:
+    """A file argument must be a path (str or os.PathLike); a dict gets a hint
+    to the function that takes one."""
+    if not isinstance(value, str | os.PathLike):
+        hint = f"; for a dict use pooling.{from_dict}" if isinstance(value, dict) else ""
+        raise InputError(f"{who}: path must be a path to a file (str or os.PathLike), "
+                         f"got {type(value).__name__}{hint}")

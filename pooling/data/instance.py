@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pooling.data.fields import FieldReader, describe
+from pooling.data.fields import FieldReader, describe, encodable, require_path
 from pooling.errors import InputError
 from pooling.risk.severity import MIN_BODY_MASS, SEVERITY_FAMILIES, Severity
 
@@ -24,6 +24,45 @@ OUTSIDE = "outside"
 WEIGHT_SUM_TOLERANCE = 1e-6
 """Destination weights must sum to 1 within this: JSON files round decimals
 (six significant digits leave errors below 1e-6), a larger miss is a data error."""
+
+# Validated ranges: physically generous, and inside what the engine is known to
+# price right (tests/test_field_ranges.py prices every end of every range).
+# Money stays below 1e7 CNY per capita and 2e9 enrollees in all, so no budget
+# or revenue comes near float overflow (2e16 CNY at most).
+MAX_ENROLLEES = 2_000_000_000
+"""Enrollees of one county and of the whole instance (China's population is 1.4e9)."""
+MAX_PER_CAPITA = 1e7
+"""CNY per enrollee-year for contributions and per-capita costs (actual: ~50-1,000)."""
+MAX_MONEY = 1e16
+"""CNY for reserves and the fixed cost per fund (MAX_ENROLLEES x 5e6)."""
+MAX_ADMISSION_RATE = 5.0
+"""Admissions per enrollee-year (actual: 0.02-0.3)."""
+MIN_ADMISSION_RATE = 1e-6
+"""At least one admission per million enrollee-years: below it a county has no
+inpatient risk to pool (actual rates are 1e4 times larger)."""
+SEVERITY_MEAN_RANGE = (1.0, 1e8)
+"""CNY per admission (actual: ~1e3-1e5); 1e8 keeps 1e10 admissions x their
+1e-12 severity quantile far inside float range."""
+SEVERITY_CV_RANGE = (0.01, 20.0)
+"""cv of one admission's cost (actual: ~0.5-3). Below 0.01 a gamma's shape
+(1/cv^2) makes its incomplete-gamma tails slow and inexact."""
+TAIL_INDEX_RANGE = (2.5, 100.0)
+"""Spliced Pareto index: > 2 for a finite variance. Below 2.5 the window (the
+severity's 1e-12 quantile, u (p/1e-12)^(1/a)) outgrows the lattice for small
+pools, and the variance beyond it fails the self-check (measured at 2.2 and 2.3
+with 1 and 20,000 enrollees); above 100 the tail is no tail."""
+MAX_THRESHOLD = 1e10
+"""CNY: a splice point above it is beyond any admission's cost."""
+MIGRANT_FACTOR_RANGE = (0.01, 10.0)
+"""h: migrants' admission rate relative to residents'."""
+MIN_SHOCK_CV = 1e-12
+"""A non-zero frequency_shock_cv must be at least this. Below it nothing the
+package computes changes (the count is Poisson to double precision, the
+engine's limit), but other users of theta (the column-generation bound's
+CVaR(Theta), Monte Carlo draws) divide by theta^2; write 0 instead."""
+MAX_SHOCK_CV = 2.0
+"""theta above 2 puts Theta's 1e-12 quantile beyond 40 times its mean."""
+YEAR_RANGE = (1900, 2200)
 
 
 @dataclass(frozen=True)
@@ -119,7 +158,7 @@ def _reject_duplicate_keys(where: str):
 def parse_json_bytes(raw: bytes, where: str) -> Any:
     """Parse JSON with clear errors (broken syntax, duplicate keys, bad encoding)."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a leading byte-order mark is allowed
     except UnicodeDecodeError as exc:
         raise InputError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
@@ -141,6 +180,7 @@ def read_file_bytes(path: Path, what: str) -> bytes:
 
 def load_instance(path: str | Path) -> Instance:
     """Load and validate an instance JSON file."""
+    require_path(path, "load_instance", "instance_from_dict(data)")
     path = Path(path)
     raw = read_file_bytes(path, "instance")
     data = parse_json_bytes(raw, str(path))
@@ -154,7 +194,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
         sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     top = FieldReader(data, source)
     name = top.string("name")
-    year = top.integer("year")
+    year = top.integer("year", low=YEAR_RANGE[0], high=YEAR_RANGE[1])
     currency = top.string("currency")
     description = top.string("description", default="")
     parameters = _read_parameters(top.table("parameters"))
@@ -163,20 +203,49 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
         raise top.fail("counties", f"must be a non-empty list of counties, got {describe(raw_counties)}")
     top.finish()
 
+    _check_unique_ids(raw_counties, source)
     counties = [_read_county(item, source, index) for index, item in enumerate(raw_counties)]
+    total = sum(c.enrollees for c in counties)
+    if total > MAX_ENROLLEES:
+        raise InputError(f"{source}: counties: enrollees must sum to at most {MAX_ENROLLEES} over the "
+                         f"instance, got {total}")
     _check_references(counties, source)
     return Instance(name=name, year=year, currency=currency, description=description,
                     parameters=parameters, counties=tuple(counties), source=source, sha256=sha256)
 
 
+def _check_unique_ids(raw_counties: list, source: str) -> None:
+    """Duplicate ids first: a repeated county would otherwise fail later checks
+    (destinations, adjacency) with a message that hides the real mistake."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(raw_counties):
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            cid = item["id"]
+            if cid in first:
+                raise InputError(f"{_county_where(item, source, index)}: id appears more than once "
+                                 f"(counties #{first[cid] + 1} and #{index + 1}); county ids must be unique")
+            first[cid] = index
+
+
+def read_shock_cv(reader: FieldReader, key: str, **default) -> float | None:
+    """A shock cv theta: 0, or in [MIN_SHOCK_CV, MAX_SHOCK_CV] (see MIN_SHOCK_CV).
+    `default=...` as for FieldReader.number."""
+    value = reader.number(key, low=0.0, high=MAX_SHOCK_CV, **default)
+    if value is not None and 0.0 < value < MIN_SHOCK_CV:
+        raise reader.fail(key, f"must be 0 or in [{MIN_SHOCK_CV:g}, {MAX_SHOCK_CV:g}] (a cv below "
+                               f"{MIN_SHOCK_CV:g} changes no result: write 0), got {value:g}")
+    return value
+
+
 def _read_parameters(reader: FieldReader) -> Parameters:
     params = Parameters(
-        admin_fixed_per_fund=reader.number("admin_fixed_per_fund", low=0.0),
+        admin_fixed_per_fund=reader.number("admin_fixed_per_fund", low=0.0, high=MAX_MONEY),
         out_of_network_factor=reader.number("out_of_network_factor", low=0.0, high=1.0),
         out_of_network_claim_share=reader.number("out_of_network_claim_share", low=0.0, high=1.0),
-        migrant_admission_factor=reader.number("migrant_admission_factor", low=0.0, low_open=True),
+        migrant_admission_factor=reader.number("migrant_admission_factor", low=MIGRANT_FACTOR_RANGE[0],
+                                               high=MIGRANT_FACTOR_RANGE[1]),
         outside_severity=read_severity(reader.table("outside_severity")),
-        frequency_shock_cv=reader.number("frequency_shock_cv", low=0.0, high=2.0),
+        frequency_shock_cv=read_shock_cv(reader, "frequency_shock_cv"),
     )
     reader.finish()
     return params
@@ -184,7 +253,8 @@ def _read_parameters(reader: FieldReader) -> Parameters:
 
 def _county_where(item: Any, source: str, index: int) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
-        return f'{source}: county "{item["id"]}"'
+        shown = item["id"].encode("utf-8", "backslashreplace").decode("utf-8")
+        return f'{source}: county "{shown}"'
     return f"{source}: county #{index + 1}"
 
 
@@ -194,12 +264,12 @@ def _read_county(item: Any, source: str, index: int) -> County:
     name = reader.string("name")
     prefecture = reader.string("prefecture")
     province = reader.string("province") if reader.has("province") else None
-    enrollees = reader.integer("enrollees", low=1)
-    contribution = reader.number("contribution_per_capita", low=0.0)
-    reserves = reader.number("reserves", low=0.0)
-    admin = reader.number("admin_per_capita", low=0.0)
-    outpatient = reader.number("outpatient_per_capita", low=0.0)
-    admission_rate = reader.number("admission_rate", low=0.0, low_open=True)
+    enrollees = reader.integer("enrollees", low=1, high=MAX_ENROLLEES)
+    contribution = reader.number("contribution_per_capita", low=0.0, high=MAX_PER_CAPITA)
+    reserves = reader.number("reserves", low=0.0, high=MAX_MONEY)
+    admin = reader.number("admin_per_capita", low=0.0, high=MAX_PER_CAPITA)
+    outpatient = reader.number("outpatient_per_capita", low=0.0, high=MAX_PER_CAPITA)
+    admission_rate = reader.number("admission_rate", low=MIN_ADMISSION_RATE, high=MAX_ADMISSION_RATE)
     severity = read_severity(reader.table("severity"))
     migrant_share = reader.number("migrant_share", low=0.0, high=1.0, high_open=True)
     destinations = _read_destinations(reader, county_id, migrant_share)
@@ -216,6 +286,9 @@ def _read_destinations(reader: FieldReader, county_id: str, migrant_share: float
     table = reader.table("migrant_destinations")
     weights = []
     for key in sorted(table.data):
+        if not encodable(key):
+            raise table.fail(key.encode("utf-8", "backslashreplace").decode("utf-8"),
+                             "must be valid Unicode text (a lone surrogate, e.g. a \\ud800 escape)")
         if key == county_id:
             raise table.fail(key, "is the county itself; migrants live outside their county")
         weights.append((key, table.number(key, low=0.0)))
@@ -258,19 +331,27 @@ def _check_references(counties: list[County], source: str) -> None:
                                  f'county "{other}" does not list "{county.id}" (adjacency must be symmetric)')
 
 
+def read_tail_index(reader: FieldReader) -> float:
+    """A Pareto tail index in TAIL_INDEX_RANGE (> 2: finite variance)."""
+    tail_index = reader.number("tail_index")
+    low, high = TAIL_INDEX_RANGE
+    if not low <= tail_index <= high:
+        raise reader.fail("tail_index", f"must be in [{low:g}, {high:g}] (> 2 for a finite variance; "
+                                        f"near 2 the lattice outgrows its limit), got {tail_index:g}")
+    return tail_index
+
+
 def read_severity(reader: FieldReader) -> Severity:
     """Parse and validate a severity table: ``{"dist", "mean", "cv"}``, plus
     ``threshold``, ``tail_index``, ``tail_probability`` for ``"spliced"``."""
     dist = reader.string("dist", choices=SEVERITY_FAMILIES)
-    mean = reader.number("mean", low=0.0, low_open=True)
-    cv = reader.number("cv", low=0.0, low_open=True, high=20.0)
+    mean = reader.number("mean", low=SEVERITY_MEAN_RANGE[0], high=SEVERITY_MEAN_RANGE[1])
+    cv = reader.number("cv", low=SEVERITY_CV_RANGE[0], high=SEVERITY_CV_RANGE[1])
     if dist != "spliced":
         reader.finish()
         return Severity(dist=dist, mean=mean, cv=cv)
-    threshold = reader.number("threshold", low=0.0, low_open=True)
-    tail_index = reader.number("tail_index")
-    if not tail_index > 2.0:
-        raise reader.fail("tail_index", f"must be > 2 (finite variance), got {tail_index:g}")
+    threshold = reader.number("threshold", low=0.0, low_open=True, high=MAX_THRESHOLD)
+    tail_index = read_tail_index(reader)
     tail_probability = reader.number("tail_probability", low=0.0, high=1.0, low_open=True, high_open=True)
     reader.finish()
     body = Severity(dist="lognormal", mean=mean, cv=cv)

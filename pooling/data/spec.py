@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooling.data.fields import FieldReader
+from pooling.data.fields import FieldReader, require_path
 from pooling.data.instance import read_file_bytes
 from pooling.data.stress import StressScenario, read_stress_table
 from pooling.errors import InputError
@@ -26,6 +26,25 @@ WITHIN = ("prefecture", "province", "none")
 MEASURES = ("cvar", "var", "ruin")
 OBJECTIVES = ("max_mean_rate", "max_min_rate", "min_rate_dispersion")
 GAP_SCOPES = ("instance", "province", "prefecture")
+
+LEVEL_RANGE = (0.5, 0.9999)
+"""solvency.level. The pricing engine resolves the aggregate's upper tail down
+to 1e-4 (its window holds all but 1e-12 of the mass, but VaR/CVaR error control
+at span h vs 2h needs a tail with many lattice cells: at 0.999999999 it does
+not converge); 0.9999 is priced within 1e-4 for every pool size in range."""
+MIN_RATE_STEP = 1e-4
+"""rates.step. A finer menu is finer than the pricing accuracy (~1e-4 of r*_P),
+so it changes nothing real; and the menu integer k_P would reach 1/step: at
+1e-7 (k ~ 6e6) HiGHS's integrality tolerance (1e-6 absolute on k) let it
+return a wrong "optimal" 0.3 instead of 0.9. For a continuum, omit the step."""
+MAX_COUNT = 2_000_000_000
+"""Upper bound of count fields (enrollees, counties): the instance's limit."""
+MAX_SCENARIOS = 10_000_000
+"""simulation.scenarios: memory grows as scenarios x years x pools."""
+MAX_SEED = 2 ** 64 - 1
+MAX_RATIO = 10.0
+"""max_cross_subsidy and max_expected_surplus are shares of revenue: above 10
+neither can bind (a county's net outflow cannot exceed its revenue ~ten times)."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +129,11 @@ class Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Load and validate a spec TOML file."""
+    require_path(path, "load_spec", "spec_from_dict(data)")
     path = Path(path)
     raw = read_file_bytes(path, "spec")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))   # a leading byte-order mark is allowed
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -148,8 +168,8 @@ def _read_pooling(reader: FieldReader) -> PoolingRules:
     scope = reader.string("scope", choices=SCOPES)
     within = reader.string("within", choices=WITHIN, default="prefecture")
     contiguous = reader.boolean("contiguous", default=False)
-    max_counties = reader.integer("max_counties", low=1, default=None)
-    min_enrollees = reader.integer("min_enrollees", low=0, default=0)
+    max_counties = reader.integer("max_counties", low=1, high=MAX_COUNT, default=None)
+    min_enrollees = reader.integer("min_enrollees", low=0, high=MAX_COUNT, default=0)
     reader.finish()
     return PoolingRules(scope=scope, within=within, contiguous=contiguous,
                         max_counties=max_counties, min_enrollees=min_enrollees)
@@ -157,7 +177,7 @@ def _read_pooling(reader: FieldReader) -> PoolingRules:
 
 def _read_solvency(reader: FieldReader) -> Solvency:
     measure = reader.string("measure", choices=MEASURES)
-    level = reader.number("level", low=0.5, high=1.0, high_open=True)
+    level = reader.number("level", low=LEVEL_RANGE[0], high=LEVEL_RANGE[1])
     reserve_share = reader.number("reserve_share", low=0.0, high=1.0)
     horizon = reader.integer("horizon_years", low=1, high=100, default=1)
     reader.finish()
@@ -172,6 +192,10 @@ def _read_rates(reader: FieldReader) -> Rates:
     high = reader.number("max", low=0.0, high=1.0, low_open=True)
     step = reader.number("step", low=0.0, high=1.0, low_open=True, default=None)
     reader.finish()
+    if step is not None and step < MIN_RATE_STEP:
+        raise reader.fail("step", f"must be in [{MIN_RATE_STEP:g}, 1] (a finer menu is below the pricing "
+                                  f"accuracy and breaks the MILP's integer menu; omit step for any rate), "
+                                  f"got {step:g}")
     if low > high:
         raise reader.fail("min", f"must be <= rates.max ({high:g}), got {low:g}")
     return Rates(min=low, max=high, step=step)
@@ -183,8 +207,8 @@ def _read_equalisation(reader: FieldReader) -> Equalisation:
         gap_scope=reader.string("gap_scope", choices=GAP_SCOPES, default="instance"),
         no_county_worse_off=reader.boolean("no_county_worse_off", default=False),
         tolerance=reader.number("tolerance", low=0.0, high=1.0, default=0.0),
-        max_cross_subsidy=reader.number("max_cross_subsidy", low=0.0, default=None),
-        max_expected_surplus=reader.number("max_expected_surplus", low=0.0, default=None))
+        max_cross_subsidy=reader.number("max_cross_subsidy", low=0.0, high=MAX_RATIO, default=None),
+        max_expected_surplus=reader.number("max_expected_surplus", low=0.0, high=MAX_RATIO, default=None))
     reader.finish()
     if eq.tolerance and not eq.no_county_worse_off:
         raise reader.fail("tolerance", "applies only with no_county_worse_off = true")
@@ -200,8 +224,8 @@ def _read_simulation(reader: FieldReader) -> Simulation:
         for name in sorted(table.data):
             stress[name] = read_stress_table(table.table(name), name)
         table.finish()
-    simulation = Simulation(scenarios=reader.integer("scenarios", low=100, default=10_000),
+    simulation = Simulation(scenarios=reader.integer("scenarios", low=100, high=MAX_SCENARIOS, default=10_000),
                             years=reader.integer("years", low=1, high=100, default=1),
-                            seed=reader.integer("seed", low=0, default=0), stress=stress)
+                            seed=reader.integer("seed", low=0, high=MAX_SEED, default=0), stress=stress)
     reader.finish()
     return simulation

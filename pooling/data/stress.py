@@ -1,7 +1,7 @@
 """Stress scenario definitions for the Monte Carlo stress test (DESIGN §Monte Carlo stress test).
 
 They are part of a spec (``[simulation.stress.NAME]``), so they live with the
-spec; pooling.simulate.stresses composes them and applies them to an instance.
+spec; pooling.simulation.stresses composes them and applies them to an instance.
 
 A scenario changes the instance the claims are drawn from, never the plan
 (pools, rates) nor the revenue per enrollee:
@@ -27,7 +27,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from pooling.data.fields import FieldReader
+from pooling.data.instance import read_shock_cv, read_tail_index
 
+MAX_MULTIPLIER = 10.0
+"""frequency_multiplier and migrant_share_multiplier: a tenfold change is far
+beyond any stress considered (the presets use 1.3 and 1.5), and keeps admission
+rates within 10x the instance's validated range."""
 MAX_MIGRANT_SHARE = 0.95
 """A surge cannot push a county's migrant share to 1 (the model needs residents)."""
 
@@ -95,16 +100,18 @@ def read_stress_table(reader: FieldReader, name: str) -> StressScenario:
         tail = reader.table("heavy_tail")
         heavy = HeavyTail(
             tail_probability=tail.number("tail_probability", low=0.0, high=0.5, low_open=True),
-            tail_index=tail.number("tail_index", low=2.0, low_open=True))
+            tail_index=read_tail_index(tail))
         tail.finish()
     scenario = StressScenario(
         name=name,
-        frequency_multiplier=reader.number("frequency_multiplier", low=0.0, low_open=True, default=1.0),
+        frequency_multiplier=reader.number("frequency_multiplier", low=0.0, low_open=True,
+                                           high=MAX_MULTIPLIER, default=1.0),
         years=years,
         severity_inflation=reader.number("severity_inflation", low=-0.5, high=1.0, default=0.0),
-        migrant_share_multiplier=reader.number("migrant_share_multiplier", low=0.0, default=1.0),
+        migrant_share_multiplier=reader.number("migrant_share_multiplier", low=0.0, high=MAX_MULTIPLIER,
+                                               default=1.0),
         enrollment_change=reader.number("enrollment_change", low=-0.9, high=10.0, default=0.0),
-        shock_cv=reader.number("shock_cv", low=0.0, high=2.0, default=None),
+        shock_cv=read_shock_cv(reader, "shock_cv", default=None),
         heavy_tail=heavy)
     reader.finish()
     return scenario

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pooling.data.instance import OUTSIDE, County, Instance
 from pooling.data.spec import Spec
+from pooling.errors import NumericsError
 from pooling.risk.claims import (
     AggregateResult,
     ClaimStream,
@@ -49,6 +50,25 @@ def pool_model(instance: Instance, members: frozenset[str]) -> CompoundModel:
     for cid in sorted(members):
         streams.extend(county_streams(instance, instance.county(cid), members))
     return CompoundModel(merge_streams(streams), instance.parameters.frequency_shock_cv)
+
+
+def _numerics_drivers(instance: Instance, spec: Spec, counties: list[County]) -> str:
+    """The input fields that set a pool's numerics, with their values, so a
+    NumericsError says which field to look at."""
+    params = instance.parameters
+    severities = [(f'county "{c.id}"', c.severity) for c in counties]
+    severities.append(("parameters.outside_severity", params.outside_severity))
+    worst_cv = max(severities, key=lambda item: item[1].cv)
+    parts = [f"parameters.frequency_shock_cv = {params.frequency_shock_cv:g}",
+             f"solvency.level = {spec.solvency.level:g} ({spec.source})",
+             "enrollees x admission_rate = "
+             + ", ".join(f'{c.enrollees * c.admission_rate:.6g} (county "{c.id}")' for c in counties),
+             f"severity.cv up to {worst_cv[1].cv:g} ({worst_cv[0]})"]
+    tails = [(owner, sev.tail_index) for owner, sev in severities if sev.tail_index is not None]
+    if tails:
+        owner, index = min(tails, key=lambda item: item[1])
+        parts.append(f"severity.tail_index down to {index:g} ({owner})")
+    return "Inputs driving it: " + "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -98,14 +118,20 @@ class PoolPricer:
         fixed = inst.parameters.admin_fixed_per_fund + math.fsum(c.per_capita_costs for c in counties)
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
         model = pool_model(inst, members)
-        result = aggregate(model, spec.solvency.level)
+        try:
+            result = aggregate(model, spec.solvency.level)
+            if spec.solvency.measure == "ruin":
+                sim = spec.simulation
+                ruin_rate = ruin_max_rate(
+                    model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
+                    net_income=revenue - fixed, years=spec.solvency.horizon_years,
+                    scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed)
+        except NumericsError as exc:
+            raise NumericsError(f"{inst.source}: pool [{', '.join(sorted(members))}]: cannot price it: "
+                                f"{exc}. {_numerics_drivers(inst, spec, counties)}") from None
         if spec.solvency.measure == "ruin":
-            sim = spec.simulation
             risk = result.cvar
-            max_rate = min(spec.rates.max, ruin_max_rate(
-                model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
-                net_income=revenue - fixed, years=spec.solvency.horizon_years,
-                scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed))
+            max_rate = min(spec.rates.max, ruin_rate)
         else:
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
             max_rate = min(spec.rates.max, budget / risk)

@@ -31,6 +31,19 @@ against the closed form of the discretised model, lambda E[X_d^2] + theta^2
 E[Y]^2 (mean-preserving discretisation changes only E[X^2]), which isolates
 FFT, window and aliasing errors; the variance the discretisation adds is
 reported beside it.
+5. Self-checks are enforced (`check_law`): a lattice whose total mass, mean or
+   variance misses its closed form by more than MASS_TOLERANCE,
+   MEAN_TOLERANCE or VARIANCE_TOLERANCE is recomputed once on a window
+   widened by WIDER_WINDOW (the usual cause is mass wrapped around by a
+   window too narrow for a heavy tail); if that fails too, NumericsError
+   names the drivers. A law failing its checks never reaches a price.
+
+The negative-binomial transform exp(-k log(1 - lambda theta^2 (phi - 1))),
+k = 1/theta^2, needs a complex log1p accurate for tiny arguments (`_log1p`):
+numpy's complex log1p computes log(1 + z) and loses every digit of a tiny z,
+which made a shock cv of 1e-8 price a pool at a fiftieth of its rate. When
+theta^2 E[N] is below NEGLIGIBLE_SHOCK the count is Poisson to double
+precision and is computed as such (the theta -> 0 limit).
 """
 
 from __future__ import annotations
@@ -68,6 +81,39 @@ RESOLUTION_TOLERANCE = 1e-4
 was within a factor 2 of the true error in the reference comparisons)."""
 MAX_POINTS = 2 ** 23
 """Largest FFT (64 MiB of float64 per array); beyond it the computation stops."""
+NEGLIGIBLE_SHOCK = 1e-16
+"""The negative-binomial count transform is the Poisson one exp(w), w = E[N]
+(phi - 1), times exp(theta^2 w^2 / 2 + O(theta^4 w^3)). Where exp(w) is not
+negligible |w|^2 is at most ~100 E[N] (|w| <= 2 E[N] when E[N] < 1), so the
+factor differs from 1 by at most ~50 theta^2 E[N]: below 1e-16 that is
+rounding, and the Poisson limit (theta -> 0) is used. It also keeps 1/theta^2
+from overflowing for theta below 1e-154."""
+MASS_TOLERANCE = 1e-7
+"""|total lattice mass - 1| allowed. The transform has mass exactly 1; clamping
+its round-off to 0 adds a little, which grows with E[N] (phi's 1e-16 errors are
+multiplied by E[N]): 7e-9 at 1.6e8 admissions, ~1e-13 for ordinary pools.
+A miss of 1e-7 moves a 0.9999 quantile's tail mass by 0.1%; more means the
+transform is wrong."""
+MEAN_TOLERANCE = 1e-6
+"""|lattice mean - E[Y]| / E[Y] allowed. Mean-preserving discretisation keeps
+E[Y] exactly, so only mass beyond the window (< 1e-12) and round-off remain
+(measured below 1e-9 over the validated input ranges). 1e-6 is a thousandth
+of the 1e-3 promised for VaR/CVaR: a law passing it cannot move a price
+visibly, a law failing it is wrong."""
+VARIANCE_TOLERANCE = 1e-4
+"""|lattice variance - closed form of the discretised model| / that, allowed.
+It isolates FFT, window and aliasing errors (measured ~1e-9 normally). A
+relative variance error e moves a quantile z sd above the mean by z sd e / 2,
+well under e of the quantile: 1e-4 keeps the 1e-3 pricing promise 10x over."""
+ATOM_SPLIT = 0.5
+"""When P(N = 0) is at least this (E[N] below ~0.7), the atom at 0 is taken out
+of the transform and added back after the FFT: otherwise its FFT round-off
+(~1e-16 per point) swamps the claims' mass (~E[N] per point's share) and
+clamping it to 0 biases the mean (2.6e-4 at E[N] = 2e-8). Above 0.5 the
+negative-binomial form keeps |1 + z| >= 0.06 for theta <= 2 (see _log1p)."""
+WIDER_WINDOW = 4.0
+"""On a failed self-check the window is widened by this factor (each side
+moved out by 1.5 widths, L kept >= 0) and the law recomputed once."""
 
 
 @dataclass(frozen=True)
@@ -166,13 +212,39 @@ class AggregateResult:
     resolution_rel_diff: float  # error estimate |R_h - R_2h| / (3 R) of extrapolated VaR/CVaR
     points: int
     discretisation_variance_share: float = 0.0  # variance added by discretisation / Var Y
+    mass_error: float = 0.0   # |total lattice mass - 1|
 
 
-def _window(model: CompoundModel) -> tuple[float, float]:
-    """[L, U] holding all but ~TAIL_PROBABILITY of Y's mass."""
+def shock_shape(model: CompoundModel) -> float | None:
+    """Shape 1/theta^2 of the Gamma shock, or None when the count is Poisson
+    to double precision (no shock, or theta^2 E[N] <= NEGLIGIBLE_SHOCK)."""
     theta = model.shock_cv
-    if theta > 0:
-        shape = 1.0 / theta ** 2
+    if theta == 0.0 or theta * theta * model.expected_count <= NEGLIGIBLE_SHOCK:
+        return None
+    return 1.0 / (theta * theta)
+
+
+def _log1p(z: np.ndarray) -> np.ndarray:
+    """log(1 + z) for complex z, accurate for tiny |z| (numpy's complex log1p
+    is not): Re = log1p(2x + x^2 + y^2) / 2, Im = atan2(y, 1 + x). Callers keep
+    |1 + z| away from 0 (Re z >= 0, or |z| <= 0.94), so nothing cancels."""
+    x, y = z.real, z.imag
+    return 0.5 * np.log1p(2.0 * x + x * x + y * y) + 1j * np.arctan2(y, 1.0 + x)
+
+
+def _expm1(z: np.ndarray) -> np.ndarray:
+    """exp(z) - 1 for complex z, accurate for tiny |z|:
+    expm1(x) cos y - 2 sin^2(y / 2) + i e^x sin y."""
+    x, y = z.real, z.imag
+    half = np.sin(0.5 * y)
+    return np.expm1(x) * np.cos(y) - 2.0 * half * half + 1j * np.exp(x) * np.sin(y)
+
+
+def _window(model: CompoundModel, widen: float = 1.0) -> tuple[float, float]:
+    """[L, U] holding all but ~TAIL_PROBABILITY of Y's mass; with `widen` > 1
+    each side moves out by (widen - 1) / 2 widths (L stays >= 0)."""
+    shape = shock_shape(model)
+    if shape is not None:
         lo_mult = float(stats.gamma.ppf(TAIL_PROBABILITY, shape, scale=1.0 / shape))
         hi_mult = float(stats.gamma.isf(TAIL_PROBABILITY, shape, scale=1.0 / shape))
     else:
@@ -181,6 +253,9 @@ def _window(model: CompoundModel) -> tuple[float, float]:
     low = max(0.0, lo_mult * mean - CONDITIONAL_SIGMAS * math.sqrt(lo_mult * second))
     sev_hi = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in model.streams)
     high = hi_mult * mean + CONDITIONAL_SIGMAS * math.sqrt(hi_mult * second) + sev_hi
+    if widen > 1.0:
+        extra = 0.5 * (widen - 1.0) * (high - low)
+        low, high = max(0.0, low - extra), high + extra
     return low, high
 
 
@@ -233,41 +308,130 @@ def _lattice_law(model: CompoundModel, low: float, span: float, n: int) -> Latti
     streams = model.streams
     start_index = int(math.floor(low / span))
     sev, sev_second = _severity_lattice(streams, span, n)
+    # Rounding leaves the severity lattice's mass 1 +- ~1e-16 per cell, and the
+    # compound multiplies that miss by E[N] (2e-8 at 1.6e8 admissions): make it
+    # exactly 1. A severity truly off would still fail the mean check.
+    sev_mass = float(sev.sum())
+    sev, sev_second = sev / sev_mass, sev_second / sev_mass
     phi = np.fft.rfft(sev)
+    phi[0] = 1.0
     lam = model.expected_count
     theta = model.shock_cv
-    if theta > 0:
-        shape = 1.0 / theta ** 2
-        transform = np.exp(-shape * np.log1p(-lam * theta ** 2 * (phi - 1.0)))
+    shape = shock_shape(model)
+    p0 = no_claim_probability(model)
+    zero_at = -start_index
+    split = p0 >= ATOM_SPLIT and 0 <= zero_at < n
+    if split:
+        # Transform of Y's law minus its atom P(N = 0) at 0, in closed form:
+        # Poisson e^-lam expm1(lam phi); negative binomial p0 expm1(-k log1p(-c phi)),
+        # c = lam theta^2 / (1 + lam theta^2). The atom is added back after the FFT.
+        if shape is None:
+            transform = p0 * _expm1(lam * phi)
+        else:
+            c = (lam / shape) / (1.0 + lam / shape)
+            transform = p0 * _expm1(-shape * _log1p(-c * phi))
+    elif shape is not None:
+        # z = -lam theta^2 (phi - 1) has Re z >= 0 since |phi| <= 1.
+        transform = np.exp(-shape * _log1p(-(lam / shape) * (phi - 1.0)))
     else:
         transform = np.exp(lam * (phi - 1.0))
     pmf = np.fft.irfft(transform, n)
     pmf = np.roll(pmf, -(start_index % n))
     np.maximum(pmf, 0.0, out=pmf)
+    if split:
+        pmf[zero_at] += p0
     pmf.setflags(write=False)
     discretised_variance = lam * sev_second + (theta * model.mean) ** 2
     return LatticeLaw(start=start_index * span, span=span, pmf=pmf,
                       discretised_variance=discretised_variance)
 
 
-def _grid(model: CompoundModel, points: int, budget: float) -> tuple[float, float, int]:
-    low, high = _window(model)
+def _grid(model: CompoundModel, points: int, budget: float,
+          widen: float = 1.0) -> tuple[float, float, int]:
+    low, high = _window(model, widen)
     width = high - low
     mean, sd, count = model.mean, math.sqrt(model.variance), model.expected_count
     shift_span = math.sqrt(8.0 * budget * mean * sd / (SHIFT_SIGMAS * count))
     span = min(width / points, shift_span)
     n = 1 << max(10, int(math.ceil(math.log2(width / span + 2))))
     if n > MAX_POINTS:
-        raise NumericsError(f"aggregate needs {n} lattice points (> {MAX_POINTS}); "
-                            f"expected admissions {model.expected_count:.3g}, shock cv {model.shock_cv:g}")
+        raise NumericsError(f"aggregate needs {n} lattice points (> {MAX_POINTS}); {describe_model(model)}")
     return low, span, n
 
 
+def describe_model(model: CompoundModel) -> str:
+    """The inputs that drive the engine's numerics, for error messages."""
+    tails = [s.severity.tail_index for s in model.streams if s.severity.tail_index is not None]
+    largest_cv = max(s.severity.cv for s in model.streams)
+    text = (f"expected admissions {model.expected_count:.6g}, shock cv {model.shock_cv:.6g}, "
+            f"largest severity cv {largest_cv:.6g}")
+    if tails:
+        text += f", smallest tail index {min(tails):.6g}"
+    return text
+
+
+def law_check_failures(law: LatticeLaw, model: CompoundModel) -> list[str]:
+    """Self-checks a lattice law fails (empty when it passes): total mass, mean
+    against E[Y], variance against the discretised model's closed form."""
+    failures = []
+    mass_error = abs(float(law.pmf.sum()) - 1.0)
+    if not mass_error <= MASS_TOLERANCE:
+        failures.append(f"total mass off by {mass_error:.3g} (tolerance {MASS_TOLERANCE:g})")
+    mean_error = abs(law.mean - model.mean) / model.mean
+    if not mean_error <= MEAN_TOLERANCE:
+        failures.append(f"mean off by {mean_error:.3g} relative (tolerance {MEAN_TOLERANCE:g})")
+    variance_error = abs(law.variance - law.discretised_variance) / law.discretised_variance
+    if not variance_error <= VARIANCE_TOLERANCE:
+        failures.append(f"variance off by {variance_error:.3g} relative (tolerance {VARIANCE_TOLERANCE:g})")
+    return failures
+
+
+class _ChecksFailed(Exception):
+    """A computed law failed its self-checks (internal: triggers the retry)."""
+
+
+def _checked(compute, model: CompoundModel):
+    """Run compute(widen) on the normal window, then once on a window widened
+    by WIDER_WINDOW if the self-checks fail; NumericsError if both fail."""
+    try:
+        return compute(1.0)
+    except _ChecksFailed:
+        pass
+    try:
+        return compute(WIDER_WINDOW)
+    except _ChecksFailed as exc:
+        raise NumericsError(f"aggregate law failed its self-checks ({exc}), also on a window "
+                            f"widened {WIDER_WINDOW:g}x; {describe_model(model)}") from None
+
+
 def aggregate(model: CompoundModel, level: float) -> AggregateResult:
-    """Compute Y's law and its VaR/CVaR at `level`, with error control (module docstring)."""
+    """Compute Y's law and its VaR/CVaR at `level`, with error control and
+    enforced self-checks (module docstring)."""
     if not model.streams:
         raise NumericsError("pool has no claim streams with positive cost")
-    low, span, n = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET)
+    return _checked(lambda widen: _aggregate(model, level, widen), model)
+
+
+def no_claim_probability(model: CompoundModel) -> float:
+    """P(N = 0): exp(-E[N]) for Poisson, (1 + E[N] theta^2)^(-1/theta^2) with the shock."""
+    lam = model.expected_count
+    shape = shock_shape(model)
+    if shape is None:
+        return math.exp(-lam)
+    return math.exp(-shape * math.log1p(lam / shape))
+
+
+def _aggregate(model: CompoundModel, level: float, widen: float) -> AggregateResult:
+    low, span, n = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET, widen)
+    if no_claim_probability(model) >= level:
+        # Y = 0 with probability >= level (a handful of enrollees): VaR = 0 and
+        # CVaR = E[Y] / (1 - level) exactly (the R-U minimum is at t = 0). A
+        # lattice cannot resolve a quantile sitting on the atom at 0.
+        law = _lattice_law(model, low, span, n)
+        failures = law_check_failures(law, model)
+        if failures:
+            raise _ChecksFailed("; ".join(failures))
+        return _result(law, level, 0.0, model.mean / (1.0 - level), model, 0.0, n)
     coarse_risk = _lattice_law(model, low, 2.0 * span, n // 2).var_cvar(level)
     while True:
         fine = _lattice_law(model, low, span, n)
@@ -279,20 +443,38 @@ def aggregate(model: CompoundModel, level: float) -> AggregateResult:
         span, n, coarse_risk = span / 2.0, n * 2, fine_risk
         if n > MAX_POINTS:
             raise NumericsError(f"aggregate did not converge to {RESOLUTION_TOLERANCE:g} within "
-                                f"{MAX_POINTS} points (expected admissions {model.expected_count:.3g})")
+                                f"{MAX_POINTS} points at level {level:g} (error estimate {diff:.3g}); "
+                                f"{describe_model(model)}")
+    failures = law_check_failures(fine, model)
+    if failures:
+        raise _ChecksFailed("; ".join(failures))
+    return _result(fine, level, extrapolated[0], extrapolated[1], model, diff, n)
+
+
+def _result(law: LatticeLaw, level: float, var: float, cvar: float, model: CompoundModel,
+            diff: float, points: int) -> AggregateResult:
     mean, variance = model.mean, model.variance
     return AggregateResult(
-        law=fine, level=level, var=extrapolated[0], cvar=extrapolated[1], mean=mean, variance=variance,
-        mean_rel_error=abs(fine.mean - mean) / mean,
-        variance_rel_error=abs(fine.variance - fine.discretised_variance) / fine.discretised_variance,
-        resolution_rel_diff=diff, points=n,
-        discretisation_variance_share=(fine.discretised_variance - variance) / variance)
+        law=law, level=level, var=var, cvar=cvar, mean=mean, variance=variance,
+        mean_rel_error=abs(law.mean - mean) / mean,
+        variance_rel_error=abs(law.variance - law.discretised_variance) / law.discretised_variance,
+        resolution_rel_diff=diff, points=points,
+        discretisation_variance_share=(law.discretised_variance - variance) / variance,
+        mass_error=abs(float(law.pmf.sum()) - 1.0))
 
 
 def lattice_law(model: CompoundModel) -> LatticeLaw:
     """Y's whole law at the sampling budget, for samplers and reports that need
-    the distribution rather than two extrapolated risk figures."""
+    the distribution rather than two extrapolated risk figures (self-checks
+    enforced as for `aggregate`)."""
     if not model.streams:
         raise NumericsError("pool has no claim streams with positive cost")
-    low, span, n = _grid(model, POINTS_PER_WINDOW, SAMPLING_SHIFT_BUDGET)
-    return _lattice_law(model, low, span / 2.0, n * 2)
+
+    def compute(widen: float) -> LatticeLaw:
+        low, span, n = _grid(model, POINTS_PER_WINDOW, SAMPLING_SHIFT_BUDGET, widen)
+        law = _lattice_law(model, low, span / 2.0, n * 2)
+        failures = law_check_failures(law, model)
+        if failures:
+            raise _ChecksFailed("; ".join(failures))
+        return law
+    return _checked(compute, model)

@@ -33,10 +33,10 @@ def _pool_key(members) -> list[int]:
 
 
 def theta_paths(shock_cv: float, years: int, scenarios: int, seed: int) -> np.ndarray:
-    if shock_cv == 0:
+    shape = 1.0 / shock_cv ** 2 if shock_cv ** 2 > 0.0 else math.inf
+    if not math.isfinite(shape):
         return np.ones((years, scenarios))
     rng = np.random.default_rng(np.random.SeedSequence([seed, SOLVE_STREAM, 0]))
-    shape = 1.0 / shock_cv ** 2
     return rng.gamma(shape, 1.0 / shape, size=(years, scenarios))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from pooling.risk.claims import CompoundModel, LatticeLaw, lattice_law
+from pooling.risk.claims import CompoundModel, LatticeLaw, lattice_law, shock_shape
 
 THETA_NODE_SCORES = np.linspace(-7.0, 7.0, 29)
 """Theta nodes at normal scores -7..7 (step 0.5): the quantile of Y given
@@ -48,16 +48,19 @@ class PoolYearSampler:
     """Draws Y_P given Theta: interpolated conditional quantiles (module docstring)."""
 
     def __init__(self, model: CompoundModel):
-        theta = model.shock_cv
-        if theta == 0:
+        shape = shock_shape(model)
+        nodes = None
+        if shape is not None:
+            levels = special.ndtr(THETA_NODE_SCORES)
+            nodes = np.where(THETA_NODE_SCORES > 0,
+                             stats.gamma.isf(special.ndtr(-THETA_NODE_SCORES), shape, scale=1.0 / shape),
+                             stats.gamma.ppf(levels, shape, scale=1.0 / shape))
+        if nodes is None or not np.all(np.diff(nodes) > 0):
+            # No shock, or one too small to separate the nodes in double
+            # precision: Y given Theta is Y (the theta -> 0 limit).
             self.nodes = None
             self.samplers = [LatticeSampler(lattice_law(model))]
             return
-        shape = 1.0 / theta ** 2
-        levels = special.ndtr(THETA_NODE_SCORES)
-        nodes = np.where(THETA_NODE_SCORES > 0,
-                         stats.gamma.isf(special.ndtr(-THETA_NODE_SCORES), shape, scale=1.0 / shape),
-                         stats.gamma.ppf(levels, shape, scale=1.0 / shape))
         self.nodes = nodes
         self.samplers = [LatticeSampler(lattice_law(model.given_shock(float(t)))) for t in nodes]
 

@@ -1,0 +1,223 @@
+"""No silent wrong result (issue 11): the pricing self-checks are enforced,
+a tiny shock cv prices like none, rate menus are either right or refused, and
+inputs the loaders used to let through (lone surrogates, duplicate ids behind
+other errors, byte-order marks, levels the engine cannot reach) get a clear
+InputError."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pooling
+from pooling import instance_from_dict, spec_from_dict
+from pooling.data.instance import load_instance
+from pooling.data.plan import load_plan
+from pooling.data.spec import load_spec
+from pooling.economics.pools import PoolPricer
+from pooling.errors import InputError, NumericsError
+from pooling.risk import claims
+from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
+from pooling.risk.severity import Severity
+from tests.factories import INSTANCES, MODELS, county, instance_dict, spec_dict, tiny_instance_dict
+
+THETA_AGREEMENT = 1e-4
+"""Max rates at theta in {0, 1e-12, ..., 1e-5} must agree this closely
+(relative): the shock's own effect at 1e-5 is ~3e-5 of a rate here, and the
+engine's accuracy is ~1e-4."""
+TINY_THETAS = (0.0, 1e-12, 1e-8, 1e-6, 1e-5)
+
+
+def _tongliao(theta: float):
+    data = json.loads((INSTANCES / "tongliao.json").read_text())
+    data["parameters"]["frequency_shock_cv"] = theta
+    return instance_from_dict(data, source=f"tongliao(theta={theta:g})")
+
+
+def _max_rates(instance, pools, spec=None):
+    spec = spec or load_spec(MODELS / "default.toml")
+    pricer = PoolPricer(instance, spec)
+    return np.array([pricer.price(pool).max_rate for pool in pools])
+
+
+def test_tiny_shock_cv_prices_like_none():
+    """Old code: theta = 1e-8 priced county 150502 at 0.009 instead of 0.585
+    (numpy's complex log1p lost the tiny argument); 1e-6 was off by 1.2%."""
+    base = _tongliao(0.0)
+    pools = [[base.ids[0]], base.ids[:3], list(base.ids)]
+    reference = _max_rates(base, pools)
+    for theta in TINY_THETAS[1:]:
+        rates = _max_rates(_tongliao(theta), pools)
+        assert np.all(np.abs(rates - reference) <= THETA_AGREEMENT * np.abs(reference)), (theta, rates, reference)
+
+
+def test_tiny_shock_cv_solves_like_none():
+    """End to end: the solve status and objective do not move with a tiny theta."""
+    objectives = []
+    for theta in TINY_THETAS:
+        data = tiny_instance_dict()
+        data["parameters"]["frequency_shock_cv"] = theta
+        result = pooling.solve(instance_from_dict(data), spec_from_dict(spec_dict()))
+        assert result.status == "optimal"
+        objectives.append(result.objective)
+    assert max(objectives) - min(objectives) <= THETA_AGREEMENT * objectives[0]
+
+
+@settings(max_examples=12, deadline=None)
+@given(exponent=st.floats(min_value=-12.0, max_value=-5.0), level=st.sampled_from([0.9, 0.99, 0.999]))
+def test_shock_cvar_is_continuous_at_zero(exponent, level):
+    """CVaR of a compound negative binomial tends to the Poisson one as theta -> 0:
+    |CVaR_theta - CVaR_0| is O(theta), never the old blow-up."""
+    streams = (ClaimStream(800.0, Severity("lognormal", 5000.0, 1.0)),
+               ClaimStream(50.0, Severity("gamma", 12000.0, 1.5), 0.6))
+    theta = 10.0 ** exponent
+    poisson = aggregate(CompoundModel(streams, 0.0), level).cvar
+    mixed = aggregate(CompoundModel(streams, theta), level)
+    assert abs(mixed.cvar - poisson) <= THETA_AGREEMENT * poisson
+    assert mixed.mean_rel_error <= claims.MEAN_TOLERANCE
+    assert mixed.variance_rel_error <= claims.VARIANCE_TOLERANCE
+
+
+def test_failed_self_check_raises_naming_pool_and_field(monkeypatch):
+    """With the old (inaccurate) complex log1p the law fails its mean and
+    variance checks: the pricer must refuse, naming the pool, the shock cv
+    field and its value, not return a rate."""
+    monkeypatch.setattr(claims, "_log1p", np.log1p)
+    instance = _tongliao(1e-8)
+    pricer = PoolPricer(instance, load_spec(MODELS / "default.toml"))
+    with pytest.raises(NumericsError) as err:
+        pricer.price([instance.ids[0]])
+    message = str(err.value)
+    assert f"pool [{instance.ids[0]}]" in message
+    assert "self-checks" in message and "mean off by" in message
+    assert "parameters.frequency_shock_cv = 1e-08" in message
+    assert "tongliao(theta=1e-08)" in message
+
+
+def test_retry_on_a_wider_window_rescues_a_failed_check(monkeypatch):
+    """A check failing on the first window only is retried on a wider one."""
+    calls = []
+    real = claims.law_check_failures
+
+    def first_fails(law, model):
+        calls.append(law.start)
+        return ["forced"] if len(calls) == 1 else real(law, model)
+    monkeypatch.setattr(claims, "law_check_failures", first_fails)
+    streams = (ClaimStream(300.0, Severity("lognormal", 5000.0, 1.0)),)
+    result = aggregate(CompoundModel(streams, 0.05), 0.99)
+    assert len(calls) == 2
+    assert result.mean_rel_error <= claims.MEAN_TOLERANCE
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.5])
+def test_few_admissions_price_exactly(theta):
+    """P(no claim) >= level: VaR = 0 and CVaR = E[Y] / (1 - level) exactly
+    (old code: no convergence within the lattice limit)."""
+    streams = (ClaimStream(2e-8, Severity("lognormal", 4000.0, 1.0)),)
+    result = aggregate(CompoundModel(streams, theta), 0.99)
+    assert result.var == 0.0
+    assert result.cvar == pytest.approx(2e-8 * 4000.0 / 0.01, rel=1e-12)
+    assert result.mean_rel_error <= claims.MEAN_TOLERANCE
+
+
+def test_huge_pool_passes_its_mass_check():
+    """1.6e8 admissions: the severity lattice's rounding (x E[N]) no longer
+    leaves the law's mass visibly off 1."""
+    streams = (ClaimStream(1.6e8, Severity("lognormal", 4000.0, 1.0)),)
+    result = aggregate(CompoundModel(streams, 0.0), 0.99)
+    assert result.mass_error <= claims.MASS_TOLERANCE
+
+
+# -- rate menu --------------------------------------------------------------
+
+def test_rate_step_below_the_formulation_limit_is_refused():
+    """Old code: step 1e-7 solved to a wrong 'optimal' 0.3 (vs 0.9)."""
+    with pytest.raises(InputError) as err:
+        spec_from_dict(spec_dict(rates={"step": 1e-7}), source="menu.toml")
+    assert str(err.value).startswith("menu.toml: rates.step must be in [0.0001, 1]")
+    assert "got 1e-07" in str(err.value)
+
+
+def test_finest_allowed_step_matches_no_step_within_one_step():
+    instance = instance_from_dict(tiny_instance_dict())
+    free = pooling.solve(instance, spec_from_dict(spec_dict()))
+    step = 1e-4
+    menu = pooling.solve(instance, spec_from_dict(spec_dict(rates={"step": step})))
+    assert free.status == menu.status == "optimal"
+    assert free.objective - step - 1e-9 <= menu.objective <= free.objective + 1e-9
+
+
+# -- loaders ------------------------------------------------------------------
+
+def test_level_too_close_to_one_is_an_input_error():
+    """Old code: accepted, then 'aggregate did not converge' without the level."""
+    with pytest.raises(InputError, match=r"x\.toml: solvency\.level must be in \[0\.5, 0\.9999\], "
+                                         r"got 1"):
+        spec_from_dict(spec_dict(solvency={"level": 0.999999999}), source="x.toml")
+
+
+@pytest.mark.parametrize("where,edit", [
+    ('county "900101": name', lambda d: d["counties"][0].update(name="\ud800")),
+    ('county "900102": prefecture', lambda d: d["counties"][1].update(prefecture="p\udfff")),
+    ('county "900103": province', lambda d: d["counties"][2].update(province="\ud800")),
+    ('county "\\ud800": id', lambda d: d["counties"][0].update(id="\ud800")),
+    ('county "900101": adjacent', lambda d: d["counties"][0].update(adjacent=["900102", "\ud800"])),
+    ("name", lambda d: d.update(name="\ud800x")),
+    ("description", lambda d: d.update(description="\udc00")),
+    ("currency", lambda d: d.update(currency="\ud800")),
+])
+def test_lone_surrogates_are_rejected_at_load(tmp_path, where, edit):
+    """Old code: accepted, then UnicodeEncodeError writing result.json."""
+    data = tiny_instance_dict()
+    edit(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))    # ensure_ascii: the file holds \ud800 escapes
+    with pytest.raises(InputError) as err:
+        load_instance(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {where} must ")
+    assert "lone surrogate" in message
+    message.encode("utf-8")              # the message itself can be printed anywhere
+
+
+def test_surrogate_destination_key_is_rejected():
+    data = tiny_instance_dict()
+    data["counties"][0]["migrant_destinations"] = {"\ud800": 0.5, "outside": 0.5}
+    with pytest.raises(InputError, match=r'county "900101": migrant_destinations\.\\ud800 must be valid'):
+        instance_from_dict(data, source="x.json")
+
+
+def test_duplicate_id_is_reported_before_other_errors():
+    """Old code: a duplicate that names itself as destination reported the destination."""
+    data = tiny_instance_dict()
+    data["counties"][2]["id"] = "900101"
+    with pytest.raises(InputError) as err:
+        instance_from_dict(data, source="dup.json")
+    assert str(err.value) == ('dup.json: county "900101": id appears more than once (counties #1 and #3); '
+                              'county ids must be unique')
+
+
+def test_byte_order_marks_are_accepted(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    spec_path = tmp_path / "bom.toml"
+    spec_path.write_bytes(bom + (MODELS / "default.toml").read_bytes())
+    assert load_spec(spec_path).solvency.level == 0.99
+    inst_path = tmp_path / "bom.json"
+    inst_path.write_bytes(bom + json.dumps(tiny_instance_dict()).encode("utf-8"))
+    instance = load_instance(inst_path)
+    assert instance.ids == ("900101", "900102", "900103")
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_bytes(bom + json.dumps({"pools": [["900101", "900102"], ["900103"]]}).encode("utf-8"))
+    assert load_plan(plan_path, instance) == [["900101", "900102"], ["900103"]]
+
+
+def test_shock_cv_below_the_minimum_is_refused():
+    data = instance_dict([county("1")], frequency_shock_cv=1e-13)
+    with pytest.raises(InputError, match=r"x\.json: parameters\.frequency_shock_cv must be 0 or in "
+                                         r"\[1e-12, 2\] .*got 1e-13"):
+        instance_from_dict(copy.deepcopy(data), source="x.json")
