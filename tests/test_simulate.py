@@ -12,7 +12,7 @@ from scipy import stats
 from pooling import InputError, instance_from_dict, spec_from_dict
 from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
 from pooling.risk.severity import Severity
-from pooling.simulate.stress_test import (
+from pooling.simulation.stress_test import (
     PoolYearSampler,
     simulate,
     var_cvar_with_intervals,
@@ -109,7 +109,9 @@ def _exact_exponential_sf(x, lam, mean):
 def test_one_year_deficit_and_ruin_match_closed_form():
     lam, mean, premium, reserves = 40.0, 1000.0, 45_000.0, 8_000.0
     inst = _one_county_instance(rate_per_year=lam, mean=mean, premium=premium, reserves=reserves)
-    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 1.0}))
+    # All reserves committed, so the simulation starts from all of them.
+    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 1.0},
+                                    solvency={"reserve_share": 1.0}))
     report = simulate(inst, spec, {"pools": [{"counties": ["1"], "rate": 1.0}]},
                       years=1, scenarios=100_000, seed=3).to_dict()
     pool = report["pools"][0]
@@ -124,16 +126,19 @@ def test_long_horizon_ruin_brackets_cramer_lundberg():
     """Exponential claims, Poisson count, safety loading rho: continuous-time
     ruin psi(u) = exp(-rho u / ((1 + rho) m)) / (1 + rho). Checking only at
     period ends (premium c added first) can only lower it, and can lower it no
-    further than psi(u + c); periods are short (0.1 expected claims) so the
-    bracket is narrow. 1,500 periods leave the finite-horizon shortfall tiny
-    (ruin from u = 4m with rho = 0.25 happens early or never)."""
-    lam, mean, rho = 0.1, 1000.0, 0.25
+    further than psi(u + c) (0.280 to 0.359 here, one expected claim per
+    period). 100 periods, the most simulate allows (the spec's cap on
+    simulation.years), leave a finite-horizon shortfall of about 2% of psi
+    (measured: 0.318 within 100 periods, 0.324 within 3,000): ruin from
+    u = 4m with rho = 0.25 happens early or never."""
+    lam, mean, rho = 1.0, 1000.0, 0.25
     c = (1 + rho) * lam * mean
     u = 4 * mean
     inst = _one_county_instance(rate_per_year=lam, mean=mean, premium=c, reserves=u)
-    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 1.0}))
+    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 1.0},
+                                    solvency={"reserve_share": 1.0}))
     pool = simulate(inst, spec, {"pools": [{"counties": ["1"], "rate": 1.0}]},
-                    years=1500, scenarios=20_000, seed=5).to_dict()["pools"][0]
+                    years=100, scenarios=20_000, seed=5).to_dict()["pools"][0]
 
     def psi(x):
         return math.exp(-rho * x / ((1 + rho) * mean)) / (1 + rho)
@@ -192,3 +197,37 @@ def test_plan_errors_are_clear():
         simulate(inst, spec, {"pools": [{"counties": list(inst.ids), "rate": 2}]})
     with pytest.raises(InputError, match="unknown stress scenario \"plague\""):
         simulate(inst, spec, {"pools": [{"counties": list(inst.ids), "rate": 0.5}]}, stress=["plague"])
+
+
+def test_reserves_start_from_the_share_pricing_committed():
+    """Pricing counted u x reserves in the budget; the stress test starts each
+    pool from that, unless told otherwise, and says which it used."""
+    lam, mean, premium, reserves = 40.0, 1000.0, 45_000.0, 8_000.0
+    inst = _one_county_instance(rate_per_year=lam, mean=mean, premium=premium, reserves=reserves)
+    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 1.0},
+                                    solvency={"reserve_share": 0.25}))
+    plan = {"pools": [{"counties": ["1"], "rate": 1.0}]}
+    committed = simulate(inst, spec, plan, scenarios=100_000, seed=3).to_dict()
+    everything = simulate(inst, spec, plan, scenarios=100_000, seed=3, reserve_share=1.0).to_dict()
+    assert committed["reserve_share"] == 0.25 and "spec" in committed["reserve_share_source"]
+    assert everything["reserve_share"] == 1.0 and "argument" in everything["reserve_share_source"]
+    assert committed["pools"][0]["initial_reserves"] == pytest.approx(0.25 * reserves)
+    assert everything["pools"][0]["initial_reserves"] == pytest.approx(reserves)
+    assert within(committed["pools"][0]["ruin_probability_ci"],
+                  _exact_exponential_sf(premium + 0.25 * reserves, lam, mean))
+    assert within(everything["pools"][0]["ruin_probability_ci"],
+                  _exact_exponential_sf(premium + reserves, lam, mean))
+
+
+def test_intervals_contain_their_estimates():
+    """Regression: at p = 1 the Wilson upper end was 0.9999999999999999 < 1."""
+    for n in (1, 7, 100, 10_000, 123_457):
+        for k in sorted({0, 1, n // 3, n - 1, n}):
+            low, high = wilson_interval(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n)
+    rng = np.random.default_rng(0)
+    for n in (100, 101, 250, 1000):
+        for level in (0.9, 0.95, 0.99):
+            out = var_cvar_with_intervals(rng.exponential(size=n), level)
+            assert out["var_ci"][0] <= out["var"] <= out["var_ci"][1], (n, level)
+            assert out["cvar_ci"][0] <= out["cvar"] <= out["cvar_ci"][1], (n, level)

@@ -112,7 +112,7 @@ def test_evaluate_prices_a_plan_and_flags_rules():
     spec = spec_from_dict(spec_dict(pooling={"contiguous": True}))
     ev = evaluate(inst, spec, [["900101", "900103"], ["900102"]])
     assert not ev.feasible
-    assert any("not connected" in v for v in ev.violations)
+    assert any("not connected" in v.message and v.rule == "pooling.contiguous" for v in ev.violations)
     pricer = PoolPricer(inst, spec)
     expected = math.fsum(pricer.price(p).max_rate * pricer.price(p).enrollees
                          for p in (["900101", "900103"], ["900102"])) / inst.total_enrollees
@@ -149,3 +149,47 @@ def test_an_empty_pricer_passed_in_is_used():
     other = PoolPricer(inst, spec)
     evaluate(inst, spec, [list(inst.ids)], pricer=other)
     assert len(other) == 1
+
+
+def test_menu_rates_stay_inside_rates_max():
+    """Regression: rates.min 0.3 + 12 x 0.05 is 0.9000000000000001 in floating
+    point, above rates.max 0.9; reported rates are clamped to the limits."""
+    data = tiny_instance_dict()
+    for c in data["counties"]:
+        c["contribution_per_capita"] = 900.0  # rich: every pool pays rates.max
+    inst = instance_from_dict(data)
+    spec = spec_from_dict(spec_dict(rates={"min": 0.3, "max": 0.9, "step": 0.05}))
+    assert 0.3 + 12 * 0.05 > 0.9
+    for result in (solve(inst, spec), evaluate(inst, spec, [[c] for c in inst.ids])):
+        rates = [p.rate for p in result.pools]
+        assert rates and all(r == 0.9 for r in rates)
+        assert result.objective <= 0.9
+
+
+def test_diagnosis_of_a_county_that_cannot_pay_rate_zero():
+    """A tiny fund with a large fixed cost has a negative best rate: lowering
+    rates.min cannot help, nor (here) can committing all reserves; the
+    diagnosis gives the exact top-up that makes it solvent at rates.min."""
+    data = tiny_instance_dict()
+    data["counties"][2].update(enrollees=500, reserves=0.0)
+    inst = instance_from_dict(data)
+    spec = spec_from_dict(spec_dict("county", rates={"min": 0.0, "max": 0.9}))
+    result = solve(inst, spec)
+    assert result.status == "infeasible"
+    line = next(d for d in result.diagnosis if d.startswith("county 900103"))
+    assert "lowering rates.min" not in line and "reserve_share" not in line
+    assert "cannot pay even rate 0" in line
+    pricing = PoolPricer(inst, spec).price(["900103"])
+    assert pricing.max_rate < 0
+    assert f"a top-up of {-pricing.budget:,.0f} CNY" in line
+    # With reserves to spare, the share that would admit it is named and it works.
+    data["counties"][2].update(reserves=2_000_000.0)
+    inst = instance_from_dict(data)
+    spec = spec_from_dict(spec_dict("county", rates={"min": 0.3, "max": 0.9},
+                                    solvency={"reserve_share": 0.0}))
+    line = next(d for d in solve(inst, spec).diagnosis if d.startswith("county 900103"))
+    share = float(line.split("raising solvency.reserve_share to ")[1].split()[0])
+    assert 0 < share <= 1
+    fixed = spec_from_dict(spec_dict("county", rates={"min": 0.3, "max": 0.9},
+                                     solvency={"reserve_share": min(1.0, share + 1e-4)}))
+    assert solve(inst, fixed).status == "optimal"

@@ -6,7 +6,7 @@ import pytest
 
 from pooling import InputError, instance_from_dict
 from pooling.data.stress import BASELINE, StressScenario
-from pooling.simulate.stresses import compose, stressed_instance
+from pooling.simulation.stresses import compose, stressed_instance
 from tests.factories import tiny_instance_dict
 
 

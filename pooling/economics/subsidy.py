@@ -19,8 +19,15 @@ from __future__ import annotations
 import math
 
 from pooling.data.spec import Spec
-from pooling.economics.pools import PoolPricer
+from pooling.economics.pools import PoolPricer, PoolPricing
 from pooling.errors import InputError
+
+
+def solvency_top_up(pricing: PoolPricing, rate: float) -> float:
+    """The smallest capital (CNY) that keeps a pool solvent at `rate` under a
+    VaR/CVaR measure: max(0, rate rho(Y_P) - B_P), exact by positive
+    homogeneity (not defined for the ruin measure, whose rate is simulated)."""
+    return max(0.0, rate * pricing.risk - pricing.budget)
 
 
 def price_of_equalisation(spec: Spec, outcomes, pricer: PoolPricer) -> dict:
@@ -35,7 +42,7 @@ def price_of_equalisation(spec: Spec, outcomes, pricer: PoolPricer) -> dict:
         alone = {cid: pricer.price([cid]) for cid in pricing.counties}
         claims = [a.max_rate - tolerance for a in alone.values() if a.usable]
         required = min(spec.rates.max, max([spec.rates.min] + claims))
-        top_up = max(0.0, required * pricing.risk - pricing.budget)
+        top_up = solvency_top_up(pricing, required)
         counties = []
         for cid, expected in pricing.county_expected_cost:
             own = alone[cid]

@@ -23,20 +23,14 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-import pyomo.environ as pyo
-
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
 from pooling.economics.pools import PoolPricer
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import build_candidates, partition_rules
-from pooling.optimise.formulations.set_partition import (
-    build_set_partition,
-    fix_primary_and_maximise_mean,
-)
-from pooling.optimise.solve import LEXICOGRAPHIC_TOLERANCE, solve
-from pooling.optimise.solver import Status, run_highs
+from pooling.optimise.solve import solve, solve_columns
+from pooling.optimise.solver import Status
 
 IMPROVEMENT_TOLERANCE = 1e-9
 
@@ -60,26 +54,25 @@ class BaselineOutcome:
 def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
                      options: SolveOptions) -> tuple[int, float, float, list[float]] | None:
     """(inadmissible pools, primary objective, mean rate, rates) of a fixed partition,
-    rates chosen optimally under the spec's rules; None if the rules cannot all hold."""
+    rates chosen by the spec's MILP on its pools (`solve_columns`, as solve and
+    evaluate do); None if the rules cannot all hold."""
     candidates = build_candidates(instance, spec, [frozenset(b) for b in blocks], pricer)
     bad = sum(1 for c in candidates if not c.admissible)
     if bad:
         return bad, float("-inf"), float("-inf"), []
     rules = partition_rules(spec)
-    simple = rules.max_rate_gap is None and rules.rate_step is None and rules.objective != "min_rate_dispersion"
     weights = [c.pricing.enrollees / instance.total_enrollees for c in candidates]
-    if simple:
+    # Without a gap or a menu, and unless the objective rewards lower rates, the
+    # MILP gives each pool of a fixed partition its r*_P: skip HiGHS (greedy calls this often).
+    if rules.max_rate_gap is None and rules.rate_step is None and rules.objective != "min_rate_dispersion":
         rates = [c.column.max_rate for c in candidates]
     else:
-        model = build_set_partition([c.column for c in candidates], list(instance.ids),
-                                    instance.total_enrollees, rules)
-        run = run_highs(model, options)
-        if run.status != Status.OPTIMAL:
+        solution = solve_columns(instance, spec, [c.column for c in candidates], options)
+        if solution.run.status != Status.OPTIMAL:
             return None
-        if rules.objective != "max_mean_rate":
-            fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
-            run = run_highs(model, options)
-        rates = [pyo.value(model.r[j]) for j in model.P]
+        rates = [0.0] * len(candidates)
+        for j, rate in zip(solution.chosen, solution.rates):
+            rates[j] = rate
     mean = sum(w * r for w, r in zip(weights, rates))
     primary = {"max_mean_rate": mean, "max_min_rate": min(rates),
                "min_rate_dispersion": -(max(rates) - min(rates))}[rules.objective]

@@ -122,19 +122,49 @@ class Result:
         }
 
 
+@dataclass(frozen=True)
+class Violation:
+    """One rule a plan breaks: the rule (a spec field such as "max_rate_gap",
+    "no_county_worse_off", "rates.min" or a pooling rule), the pools involved
+    (ids as in the plan's pool list, and their counties), the rates involved,
+    the limit the rule sets and a readable message."""
+
+    rule: str
+    pools: tuple[str, ...]
+    counties: tuple[tuple[str, ...], ...]
+    rates: tuple[float, ...]
+    limit: float | None
+    message: str
+    county: str | None = None   # the member that sets the limit, for per-county rules
+    group: str | None = None    # the gap group, for max_rate_gap
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "pools": list(self.pools),
+                "counties": [list(c) for c in self.counties], "rates": list(self.rates),
+                "limit": self.limit, "county": self.county, "group": self.group,
+                "message": self.message}
+
+
 @dataclass
 class Evaluation:
-    """Outcome of `evaluate`: a given plan priced, each pool at its maximum solvent rate."""
+    """Outcome of `evaluate`: a given plan with the rates `solve` would give
+    its pools under the spec's rules and objective, or, when the plan breaks a
+    rule, each pool at its maximum solvent rate and the violations."""
 
     feasible: bool
     objective: float
     pools: list[PoolOutcome]
-    violations: list[str]
+    violations: list[Violation]
     provenance: dict[str, Any]
     spec: dict[str, Any]
     numerics: dict[str, Any]
     wall_seconds: float
     subsidy: dict[str, Any] | None = None
+    mean_rate: float | None = None
+    rates_from: str = "solve"   # "solve": the spec's MILP on the plan's pools; "max_rate": r*_P
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,8 +173,11 @@ class Evaluation:
             "feasible": self.feasible,
             "objective_kind": self.spec["objective"]["kind"],
             "objective": self.objective,
+            "mean_rate": self.mean_rate,
+            "rates_from": self.rates_from,
             "pools": [p.to_dict() for p in self.pools],
-            "violations": list(self.violations),
+            "violations": [v.to_dict() for v in self.violations],
+            "violation_messages": [v.message for v in self.violations],
             "wall_seconds": self.wall_seconds,
             "numerics": dict(self.numerics),
             "spec": self.spec,

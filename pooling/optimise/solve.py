@@ -4,25 +4,32 @@ solve: enumerate candidate pools, price each exactly, keep the usable ones
 (r*_P >= r_min) as columns of the set-partitioning MILP, solve it with HiGHS
 and report the plan with its certificate. Groups with too many subsets to
 enumerate get generated columns instead (pooling.optimise.generation); the result then
-says so and carries a bound valid over every pool, not only the generated ones. evaluate: price a given plan, each
-pool at its maximum solvent rate, and list the rules it breaks.
+says so and carries a bound valid over every pool, not only the generated ones.
+evaluate: give a given plan's pools the rates solve would give them (the same
+MILP, restricted to the plan's pools: `solve_columns`) and list every rule it
+breaks, structured (`Violation`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
+from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
+from pooling.data.inputs import as_instance, as_spec
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
-from pooling.data.plan import validate_plan
+from pooling.data.plan import load_plan, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
-from pooling.economics.subsidy import price_of_equalisation
+from pooling.economics.subsidy import price_of_equalisation, solvency_top_up
+from pooling.errors import InputError
 from pooling.optimise.candidates import (
     candidate_pools,
     group_subsets,
@@ -39,11 +46,12 @@ from pooling.optimise.generation import GeneratedColumns, generate_columns
 from pooling.optimise.result import (
     Evaluation,
     Result,
+    Violation,
     mean_rate,
     numerics_summary,
     plan_outcomes,
 )
-from pooling.optimise.solver import SOLVER_NAME, Status, run_highs, solver_version
+from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
 
 GAP_FLOOR = 1e-6
 """Relative gaps divide by max(|objective|, this): a rate dispersion of 0 would
@@ -76,8 +84,8 @@ def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidat
             lines.append(
                 f"{label}: none of its {len(mine)} candidate pools is solvent at rates.min "
                 f"{spec.rates.min:.4g}; the best, {pool}, can pay at most {r_star:.4f} "
-                f"({spec.solvency.measure} at level {spec.solvency.level:g}); lowering rates.min to "
-                f"{max(r_star, 0.0):.4f} or raising reserve_share would admit it")
+                f"({spec.solvency.measure} at level {spec.solvency.level:g}); "
+                f"{_solvency_remedies(instance, spec, best.pricing)}")
         elif not best.on_menu and r_star >= bound.value:
             lines.append(f"{label}: no rate on the menu (step {spec.rates.step:g}) lies in its best "
                          f"pool {pool}'s admissible range [{bound.value:.4f}, {r_star:.4f}]")
@@ -86,6 +94,34 @@ def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidat
                 f"{label}: every candidate pool breaks a rule; the best, {pool}, can pay at most "
                 f"{r_star:.4f} but {describe_bound(bound)}; {_relaxation(spec, bound, r_star)}")
     return lines
+
+
+def _solvency_remedies(instance: Instance, spec: Spec, pricing) -> str:
+    """What would make a pool solvent at rates.min: only the remedies that
+    would actually work (a rate floor below 0 or a reserve share above 1 is
+    no remedy), and for VaR/CVaR the exact top-up that would."""
+    r_star, floor = pricing.max_rate, spec.rates.min
+    remedies = []
+    if r_star >= 0.0:
+        remedies.append(f"lowering rates.min to {r_star:.4f}")
+    if spec.solvency.measure == "ruin":
+        if spec.solvency.reserve_share < 1.0:
+            remedies.append("raising solvency.reserve_share (the ruin rate is simulated: re-solve to check)")
+        if not remedies:
+            return (f"it cannot pay even rate 0: its yearly net income "
+                    f"{pricing.revenue - pricing.fixed_costs:,.0f} {instance.currency} after fixed costs "
+                    f"does not keep its committed reserves from ruin; only outside funding would admit it")
+        return " or ".join(remedies) + " would admit it"
+    top_up = solvency_top_up(pricing, floor)
+    reserves = math.fsum(instance.county(cid).reserves for cid in pricing.counties)
+    share = spec.solvency.reserve_share + top_up / reserves if reserves > 0 else math.inf
+    if share <= 1.0:
+        remedies.append(f"raising solvency.reserve_share to {share:.4f}")
+    remedies.append(f"a top-up of {top_up:,.0f} {instance.currency} (its budget B_P {pricing.budget:,.0f} "
+                    f"must reach rates.min x {spec.solvency.measure.upper()} of its claims = "
+                    f"{floor * pricing.risk:,.0f})")
+    prefix = "" if r_star >= 0.0 else "it cannot pay even rate 0 (its budget is below zero); "
+    return prefix + " or ".join(remedies) + " would admit it"
 
 
 def _relaxation(spec: Spec, bound, r_star: float) -> str:
@@ -138,12 +174,77 @@ def candidate_plan(instance: Instance, spec: Spec, options: SolveOptions):
     return plan
 
 
+@dataclass(frozen=True)
+class ColumnSolution:
+    """The spec's set-partitioning MILP solved over some columns: the run that
+    gave the plan (the lexicographic second stage when there is one), the
+    chosen columns and their reported rates (empty without an incumbent)."""
+
+    run: SolverRun
+    model: pyo.ConcreteModel
+    primary_bound: float | None
+    chosen: list[int]
+    rates: list[float]
+    build_seconds: float
+    solve_seconds: float
+
+
+def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
+                  options: SolveOptions) -> ColumnSolution:
+    """Choose pools and rates among `columns` under the spec's rules and objective.
+
+    The one place rates are decided: `solve` calls it with every admissible
+    candidate, `evaluate` and the fixed-partition baselines with the pools of
+    one plan (the cover constraints then force every column in), so a plan
+    gets the same rates whichever path prices it."""
+    build_start = time.perf_counter()
+    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, partition_rules(spec))
+    build_seconds = time.perf_counter() - build_start
+    run = run_highs(model, options)
+    primary_bound = run.bound
+    solve_seconds = run.seconds
+    if run.status == Status.OPTIMAL and spec.objective.kind != "max_mean_rate":
+        fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
+        second = run_highs(model, options)
+        solve_seconds += second.seconds
+        if second.has_incumbent:
+            run = second
+    chosen, rates = [], []
+    if run.has_incumbent:
+        chosen = [j for j in model.P if pyo.value(model.y[j]) > 0.5]
+        rates = [_reported_rate(pyo.value(model.r[j]), columns[j], spec) for j in chosen]
+    return ColumnSolution(run=run, model=model, primary_bound=primary_bound, chosen=chosen, rates=rates,
+                          build_seconds=build_seconds, solve_seconds=solve_seconds)
+
+
+def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOptions:
+    """`options` (default SolveOptions()) with keyword overrides, validated by
+    SolveOptions itself; every mistake is an InputError naming the option."""
+    if options is not None and not isinstance(options, SolveOptions):
+        raise InputError(f"options must be a pooling.SolveOptions, e.g. SolveOptions(time_limit=60), got "
+                         f"{type(options).__name__}; or pass solver options as keywords "
+                         f"(solve(instance, spec, time_limit=60))")
+    known = [f.name for f in dataclasses.fields(SolveOptions)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise InputError(f"unknown solver option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"known: {', '.join(known)}")
+    try:
+        return dataclasses.replace(options if options is not None else SolveOptions(), **overrides)
+    except (TypeError, ValueError) as exc:  # SolveOptions reports its own InputError; this is a fallback
+        raise InputError(f"solver options {overrides}: {exc}") from None
+
+
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
-          options: SolveOptions | None = None) -> Result:
-    """Choose the plan that optimises the spec's objective; see module docstring."""
-    options = options or SolveOptions()
+          options: SolveOptions | None = None, **solver_options) -> Result:
+    """Choose the plan that optimises the spec's objective; see module docstring.
+    Solver options come as `options` (a SolveOptions) and/or keywords
+    (time_limit=60, threads=2, ...) that override it. `instance` and `spec`
+    may also be the paths of their files."""
+    instance, spec = as_instance(instance, "solve"), as_spec(spec, "solve")
     if time_limit is not None:
-        options = dataclasses.replace(options, time_limit=time_limit)
+        solver_options["time_limit"] = time_limit
+    options = solve_options(options, **solver_options)
     start = time.perf_counter()
     maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
     plan = candidate_plan(instance, spec, options)
@@ -172,26 +273,11 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
                       diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                       timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
 
-    build_start = time.perf_counter()
     columns = [c.column for c in admissible]
-    rules = partition_rules(spec)
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, rules)
-    build_seconds = time.perf_counter() - build_start
-    run = run_highs(model, options)
-    primary_bound = run.bound
-    solve_seconds = run.seconds
-    if run.status == Status.OPTIMAL and spec.objective.kind != "max_mean_rate":
-        fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
-        second = run_highs(model, options)
-        solve_seconds += second.seconds
-        if second.has_incumbent:
-            run = second
-
-    pools = []
-    if run.has_incumbent:
-        chosen = [j for j in model.P if pyo.value(model.y[j]) > 0.5]
-        rates = [_reported_rate(pyo.value(model.r[j]), columns[j], spec) for j in chosen]
-        pools = plan_outcomes([admissible[j].pricing for j in chosen], rates)
+    fixed = solve_columns(instance, spec, columns, options)
+    run, model = fixed.run, fixed.model
+    primary_bound, build_seconds, solve_seconds = fixed.primary_bound, fixed.build_seconds, fixed.solve_seconds
+    pools = plan_outcomes([admissible[j].pricing for j in fixed.chosen], fixed.rates)
     objective = _objective_value(spec.objective.kind, pools)
     status = run.status
     bound = primary_bound
@@ -222,11 +308,14 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
 
 def _reported_rate(value: float, column: Column, spec: Spec) -> float:
     """The solver's rate without tolerance noise: snapped to the menu, or clipped
-    into the column's admissible range [L_P, r*_P]."""
+    into the column's admissible range [L_P, r*_P]; either way inside
+    [rates.min, rates.max] (rates.min + k step can land 1 ulp past rates.max)."""
     if spec.rates.step is not None:
         k = round((value - spec.rates.min) / spec.rates.step)
-        return spec.rates.min + k * spec.rates.step
-    return min(max(value, column.min_rate), column.max_rate)
+        value = spec.rates.min + k * spec.rates.step
+    else:
+        value = min(max(value, column.min_rate), column.max_rate)
+    return min(max(value, spec.rates.min), spec.rates.max)
 
 
 def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
@@ -258,24 +347,153 @@ def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
-             subsidy: bool = False) -> Evaluation:
-    """Price a plan (a list of lists of county ids): each pool at its maximum
-    solvent rate r*_P, floored at 0 (a pool with r*_P < rates.min is reported
-    with that rate and listed as a violation)."""
+             subsidy: bool = False, options: SolveOptions | None = None) -> Evaluation:
+    """Price a plan (a list of lists of county ids, or a plan JSON file) under the spec's rules.
+
+    Each pool becomes the candidate `solve` would build (same rate bounds,
+    menu and gap groups), and the set-partitioning MILP restricted to the
+    plan's pools chooses the rates (`solve_columns`), so evaluating solve's
+    plan reproduces solve's rates and objective. When a pool has no
+    admissible rate or the rates cannot satisfy a coupled rule (max_rate_gap),
+    the plan is infeasible: every violation is listed and each pool is shown
+    at its maximum solvent rate r*_P floored at 0. Pooling-rule violations
+    (contiguity, size...) make the plan infeasible but do not change its rates."""
+    instance, spec = as_instance(instance, "evaluate"), as_spec(spec, "evaluate")
     start = time.perf_counter()
+    if not isinstance(subsidy, bool):
+        raise InputError(f"subsidy must be True or False, got {subsidy!r} ({type(subsidy).__name__})")
+    if isinstance(plan, (str, os.PathLike)):
+        plan = load_plan(plan, instance)
     plan = validate_plan(plan, instance)
+    options = solve_options(options)
     pricer = pricer if pricer is not None else PoolPricer(instance, spec)
-    priced = [pricer.price(pool) for pool in plan]
-    violations = []
-    for pool, pricing in zip(plan, priced):
-        violations.extend(pool_rule_violations(instance, spec, pool))
-        if not pricing.usable:
-            violations.append(
-                f"pool [{', '.join(pricing.counties)}]: max solvent rate {pricing.max_rate:.4f} < "
-                f"rates.min {spec.rates.min:g}")
-    pools = plan_outcomes(priced, [max(p.max_rate, 0.0) for p in priced])
+    maker = CandidateMaker(instance, spec, pricer)
+    candidates = [maker.make(pool) for pool in plan]
+    priced = [c.pricing for c in candidates]
+    ids = {p.pricing.counties: p.id for p in plan_outcomes(priced, [0.0] * len(priced))}
+    violations: list[Violation] = []
+    for pool, candidate in zip(plan, candidates):
+        pid = ids[candidate.pricing.counties]
+        violations.extend(Violation(rule=_pooling_rule(message), pools=(pid,),
+                                    counties=(candidate.pricing.counties,), rates=(), limit=None,
+                                    message=f"{pid} {message}")
+                          for message in pool_rule_violations(instance, spec, pool))
+        violations.extend(_rate_violations(pid, candidate, spec))
+    rates = None
+    if all(c.admissible for c in candidates):
+        columns = [c.column for c in candidates]
+        solution = solve_columns(instance, spec, columns, options)
+        if solution.run.status == Status.OPTIMAL:
+            rates = [0.0] * len(candidates)
+            for j, rate in zip(solution.chosen, solution.rates):
+                rates[j] = rate
+        else:
+            violations.extend(_coupling_violations(instance, spec, candidates, ids, options, solution))
+    rates_from = "solve" if rates is not None else "max_rate"
+    if rates is None:
+        rates = [max(p.max_rate, 0.0) for p in priced]
+    pools = plan_outcomes(priced, rates)
     extra = price_of_equalisation(spec, pools, pricer) if subsidy else None
-    return Evaluation(subsidy=extra, feasible=not violations, objective=mean_rate(pools), pools=pools,
-                      violations=violations, provenance=provenance(instance, spec, None, None),
-                      spec=spec.to_dict(), numerics=numerics_summary(priced),
-                      wall_seconds=time.perf_counter() - start)
+    return Evaluation(subsidy=extra, feasible=not violations,
+                      objective=_objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
+                      rates_from=rates_from, pools=pools, violations=violations,
+                      provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),
+                      numerics=numerics_summary(priced), wall_seconds=time.perf_counter() - start)
+
+
+POOLING_RULE_WORDS = (("not connected", "pooling.contiguous"), ("max_counties", "pooling.max_counties"),
+                      ("min_enrollees", "pooling.min_enrollees"), ("spans several", "pooling.within"),
+                      ("scope", "pooling.scope"))
+"""The pooling rule each message of candidates.pool_rule_violations is about
+(its messages name the rule; this only labels them)."""
+
+
+def _pooling_rule(message: str) -> str:
+    return next((rule for word, rule in POOLING_RULE_WORDS if word in message), "pooling")
+
+
+def _label(pid: str, counties) -> str:
+    return f"{pid} [{', '.join(counties)}]"
+
+
+def _rate_violations(pid: str, candidate: Candidate, spec: Spec) -> list[Violation]:
+    """Why a pool of a plan has no admissible rate (empty if it has one): every
+    bound of the candidate above its r*_P, or no menu rate in its range."""
+    if candidate.admissible:
+        return []
+    pricing, column = candidate.pricing, candidate.column
+    counties, r_star, label = pricing.counties, pricing.max_rate, _label(pid, pricing.counties)
+    found = []
+    for bound in candidate.bounds:
+        if max(bound.value, 0.0) <= r_star:
+            continue
+        if bound.rule == "rates.min":
+            message = (f"{label}: max solvent rate {r_star:.4f} < rates.min {spec.rates.min:g} "
+                       f"({spec.solvency.measure} at level {spec.solvency.level:g})")
+        else:
+            message = f"{label}: can pay at most {r_star:.4f} but {describe_bound(bound)}"
+        found.append(Violation(rule=bound.rule, pools=(pid,), counties=(counties,), rates=(r_star,),
+                               limit=bound.value, county=bound.county, message=message))
+    if not found and not candidate.on_menu:
+        found.append(Violation(
+            rule="rates.step", pools=(pid,), counties=(counties,), rates=(column.min_rate, r_star),
+            limit=spec.rates.step,
+            message=f"{label}: no rate on the menu (rates.min + k x step {spec.rates.step:g}) lies in its "
+                    f"admissible range [{column.min_rate:.4f}, {r_star:.4f}]"))
+    if not found:  # cannot happen with the bounds above; never call an inadmissible pool fine
+        found.append(Violation(rule="rates", pools=(pid,), counties=(counties,),
+                               rates=(column.min_rate, r_star), limit=None,
+                               message=f"{label}: admissible range [{column.min_rate:.4f}, {r_star:.4f}] "
+                                       f"is empty"))
+    return found
+
+
+def _coupling_violations(instance: Instance, spec: Spec, candidates: list[Candidate], ids: dict,
+                         options: SolveOptions, solution: ColumnSolution) -> list[Violation]:
+    """Why the MILP on a plan's own pools has no solution although every pool
+    has an admissible rate: per gap group, the same MILP on that group's pools
+    alone decides; a group that fails is named with its smallest achievable
+    gap and the two pools that force it."""
+    eq = spec.equalisation
+    columns = [c.column for c in candidates]
+    if solution.run.status != Status.INFEASIBLE or eq.max_rate_gap is None:
+        every = tuple(ids[c.members] for c in columns)
+        return [Violation(rule="solver", pools=every, counties=tuple(c.members for c in columns), rates=(),
+                          limit=None, message=f"no rates found for the plan: the MILP on its pools ended "
+                                              f"with status {solution.run.status.value} "
+                                              f"({solution.run.termination})")]
+    found = []
+    groups = sorted({g for col in columns for g in col.gap_groups})
+    for group in groups:
+        mine = [dataclasses.replace(col, gap_groups=(group,)) for col in columns if group in col.gap_groups]
+        alone = dataclasses.replace(instance, counties=tuple(
+            instance.county(cid) for col in mine for cid in col.members))
+        if solve_columns(alone, spec, mine, options).run.status != Status.INFEASIBLE:
+            continue
+        relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
+        model = build_set_partition(mine, [cid for col in mine for cid in col.members],
+                                    alone.total_enrollees, relaxed)
+        smallest = run_highs(model, options).objective
+        lowest = min(mine, key=lambda c: c.max_rate)
+        highest = max(mine, key=lambda c: c.min_rate)
+        pair = (lowest, highest) if lowest is not highest else (lowest,)
+        where = f"{eq.gap_scope} {group}" if eq.gap_scope != "instance" else "the instance"
+        gap_text = f"{smallest:.4f}" if smallest is not None else "unknown"
+        found.append(Violation(
+            rule="max_rate_gap", pools=tuple(ids[c.members] for c in pair),
+            counties=tuple(c.members for c in pair), rates=(lowest.max_rate, highest.min_rate),
+            limit=eq.max_rate_gap, group=group,
+            message=f"max_rate_gap {eq.max_rate_gap:g} cannot hold in {where}: pool "
+                    f"{_label(ids[lowest.members], lowest.members)} can pay at most {lowest.max_rate:.4f} "
+                    f"while pool {_label(ids[highest.members], highest.members)} must pay at least "
+                    f"{highest.min_rate:.4f}; the smallest gap the plan's pools allow there is {gap_text} "
+                    f"({len(mine)} pools in the group)"))
+    if not found:
+        every = tuple(ids[c.members] for c in columns)
+        found.append(Violation(
+            rule="max_rate_gap", pools=every, counties=tuple(c.members for c in columns), rates=(),
+            limit=eq.max_rate_gap,
+            message=f"max_rate_gap {eq.max_rate_gap:g}: each {eq.gap_scope} could keep the gap on its own, "
+                    f"but pools spanning several {eq.gap_scope}s tie their rates together and no rates "
+                    f"satisfy every {eq.gap_scope} at once"))
+    return found

@@ -56,7 +56,7 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     lines = [f"plan on {instance.name}: {evaluation['status']}; mean rate {_fmt(evaluation['objective'])}",
              plan_table(evaluation["pools"], instance)]
-    lines.extend(f"violation: {v}" for v in evaluation["violations"])
+    lines.extend(f"violation: {v['message'] if isinstance(v, dict) else v}" for v in evaluation["violations"])
     if evaluation.get("subsidy"):
         sub = evaluation["subsidy"]
         lines.append(f"price of equalisation: top-up {sub['total_top_up']:,.0f} {instance.currency}; "

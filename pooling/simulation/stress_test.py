@@ -6,7 +6,9 @@ Theta (never one draw per admission). Given Theta = t, Y_P is compound
 Poisson; its quantile function is computed exactly (FFT lattice) at Theta
 nodes spaced evenly in normal score over Theta's +-7 sd range, and
 interpolated linearly in t between them. Reserves then evolve
-A_t = A_(t-1) + R - K - r Y_t from the members' actual reserves A_0, and the
+A_t = A_(t-1) + R - K - r Y_t from A_0 = u x the members' reserves, u the
+reserve share pricing committed (solvency.reserve_share) unless the caller
+gives another, and the
 report gives, per pool: deficit probability (year-1 result < 0), ruin
 probability (A_t < 0 at any year end within the horizon) with Wilson 95%
 intervals, the surplus distribution, realised VaR/CVaR of year-1 claims paid
@@ -27,17 +29,18 @@ from typing import Any
 
 import numpy as np
 
+from pooling.data.inputs import as_instance, as_spec
 from pooling.data.instance import Instance
 from pooling.data.plan import validate_plan
 from pooling.data.provenance import provenance
-from pooling.data.spec import Spec
+from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
 from pooling.data.stress import StressScenario
 from pooling.economics.pools import pool_model
 from pooling.errors import InputError
 from pooling.risk.claims import aggregate
 from pooling.risk.measures import empirical_quantile_index
 from pooling.risk.sampling import PoolYearSampler
-from pooling.simulate.stresses import resolve, stressed_instance
+from pooling.simulation.stresses import resolve, stressed_instance
 
 STRESS_STREAM = 0x57E55
 Z95 = 1.959963984540054
@@ -51,7 +54,9 @@ def wilson_interval(successes: int, n: int) -> list[float]:
     denom = 1.0 + Z95 ** 2 / n
     centre = (p + Z95 ** 2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # At p = 0 or 1 the exact interval ends at p, but centre +- half rounds to
+    # 1 ulp inside it (0.9999999999999999 for p = 1): keep the estimate inside.
+    return [min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)]
 
 
 def var_cvar_with_intervals(samples: np.ndarray, level: float) -> dict[str, Any]:
@@ -59,15 +64,18 @@ def var_cvar_with_intervals(samples: np.ndarray, level: float) -> dict[str, Any]
     delta-method standard error std((X - VaR)+) / ((1 - level) sqrt(n)) for CVaR."""
     ordered = np.sort(samples)
     n = len(ordered)
-    var = float(ordered[empirical_quantile_index(n, level)])
+    at = empirical_quantile_index(n, level)
+    var = float(ordered[at])
     excess = np.maximum(ordered - var, 0.0)
     cvar = var + float(excess.mean()) / (1.0 - level)
     spread = Z95 * math.sqrt(n * level * (1 - level))
-    lo = int(max(math.floor(level * n - spread) - 1, 0))
-    hi = int(min(math.ceil(level * n + spread) - 1, n - 1))
+    # The order-statistic ranks bracket the estimate's own rank (for few
+    # samples the rounding of level * n could leave it outside).
+    lo = min(int(max(math.floor(level * n - spread) - 1, 0)), at)
+    hi = max(int(min(math.ceil(level * n + spread) - 1, n - 1)), at)
     se = float(excess.std()) / ((1.0 - level) * math.sqrt(n))
     return {"var": var, "var_ci": [float(ordered[lo]), float(ordered[hi])],
-            "cvar": cvar, "cvar_ci": [cvar - Z95 * se, cvar + Z95 * se]}
+            "cvar": cvar, "cvar_ci": [min(cvar - Z95 * se, cvar), max(cvar + Z95 * se, cvar)]}
 
 
 @dataclass(frozen=True)
@@ -111,16 +119,61 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return {f"p{int(p * 100):02d}": float(v) for p, v in zip(probs, q)}
 
 
+YEARS_RANGE = (1, 100)
+"""simulation.years: the spec's and the CLI's range (pooling.data.spec reads it
+with these bounds); memory and time grow with years x scenarios."""
+
+SCENARIOS_RANGE = (100, MAX_SCENARIOS)
+"""simulation.scenarios: fewer than 100 paths cannot estimate a 1% tail."""
+
+
+def _count(name: str, value: Any, low: int, high: int) -> int:
+    """An integer argument (not a bool, not a float such as 2.5) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"simulate: {name} must be an integer in [{low:,}, {high:,}], got {value!r} "
+                         f"({type(value).__name__})")
+    if not low <= value <= high:
+        raise InputError(f"simulate: {name} must be in [{low:,}, {high:,}], got {value:,}")
+    return int(value)
+
+
+def _stress_names(stress: Any) -> list[str]:
+    """One scenario name or a list of them (a bare string is one name, not its letters)."""
+    if isinstance(stress, str):
+        return [stress]
+    if stress is None:
+        return []
+    if isinstance(stress, (list, tuple)) and all(isinstance(name, str) for name in stress):
+        return list(stress)
+    raise InputError(f"simulate: stress must be a scenario name or a list of names, e.g. "
+                     f"[\"epidemic\"], got {stress!r}")
+
+
 def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None = None,
-             scenarios: int | None = None, seed: int | None = None, stress: list[str] | tuple = (),
+             scenarios: int | None = None, seed: int | None = None, stress: str | list[str] | tuple = (),
+             reserve_share: float | None = None,
              progress: Callable[[float], None] | None = None) -> StressReport:
-    """Stress-test a plan (a Result, a result.json dict) out of sample."""
-    years = years if years is not None else spec.simulation.years
-    scenarios = scenarios if scenarios is not None else spec.simulation.scenarios
-    seed = seed if seed is not None else spec.simulation.seed
-    if years < 1 or scenarios < 100:
-        raise InputError(f"simulation needs years >= 1 and scenarios >= 100, got {years} and {scenarios}")
-    scenario = resolve(list(stress), spec.simulation.stress, spec.source)
+    """Stress-test a plan (a Result, a result.json dict) out of sample.
+
+    Each pool starts from the share of its members' reserves that pricing
+    committed (spec solvency.reserve_share), so the test checks the solvency
+    the rates were priced for; `reserve_share` (0-1, e.g. 1.0 for all
+    reserves) overrides it and stress.json records which was used. `instance`
+    and `spec` may also be the paths of their files."""
+    instance, spec = as_instance(instance, "simulate"), as_spec(spec, "simulate")
+    years = _count("years", years if years is not None else spec.simulation.years, *YEARS_RANGE)
+    scenarios = _count("scenarios", scenarios if scenarios is not None else spec.simulation.scenarios,
+                       *SCENARIOS_RANGE)
+    seed = _count("seed", seed if seed is not None else spec.simulation.seed, 0, MAX_SEED)
+    stress = _stress_names(stress)
+    if reserve_share is None:
+        share, share_source = spec.solvency.reserve_share, "spec solvency.reserve_share (as priced)"
+    elif isinstance(reserve_share, bool) or not isinstance(reserve_share, (int, float)) \
+            or not 0.0 <= reserve_share <= 1.0:
+        raise InputError(f"simulate: reserve_share must be a number in [0, 1], got {reserve_share!r}")
+    else:
+        share, share_source = float(reserve_share), "argument reserve_share"
+    scenario = resolve(stress, spec.simulation.stress, spec.source)
     plan = plan_from_result(result, instance)
     level = spec.solvency.level
 
@@ -136,7 +189,7 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     pools_out, any_ruin = [], np.zeros(scenarios, dtype=bool)
     for index, pool in enumerate(plan):
         members = frozenset(pool.counties)
-        report, ruined = _simulate_pool(index, pool, members, stressed, scenario, thetas, seed, level)
+        report, ruined = _simulate_pool(index, pool, members, stressed, scenario, thetas, seed, level, share)
         any_ruin |= ruined
         pools_out.append(report)
         if progress is not None:
@@ -149,6 +202,9 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
         "seed": seed,
         "stress": list(stress),
         "stress_definition": scenario.to_dict(),
+        "reserve_share": share,
+        "reserve_share_source": share_source,
+        "initial_reserves_rule": "initial_reserves = reserve_share x the members' reserves",
         "level": level,
         "ruin_target": 1.0 - level,
         "pools": pools_out,
@@ -161,13 +217,14 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     return StressReport(data)
 
 
-def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level):
+def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level, share):
     years, scenarios = thetas.shape
     first = stressed[1]
     counties = [first.county(c) for c in sorted(members)]
     revenue = math.fsum(c.revenue for c in counties)
     fixed = first.parameters.admin_fixed_per_fund + math.fsum(c.per_capita_costs for c in counties)
-    reserves0 = math.fsum(c.reserves for c in counties)
+    reserves_total = math.fsum(c.reserves for c in counties)
+    reserves0 = share * reserves_total
     rng = np.random.default_rng(np.random.SeedSequence([seed, STRESS_STREAM, index + 1]))
     uniforms = rng.random((years, scenarios))
 
@@ -200,7 +257,9 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
         "rate": pool.rate,
         "revenue": revenue,
         "fixed_costs": fixed,
+        "initial_reserves": reserves0,
         "reserves_start": reserves0,
+        "members_reserves": reserves_total,
         "deficit_probability": deficits / scenarios,
         "deficit_probability_ci": wilson_interval(deficits, scenarios),
         "ruin_probability": ruin_probability,

@@ -1,0 +1,32 @@
+"""Arguments of the Python API checked at the boundary: an instance or a spec
+may be given as the validated object or as the path of its file; anything
+else is an InputError that says what to pass instead."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pooling.data.instance import Instance, load_instance
+from pooling.data.spec import Spec, load_spec
+from pooling.errors import InputError
+
+
+def _as(value: Any, kind: type, load, where: str, what: str, from_dict: str):
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return load(value)
+    hint = f" (for a dict use pooling.{from_dict})" if isinstance(value, dict) else ""
+    raise InputError(f"{where}: {what} must be a pooling.{kind.__name__} or the path of its file, "
+                     f"got {type(value).__name__}{hint}")
+
+
+def as_instance(value: Any, where: str) -> Instance:
+    """An Instance, or one loaded from a path (what an actuary passes first)."""
+    return _as(value, Instance, load_instance, where, "instance", "instance_from_dict")
+
+
+def as_spec(value: Any, where: str) -> Spec:
+    """A Spec, or one loaded from a path."""
+    return _as(value, Spec, load_spec, where, "spec", "spec_from_dict")
