@@ -1,44 +1,31 @@
-"""Command line: ``pooling solve | evaluate | check``.
+"""Command line: ``pooling solve | evaluate | check | simulate | generate``.
 
 Exit codes: 0 solved (or plan feasible, or stress test passed), 1 internal
-error, 2 bad input, 3 infeasible (result.json still written) or stress test
-failed (stress.json still written), 4 time limit with no plan found.
-Inputs are validated and everything is computed before anything is written;
-files are written atomically.
+error (a bug: the traceback is shown), 2 bad input (anything a user can type or
+write: arguments, files, an output place that cannot be written), 3 infeasible
+(result.json still written) or stress test failed (stress.json still written),
+4 time limit with no plan found, 130 interrupted (Ctrl-C).
+Arguments and inputs are validated, and the output place checked writable,
+before any work; everything is computed before anything is written; files are
+written atomically. A closed stdout (``| head``) does not stop the run.
+
+Module-level imports are the standard library only, so that Ctrl-C while the
+numerical libraries load is handled like Ctrl-C at any later moment.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
 
-from pooling.data.generate import generate_instance
-from pooling.data.instance import Instance, instance_from_dict, load_instance
-from pooling.data.options import (
-    SolveOptions,
-    add_solve_arguments,
-    options_from_namespace,
-)
-from pooling.data.plan import load_plan
-from pooling.data.spec import load_spec
-from pooling.data.stress import PRESETS
-from pooling.economics.pools import PoolPricer
 from pooling.errors import InputError, NumericsError
-from pooling.optimise.baselines import compare
-from pooling.optimise.candidates import candidate_pools
-from pooling.optimise.solve import candidate_plan, evaluate, solve
-from pooling.outputs.files import load_result_json, write_json_atomic
-from pooling.outputs.summaries import (
-    baselines_table,
-    evaluation_summary,
-    result_summary,
-    stress_summary,
-)
-from pooling.simulate.stress_test import simulate
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, the shell's convention for a run stopped by Ctrl-C."""
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = PROJECT_ROOT / "instances" / "tongliao.json"
@@ -53,39 +40,71 @@ def _default(path: Path, what: str) -> Path:
     return path
 
 
-def _load(args) -> tuple[Instance, object]:
+def say(text: str = "") -> None:
+    """Print to stdout; a reader that went away (``| head``) silences the rest
+    of the output instead of failing the run."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _load(args):
+    from pooling.data.instance import load_instance
+    from pooling.data.spec import load_spec
     instance = load_instance(args.instance or _default(DEFAULT_INSTANCE, "instance"))
     spec = load_spec(args.spec or _default(DEFAULT_SPEC, "spec"))
     return instance, spec
 
 
+def _write(folder: str, name: str, data: dict) -> Path:
+    from pooling.outputs.files import write_json_atomic
+    path = Path(folder) / name
+    write_json_atomic(path, data)
+    return path
+
+
 def cmd_solve(args) -> int:
-    instance, spec = _load(args)
+    from pooling.data.options import options_from_namespace
+    from pooling.optimise.baselines import compare
+    from pooling.optimise.solve import solve
+    from pooling.outputs.summaries import baselines_table, result_summary
     options = options_from_namespace(args)
+    instance, spec = _load(args)
     result = solve(instance, spec, options=options)
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
-    write_json_atomic(Path(args.out) / "result.json", data)
-    print(result_summary(data, instance))
+    path = _write(args.out, "result.json", data)
+    say(result_summary(data, instance))
     if args.compare:
-        print(baselines_table(data["baselines"]))
-    print(f"wrote {Path(args.out) / 'result.json'}")
+        say(baselines_table(data["baselines"]))
+    say(f"wrote {path}")
     if result.status == "infeasible":
         return EXIT_INFEASIBLE
     if not result.pools:
-        return EXIT_NO_PLAN if result.status in ("time_limit", "no_solution_found") else EXIT_INTERNAL
+        if result.status in ("time_limit", "no_solution_found"):
+            return EXIT_NO_PLAN
+        print(f"internal error: the solver ended with status {result.status} (termination "
+              f"{result.termination}) and no plan; please report it with the command and files",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
+    from pooling.data.plan import load_plan
+    from pooling.optimise.solve import evaluate
+    from pooling.outputs.summaries import evaluation_summary
     instance, spec = _load(args)
     plan = load_plan(args.plan, instance)
     evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy)
     data = evaluation.to_dict()
-    write_json_atomic(Path(args.out) / "evaluation.json", data)
-    print(evaluation_summary(data, instance))
-    print(f"wrote {Path(args.out) / 'evaluation.json'}")
+    path = _write(args.out, "evaluation.json", data)
+    say(evaluation_summary(data, instance))
+    say(f"wrote {path}")
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
 
 
@@ -104,25 +123,32 @@ def _progress_bar(label: str):
 
 
 def cmd_simulate(args) -> int:
+    from pooling.outputs.files import load_result_json
+    from pooling.outputs.summaries import stress_summary
+    from pooling.simulation.stress_test import simulate
     instance, spec = _load(args)
     result_data = load_result_json(Path(args.result))
-    recorded = result_data.get("provenance", {}).get("instance_sha256")
+    recorded = result_data.get("provenance", {}).get("instance_sha256") \
+        if isinstance(result_data.get("provenance"), dict) else None
     if recorded and recorded != instance.sha256:
         print(f"warning: {args.result} was solved on a different instance file "
-              f"(sha256 {recorded[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
+              f"(sha256 {str(recorded)[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
     report = simulate(instance, spec, result_data, years=args.years, scenarios=args.scenarios,
-                      seed=args.seed, stress=args.stress or [],
+                      seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share,
                       progress=_progress_bar("simulating pools"))
     data = report.to_dict()
-    write_json_atomic(Path(args.out) / "stress.json", data)
-    print(stress_summary(data, instance))
-    print(f"wrote {Path(args.out) / 'stress.json'}")
+    path = _write(args.out, "stress.json", data)
+    say(stress_summary(data, instance))
+    say(f"wrote {path}")
     return EXIT_OK if data["plan"]["passed"] else EXIT_INFEASIBLE
 
 
 def _candidate_summary(instance, spec) -> str:
     """How many candidate pools solve would enumerate, and for how many groups
     it would generate columns instead (default options)."""
+    from pooling.data.options import SolveOptions
+    from pooling.optimise.candidates import candidate_pools
+    from pooling.optimise.solve import candidate_plan
     plan = candidate_plan(instance, spec, SolveOptions())
     if plan is None:
         return f"{len(candidate_pools(instance, spec))} candidate pools"
@@ -134,37 +160,86 @@ def _candidate_summary(instance, spec) -> str:
 
 
 def cmd_check(args) -> int:
+    """Validate the instance (and spec); print each county's maximum solvent
+    rate on its own, under --spec or, without it, the bundled default spec."""
+    from pooling.data.instance import load_instance
+    from pooling.data.spec import load_spec
+    from pooling.economics.pools import PoolPricer
     instance = load_instance(args.instance)
     prefectures = instance.prefectures
-    print(f"{args.instance}: valid instance \"{instance.name}\" ({instance.year}, {instance.currency}): "
-          f"{len(instance.counties)} counties in {len(prefectures)} prefectures, "
-          f"{instance.total_enrollees:,} enrollees")
+    say(f"{args.instance}: valid instance \"{instance.name}\" ({instance.year}, {instance.currency}): "
+        f"{len(instance.counties)} counties in {len(prefectures)} prefectures, "
+        f"{instance.total_enrollees:,} enrollees")
     if args.spec:
         spec = load_spec(args.spec)
-        print(f"{args.spec}: valid spec; {_candidate_summary(instance, spec)}")
-        pricer = PoolPricer(instance, spec)
-        print(f"max solvent rate of each county alone ({spec.solvency.measure} "
-              f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
-        for county in instance.counties:
-            p = pricer.price([county.id])
-            flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
-            print(f"  {county.id}  {county.name:<32} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
+        say(f"{args.spec}: valid spec; {_candidate_summary(instance, spec)}")
+    elif DEFAULT_SPEC.exists():
+        spec = load_spec(DEFAULT_SPEC)
+        say(f"no --spec: rates below are under the bundled default spec {DEFAULT_SPEC.name}")
+    else:
+        say("no --spec and no bundled default spec: pass --spec SPEC for each county's rate")
+        return EXIT_OK
+    pricer = PoolPricer(instance, spec)
+    say(f"max solvent rate of each county alone ({spec.solvency.measure} "
+        f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
+    for county in instance.counties:
+        p = pricer.price([county.id])
+        flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
+        say(f"  {county.id}  {county.name:<32} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
     return EXIT_OK
 
 
 def cmd_generate(args) -> int:
+    from pooling.data.generate import generate_instance
+    from pooling.data.instance import instance_from_dict
+    from pooling.outputs.files import write_json_atomic
     try:
         data = generate_instance(args.counties, args.prefectures, args.seed)
     except ValueError as exc:
         raise InputError(f"generate: {exc}") from None
     instance = instance_from_dict(data, source="generated")  # validate before writing
     write_json_atomic(Path(args.out), data)
-    print(f"wrote {args.out}: {len(instance.counties)} counties in {len(instance.prefectures)} "
-          f"prefectures, {instance.total_enrollees:,} enrollees (synthetic, seed {args.seed})")
+    say(f"wrote {args.out}: {len(instance.counties)} counties in {len(instance.prefectures)} "
+        f"prefectures, {instance.total_enrollees:,} enrollees (synthetic, seed {args.seed})")
     return EXIT_OK
 
 
+MAX_SEED = 2**63 - 1
+"""numpy's SeedSequence takes any non-negative integer; a bound keeps seeds printable
+and recordable as JSON integers every reader can hold."""
+
+MAX_GENERATED_COUNTIES = 100_000
+"""Far above China's ~2,850 county-level units; larger requests are typos."""
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: an integer in [low, high] (argparse turns the error
+    into a usage message and exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:,}, {high:,}], got {text}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _check_output(args) -> None:
+    """The output place is writable: checked before any work, so a long run is
+    never lost to a typo in --out."""
+    from pooling.outputs.files import check_writable_file, check_writable_folder
+    if args.command == "generate":
+        check_writable_file(Path(args.out))
+    elif getattr(args, "out", None) is not None:
+        check_writable_folder(Path(args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pooling.data.options import add_solve_arguments
+    from pooling.data.stress import PRESETS
     parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -192,32 +267,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance", help="instance JSON")
     p.add_argument("--spec", required=True, help="model spec TOML ([simulation] gives defaults)")
     p.add_argument("--result", required=True, help="result.json written by `pooling solve`")
-    p.add_argument("--years", type=int, help="horizon in years (default: spec simulation.years)")
-    p.add_argument("--scenarios", type=int, help="simulated paths (default: spec simulation.scenarios)")
-    p.add_argument("--seed", type=int, help="random seed (default: spec simulation.seed)")
+    p.add_argument("--years", type=_bounded_int(1, 100),
+                   help="horizon in years, 1-100 (default: spec simulation.years)")
+    p.add_argument("--scenarios", type=_bounded_int(100, 10_000_000),
+                   help="simulated paths, 100-10,000,000 (default: spec simulation.scenarios)")
+    p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), help="random seed >= 0 (default: spec simulation.seed)")
+    p.add_argument("--reserve-share", type=float, metavar="U",
+                   help="share of the members' reserves each pool starts from, 0-1 (default: the spec's "
+                        "solvency.reserve_share, as the rates were priced)")
     p.add_argument("--stress", nargs="+", metavar="NAME",
                    help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("generate", help="write a synthetic instance drawn from census distributions")
-    p.add_argument("--counties", type=int, required=True, help="number of counties")
-    p.add_argument("--prefectures", type=int, required=True, help="number of prefectures")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--counties", type=_bounded_int(1, MAX_GENERATED_COUNTIES), required=True,
+                   help="number of counties")
+    p.add_argument("--prefectures", type=_bounded_int(1, MAX_GENERATED_COUNTIES), required=True,
+                   help="number of prefectures")
+    p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=0, help="random seed (default 0)")
     p.add_argument("--out", default="generated.json", help="output file (default generated.json)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("check", help="validate an instance (and spec) and summarise it")
+    p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")
     p.add_argument("instance", help="instance JSON")
-    p.add_argument("--spec", help="model spec TOML")
+    p.add_argument("--spec", help="model spec TOML (default: the bundled default spec, for the rates)")
     p.set_defaults(func=cmd_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; return its exit code (never raises for user input)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+            return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+        _check_output(args)
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -226,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numerical error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
+        print("interrupted: nothing was written by the unfinished step", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
     except Exception:  # internal bug: show it in full, it is ours to fix
         traceback.print_exc()
         print("internal error: please report it with the command and files above", file=sys.stderr)

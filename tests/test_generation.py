@@ -677,7 +677,7 @@ def test_cli_rejects_bad_enumeration_limit(tmp_path, capsys):
     inst, spec = _cli_inputs(tmp_path)
     out = tmp_path / "out"
     assert main(["solve", str(inst), "--spec", str(spec), "--out", str(out), "--enumeration-limit", "0"]) == 2
-    assert "enumeration_limit" in capsys.readouterr().err
+    assert "--enumeration-limit" in capsys.readouterr().err
     assert not (out / "result.json").exists()
 
 

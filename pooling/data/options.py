@@ -8,6 +8,7 @@ front ends cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -18,6 +19,42 @@ CANDIDATE_MODES = ("auto", "enumerate", "generate")
 subsets and generate columns for larger ones (auto), enumerate every group
 (refusing more than candidates.MAX_CANDIDATES pools), or generate columns for
 every group of two or more counties."""
+
+
+MAX_TIME_LIMIT = 1e7
+"""About 116 days: any finite limit a run could use; inf is refused (omit the option instead)."""
+
+MAX_THREADS = 256
+"""HiGHS aborts the whole process for absurd thread counts (100,000 seen); more threads
+than cores only slows it down, and 256 exceeds any machine this runs on."""
+
+MAX_RANDOM_SEED = 2**31 - 1
+"""HiGHS's random_seed is a 32-bit signed integer."""
+
+MAX_ENUMERATION_LIMIT = 10**7
+"""Far above the 50,000 candidate pools enumeration accepts (candidates.MAX_CANDIDATES)."""
+
+
+def _check_number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+                  high_open: bool = False, unit: str = "") -> None:
+    """A real number (not a bool, not a string), finite and inside [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise InputError(f"{name} must be finite{unit}, got {value!r}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        raise InputError(f"{name} must be in {left}{low:g}, {high:g}{right}{unit}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    """An integer (not a bool) inside [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be in [{low:,}, {high:,}], got {value:,}")
 
 
 @dataclass(frozen=True)
@@ -33,20 +70,16 @@ class SolveOptions:
     enumeration_limit: int = 1024
 
     def __post_init__(self):
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise InputError(f"time_limit must be > 0 seconds, got {self.time_limit}")
-        if not 0 <= self.mip_rel_gap < 1:
-            raise InputError(f"mip_rel_gap must be in [0, 1), got {self.mip_rel_gap}")
-        if not self.mip_abs_gap >= 0:
-            raise InputError(f"mip_abs_gap must be >= 0, got {self.mip_abs_gap}")
-        if self.threads < 1:
-            raise InputError(f"threads must be >= 1, got {self.threads}")
-        if self.random_seed < 0:
-            raise InputError(f"random_seed must be >= 0, got {self.random_seed}")
-        if self.candidates not in CANDIDATE_MODES:
+        if self.time_limit is not None:
+            _check_number("time_limit", self.time_limit, 0.0, MAX_TIME_LIMIT, low_open=True,
+                          unit=" (seconds; omit it for no limit)")
+        _check_number("mip_rel_gap", self.mip_rel_gap, 0.0, 1.0, high_open=True)
+        _check_number("mip_abs_gap", self.mip_abs_gap, 0.0, 1.0)
+        _check_int("threads", self.threads, 1, MAX_THREADS)
+        _check_int("random_seed", self.random_seed, 0, MAX_RANDOM_SEED)
+        if not isinstance(self.candidates, str) or self.candidates not in CANDIDATE_MODES:
             raise InputError(f"candidates must be one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
-        if self.enumeration_limit < 1:
-            raise InputError(f"enumeration_limit must be >= 1, got {self.enumeration_limit}")
+        _check_int("enumeration_limit", self.enumeration_limit, 1, MAX_ENUMERATION_LIMIT)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -90,4 +123,12 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_namespace(namespace: argparse.Namespace) -> SolveOptions:
-    return SolveOptions(**{opt.name: getattr(namespace, opt.name) for opt in SOLVE_OPTIONS})
+    """The options of parsed command-line flags; errors name the flag as typed."""
+    try:
+        return SolveOptions(**{opt.name: getattr(namespace, opt.name) for opt in SOLVE_OPTIONS})
+    except InputError as exc:
+        message = str(exc)
+        for opt in SOLVE_OPTIONS:
+            if message.startswith(f"{opt.name} "):
+                message = "--" + opt.name.replace("_", "-") + message[len(opt.name):]
+        raise InputError(message) from None

@@ -11,6 +11,7 @@ import enum
 import time
 from dataclasses import dataclass
 
+import highspy
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
@@ -64,8 +65,23 @@ def solver_version() -> str:
     return ".".join(str(v) for v in SolverFactory(SOLVER_NAME).version())
 
 
+_scheduler_threads: int | None = None
+"""The thread count HiGHS's process-wide task scheduler was last started with."""
+
+
+def _use_threads(threads: int) -> None:
+    """HiGHS starts one task scheduler per process, sized by the first run's
+    `threads`; a later run asking for a different count fails with no
+    solution (status error). Reset the scheduler when the count changes."""
+    global _scheduler_threads
+    if _scheduler_threads is not None and _scheduler_threads != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads = threads
+
+
 def run_highs(model: pyo.ConcreteModel, options: SolveOptions) -> SolverRun:
     """Solve `model` (maximisation or minimisation) and load the incumbent, if any."""
+    _use_threads(options.threads)
     solver = SolverFactory(SOLVER_NAME)
     highs_options = {"mip_rel_gap": options.mip_rel_gap, "mip_abs_gap": options.mip_abs_gap,
                      "threads": options.threads, "random_seed": options.random_seed}

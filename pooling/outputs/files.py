@@ -21,23 +21,78 @@ def load_result_json(path: Path) -> dict[str, Any]:
 
 
 def to_json(data: dict[str, Any]) -> str:
-    """Canonical JSON text: key order as built, 2-space indent, no NaN, trailing newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """Canonical JSON text: key order as built, 2-space indent, no NaN, trailing
+    newline. Text that UTF-8 cannot encode (a lone surrogate, e.g. from an
+    undecodable file name) is written with ASCII escapes instead."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    return text
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable_folder(folder: Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be written: a path
+    through a file, or a place where a file cannot be created. Nothing is left
+    behind (the probe file is removed; no folder is created)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder}: exists and is not a folder")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{flag} {folder}: {existing} is a file, not a folder")
+    _probe(existing, f"{flag} {folder}")
+
+
+def check_writable_file(path: Path, flag: str = "--out") -> None:
+    """As `check_writable_folder`, for an output file: not a folder, and its
+    folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'generated.json'}")
+    check_writable_folder(path.parent if str(path.parent) else Path("."), flag)
+
+
+def _probe(folder: Path, where: str) -> None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".pooling-probe.", dir=folder)
+    except OSError as exc:
+        raise InputError(f"{where}: cannot write in {folder}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON so readers never see a partial file: temp file in the same
-    folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder, fsync, then rename over the target. The file gets the usual mode
+    (0666 less the umask, 0644 typically), not mkstemp's 0600. A failure to
+    write (full disk, read-only place) is an InputError naming the file;
+    nothing is left behind."""
     text = to_json(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; nothing was written") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
