@@ -68,12 +68,16 @@ def _write(folder: str, name: str, data: dict) -> Path:
 
 def cmd_solve(args) -> int:
     from pooling.data.options import options_from_namespace
+    from pooling.execution.tasks import default_workers
     from pooling.optimise.baselines import compare
     from pooling.optimise.solve import solve
     from pooling.outputs.summaries import baselines_table, result_summary
     options = options_from_namespace(args)
     instance, spec = _load(args)
-    result = solve(instance, spec, options=options)
+    progress = False if args.quiet else (True if args.progress else None)
+    result = solve(instance, spec, options=options, workers=args.workers or default_workers(),
+                   scheduler=args.scheduler, progress=progress,
+                   checkpoint=Path(args.out) / "blocks", resume=args.resume)
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
@@ -82,7 +86,7 @@ def cmd_solve(args) -> int:
     if args.compare:
         say(baselines_table(data["baselines"]))
     say(f"wrote {path}")
-    if result.status == "infeasible":
+    if result.status in ("infeasible", "partial"):
         return EXIT_INFEASIBLE
     if not result.pools:
         if result.status in ("time_limit", "no_solution_found"):
@@ -251,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the baselines (status quo, prefecture pooling, greedy merging) "
                         "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
+    p.add_argument("--workers", type=_bounded_int(1, 256), metavar="N",
+                   help="local worker processes for independent blocks (default: every core)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the blocks on a Dask distributed scheduler (pip install 'pooling[distributed]')")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the blocks a previous, interrupted run finished (kept in OUT/blocks/)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="progress bars on stderr even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
@@ -326,5 +340,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> None:
+    """The console script: main(), then exit with its code. After Ctrl-C the
+    process leaves at once (os._exit): an import cut short by the interrupt can
+    otherwise make interpreter shutdown report death by SIGINT (exit -2)
+    instead of 130. Files are written atomically, so nothing is half-written."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

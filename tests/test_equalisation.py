@@ -50,7 +50,7 @@ def test_rules_match_brute_force(name, sections, seed):
     result = solve(inst, spec)
     oracle = brute_force(inst, spec, PoolPricer(inst, spec))
     if oracle.objective is None:
-        assert result.status == "infeasible"
+        assert result.status in ("infeasible", "partial")   # partial: other blocks keep their plans
         assert result.diagnosis
         return
     assert result.status == "optimal", result.diagnosis

@@ -7,6 +7,7 @@ validated once, here; the rest of the package trusts an `Instance`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -119,6 +120,9 @@ class Instance:
     counties: tuple[County, ...]
     source: str
     sha256: str
+    context: tuple[County, ...] = ()
+    """Counties outside the problem that its counties' migrants live in: looked
+    up for pricing (their severity) but never pooled (see `restricted`)."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -131,9 +135,24 @@ class Instance:
     def _by_id(self) -> dict[str, County]:
         cache = self.__dict__.get("_index")
         if cache is None:
-            cache = {c.id: c for c in self.counties}
+            cache = {c.id: c for c in self.context}
+            cache.update({c.id: c for c in self.counties})
             object.__setattr__(self, "_index", cache)
         return cache
+
+    def restricted(self, ids) -> Instance:
+        """The sub-problem on `ids` (a block of a decomposed solve): those
+        counties, with the counties their migrants live in kept as context, so
+        every pool is priced exactly as in the whole instance. Source and hash
+        stay the whole file's (provenance)."""
+        keep = set(ids)
+        counties = tuple(c for c in self.counties if c.id in keep)
+        if len(counties) != len(keep):
+            raise KeyError(f"not counties of {self.source}: {sorted(keep - set(self.ids))}")
+        needed = sorted({k for c in counties for k, _ in c.migrant_destinations
+                         if k != OUTSIDE and k not in keep})
+        return dataclasses.replace(self, counties=counties,
+                                   context=tuple(self.county(k) for k in needed))
 
     @property
     def total_enrollees(self) -> int:

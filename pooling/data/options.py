@@ -68,6 +68,7 @@ class SolveOptions:
     random_seed: int = 0
     candidates: str = "auto"
     enumeration_limit: int = 1024
+    decompose: bool = True
 
     def __post_init__(self):
         if self.time_limit is not None:
@@ -80,6 +81,8 @@ class SolveOptions:
         if not isinstance(self.candidates, str) or self.candidates not in CANDIDATE_MODES:
             raise InputError(f"candidates must be one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
         _check_int("enumeration_limit", self.enumeration_limit, 1, MAX_ENUMERATION_LIMIT)
+        if not isinstance(self.decompose, bool):
+            raise InputError(f"decompose must be True or False, got {self.decompose!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -109,6 +112,9 @@ SOLVE_OPTIONS = (
     OptionSpec("enumeration_limit", int,
                "largest number of subsets of one group that auto enumerates "
                "(default 1024: up to 10 counties when any subset may pool)"),
+    OptionSpec("decompose", bool,
+               "solve independent blocks (groups no pool or rule crosses) separately and merge them "
+               "(default); --no-decompose solves one MILP over the whole instance (same answer)"),
 )
 
 
@@ -117,6 +123,10 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SolveOptions()
     for opt in SOLVE_OPTIONS:
         flag = "--" + opt.name.replace("_", "-")
+        if opt.type is bool:
+            parser.add_argument(flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                                default=getattr(defaults, opt.name), help=opt.help)
+            continue
         parser.add_argument(flag, dest=opt.name, type=opt.type, default=getattr(defaults, opt.name),
                             choices=opt.choices,
                             metavar=None if opt.choices else opt.type.__name__.upper(), help=opt.help)

@@ -153,6 +153,9 @@ def _reported(spec: Spec, primary: float) -> float:
 
 
 def _from_result(name, result, instance=None, spec=None) -> BaselineOutcome:
+    if result.status == "partial":   # a plan of some blocks only is not a plan of the instance
+        return BaselineOutcome(name=name, status="infeasible", objective=None, mean_rate=None, min_rate=None,
+                               max_rate=None, pools=[], seconds=result.wall_seconds)
     rates = [p.rate for p in result.pools]
     broken = []
     if instance is not None:

@@ -42,6 +42,7 @@ For such groups `generate_columns` builds the columns iteratively:
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -301,9 +302,11 @@ class _GroupSearch:
 
 
 def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
-                     maker: CandidateMaker) -> GeneratedColumns:
+                     maker: CandidateMaker, deadline: float | None = None) -> GeneratedColumns:
     """Columns for the MILP: every allowed pool of the groups with a subset list
-    (enumerated) and generated columns for the others (module docstring)."""
+    (enumerated) and generated columns for the others (module docstring).
+    Past `deadline` (time.time()) the rounds stop and the bound is the
+    trivial one (rates.max), since the exact check would take longer still."""
     master = _Master(instance, spec)
     cache: dict[frozenset[str], Candidate] = {}
     log = GenerationLog()
@@ -335,6 +338,9 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
         if log.rounds >= MAX_ROUNDS:
             log.stopped = f"round limit {MAX_ROUNDS}"
             break
+        if deadline is not None and time.time() > deadline:
+            log.stopped = "time limit"
+            break
         if len(history) > TAILING_OFF_ROUNDS and value - history[-1 - TAILING_OFF_ROUNDS] < TAILING_OFF_GAIN:
             log.stopped = (f"tailing off: the LP gained < {TAILING_OFF_GAIN:g} in the last "
                            f"{TAILING_OFF_ROUNDS} rounds")
@@ -362,7 +368,11 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
     log.master_lp_value = value
 
     groups = {grp.label: grp for grp, _ in plan}
-    bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
+    if log.stopped == "time limit":
+        log.bound_method = "trivial: the time limit struck before the bound over every pool was computed"
+        bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
+    else:
+        bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
     # The MILP gets every admissible pool priced on the way, not only those the
     # LP took: they cost nothing more and let it combine pools the LP mixed.
     for search in searches.values():

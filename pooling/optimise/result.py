@@ -60,6 +60,18 @@ def mean_rate(pools: list[PoolOutcome]) -> float:
     return math.fsum(p.pricing.enrollees * p.rate for p in pools) / total
 
 
+GAP_FLOOR = 1e-6
+"""Relative gaps divide by max(|objective|, this): a rate dispersion of 0 would
+otherwise turn solver noise into a gap of 1."""
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """|bound - objective| / |objective| (None without both)."""
+    if objective is None or bound is None:
+        return None
+    return abs(bound - objective) / max(abs(objective), GAP_FLOOR)
+
+
 def numerics_summary(pricings) -> dict[str, Any]:
     """Worst self-check over the priced pools (closed-form mean/variance, two resolutions)."""
     checks = [p.numerics for p in pricings]
@@ -98,6 +110,13 @@ class Result:
     termination: str | None = None
     mean_rate: float | None = None
     candidate_generation: dict[str, Any] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    """Decomposed solves: one entry per independent block (label, counties,
+    status, objective, bound, pools, diagnosis); empty for a monolithic solve."""
+
+    @property
+    def has_plan(self) -> bool:
+        return bool(self.pools)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,7 +138,7 @@ class Result:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        }
+        } | ({"groups": [dict(g) for g in self.groups]} if self.groups else {})
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation, solvency_top_up
 from pooling.errors import InputError
+from pooling.execution.checkpoints import Checkpoints
+from pooling.execution.tasks import ExecutionPlan, progress_bar, run_tasks
+from pooling.optimise.blocks import block_key, merge_results, problem_blocks
 from pooling.optimise.candidates import (
     candidate_pools,
     group_subsets,
@@ -50,19 +53,16 @@ from pooling.optimise.result import (
     mean_rate,
     numerics_summary,
     plan_outcomes,
+    relative_gap,
 )
 from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
 
-GAP_FLOOR = 1e-6
-"""Relative gaps divide by max(|objective|, this): a rate dispersion of 0 would
-otherwise turn solver noise into a gap of 1."""
+_gap = relative_gap
 
-
-def _gap(objective: float | None, bound: float | None) -> float | None:
-    if objective is None or bound is None:
-        return None
-    return abs(bound - objective) / max(abs(objective), GAP_FLOOR)
-
+MIN_MILP_SECONDS = 1.0
+"""Under a time limit the MILP of a priced problem runs at least this long, so
+that the columns already paid for give a plan; a run may end up to this much
+past its limit."""
 
 def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
     """One line per county that no admissible candidate pool contains, naming
@@ -236,25 +236,102 @@ def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOpti
 
 
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
-          options: SolveOptions | None = None, **solver_options) -> Result:
+          options: SolveOptions | None = None, workers: int = 1, scheduler: str | None = None,
+          progress: bool | None = False, checkpoint: str | os.PathLike | None = None, resume: bool = False,
+          **solver_options) -> Result:
     """Choose the plan that optimises the spec's objective; see module docstring.
+
     Solver options come as `options` (a SolveOptions) and/or keywords
-    (time_limit=60, threads=2, ...) that override it. `instance` and `spec`
-    may also be the paths of their files."""
+    (time_limit=60, threads=2, ...) that override it; `time_limit` covers the
+    whole run (pricing, generation, MILP). `instance` and `spec` may also be
+    the paths of their files. Independent blocks (pooling.optimise.blocks) are
+    solved separately and merged, on `workers` local processes or the Dask
+    `scheduler` (the result does not depend on either); with `checkpoint` a
+    folder, each finished block is written there at once and `resume` reuses
+    them."""
     instance, spec = as_instance(instance, "solve"), as_spec(spec, "solve")
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
     options = solve_options(options, **solver_options)
+    plan = ExecutionPlan(workers=workers, scheduler=scheduler, progress=progress, label="blocks solved")
+    if not isinstance(resume, bool):
+        raise InputError(f"resume must be True or False, got {resume!r}")
     start = time.perf_counter()
+    deadline = None if options.time_limit is None else time.time() + options.time_limit
+    blocks = problem_blocks(instance, spec) if options.decompose else []
+    if len(blocks) <= 1:
+        return _solve_whole(instance, spec, options, deadline, plan)
+    store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
+    keys = [block_key(instance, spec, options, b) for b in blocks]
+    done = {}
+    if store is not None:
+        done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
+    results = run_tasks(_solve_block, [(b, deadline) for b in blocks], (instance, spec, options), plan,
+                        on_result=(lambda i, r: store.save(keys[i], r)) if store is not None else None,
+                        done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
+    base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
+                provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
+    return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
+
+
+def _solve_block(shared, task) -> Result:
+    """One block of a decomposed solve (a task: runs in a worker process)."""
+    instance, spec, options = shared
+    block, deadline = task
+    return _solve_whole(instance.restricted(block.members), spec, options, deadline, None)
+
+
+def _trivial_bound(spec: Spec) -> float:
+    """A bound valid before anything is solved: no rate exceeds rates.max, no
+    dispersion is below 0."""
+    return 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.time()
+
+
+def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
+                 plan: ExecutionPlan | None) -> Result:
+    """The monolithic solve of `instance` (a whole instance or one block)."""
+    start = time.perf_counter()
+    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
+
+    def stopped(candidates, pricing_seconds, note) -> Result:
+        """The time limit struck before a plan: no plan, the trivial bound."""
+        return Result(status=Status.TIME_LIMIT.value, objective=None, bound=_trivial_bound(spec), gap=None,
+                      wall_seconds=time.perf_counter() - start, pools=[], provenance=prov,
+                      diagnosis=[note], termination="time limit", spec=spec.to_dict(),
+                      objective_kind=spec.objective.kind, candidate_pools=len(candidates), columns=0,
+                      solver_options=options.to_dict(), candidate_generation={"method": "stopped"},
+                      numerics=numerics_summary([c.pricing for c in candidates]),
+                      timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0})
+
+    if deadline is not None and _remaining(deadline) <= 0:
+        return stopped([], 0.0, "the time limit was reached before this part of the problem was started")
     maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
-    plan = candidate_plan(instance, spec, options)
+    groups = candidate_plan(instance, spec, options)
     generated: GeneratedColumns | None = None
-    if plan is None:
-        candidates = [maker.make(pool) for pool in candidate_pools(instance, spec)]
+    if groups is None:
+        pools = candidate_pools(instance, spec)
+        candidates = []
+        bar = progress_bar(plan, len(pools), "pools priced") if plan is not None else None
+        for pool in pools:
+            if deadline is not None and time.time() > deadline:
+                if bar is not None:
+                    bar.close()
+                return stopped(candidates, time.perf_counter() - start,
+                               f"the time limit was reached while pricing ({len(candidates):,} of "
+                               f"{len(pools):,} candidate pools priced)")
+            candidates.append(maker.make(pool))
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
         admissible = [c for c in candidates if c.admissible]
         method = {"method": "enumeration", "mode": options.candidates}
     else:
-        generated = generate_columns(instance, spec, plan, maker)
+        generated = generate_columns(instance, spec, groups, maker, deadline)
         candidates, admissible = generated.candidates, generated.columns
         method = {"method": "column_generation", "mode": options.candidates,
                   "enumeration_limit": options.enumeration_limit, **generated.log.to_dict()}
@@ -263,7 +340,6 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
                 candidate_pools=len(candidates), columns=len(admissible),
                 solver_options=options.to_dict(), candidate_generation=method,
                 numerics=numerics_summary([c.pricing for c in candidates]))
-    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
     unproven = Status.NO_SOLUTION.value if generated is not None else None
 
     diagnosis = diagnose_uncovered(instance, spec, candidates)
@@ -274,6 +350,11 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
                       timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
 
     columns = [c.column for c in admissible]
+    if deadline is not None:
+        # The MILP gets what is left, but at least MIN_MILP_SECONDS: with the
+        # columns priced, a plan is usually a moment away.
+        left = max(_remaining(deadline), MIN_MILP_SECONDS)
+        options = dataclasses.replace(options, time_limit=min(options.time_limit, left))
     fixed = solve_columns(instance, spec, columns, options)
     run, model = fixed.run, fixed.model
     primary_bound, build_seconds, solve_seconds = fixed.primary_bound, fixed.build_seconds, fixed.solve_seconds
@@ -288,6 +369,8 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
             abs(bound - objective) <= GENERATED_PROOF_TOLERANCE
         if status == Status.OPTIMAL and not proven:
             status = Status.FEASIBLE
+        if generated.log.stopped == "time limit" and status in (Status.OPTIMAL, Status.FEASIBLE):
+            status = Status.TIME_LIMIT
         method["proven_optimal"] = status == Status.OPTIMAL
     maximise = model.objective.sense == pyo.maximize
     if bound is not None and objective is not None:

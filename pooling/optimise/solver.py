@@ -29,6 +29,7 @@ class Status(str, enum.Enum):
     INFEASIBLE = "infeasible"
     TIME_LIMIT = "time_limit"
     NO_SOLUTION = "no_solution_found"   # generated columns admit no plan; infeasibility not proven
+    PARTIAL = "partial"   # decomposed: some blocks have a plan, others are infeasible or unsolved
     ERROR = "error"
 
 

@@ -46,6 +46,12 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
             f"{'' if generation['converged'] else ' (stopped: ' + str(generation['stopped']) + ')'}; the "
             f"bound is {generation['bound_method']}; "
             + ("proven optimal" if generation.get("proven_optimal") else "optimality not proven"))
+    if result.get("groups"):
+        counts: dict[str, int] = {}
+        for group in result["groups"]:
+            counts[group["status"]] = counts.get(group["status"], 0) + 1
+        lines.append(f"decomposed into {len(result['groups'])} independent blocks: "
+                     + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if result["pools"]:
         lines.append(plan_table(result["pools"], instance))
     for line in result.get("diagnosis", []):

@@ -1,0 +1,215 @@
+"""Decomposition of a solve into independent blocks (exact).
+
+A block is a set of counties that no candidate pool and no rule crosses:
+- the groups pools are drawn from: each county (scope "county"), each
+  prefecture (scope "prefecture"), each group of `pooling.within` (scope
+  "optimise"; one group for within = "none");
+- groups linked by a `max_rate_gap` group wider than them (gap_scope
+  "province" over prefecture groups, say) are merged into one block;
+  gap_scope "instance" makes the whole instance one block;
+- the objectives max_min_rate and min_rate_dispersion compare every pool with
+  every other: one block (the monolithic MILP).
+Under the mean-rate objective the blocks' problems share nothing: the
+optimum is the enrollee-weighted combination of the blocks' optima, and the
+same combination of the blocks' bounds is a valid bound. Each block is solved
+on `Instance.restricted(members)`, which prices every pool exactly as the
+whole instance does.
+
+Statuses combine honestly: every block optimal -> optimal; every block with a
+plan but some only feasible or stopped by the time limit -> feasible or
+time_limit; some blocks with a plan and others infeasible or unsolved ->
+partial (the plan covers the feasible blocks; `groups` says which); no block
+with a plan -> infeasible (all infeasible) or the first other status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pooling.data.instance import Instance
+from pooling.data.options import SolveOptions
+from pooling.data.provenance import package_version
+from pooling.data.spec import Spec
+from pooling.optimise.candidates import pool_groups
+from pooling.optimise.result import Result, mean_rate, plan_outcomes, relative_gap
+from pooling.optimise.solver import Status
+
+COUPLED_OBJECTIVES = ("max_min_rate", "min_rate_dispersion")
+"""Objectives that compare pools across blocks: solved as one block."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """Counties whose pooling problem is independent of every other block's."""
+
+    label: str
+    members: tuple[str, ...]
+    enrollees: int
+
+
+def problem_blocks(instance: Instance, spec: Spec) -> list[Block]:
+    """The independent blocks of a problem (module docstring), in order of
+    their smallest county id."""
+    everyone = [Block("instance", tuple(sorted(instance.ids)), instance.total_enrollees)]
+    if spec.objective.kind in COUPLED_OBJECTIVES:
+        return everyone
+    gap = spec.equalisation.max_rate_gap
+    if gap is not None and spec.equalisation.gap_scope == "instance":
+        return everyone
+    scope = spec.pooling.scope
+    if scope == "county":
+        groups = [(f"county {cid}", (cid,)) for cid in instance.ids]
+    elif scope == "prefecture":
+        by_prefecture: dict[str, list[str]] = {}
+        for county in instance.counties:
+            by_prefecture.setdefault(county.prefecture, []).append(county.id)
+        groups = [(f"prefecture {p}", tuple(ids)) for p, ids in by_prefecture.items()]
+    else:
+        groups = [(g.label, g.members) for g in pool_groups(instance, spec)]
+    if gap is not None:
+        groups = _merge_by(instance, groups, spec.equalisation.gap_scope)
+    blocks = [Block(label, tuple(sorted(members)), sum(instance.county(c).enrollees for c in members))
+              for label, members in groups]
+    return sorted(blocks, key=lambda b: b.members[0])
+
+
+def _merge_by(instance: Instance, groups: list[tuple[str, tuple[str, ...]]], key: str):
+    """Groups sharing a value of `key` (province, prefecture) joined into one
+    block (union-find over the groups; order of first appearance kept)."""
+    parent = list(range(len(groups)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for index, (_, members) in enumerate(groups):
+        for value in sorted({str(getattr(instance.county(c), key)) for c in members}):
+            if value in owner:
+                parent[find(index)] = find(owner[value])
+            else:
+                owner[value] = index
+    joined: dict[int, list[int]] = {}
+    for index in range(len(groups)):
+        joined.setdefault(find(index), []).append(index)
+    out = []
+    for parts in joined.values():
+        members = tuple(c for i in parts for c in groups[i][1])
+        value = str(getattr(instance.county(members[0]), key))
+        label = groups[parts[0]][0] if len(parts) == 1 else f"{key} {value} ({len(parts)} groups)"
+        out.append((label, members))
+    return out
+
+
+def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Block) -> str:
+    """Identity of a block's solve for checkpoints: same inputs, options and
+    code version give the same key, anything else another."""
+    deterministic = {k: v for k, v in options.to_dict().items() if k not in ("time_limit",)}
+    text = json.dumps([instance.sha256, spec.sha256, spec.to_dict(), deterministic, list(block.members),
+                       package_version("pooling")], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_PLANLESS_ORDER = (Status.INFEASIBLE.value, Status.TIME_LIMIT.value, Status.NO_SOLUTION.value,
+                   Status.ERROR.value)
+
+
+def combined_status(results: list[Result]) -> str:
+    """One status for the blocks' statuses (module docstring)."""
+    statuses = [r.status for r in results]
+    with_plan = [r for r in results if r.pools]
+    if len(with_plan) == len(results):
+        if all(s == Status.OPTIMAL.value for s in statuses):
+            return Status.OPTIMAL.value
+        return Status.TIME_LIMIT.value if Status.TIME_LIMIT.value in statuses else Status.FEASIBLE.value
+    if with_plan:
+        return Status.PARTIAL.value
+    if all(s == Status.INFEASIBLE.value for s in statuses):
+        return Status.INFEASIBLE.value
+    return next(s for s in _PLANLESS_ORDER[1:] + (Status.INFEASIBLE.value,) if s in statuses)
+
+
+def merge_numerics(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Worst self-checks over the blocks' summaries."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    out = dict(parts[0])
+    out["pools_priced"] = sum(p["pools_priced"] for p in parts)
+    for key in ("max_mean_rel_error", "max_variance_rel_error", "max_resolution_rel_diff", "max_lattice_points"):
+        out[key] = max(p[key] for p in parts)
+    return out
+
+
+def merge_generation(parts: list[dict[str, Any]], blocks: int, mode: str) -> dict[str, Any]:
+    """The blocks' candidate_generation records as one."""
+    generated = [p for p in parts if p.get("method") == "column_generation"]
+    out: dict[str, Any] = {"method": "column_generation" if generated else "enumeration", "mode": mode,
+                           "decomposed_blocks": blocks}
+    if generated:
+        out.update({
+            "enumeration_limit": generated[0]["enumeration_limit"],
+            "rounds": max(p["rounds"] for p in generated),
+            "converged": all(p["converged"] for p in generated),
+            "stopped": next((p["stopped"] for p in generated if p.get("stopped")), None),
+            "bound_method": "per block: " + generated[0]["bound_method"],
+            "proven_optimal": all(p.get("proven_optimal") for p in generated),
+        })
+    out["groups"] = [g for p in parts for g in p.get("groups", [])]
+    return out
+
+
+def _generation_record(block: Block, result: Result) -> dict[str, Any]:
+    """A block's candidate_generation record, with a group entry for an
+    enumerated block too (as generation logs enumerated groups)."""
+    record = dict(result.candidate_generation)
+    if record.get("method") != "column_generation":
+        record["groups"] = [{"group": block.label, "counties": len(block.members), "method": "enumerated",
+                             "columns": result.columns, "pools_priced": result.candidate_pools,
+                             "reduced_rate_bound": 0.0}]
+    return record
+
+
+def merge_results(instance: Instance, spec: Spec, blocks: list[Block], results: list[Result],
+                  base: dict[str, Any], wall_seconds: float) -> Result:
+    """The decomposed solve's result: the blocks' plans side by side, objective
+    and bound enrollee-weighted over the blocks that have a plan (all blocks
+    unless the status is partial), `groups` with every block's outcome."""
+    planned = [(b, r) for b, r in zip(blocks, results) if r.pools]
+    pricings = [p.pricing for _, r in planned for p in r.pools]
+    rates = [p.rate for _, r in planned for p in r.pools]
+    pools = plan_outcomes(pricings, rates)
+    ids = {p.pricing.counties: p.id for p in pools}
+    objective = bound = None
+    if planned:
+        covered = sum(b.enrollees for b, _ in planned)
+        objective = math.fsum(b.enrollees * r.objective for b, r in planned) / covered
+        bound = math.fsum(b.enrollees * (r.bound if r.bound is not None else spec.rates.max)
+                          for b, r in planned) / covered
+        bound = min(max(bound, objective), spec.rates.max)
+    groups, diagnosis = [], []
+    for block, result in zip(blocks, results):
+        groups.append({"group": block.label, "counties": list(block.members), "enrollees": block.enrollees,
+                       "status": result.status, "objective": result.objective, "bound": result.bound,
+                       "gap": result.gap, "pools": [ids[p.pricing.counties] for p in result.pools],
+                       "diagnosis": list(result.diagnosis)})
+        diagnosis.extend(line if line.startswith(block.label) else f"{block.label}: {line}"
+                         for line in result.diagnosis)
+    timings = {key: math.fsum(r.timings.get(key, 0.0) for r in results) for key in ("pricing", "build", "solve")}
+    return Result(status=combined_status(results), objective=objective, bound=bound,
+                  gap=relative_gap(objective, bound), wall_seconds=wall_seconds, pools=pools,
+                  diagnosis=diagnosis, termination=f"decomposed into {len(blocks)} independent blocks",
+                  mean_rate=mean_rate(pools) if pools else None, timings=timings,
+                  candidate_pools=sum(r.candidate_pools for r in results),
+                  columns=sum(r.columns for r in results),
+                  numerics=merge_numerics([r.numerics for r in results]),
+                  candidate_generation=merge_generation(
+                      [_generation_record(b, r) for b, r in zip(blocks, results)], len(blocks),
+                      base["solver_options"]["candidates"]),
+                  groups=groups, **{k: base[k] for k in ("spec", "objective_kind", "solver_options", "provenance")})
