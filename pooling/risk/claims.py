@@ -38,6 +38,33 @@ reported beside it.
    window too narrow for a heavy tail); if that fails too, NumericsError
    names the drivers. A law failing its checks never reaches a price.
 
+Band engine (issue 12: pricing throughput). Steps 1-4 put the whole law on one
+lattice whose span h also discretises the severity, so h must stay near a
+severity mean while the window spans Theta's 1e-12 range (+-20% of E[Y] at
+theta 0.03): 2^16-2^17 points and three FFT laws a pool (25-100 ms). But Y's
+transform is negligible beyond a few / sd(Y), so pools with E[N] >~ 37 are
+priced by `_band_aggregate` instead:
+a. The mixture severity is a quadrature on its own fine grid (step delta =
+   smallest stream scale / 16, geometric beyond 32 scales), moment-matched at
+   delta and 2 delta and Richardson-combined (removes the O(delta^2) variance).
+   Each stream's tails on that grid are a pure memo per set of streams.
+b. Y's law is wanted only as cell masses on an output lattice of span H ~
+   sd(Y) / 32 (n ~ 512-2048 cells over the window). The severity's transform at
+   the n/2 + 1 lattice frequencies comes from its quadrature by splitting each
+   point into its nearest cell and a Taylor series of the within-cell phase
+   (one batched rfft of length n); the count's PGF is applied there; the cell
+   transform sinc(w H / 2) makes the inverse rfft the exact mass of each cell,
+   provided the transform vanishes beyond the band (checked: BAND_TOLERANCE).
+c. VaR/CVaR from the cells at H and 2H (pairs of cells, no second FFT),
+   Richardson-extrapolated with the same RESOLUTION_TOLERANCE control; H is
+   halved while it is not met. The self-checks are those of step 5 (with
+   Sheppard's H^2 / 12 in the closed-form variance). A pool the band engine
+   cannot price within BAND_MAX_POINTS cells, or whose law fails a check, is
+   priced by the direct lattice (which may still raise NumericsError).
+Against a converged lattice its prices are within ~1e-5; against the old
+engine (frozen in benchmarks/reference_engine.py) within 1e-4 except where the
+old one is itself off (tests/test_pricing_accuracy.py, benchmarks/bench_pricing.py).
+
 The negative-binomial transform exp(-k log(1 - lambda theta^2 (phi - 1))),
 k = 1/theta^2, needs a complex log1p accurate for tiny arguments (`_log1p`):
 numpy's complex log1p computes log(1 + z) and loses every digit of a tiny z,
@@ -51,9 +78,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from pooling.errors import NumericsError
 from pooling.risk.measures import lattice_var_cvar
@@ -114,6 +142,50 @@ negative-binomial form keeps |1 + z| >= 0.06 for theta <= 2 (see _log1p)."""
 WIDER_WINDOW = 4.0
 """On a failed self-check the window is widened by this factor (each side
 moved out by 1.5 widths, L kept >= 0) and the law recomputed once."""
+
+# -- band engine (issue 12: pricing throughput) --------------------------------
+SEVERITY_POINTS_PER_SCALE = 16
+"""The severity quadrature's uniform step delta is at most the smallest stream
+scale f E[X] / 16 (rounded down to a power of two, so pools with the same
+streams share it and its memo). Local moment matching adds about delta^2 / 6 to
+E[X^2] (1/(12 * 256) = 3e-4 of it for cv 1); the Richardson combination of the
+steps delta and 2 delta cancels that term, leaving ~1e-8 (checked per pool
+against SEVERITY_VARIANCE_SHARE)."""
+GEOMETRIC_FROM = 32.0
+"""Beyond GEOMETRIC_FROM x the largest stream scale the quadrature's points are
+spaced geometrically (ratio 1 + 1 / GEOMETRIC_POINTS): the density there is a
+smooth tail (lognormal, gamma or Pareto), and a uniform step would need up to
+10^6 points to reach a Pareto tail's 1e-12 quantile."""
+GEOMETRIC_POINTS = 64
+"""Points per e-fold of x in the geometric part: the relative step 1/64 adds
+x^2 / (6 * 64^2) = 4e-5 x^2 to a claim's second moment there, on the ~0.2% of
+E[X^2] beyond 32 scales (lognormal cv 1), before the Richardson combination."""
+SEVERITY_VARIANCE_SHARE = 1e-3
+"""Largest variance the step-delta moment matching alone adds, lambda (E_delta[X^2]
+- E_q[X^2]), as a share of Var Y (the budget PRICING_SHIFT_BUDGET gives the direct
+lattice): the Richardson combination cancels that O(delta^2) term, and what it
+leaves is of the order of its square. Measured ~1e-5 (cv 1 lognormals, delta =
+scale / 16); above the budget, the direct lattice is used."""
+TAYLOR_DEGREE = 16
+"""Each quadrature point x = k H + u (|u| <= H/2, k its output cell) enters the
+transform at w = 2 pi j / (n H) as exp(-i w k H) exp(-i w u); the second factor
+is a Taylor polynomial of this degree in w u, |w u| <= pi / 2: truncation error
+(pi/2)^17 / 17! = 6e-12 at the band edge, where the transform is below
+BAND_TOLERANCE anyway, and below 1e-16 where it matters (|w u| < 0.3)."""
+BAND_POINTS_PER_SD = 32
+"""Output cells per standard deviation of Y at the first attempt. The cells'
+masses are exact; VaR/CVaR read from them by the piecewise-linear CDF have an
+O(H^2) error that the H / 2H Richardson step removes (estimate ~1e-7 at 32)."""
+BAND_TOLERANCE = 1e-15
+"""Largest |transform of Y| allowed over the upper half of the band
+(pi / (2H) <= w <= pi / H): the cell masses are exact when the transform
+vanishes beyond the band, and what lies beyond is bounded by its decay there."""
+BAND_MAX_ATOM = 1e-16
+"""The band engine needs P(N = 0) (an atom, whose transform is flat) below this:
+E[N] above ~37 admissions. Smaller pools use the direct lattice (`_direct_aggregate`)."""
+BAND_MAX_POINTS = 2 ** 16
+"""Beyond this many output cells (a law too rough for its spread, e.g. a shock
+cv near 2 whose Gamma density is singular at 0) the direct lattice is used."""
 
 
 @dataclass(frozen=True)
@@ -240,15 +312,20 @@ def _expm1(z: np.ndarray) -> np.ndarray:
     return np.expm1(x) * np.cos(y) - 2.0 * half * half + 1j * np.exp(x) * np.sin(y)
 
 
+@lru_cache(maxsize=1024)
+def _shock_quantiles(shape: float) -> tuple[float, float]:
+    """Theta's TAIL_PROBABILITY lower and upper quantiles (Gamma, mean 1, shape
+    1/theta^2), from the same scipy.special inverses scipy.stats.gamma's
+    ppf/isf call, without their per-call overhead (~1 ms a pool); a pure memo."""
+    return (float(special.gammaincinv(shape, TAIL_PROBABILITY)) * (1.0 / shape),
+            float(special.gammainccinv(shape, TAIL_PROBABILITY)) * (1.0 / shape))
+
+
 def _window(model: CompoundModel, widen: float = 1.0) -> tuple[float, float]:
     """[L, U] holding all but ~TAIL_PROBABILITY of Y's mass; with `widen` > 1
     each side moves out by (widen - 1) / 2 widths (L stays >= 0)."""
     shape = shock_shape(model)
-    if shape is not None:
-        lo_mult = float(stats.gamma.ppf(TAIL_PROBABILITY, shape, scale=1.0 / shape))
-        hi_mult = float(stats.gamma.isf(TAIL_PROBABILITY, shape, scale=1.0 / shape))
-    else:
-        lo_mult = hi_mult = 1.0
+    lo_mult, hi_mult = _shock_quantiles(shape) if shape is not None else (1.0, 1.0)
     mean, second = model.mean, math.fsum(s.second_moment_sum for s in model.streams)
     low = max(0.0, lo_mult * mean - CONDITIONAL_SIGMAS * math.sqrt(lo_mult * second))
     sev_hi = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in model.streams)
@@ -422,6 +499,17 @@ def no_claim_probability(model: CompoundModel) -> float:
 
 
 def _aggregate(model: CompoundModel, level: float, widen: float) -> AggregateResult:
+    """The band engine where it applies and passes its checks, else the direct lattice."""
+    if no_claim_probability(model) <= BAND_MAX_ATOM:
+        result = _band_aggregate(model, level, widen)
+        if result is not None:
+            return result
+    return _direct_aggregate(model, level, widen)
+
+
+def _direct_aggregate(model: CompoundModel, level: float, widen: float) -> AggregateResult:
+    """The whole law on one lattice of span h (severity discretised at h), at h and
+    2h, Richardson-extrapolated (module docstring, steps 1-4)."""
     low, span, n = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET, widen)
     if no_claim_probability(model) >= level:
         # Y = 0 with probability >= level (a handful of enrollees): VaR = 0 and
@@ -449,6 +537,176 @@ def _aggregate(model: CompoundModel, level: float, widen: float) -> AggregateRes
     if failures:
         raise _ChecksFailed("; ".join(failures))
     return _result(fine, level, extrapolated[0], extrapolated[1], model, diff, n)
+
+
+# -- band engine ------------------------------------------------------------------
+
+@lru_cache(maxsize=512)
+def _severity_grid(key: tuple[tuple[Severity, float], ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadrature points of the mixture severity of streams `key` ((severity,
+    factor) pairs) and each stream's upper tails on them: (x, S, T) with
+    S[s, i] = P(f_s X_s > x_i) and T[s, i] = E[f_s X_s; f_s X_s > x_i].
+
+    x is uniform with step delta (a power of two, SEVERITY_POINTS_PER_SCALE points
+    per smallest scale) up to GEOMETRIC_FROM largest scales, then geometric up to
+    the largest TAIL_PROBABILITY quantile; the number of points is even, so that
+    every other point gives the coarse grid of the Richardson combination. A pure
+    memo: a pool's streams are a few (severity, factor) pairs shared by its group,
+    so this work (the tails' ndtr/erfc over the grid) is done once per set."""
+    scales = [f * sev.expected_value for sev, f in key]
+    top = max(f * sev.upper_quantile(TAIL_PROBABILITY) for sev, f in key)
+    delta = 2.0 ** math.floor(math.log2(min(scales) / SEVERITY_POINTS_PER_SCALE))
+    uniform_end = min(top, GEOMETRIC_FROM * max(scales))
+    count = 2 * int(math.ceil(uniform_end / (2.0 * delta)))
+    x = delta * np.arange(count + 1, dtype=float)
+    if top > x[-1]:
+        steps = int(math.ceil(GEOMETRIC_POINTS * math.log(top / x[-1])))
+        steps += steps % 2
+        x = np.concatenate((x, x[-1] * np.exp(np.arange(1, steps + 1) / GEOMETRIC_POINTS)))
+    surv = np.empty((len(key), len(x)))
+    moment = np.empty((len(key), len(x)))
+    for row, (sev, f) in enumerate(key):
+        s, s1 = sev.tails(x / f)
+        surv[row], moment[row] = s, f * sev.expected_value * s1
+    for arr in (x, surv, moment):
+        arr.setflags(write=False)
+    return x, surv, moment
+
+
+def _moment_matched(x: np.ndarray, surv: np.ndarray, moment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local moment matching on the points x (any spacing): each cell's mass and
+    partial first moment (differences of the upper tails) go to its two ends so
+    that its mean is kept; the mass beyond the last point goes to one extra point
+    at its conditional mean. Returns (points, masses)."""
+    width = np.diff(x)
+    cell_prob = surv[:-1] - surv[1:]
+    cell_moment = moment[:-1] - moment[1:]
+    probs = np.zeros(len(x))
+    probs[:-1] += (x[1:] * cell_prob - cell_moment) / width
+    probs[1:] += (cell_moment - x[:-1] * cell_prob) / width
+    if surv[-1] > 0.0:
+        return np.append(x, moment[-1] / surv[-1]), np.append(probs, surv[-1])
+    return x, probs
+
+
+def _severity_quadrature(streams) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(points, weights, E_q[X^2], E_delta[X^2]) of the pool's mixture severity: the Richardson
+    combination (4 q_delta - q_2delta) / 3 of the moment-matched laws on the grid
+    and on every other point of it, which cancels the O(delta^2) variance they add
+    (weights may be slightly negative; they sum to 1 and keep E[X] exactly)."""
+    key = tuple((s.severity, s.factor) for s in streams)
+    x, surv, moment = _severity_grid(key)
+    rates = np.array([s.rate for s in streams])
+    weights = rates / math.fsum(rates)
+    mix_surv, mix_moment = weights @ surv, weights @ moment
+    fine_x, fine_p = _moment_matched(x, mix_surv, mix_moment)
+    _, coarse_p = _moment_matched(x[::2], mix_surv[::2], mix_moment[::2])
+    # The coarse points are every other fine point (and the same point beyond the
+    # grid), so the combination lives on the fine points, which stay sorted.
+    quad = fine_p * (4.0 / 3.0)
+    quad[0:len(x):2] -= coarse_p[:(len(x) + 1) // 2] / 3.0
+    if len(fine_x) > len(x):
+        quad[-1] -= coarse_p[-1] / 3.0
+    quad /= math.fsum(quad)
+    return fine_x, quad, float(quad @ (fine_x * fine_x)), float(fine_p @ (fine_x * fine_x))
+
+
+def _severity_transform(points: np.ndarray, quad: np.ndarray, span: float, n: int) -> np.ndarray:
+    """sum_m q_m exp(-i w_j x_m) at w_j = 2 pi j / (n span), j = 0..n/2 (numpy's
+    rfft sign), without an FFT over the severity's own fine grid: x = k span + u
+    with k the nearest output cell, exp(-i w u) expanded to TAYLOR_DEGREE in
+    w u (|w u| <= pi/2), and the cell sums of q u^d transformed by one batched
+    rfft of length n (cells folded mod n)."""
+    scaled = points / span
+    cells = np.floor(scaled + 0.5)
+    offset = scaled - cells                               # in [-1/2, 1/2]
+    terms = np.empty((len(points), TAYLOR_DEGREE + 1))
+    terms[:, 0] = quad
+    for d in range(TAYLOR_DEGREE):
+        np.multiply(terms[:, d], offset, out=terms[:, d + 1])
+    # Points are sorted, so each output cell's points are one run: sum the runs.
+    first = np.flatnonzero(np.diff(cells, prepend=-1.0))
+    sums = np.add.reduceat(terms, first, axis=0)
+    moments = np.zeros((n, TAYLOR_DEGREE + 1))
+    np.add.at(moments, cells[first].astype(np.int64) % n, sums)
+    spectra = np.fft.rfft(moments, axis=0)
+    z = -2j * np.pi * np.arange(n // 2 + 1) / n            # -i w_j span
+    phi = spectra[:, TAYLOR_DEGREE]
+    for d in range(TAYLOR_DEGREE - 1, -1, -1):
+        phi = spectra[:, d] + phi * z / (d + 1)
+    return phi
+
+
+def _band_law(model: CompoundModel, quad_points, quad, low: float, span: float,
+              n: int) -> tuple[np.ndarray, int] | None:
+    """Cell masses of Y on cells of width `span` centred at start_index * span + i
+    span (i < n), or None when Y's transform is not negligible at the band edge.
+
+    Y's transform is computed at the n/2 + 1 frequencies of the output lattice
+    only, times sinc(w span / 2), the transform of a cell: its inverse DFT is the
+    exact mass of each cell as long as the transform vanishes beyond pi / span
+    (checked against BAND_TOLERANCE), whatever the severity's own resolution."""
+    start_index = int(math.floor(low / span))
+    phi = _severity_transform(quad_points, quad, span, n)
+    phi[0] = 1.0
+    lam = model.expected_count
+    shape = shock_shape(model)
+    if shape is not None:
+        transform = np.exp(-shape * _log1p(-(lam / shape) * (phi - 1.0)))
+    else:
+        transform = np.exp(lam * (phi - 1.0))
+    edge = np.abs(transform[n // 4:])
+    if not np.all(edge <= BAND_TOLERANCE):
+        return None
+    transform *= np.sinc(np.arange(n // 2 + 1) / n)
+    pmf = np.fft.irfft(transform, n)
+    pmf = np.roll(pmf, -(start_index % n))
+    np.maximum(pmf, 0.0, out=pmf)
+    return pmf, start_index
+
+
+def _band_aggregate(model: CompoundModel, level: float, widen: float) -> AggregateResult | None:
+    """VaR/CVaR from exact cell masses on a lattice sized by Y's spread, not by the
+    severity (module docstring, "Band engine"); None when it does not apply (the
+    caller then uses the direct lattice). Self-checks as for the direct lattice."""
+    low, high = _window(model, widen)
+    variance = model.variance
+    lam = model.expected_count
+    points, quad, quad_second, fine_second = _severity_quadrature(model.streams)
+    # The window reaches the severity's TAIL_PROBABILITY quantile; the quadrature's
+    # last point (the mass beyond it, at its conditional mean) must not wrap around.
+    high += float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
+                                      for s, f in ((s, s.factor) for s in model.streams))
+    width = high - low
+    if not lam * abs(fine_second - quad_second) <= SEVERITY_VARIANCE_SHARE * variance:
+        return None
+    n = max(1 << int(math.ceil(math.log2(width / (math.sqrt(variance) / BAND_POINTS_PER_SD) + 2))), 64)
+    coarse_risk = None
+    while n <= BAND_MAX_POINTS:
+        span = width / (n - 2)
+        computed = _band_law(model, points, quad, low, span, n)
+        if computed is None:
+            n *= 2
+            continue
+        pmf, start_index = computed
+        start = start_index * span
+        fine_risk = lattice_var_cvar(start, span, pmf, level)
+        coarse_risk = lattice_var_cvar(start + 0.5 * span, 2.0 * span, pmf[0::2] + pmf[1::2], level)
+        extrapolated = [f + (f - c) / 3.0 for f, c in zip(fine_risk, coarse_risk)]
+        diff = max(abs(f - c) / 3.0 / abs(e) for f, c, e in zip(fine_risk, coarse_risk, extrapolated))
+        if diff <= RESOLUTION_TOLERANCE:
+            break
+        n *= 2
+    else:
+        return None
+    pmf.setflags(write=False)
+    # Cell masses at cell centres: Sheppard's correction span^2 / 12 is the
+    # variance grouping adds to a smooth law (exact for a uniform spread in cells).
+    discretised_variance = lam * quad_second + (model.shock_cv * model.mean) ** 2 + span * span / 12.0
+    law = LatticeLaw(start=start, span=span, pmf=pmf, discretised_variance=discretised_variance)
+    if law_check_failures(law, model):
+        return None
+    return _result(law, level, extrapolated[0], extrapolated[1], model, diff, n)
 
 
 def _result(law: LatticeLaw, level: float, var: float, cvar: float, model: CompoundModel,
