@@ -183,11 +183,17 @@ def cmd_check(args) -> int:
     else:
         say("no --spec and no bundled default spec: pass --spec SPEC for each county's rate")
         return EXIT_OK
+    from pooling.execution.tasks import ExecutionPlan, progress_bar
     pricer = PoolPricer(instance, spec)
+    bar = progress_bar(ExecutionPlan(progress=None), len(instance.counties), "counties priced")
+    alone = []
+    for county in instance.counties:
+        alone.append(pricer.price([county.id]))
+        bar.update()
+    bar.close()
     say(f"max solvent rate of each county alone ({spec.solvency.measure} "
         f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
-    for county in instance.counties:
-        p = pricer.price([county.id])
+    for county, p in zip(instance.counties, alone):
         flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
         say(f"  {county.id}  {county.name:<32} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
     return EXIT_OK

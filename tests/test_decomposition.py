@@ -206,3 +206,13 @@ def test_time_limit_covers_pricing_and_generation():
     if result.objective is not None:
         assert result.objective <= result.bound + 1e-12
         assert result.gap is not None and result.gap >= 0
+
+
+def test_a_tiny_time_limit_gives_a_bound_within_the_rates():
+    """--time-limit 0.001 used to report bound 1.62 (above rates.max 0.9) and gap 1.9."""
+    inst = pooling.load_instance(INSTANCES / "tongliao.json")
+    spec = pooling.load_spec(MODELS / "default.toml")
+    result = pooling.solve(inst, spec, time_limit=0.001)
+    assert result.status == "time_limit"
+    assert result.bound is not None and result.bound <= spec.rates.max
+    assert result.gap is None or 0 <= result.gap <= 1

@@ -356,7 +356,7 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
         left = max(_remaining(deadline), MIN_MILP_SECONDS)
         options = dataclasses.replace(options, time_limit=min(options.time_limit, left))
     fixed = solve_columns(instance, spec, columns, options)
-    run, model = fixed.run, fixed.model
+    run = fixed.run
     primary_bound, build_seconds, solve_seconds = fixed.primary_bound, fixed.build_seconds, fixed.solve_seconds
     pools = plan_outcomes([admissible[j].pricing for j in fixed.chosen], fixed.rates)
     objective = _objective_value(spec.objective.kind, pools)
@@ -372,7 +372,11 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
         if generated.log.stopped == "time limit" and status in (Status.OPTIMAL, Status.FEASIBLE):
             status = Status.TIME_LIMIT
         method["proven_optimal"] = status == Status.OPTIMAL
-    maximise = model.objective.sense == pyo.maximize
+    maximise = spec.objective.kind != "min_rate_dispersion"   # the primary objective's sense
+    if bound is not None:
+        # No rate exceeds rates.max and no dispersion is negative: a solver
+        # stopped early (say before its root LP) may report a looser bound.
+        bound = min(bound, _trivial_bound(spec)) if maximise else max(bound, _trivial_bound(spec))
     if bound is not None and objective is not None:
         bound = max(bound, objective) if maximise else min(bound, objective)
     if run.status == Status.INFEASIBLE:

@@ -1,0 +1,95 @@
+"""Design sweeps (pooling.studies.sweep): cells built and validated up front,
+one row per cell, finished cells kept and never redone."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from pooling import InputError
+from pooling.execution.tasks import ExecutionPlan
+from pooling.studies import sweep as sweep_module
+from pooling.studies.sweep import load_sweep, migrants_in_network, run_sweep, write_table
+from tests.factories import tiny_instance_dict
+
+SPEC = """[pooling]
+scope = "optimise"
+[solvency]
+measure = "cvar"
+level = 0.99
+reserve_share = 0.5
+[rates]
+min = 0.3
+max = 0.9
+"""
+
+
+def _files(tmp_path, grid: str):
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_instance_dict()))
+    (tmp_path / "spec.toml").write_text(SPEC)
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'instances = ["tiny.json"]\nspec = "spec.toml"\n[grid]\n{grid}')
+    return path
+
+
+GRID = '"equalisation.max_rate_gap" = [0.0, 0.05]\n"solvency.level" = [0.99, 0.995]\n'
+
+
+def test_cells_are_the_grid_and_validated_up_front(tmp_path):
+    sweep = load_sweep(_files(tmp_path, GRID))
+    assert len(sweep.cells) == 4 and sweep.fields == ("equalisation.max_rate_gap", "solvency.level")
+    assert len({c.key for c in sweep.cells}) == 4
+    with pytest.raises(InputError, match=r"cell .*solvency.level.*1.5"):
+        load_sweep(_files(tmp_path, '"solvency.level" = [0.99, 1.5]\n'))
+    with pytest.raises(InputError, match=r"section\.field"):
+        load_sweep(_files(tmp_path, '"level" = [0.99]\n'))
+
+
+def test_a_sweep_without_rules_in_the_grid(tmp_path):
+    sweep = load_sweep(_files(tmp_path, '"solvency.level" = [0.99]\n"rates.max" = [0.8, 0.9]\n'))
+    rows = run_sweep(sweep, tmp_path / "out", ExecutionPlan())
+    assert [r["status"] for r in rows] == ["optimal", "optimal"]
+    assert rows[0]["max_rate"] <= 0.8 + 1e-12
+
+
+def test_rows_and_table(tmp_path):
+    sweep = load_sweep(_files(tmp_path, GRID))
+    rows = run_sweep(sweep, tmp_path / "out", ExecutionPlan())
+    assert [(r["equalisation.max_rate_gap"], r["solvency.level"]) for r in rows] == \
+        [(0.0, 0.99), (0.0, 0.995), (0.05, 0.99), (0.05, 0.995)]
+    assert all(r["status"] == "optimal" for r in rows)
+    # A stricter solvency level never raises the rate; a looser gap never lowers it.
+    assert rows[1]["mean_rate"] <= rows[0]["mean_rate"] + 1e-12
+    assert rows[2]["mean_rate"] >= rows[0]["mean_rate"] - 1e-12
+    written = write_table(rows, sweep.fields, tmp_path / "out")
+    with written[0].open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 4 and table[0]["status"] == "optimal"
+
+
+def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
+    sweep = load_sweep(_files(tmp_path, GRID))
+    out = tmp_path / "out"
+    first = run_sweep(sweep.__class__(sweep.source, sweep.fields, sweep.cells[:2]), out, ExecutionPlan())
+    calls = []
+    real = sweep_module.solve_cell
+
+    def counting(shared, cell):
+        calls.append(cell.key)
+        return real(shared, cell)
+
+    monkeypatch.setattr(sweep_module, "solve_cell", counting)
+    rows = run_sweep(sweep, out, ExecutionPlan())
+    assert calls == [c.key for c in sweep.cells[2:]]
+    assert rows[:2] == first
+
+
+def test_migrants_in_network_counts_destinations_in_the_same_pool(tmp_path):
+    from pooling import instance_from_dict
+    inst = instance_from_dict(tiny_instance_dict())
+    # 900101: 15,000 x 0.2 migrants, half in 900102; 900103: 8,000 x 0.1, all in 900101.
+    assert migrants_in_network(inst, [["900101", "900102", "900103"]]) == pytest.approx(1500 + 800)
+    assert migrants_in_network(inst, [["900101"], ["900102"], ["900103"]]) == 0
+    assert migrants_in_network(inst, [["900101", "900103"], ["900102"]]) == pytest.approx(800)
