@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -89,3 +90,12 @@ def test_stress_tables_parse_and_compose():
     assert combined.frequency_in_year(1) == pytest.approx(1.2)
     assert combined.severity_scale(2) == pytest.approx(1.08 ** 2)
     assert combined.enrollment_change == pytest.approx(PRESETS["enrollment_drop"].enrollment_change)
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.toml")), ids=lambda p: p.name)
+def test_a_resolved_spec_reloads(path):
+    """result.json stores the resolved spec (defaults filled in): it must load
+    back to the same spec, so a result can be reproduced from itself."""
+    spec = load_spec(path)
+    again = spec_from_dict(json.loads(json.dumps(spec.to_dict())), source="resolved")
+    assert again.to_dict() == spec.to_dict()

@@ -212,7 +212,8 @@ def _read_equalisation(reader: FieldReader) -> Equalisation:
     reader.finish()
     if eq.tolerance and not eq.no_county_worse_off:
         raise reader.fail("tolerance", "applies only with no_county_worse_off = true")
-    if reader.has("gap_scope") and eq.max_rate_gap is None:
+    if reader.has("gap_scope") and eq.max_rate_gap is None and eq.gap_scope != "instance":
+        # The default scope is accepted (a resolved spec, as results store it, reloads).
         raise reader.fail("gap_scope", "applies only with max_rate_gap")
     return eq
 

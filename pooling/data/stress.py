@@ -89,14 +89,17 @@ shares x1.5; enrollment -10% (rural depopulation); theta 0.10; the costliest
 def read_stress_table(reader: FieldReader, name: str) -> StressScenario:
     """Parse one ``[simulation.stress.NAME]`` table."""
     years = None
-    if reader.has("years"):
+    if reader.raw("name", default=name) != name:   # a resolved spec repeats the table's name
+        raise reader.fail("name", f"must be the table's name {name!r} (or omitted)")
+    # null (as a resolved spec in result.json writes an unset field) means unset.
+    if reader.has("years") and reader.raw("years") is not None:
         raw = reader.raw("years")
         if (not isinstance(raw, list) or not raw
                 or not all(isinstance(y, int) and not isinstance(y, bool) and y >= 1 for y in raw)):
             raise reader.fail("years", f"must be a non-empty list of years >= 1, got {raw!r}")
         years = tuple(sorted(set(raw)))
     heavy = None
-    if reader.has("heavy_tail"):
+    if reader.has("heavy_tail") and reader.raw("heavy_tail") is not None:
         tail = reader.table("heavy_tail")
         heavy = HeavyTail(
             tail_probability=tail.number("tail_probability", low=0.0, high=0.5, low_open=True),
