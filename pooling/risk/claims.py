@@ -183,6 +183,12 @@ vanishes beyond the band, and what lies beyond is bounded by its decay there."""
 BAND_MAX_ATOM = 1e-16
 """The band engine needs P(N = 0) (an atom, whose transform is flat) below this:
 E[N] above ~37 admissions. Smaller pools use the direct lattice (`_direct_aggregate`)."""
+MAX_QUADRATURE_POINTS = 2 ** 18
+"""Largest uniform part of the severity quadrature the band engine builds: its
+step follows the smallest stream scale and it runs to 32 times the largest, so
+streams whose scales differ by 10^4 or more (a severity mean of 1 CNY beside
+4,000, or a splice point of 1e10) would need millions of points and take longer
+than the direct lattice; such pools use the direct lattice."""
 BAND_MAX_POINTS = 2 ** 16
 """Beyond this many output cells (a law too rough for its spread, e.g. a shock
 cv near 2 whose Gamma density is singular at 0) the direct lattice is used."""
@@ -589,6 +595,14 @@ def _moment_matched(x: np.ndarray, surv: np.ndarray, moment: np.ndarray) -> tupl
     return x, probs
 
 
+def _uniform_quadrature_points(streams) -> float:
+    """Points in the uniform part of `_severity_grid` for these streams (as it computes them)."""
+    scales = [s.factor * s.severity.expected_value for s in streams]
+    top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
+    delta = 2.0 ** math.floor(math.log2(min(scales) / SEVERITY_POINTS_PER_SCALE))
+    return min(top, GEOMETRIC_FROM * max(scales)) / delta
+
+
 def _severity_quadrature(streams) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(points, weights, E_q[X^2], E_delta[X^2]) of the pool's mixture severity: the Richardson
     combination (4 q_delta - q_2delta) / 3 of the moment-matched laws on the grid
@@ -669,6 +683,8 @@ def _band_aggregate(model: CompoundModel, level: float, widen: float) -> Aggrega
     """VaR/CVaR from exact cell masses on a lattice sized by Y's spread, not by the
     severity (module docstring, "Band engine"); None when it does not apply (the
     caller then uses the direct lattice). Self-checks as for the direct lattice."""
+    if _uniform_quadrature_points(model.streams) > MAX_QUADRATURE_POINTS:
+        return None
     low, high = _window(model, widen)
     variance = model.variance
     lam = model.expected_count
