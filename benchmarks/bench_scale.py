@@ -43,8 +43,9 @@ is too many to enumerate; four neighbouring counties already pool ~2 million
 enrollees, beyond which diversification gains little (the systemic shock dominates),
 and column generation handles the rest."""
 
-TIME_LIMIT = 900.0
-"""Seconds per case: above every target, so a miss shows as a miss, not a hang."""
+TIME_LIMIT = 600.0
+"""Seconds per case: the 10-minute target of the longest cases; a case that misses its
+target stops here and reports its status, bound and gap at that moment."""
 
 SYNTHETIC_SIZES = (500, 1000, 2500, 5000)
 COUNTIES_PER_PREFECTURE = 8

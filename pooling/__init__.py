@@ -35,6 +35,7 @@ _EXPORTS = {
     "load_instance": "pooling.data.instance",
     "load_plan": "pooling.data.plan",
     "load_spec": "pooling.data.spec",
+    "read_result": "pooling.outputs.files",
     "simulate": "pooling.simulation.stress_test",
     "solve": "pooling.optimise.solve",
     "spec_from_dict": "pooling.data.spec",
@@ -54,6 +55,7 @@ __all__ = [
     "load_instance",
     "load_plan",
     "load_spec",
+    "read_result",
     "simulate",
     "solve",
     "spec_from_dict",
@@ -82,4 +84,5 @@ if TYPE_CHECKING:
     from pooling.errors import InputError, NumericsError, PoolingError
     from pooling.optimise.result import Evaluation, Result
     from pooling.optimise.solve import evaluate, solve
+    from pooling.outputs.files import read_result
     from pooling.simulation.stress_test import StressReport, simulate

@@ -1,4 +1,4 @@
-"""Command line: ``pooling solve | evaluate | check | simulate | generate``.
+"""Command line: ``pooling solve | evaluate | check | simulate | generate | report``.
 
 Exit codes: 0 solved (or plan feasible, or stress test passed), 1 internal
 error (a bug: the traceback is shown), 2 bad input (anything a user can type or
@@ -66,6 +66,12 @@ def _write(folder: str, name: str, data: dict) -> Path:
     return path
 
 
+def _write_frame(args, stem: str, frame) -> Path:
+    """--format csv|parquet: the pool frame beside the JSON (result.csv, ...)."""
+    from pooling.outputs.frames import write_frame
+    return write_frame(frame, Path(args.out) / f"{stem}.{args.format}", args.format)
+
+
 def cmd_solve(args) -> int:
     from pooling.data.options import options_from_namespace
     from pooling.execution.tasks import default_workers
@@ -86,6 +92,8 @@ def cmd_solve(args) -> int:
     if args.compare:
         say(baselines_table(data["baselines"]))
     say(f"wrote {path}")
+    if args.format:
+        say(f"wrote {_write_frame(args, 'result', result.to_frame(instance))}")
     if result.status in ("infeasible", "partial"):
         return EXIT_INFEASIBLE
     if not result.pools:
@@ -109,6 +117,8 @@ def cmd_evaluate(args) -> int:
     path = _write(args.out, "evaluation.json", data)
     say(evaluation_summary(data, instance))
     say(f"wrote {path}")
+    if args.format:
+        say(f"wrote {_write_frame(args, 'evaluation', evaluation.to_frame(instance))}")
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
 
 
@@ -144,7 +154,27 @@ def cmd_simulate(args) -> int:
     path = _write(args.out, "stress.json", data)
     say(stress_summary(data, instance))
     say(f"wrote {path}")
+    if args.format:
+        say(f"wrote {_write_frame(args, 'stress', report.to_frame(instance))}")
     return EXIT_OK if data["plan"]["passed"] else EXIT_INFEASIBLE
+
+
+def _report_folder(args) -> Path:
+    """Where `pooling report` writes: --out, else the result's folder."""
+    return Path(args.out) if args.out is not None else Path(args.result).parent
+
+
+def cmd_report(args) -> int:
+    """One self-contained HTML page and a Markdown twin (figures beside it)
+    for a result, with its stress test and an evaluation when given."""
+    from pooling.outputs.report import build_report, write_report
+    report = build_report(args.result, stress_path=args.stress, evaluation_path=args.evaluation,
+                          instance_path=args.instance)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    written = write_report(report, _report_folder(args))
+    say(f"wrote {written[0]} and {written[1]} ({len(written) - 2} figures beside them)")
+    return EXIT_OK
 
 
 def _candidate_summary(instance, spec) -> str:
@@ -237,14 +267,43 @@ def _bounded_int(low: int, high: int):
     return parse
 
 
+def cmd_sweep(args) -> int:
+    """Every cell of the grid solved (finished cells reused), the tidy table
+    and the trade-off plot written, a one-line summary per cell printed."""
+    from pooling.execution.tasks import ExecutionPlan, default_workers
+    from pooling.studies.sweep import load_sweep, plot_tradeoff, run_sweep, write_table
+    sweep = load_sweep(args.sweep)
+    out = Path(args.out)
+    progress = False if args.quiet else (True if args.progress else None)
+    plan = ExecutionPlan(workers=args.workers or default_workers(), scheduler=args.scheduler, progress=progress,
+                         label="cells solved")
+    rows = run_sweep(sweep, out, plan)
+    written = write_table(rows, sweep.fields, out)
+    figure = plot_tradeoff(rows, sweep.fields, out)
+    for row in rows:
+        values = ", ".join(f"{f}={row[f]}" for f in sweep.fields)
+        mean = "-" if row["mean_rate"] is None else f"{row['mean_rate']:.4f}"
+        say(f"{Path(row['instance']).stem}: {values}: {row['status']}, mean rate {mean}")
+    for path in written + ([figure] if figure else []):
+        say(f"wrote {path}")
+    return EXIT_OK
+
+
 def _check_output(args) -> None:
     """The output place is writable: checked before any work, so a long run is
     never lost to a typo in --out."""
     from pooling.outputs.files import check_writable_file, check_writable_folder
     if args.command == "generate":
         check_writable_file(Path(args.out))
+    elif args.command == "report":
+        from pooling.outputs.report import check_report_libraries
+        check_writable_folder(_report_folder(args))
+        check_report_libraries()
     elif getattr(args, "out", None) is not None:
         check_writable_folder(Path(args.out))
+    if getattr(args, "format", None) is not None:
+        from pooling.outputs.frames import check_format
+        check_format(args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--progress", action="store_true",
                        help="progress bars on stderr even when it is not a terminal")
     shown.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--format", choices=("csv", "parquet"),
+                   help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
+                        "(pip install 'pooling[report]')")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
@@ -281,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also report the price of equalisation: the top-up per pool that keeps it "
                         "solvent with no county worse off, and per-county compensation")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    p.add_argument("--format", choices=("csv", "parquet"),
+                   help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "
+                        "(pip install 'pooling[report]')")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("simulate", help="Monte Carlo stress test of a solved plan; writes stress.json")
@@ -298,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stress", nargs="+", metavar="NAME",
                    help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
+    p.add_argument("--format", choices=("csv", "parquet"),
+                   help="also write the pools as a table beside the JSON, OUT/stress.csv or .parquet "
+                        "(pip install 'pooling[report]')")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("generate", help="write a synthetic instance drawn from census distributions")
@@ -308,6 +376,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=0, help="random seed (default 0)")
     p.add_argument("--out", default="generated.json", help="output file (default generated.json)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report (and a Markdown twin) of a result")
+    p.add_argument("result", help="result.json written by `pooling solve`")
+    p.add_argument("--stress", help="stress.json written by `pooling simulate` for this plan")
+    p.add_argument("--evaluation", help="evaluation.json written by `pooling evaluate` (e.g. with --subsidy)")
+    p.add_argument("--instance", help="instance JSON (default: the path in the result's provenance)")
+    p.add_argument("--out", help="output folder (default: the result's folder)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sweep", help="solve a grid of specs and instances; write sweep.csv/.parquet and a plot")
+    p.add_argument("sweep", help="sweep TOML: instances, spec, [grid] of spec fields, optional [options]")
+    p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep); finished cells are "
+                                                      "kept in OUT/cells/ and skipped when the sweep runs again")
+    p.add_argument("--workers", type=_bounded_int(1, 256), metavar="N",
+                   help="local worker processes for the cells (default: every core)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the cells on a Dask distributed scheduler")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")
     p.add_argument("instance", help="instance JSON")

@@ -93,3 +93,33 @@ def test_migrants_in_network_counts_destinations_in_the_same_pool(tmp_path):
     assert migrants_in_network(inst, [["900101", "900102", "900103"]]) == pytest.approx(1500 + 800)
     assert migrants_in_network(inst, [["900101"], ["900102"], ["900103"]]) == 0
     assert migrants_in_network(inst, [["900101", "900103"], ["900102"]]) == pytest.approx(800)
+
+
+def test_cli_sweep_resumes_after_a_kill_without_redoing_cells(tmp_path):
+    """`pooling sweep` killed part-way and run again solves only the missing
+    cells (the finished cells' files are not rewritten) and writes the table
+    and the plot."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = _files(tmp_path, '"equalisation.max_rate_gap" = [0.0, 0.01, 0.02, 0.05]\n'
+                            '"solvency.level" = [0.99, 0.995, 0.999]\n')
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pooling.cli", "sweep", str(path), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = out / "cells"
+    give_up = time.time() + 300
+    while proc.poll() is None and len(list(cells.glob("*.pickle"))) < 3 and time.time() < give_up:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    before = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.pickle")}
+    assert 3 <= len(before) < 12 and not (out / "sweep.csv").exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.pickle")}
+    assert len(after) == 12 and all(after[name] == stamp for name, stamp in before.items())
+    with (out / "sweep.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 12
+    assert (out / "sweep.png").exists()

@@ -7,11 +7,94 @@ reproduce it. Timings are the only fields that vary between identical runs.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pooling.economics.pools import PoolPricing
+from pooling.errors import InputError
+from pooling.risk.claims import AggregateResult
+
+REPORT_EXTRA = "pip install 'pooling[report]'"
+
+
+def _pandas(what: str):
+    """pandas, imported on first use (an optional extra)."""
+    try:
+        import pandas
+    except ImportError:
+        raise InputError(f"{what} needs pandas, which is not installed: {REPORT_EXTRA}") from None
+    return pandas
+
+
+class _Reader:
+    """Fields of a JSON object read back, every failure an InputError naming
+    the file and the field."""
+
+    def __init__(self, data: Any, where: str, what: str):
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: expected an object ({what}), got {type(data).__name__}")
+        self.data, self.where, self.what = data, where, what
+
+    def __call__(self, key: str, *types: type, optional: bool = False) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise InputError(f"{self.where}: missing field {key!r}: not {self.what}")
+        value = self.data[key]
+        if types and not isinstance(value, types) and not (optional and value is None):
+            raise InputError(f"{self.where}: field {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                             f"got {value!r}")
+        return value
+
+    def number(self, key: str, optional: bool = False) -> float | None:
+        value = self(key, int, float, optional=optional)
+        if isinstance(value, bool):
+            raise InputError(f"{self.where}: field {key!r} must be a number, got {value!r}")
+        return value
+
+    def table(self, key: str) -> _Reader:
+        return _Reader(self(key, dict), f"{self.where}.{key}", self.what)
+
+
+def _same_as_file(obj: Any, data: dict[str, Any], where: str, what: str) -> None:
+    """A read-back object must write the file's content exactly: name the first
+    field that differs (an unknown key, or a value the object cannot hold)."""
+    try:
+        written = obj.to_dict()
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InputError(f"{where}: cannot be read back ({type(exc).__name__}: {exc}): not {what}") from None
+    for key in list(data) + [k for k in written if k not in data]:
+        if key not in written:
+            raise InputError(f"{where}: unknown field {key!r}: not {what}")
+        if key not in data:
+            raise InputError(f"{where}: missing field {key!r}: not {what}")
+        if written[key] != data[key]:
+            raise InputError(f"{where}: field {key!r} cannot be read back as written: not {what}")
+
+
+def _names(counties: tuple[str, ...] | list[str], instance) -> str:
+    return "; ".join(instance.county(c).name for c in counties)
+
+
+def _html_table(caption: str, header: list[str], rows: list[list[Any]]) -> str:
+    """A small HTML table for notebooks (`_repr_html_`)."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return html.escape("-" if value is None else str(value))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (f"<table><caption style=\"text-align:left\">{html.escape(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
+                "fixed_costs", "expected_cost", "var", "cvar", "usable")
+"""Columns of `Result.to_frame()` (one row per pool); `names` only with an instance."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +127,64 @@ class PoolOutcome:
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
         }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, measure: str = "cvar", level: float = math.nan,
+                  where: str = "pool") -> PoolOutcome:
+        """A pool read back from its JSON entry. Fields result.json does not
+        hold are rebuilt: the risk figure the rate was priced on (VaR or CVaR
+        by the spec's `measure`), the law's level, mean (= expected_cost);
+        unknown ones are NaN (the law's variance, mass error) or empty (the
+        per-county expected costs). `to_dict()` gives the entry back exactly."""
+        r = _Reader(data, where, "a pool of result.json")
+        n = r.table("numerics")
+        var, cvar, expected = r.number("var"), r.number("cvar"), r.number("expected_cost")
+        counties = r("counties", list)
+        if not all(isinstance(c, str) for c in counties):
+            raise InputError(f"{where}: field 'counties' must be a list of county ids, got {counties!r}")
+        numerics = AggregateResult(
+            law=None, level=level, var=var, cvar=cvar, mean=expected, variance=math.nan,
+            mean_rel_error=n.number("mean_rel_error"), variance_rel_error=n.number("variance_rel_error"),
+            resolution_rel_diff=n.number("resolution_rel_diff"), points=n("lattice_points", int),
+            discretisation_variance_share=n.number("discretisation_variance_share"), mass_error=math.nan)
+        pricing = PoolPricing(
+            counties=tuple(counties), enrollees=r("enrollees", int), revenue=r.number("revenue"),
+            fixed_costs=r.number("fixed_costs"), budget=r.number("budget"), expected_cost=expected,
+            var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
+            usable=r("usable", bool), county_expected_cost=(), numerics=numerics)
+        outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"))
+        _same_as_file(outcome, data, where, "a pool of result.json")
+        return outcome
+
+    def row(self, instance=None) -> dict[str, Any]:
+        """One row of a pool frame (see POOL_COLUMNS)."""
+        p = self.pricing
+        row = {"id": self.id, "counties": ",".join(p.counties)}
+        if instance is not None:
+            row["names"] = _names(p.counties, instance)
+        row.update(n_counties=len(p.counties), rate=self.rate, max_rate=p.max_rate, enrollees=p.enrollees,
+                   budget=p.budget, revenue=p.revenue, fixed_costs=p.fixed_costs,
+                   expected_cost=p.expected_cost, var=p.var, cvar=p.cvar, usable=p.usable)
+        return row
+
+
+def _pool_frame(pools: list[PoolOutcome], instance, what: str):
+    pandas = _pandas(what)
+    columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
+    return pandas.DataFrame([p.row(instance) for p in pools], columns=columns)
+
+
+def _pool_html(pools: list[PoolOutcome]) -> list[list[Any]]:
+    return [[p.id, p.rate, p.pricing.max_rate, p.pricing.enrollees, ", ".join(p.pricing.counties)]
+            for p in pools]
+
+
+def _spec_measure(spec: Any) -> tuple[str, float]:
+    solvency = spec.get("solvency") if isinstance(spec, dict) else None
+    if not isinstance(solvency, dict):
+        return "cvar", math.nan
+    level = solvency.get("level")
+    return str(solvency.get("measure", "cvar")), float(level) if isinstance(level, (int, float)) else math.nan
 
 
 def plan_outcomes(pricings: list[PoolPricing], rates: list[float]) -> list[PoolOutcome]:
@@ -113,10 +254,52 @@ class Result:
     groups: list[dict[str, Any]] = field(default_factory=list)
     """Decomposed solves: one entry per independent block (label, counties,
     status, objective, bound, pools, diagnosis); empty for a monolithic solve."""
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    """`solve --compare`: the baselines beside the optimum (result.json's
+    `baselines`); empty otherwise."""
 
     @property
     def has_plan(self) -> bool:
         return bool(self.pools)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
+        """A result read back from result.json's content; `to_dict()` gives
+        that content back exactly (pools as in `PoolOutcome.from_dict`).
+        Anything else is an InputError naming the file and field."""
+        what = "a result.json written by `pooling solve`"
+        r = _Reader(data, source, what)
+        spec = r("spec", dict)
+        measure, level = _spec_measure(spec)
+        pools = [PoolOutcome.from_dict(p, measure=measure, level=level, where=f"{source}: pools[{i}]")
+                 for i, p in enumerate(r("pools", list))]
+        result = cls(
+            status=r("status", str), objective=r.number("objective", optional=True),
+            bound=r.number("bound", optional=True), gap=r.number("gap", optional=True),
+            wall_seconds=r.number("wall_seconds"), pools=pools, provenance=r("provenance", dict), spec=spec,
+            objective_kind=r("objective_kind", str), columns=r("columns", int),
+            candidate_pools=r("candidate_pools", int), timings=r("timings", dict),
+            solver_options=r("solver_options", dict), numerics=r("numerics", dict),
+            diagnosis=list(r("diagnosis", list)), termination=r("termination", str, optional=True),
+            mean_rate=r.number("mean_rate", optional=True),
+            candidate_generation=r("candidate_generation", dict),
+            groups=list(r("groups", list, optional=True) or []),
+            baselines=list(r("baselines", list, optional=True) or []))
+        _same_as_file(result, data, source, what)
+        return result
+
+    def to_frame(self, instance=None):
+        """The plan as a pandas DataFrame, one row per pool (POOL_COLUMNS:
+        counties as comma-separated ids; their names too when `instance` is
+        given). Needs pandas (``pip install 'pooling[report]'``)."""
+        return _pool_frame(self.pools, instance, "Result.to_frame()")
+
+    def _repr_html_(self) -> str:
+        caption = (f"pooling result: {self.status}; {self.objective_kind} {_fmt(self.objective)}, "
+                   f"bound {_fmt(self.bound)}, gap {_fmt(self.gap)}; {len(self.pools)} pools")
+        if not self.pools:
+            caption += " (no plan)"
+        return _html_table(caption, ["pool", "rate", "max rate", "enrollees", "counties"], _pool_html(self.pools))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,7 +321,8 @@ class Result:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        } | ({"groups": [dict(g) for g in self.groups]} if self.groups else {})
+        } | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
+          | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {})
 
 
 @dataclass(frozen=True)
@@ -165,6 +349,16 @@ class Violation:
                 "counties": [list(c) for c in self.counties], "rates": list(self.rates),
                 "limit": self.limit, "county": self.county, "group": self.group,
                 "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "violation") -> Violation:
+        r = _Reader(data, where, "a violation of evaluation.json")
+        violation = cls(rule=r("rule", str), pools=tuple(r("pools", list)),
+                        counties=tuple(tuple(c) for c in r("counties", list)), rates=tuple(r("rates", list)),
+                        limit=r.number("limit", optional=True), message=r("message", str),
+                        county=r("county", str, optional=True), group=r("group", str, optional=True))
+        _same_as_file(violation, data, where, "a violation of evaluation.json")
+        return violation
 
 
 @dataclass
@@ -202,3 +396,52 @@ class Evaluation:
             "spec": self.spec,
             "provenance": dict(self.provenance),
         }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
+        """An evaluation read back from evaluation.json's content; `to_dict()`
+        gives that content back exactly."""
+        what = "an evaluation.json written by `pooling evaluate`"
+        r = _Reader(data, source, what)
+        spec = r("spec", dict)
+        measure, level = _spec_measure(spec)
+        pools = [PoolOutcome.from_dict(p, measure=measure, level=level, where=f"{source}: pools[{i}]")
+                 for i, p in enumerate(r("pools", list))]
+        violations = [Violation.from_dict(v, where=f"{source}: violations[{i}]")
+                      for i, v in enumerate(r("violations", list))]
+        evaluation = cls(
+            feasible=r("feasible", bool), objective=r.number("objective"), pools=pools, violations=violations,
+            provenance=r("provenance", dict), spec=spec, numerics=r("numerics", dict),
+            wall_seconds=r.number("wall_seconds"), subsidy=r("subsidy", dict, optional=True),
+            mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str))
+        _same_as_file(evaluation, data, source, what)
+        return evaluation
+
+    def to_frame(self, instance=None):
+        """The plan as a pandas DataFrame, one row per pool (as
+        `Result.to_frame`), plus `violations` (how many broken rules involve
+        the pool) and, with the price of equalisation, `rate_required`,
+        `top_up` and `compensation` (its counties' total)."""
+        frame = _pool_frame(self.pools, instance, "Evaluation.to_frame()")
+        frame["violations"] = [sum(1 for v in self.violations if p.id in v.pools) for p in self.pools]
+        if self.subsidy:
+            by_id = {entry.get("id"): entry for entry in self.subsidy.get("pools", [])}
+            frame["rate_required"] = [by_id.get(p.id, {}).get("rate_required", math.nan) for p in self.pools]
+            frame["top_up"] = [by_id.get(p.id, {}).get("top_up", math.nan) for p in self.pools]
+            frame["compensation"] = [
+                math.fsum(c.get("compensation", 0.0) for c in by_id.get(p.id, {}).get("county_compensation", []))
+                for p in self.pools]
+        return frame
+
+    def _repr_html_(self) -> str:
+        caption = (f"pooling evaluation: {'feasible' if self.feasible else 'infeasible'}; "
+                   f"objective {_fmt(self.objective)}; {len(self.pools)} pools; "
+                   f"{len(self.violations)} rule(s) broken")
+        table = _html_table(caption, ["pool", "rate", "max rate", "enrollees", "counties"], _pool_html(self.pools))
+        if self.violations:
+            table += "<ul>" + "".join(f"<li>{html.escape(v.message)}</li>" for v in self.violations) + "</ul>"
+        return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

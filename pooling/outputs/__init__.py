@@ -1,2 +1,3 @@
-"""Outputs for people and files: canonical JSON written atomically, and
-readable tables for the terminal."""
+"""Outputs for people and files: canonical JSON written atomically, readable
+tables for the terminal, pandas frames (``--format csv|parquet``), figures and
+the HTML/Markdown report (``pooling report``)."""

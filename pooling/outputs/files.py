@@ -1,4 +1,4 @@
-"""Output files: canonical JSON written atomically, and result.json read back."""
+"""Output files: canonical JSON, text and bytes written atomically, and result.json read back."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pooling.data.instance import parse_json_bytes, read_file_bytes
 from pooling.errors import InputError
+
+if TYPE_CHECKING:
+    from pooling.optimise.result import Result
 
 
 def load_result_json(path: Path) -> dict[str, Any]:
@@ -18,6 +21,16 @@ def load_result_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a result object")
     return data
+
+
+def read_result(path: str | Path) -> Result:
+    """Reload a result.json into a `Result` whose `to_dict()` equals the file's
+    content exactly (fields the file does not hold, such as each pool's
+    per-county expected costs, are left empty: see `PoolOutcome.from_dict`).
+    A file that is not a result.json is an InputError naming the field."""
+    from pooling.optimise.result import Result  # on first use: the output checks stay light
+    path = Path(path)
+    return Result.from_dict(load_result_json(path), source=str(path))
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -73,20 +86,17 @@ def _probe(folder: Path, where: str) -> None:
     os.unlink(name)
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON so readers never see a partial file: temp file in the same
-    folder, fsync, then rename over the target. The file gets the usual mode
-    (0666 less the umask, 0644 typically), not mkstemp's 0600. A failure to
-    write (full disk, read-only place) is an InputError naming the file;
-    nothing is left behind."""
-    text = to_json(data)
+def write_bytes_atomic(path: Path, content: bytes) -> None:
+    """Write bytes as `write_json_atomic` writes JSON: temp file in the same
+    folder, fsync, rename; usual mode; failures are InputErrors naming the
+    file, and nothing is left behind."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -96,3 +106,15 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """UTF-8 text written atomically (`write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8", errors="backslashreplace"))
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so readers never see a partial file (`write_bytes_atomic`:
+    temp file, fsync, rename; the usual mode, 0666 less the umask, not
+    mkstemp's 0600; a failed write is an InputError and leaves nothing)."""
+    write_bytes_atomic(path, to_json(data).encode("utf-8"))

@@ -105,12 +105,68 @@ def plan_from_result(data: Any, instance: Instance, where: str = "result") -> li
     return [PlanPool(tuple(sorted(members)), rate) for members, (_, rate) in zip(plan, pools)]
 
 
+STRESS_INTERVALS = ("deficit_probability", "ruin_probability", "mean_surplus", "var", "cvar")
+"""stress.json fields with a 95% interval (`_ci`), split into `_low`/`_high` columns by `to_frame`."""
+
+
 @dataclass
 class StressReport:
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return self.data
+
+    def to_frame(self, instance: Instance | None = None):
+        """One row per pool: counties (comma-separated ids; names too with an
+        instance), rate, revenue, fixed costs, initial reserves, deficit and
+        ruin probabilities, mean surplus, VaR and CVaR of year-1 claims paid
+        (each with its 95% interval as `_low`/`_high`), the exact figures,
+        `passed`, and `ruin_probability_year_T` for each year of the horizon.
+        Needs pandas (``pip install 'pooling[report]'``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise InputError("StressReport.to_frame() needs pandas, which is not installed: "
+                             "pip install 'pooling[report]'") from None
+        rows = []
+        for pool in self.data.get("pools", []):
+            counties = list(pool.get("counties", []))
+            row: dict[str, Any] = {"counties": ",".join(counties)}
+            if instance is not None:
+                row["names"] = "; ".join(instance.county(c).name for c in counties)
+            row.update(n_counties=len(counties), rate=pool.get("rate"), revenue=pool.get("revenue"),
+                       fixed_costs=pool.get("fixed_costs"),
+                       initial_reserves=pool.get("initial_reserves", pool.get("reserves_start")))
+            for key in STRESS_INTERVALS:
+                interval = pool.get(f"{key}_ci") or [None, None]
+                row.update({key: pool.get(key), f"{key}_low": interval[0], f"{key}_high": interval[1]})
+            row.update(exact_mean_surplus=pool.get("exact_mean_surplus"), exact_var=pool.get("exact_var"),
+                       exact_cvar=pool.get("exact_cvar"), passed=pool.get("passed"))
+            for year, value in enumerate(pool.get("ruin_probability_by_year", []), start=1):
+                row[f"ruin_probability_year_{year}"] = value
+            rows.append(row)
+        return pandas.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        import html
+        data = self.data
+        plan = data.get("plan", {})
+        caption = (f"pooling stress test: {data.get('scenarios', 0):,} scenarios x {data.get('years')} years, "
+                   f"stress {'+'.join(data.get('stress', [])) or 'none'}; ruin target "
+                   f"{data.get('ruin_target', float('nan')):.4g}; plan "
+                   f"{'passed' if plan.get('passed') else 'FAILED'}")
+        head = "".join(f"<th>{h}</th>" for h in ("counties", "rate", "P(deficit)", "P(ruin)", "95% interval",
+                                                   "mean surplus", "passed"))
+        body = []
+        for pool in data.get("pools", []):
+            low, high = pool.get("ruin_probability_ci") or [math.nan, math.nan]
+            body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+                html.escape(", ".join(pool.get("counties", []))), f"{pool.get('rate', math.nan):.4f}",
+                f"{pool.get('deficit_probability', math.nan):.4f}", f"{pool.get('ruin_probability', math.nan):.4f}",
+                f"[{low:.4f}, {high:.4f}]", f"{pool.get('mean_surplus', math.nan):,.0f}",
+                "yes" if pool.get("passed") else "NO")) + "</tr>")
+        return (f"<table><caption style=\"text-align:left\">{html.escape(caption)}</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,616 @@
+"""`pooling report`: one self-contained HTML page and a Markdown twin for a
+solved plan (result.json), with the stress test (stress.json) and the
+evaluation of a plan (evaluation.json) when given.
+
+The page embeds its figures as base64 PNG and holds no script, style sheet,
+font or link from elsewhere: it opens offline. The Markdown twin says the same
+with the figures as PNG files beside it. Contents: the certificate (status,
+objective, bound, gap) in plain words, the pool map, each county's rate alone
+against its rate in the plan, each pool's loss distribution with its budget,
+VaR and CVaR, the stress test, the price of equalisation and the rules a plan
+breaks, the groups of a decomposed solve, the spec and the provenance.
+
+The report is built as a list of blocks (headings, paragraphs, tables,
+figures) and rendered twice, so the two files cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pooling.data.instance import Instance, load_instance
+from pooling.errors import InputError, NumericsError
+from pooling.outputs.files import load_result_json, write_text_atomic
+
+REPORT_EXTRA = "pip install 'pooling[report]'"
+HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
+MAX_TABLE_ROWS = 500
+"""County tables longer than this show the largest gains and losses only."""
+
+MAP_CAPTION = ("Approximate layout, not county boundaries: the instance carries no coordinates or shapes, "
+               "only which counties border which, so each county is drawn as a cell placed by a deterministic "
+               "layout of that adjacency graph (neighbours sit next to each other; positions, shapes and areas "
+               "are not geographic). Real boundaries, from an optional pooling[maps] extra, are not built yet.")
+
+OBJECTIVE_WORDS = {
+    "max_mean_rate": "the enrollee-weighted mean reimbursement rate (higher is better)",
+    "max_min_rate": "the lowest pool rate (higher is better)",
+    "min_rate_dispersion": "the spread between the highest and lowest pool rates (lower is better)",
+}
+
+
+@dataclass
+class ReportFigure:
+    name: str          # file stem, e.g. "report-map"
+    title: str
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Report:
+    """The blocks of a report, its figures and the warnings met while building it."""
+
+    title: str
+    blocks: list[tuple] = field(default_factory=list)
+    figures: dict[str, ReportFigure] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def paragraph(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def items(self, lines: list[str]) -> None:
+        if lines:
+            self.blocks.append(("list", list(lines)))
+
+    def table(self, header: list[str], rows: list[list[Any]], note: str = "") -> None:
+        self.blocks.append(("table", list(header), [[_cell(v) for v in row] for row in rows], note))
+
+    def figure(self, name: str, title: str, caption: str, fig) -> None:
+        from pooling.outputs.figures import png_bytes
+        self.figures[name] = ReportFigure(name, title, caption, png_bytes(fig))
+        self.blocks.append(("figure", name))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "-" if value is None else f"{value / 1e6:,.2f}M {currency}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+# ---------------------------------------------------------------- inputs
+
+def check_report_libraries() -> None:
+    """matplotlib draws the figures: an optional extra."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError(f"pooling report needs matplotlib, which is not installed: {REPORT_EXTRA}") from None
+
+
+def find_instance(result: dict[str, Any], result_path: Path, instance_path: str | Path | None,
+                  warnings: list[str]) -> Instance:
+    """The instance a result was solved on: --instance if given, else the path
+    in its provenance (as given, i.e. from the current folder, or from the
+    result's folder and the folders above it). A file whose SHA-256 differs
+    from the one recorded is used with a warning."""
+    provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
+    recorded_path, recorded_sha = provenance.get("instance"), provenance.get("instance_sha256")
+    if instance_path is not None:
+        path = Path(instance_path)
+    else:
+        if not isinstance(recorded_path, str) or not recorded_path or recorded_path.startswith("<"):
+            raise InputError(f"{result_path}: provenance.instance does not name an instance file "
+                             f"({recorded_path!r}): pass --instance INSTANCE.json")
+        given = Path(recorded_path)
+        tries = [given] if given.is_absolute() else \
+            [given] + [folder / given for folder in [result_path.parent, *result_path.resolve().parent.parents]]
+        path = next((p for p in tries if p.is_file()), None)
+        if path is None:
+            raise InputError(f"{result_path}: instance {recorded_path} (from provenance.instance) not found from "
+                             f"here or from {result_path.parent}: pass --instance INSTANCE.json")
+    instance = load_instance(path)
+    if isinstance(recorded_sha, str) and recorded_sha and recorded_sha != instance.sha256:
+        warnings.append(f"{result_path} was solved on a different instance file than {path} "
+                        f"(sha256 {recorded_sha[:12]}... vs {instance.sha256[:12]}...)")
+    return instance
+
+
+def _check_counties(ids: list[str], instance: Instance, where: str) -> None:
+    known = set(instance.ids)
+    missing = [c for c in ids if c not in known]
+    if missing:
+        raise InputError(f"{where}: county {missing[0]!r} is not in instance {instance.source} "
+                         f"({len(missing)} unknown); pass the instance it was made from with --instance")
+
+
+def _load_stress(path: Path) -> dict[str, Any]:
+    data = load_result_json(path)
+    where = f"{path}: not a stress.json written by `pooling simulate`"
+    for key in ("scenarios", "years", "ruin_target", "pools", "plan"):
+        if key not in data:
+            raise InputError(f"{where} (no {key!r})")
+    if not isinstance(data["pools"], list):
+        raise InputError(f"{where} ('pools' is not a list)")
+    needed = ("counties", "rate", "deficit_probability", "deficit_probability_ci", "ruin_probability",
+              "ruin_probability_ci", "ruin_probability_by_year", "mean_surplus", "passed")
+    for i, pool in enumerate(data["pools"]):
+        lacking = [k for k in needed if not isinstance(pool, dict) or k not in pool]
+        if lacking:
+            raise InputError(f"{where} (pools[{i}] has no {lacking[0]!r})")
+    return data
+
+
+# ---------------------------------------------------------------- words
+
+def certificate_words(result: dict[str, Any]) -> str:
+    """The status, objective, bound and gap of a result in a sentence or two."""
+    status = result["status"]
+    kind = result.get("objective_kind", "max_mean_rate")
+    what = OBJECTIVE_WORDS.get(kind, kind)
+    objective, bound, gap = result.get("objective"), result.get("bound"), result.get("gap")
+    value = f"{what} is {_rate(objective)}"
+    gap_text = "-" if gap is None else f"{100 * gap:.4g}%"
+    if status == "optimal":
+        return (f"Proven optimal: {value}, and no plan allowed by the spec can do better than the bound "
+                f"{_rate(bound)} (gap {gap_text}).")
+    if status == "feasible":
+        return (f"A feasible plan, not proven optimal: {value}; the best possible is at most {_rate(bound)} "
+                f"(gap {gap_text}).")
+    if status == "time_limit":
+        return ("The time limit was reached. " + (f"Best plan found: {value}; bound {_rate(bound)} "
+                f"(gap {gap_text}), so it may not be optimal." if result.get("pools") else "No plan was found."))
+    if status == "partial":
+        return (f"Partial: the problem splits into independent blocks, and some have no plan (see the groups "
+                f"below). Over the blocks with a plan, {value}; bound {_rate(bound)} (gap {gap_text}).")
+    if status == "infeasible":
+        return "Infeasible: no plan meets every rule of the spec (the diagnosis below says why)."
+    if status == "no_solution_found":
+        return ("No plan found: the generated columns admit no plan. This is not a proof that none exists "
+                "(the diagnosis below says more).")
+    return f"Status {status}: no certificate."
+
+
+def spec_words(spec: dict[str, Any]) -> list[str]:
+    """The resolved spec (result.json `spec`) as sentences."""
+    pooling, solvency = spec.get("pooling", {}), spec.get("solvency", {})
+    rates, eq = spec.get("rates", {}), spec.get("equalisation", {})
+    scope = pooling.get("scope")
+    if scope == "county":
+        who = "Each county keeps its own fund (no pooling)."
+    elif scope == "prefecture":
+        who = "Each prefecture pools all its counties into one fund."
+    else:
+        within = pooling.get("within", "none")
+        who = ("Counties may pool in any grouping the optimiser chooses"
+               + (f", within the same {within}" if within != "none" else "")
+               + (", and each pool must be contiguous (connected by shared borders)" if pooling.get("contiguous")
+                  else "")
+               + (f", at most {pooling['max_counties']} counties per pool" if pooling.get("max_counties") else "")
+               + (f", at least {pooling['min_enrollees']:,} enrollees per pool" if pooling.get("min_enrollees")
+                  else "") + ".")
+    measure = str(solvency.get("measure", "cvar"))
+    level = solvency.get("level")
+    if measure == "ruin":
+        risk = (f"Solvency: the probability that a pool's reserves run out within "
+                f"{solvency.get('horizon_years', 1)} year(s) is at most {1 - level:.4g} (simulated)")
+    else:
+        risk = (f"Solvency: each pool's {'VaR' if measure == 'var' else 'CVaR'} at level {level:g} of one "
+                f"year's claims paid is "
+                f"covered by its budget")
+    risk += (f", where the budget is its revenue plus {100 * solvency.get('reserve_share', 0):g}% of its "
+             f"members' reserves, less fixed and per-capita costs.")
+    menu = f" in steps of {rates['step']:g}" if rates.get("step") else ""
+    lines = [who, risk, f"Reimbursement rates lie between {rates.get('min', 0):g} and {rates.get('max', 1):g}{menu}."]
+    rules = []
+    if eq.get("max_rate_gap") is not None:
+        rules.append(f"rates of any two pools in the same {eq.get('gap_scope', 'instance')} differ by at most "
+                     f"{eq['max_rate_gap']:g}")
+    if eq.get("no_county_worse_off"):
+        rules.append("no county gets a lower rate than it could pay alone"
+                     + (f" (tolerance {eq['tolerance']:g})" if eq.get("tolerance") else ""))
+    if eq.get("max_cross_subsidy") is not None:
+        rules.append(f"each county's expected net outflow is at most {eq['max_cross_subsidy']:g} of its revenue")
+    if eq.get("max_expected_surplus") is not None:
+        rules.append(f"each pool's expected surplus is at most {eq['max_expected_surplus']:g} of its revenue")
+    lines.append("Equalisation rules: " + ("; ".join(rules) if rules else "none") + ".")
+    kind = spec.get("objective", {}).get("kind", "max_mean_rate")
+    lines.append(f"Objective: {OBJECTIVE_WORDS.get(kind, kind)}.")
+    return lines
+
+
+# ---------------------------------------------------------------- build
+
+def build_report(result_path: str | Path, *, stress_path: str | Path | None = None,
+                 evaluation_path: str | Path | None = None,
+                 instance_path: str | Path | None = None) -> Report:
+    """Read the files, check them against each other and build the report
+    (nothing is written). Bad input is an InputError naming the file."""
+    from pooling.optimise.result import Evaluation, Result
+    from pooling.outputs.frames import price_alone, spec_from_result
+    check_report_libraries()
+    result_path = Path(result_path)
+    data = load_result_json(result_path)
+    Result.from_dict(data, source=str(result_path))  # validates the whole file
+    warnings: list[str] = []
+    instance = find_instance(data, result_path, instance_path, warnings)
+    spec = spec_from_result(data, str(result_path))
+    pools = data["pools"]
+    _check_counties([c for p in pools for c in p["counties"]], instance, str(result_path))
+    stress = evaluation = None
+    if stress_path is not None:
+        stress = _load_stress(Path(stress_path))
+        _check_counties([c for p in stress["pools"] for c in p["counties"]], instance, str(stress_path))
+        _same_instance(stress, instance, Path(stress_path), warnings)
+    if evaluation_path is not None:
+        evaluation = load_result_json(Path(evaluation_path))
+        Evaluation.from_dict(evaluation, source=str(evaluation_path))
+        _check_counties([c for p in evaluation["pools"] for c in p["counties"]], instance, str(evaluation_path))
+        _same_instance(evaluation, instance, Path(evaluation_path), warnings)
+
+    report = Report(title=f"Pooling report: {instance.name} ({instance.year})", warnings=warnings)
+    currency = instance.currency
+    _summary(report, data, instance, result_path)
+    alone = price_alone(instance, spec)
+    _plan_section(report, data, instance, currency)
+    _rates_section(report, data, instance, alone)
+    _loss_section(report, data, instance, spec, currency)
+    if stress is not None:
+        _stress_section(report, stress, data, Path(stress_path), currency)
+    if evaluation is not None:
+        _evaluation_section(report, evaluation, data, instance, Path(evaluation_path), currency)
+    if data.get("groups"):
+        _groups_section(report, data["groups"])
+    if data.get("baselines"):
+        _baselines_section(report, data["baselines"])
+    _spec_section(report, data)
+    for k, warning in enumerate(warnings):
+        report.blocks.insert(k, ("p", f"Warning: {warning}."))
+    return report
+
+
+def _same_instance(data: dict[str, Any], instance: Instance, path: Path, warnings: list[str]) -> None:
+    provenance = data.get("provenance")
+    recorded = provenance.get("instance_sha256") if isinstance(provenance, dict) else None
+    if isinstance(recorded, str) and recorded and recorded != instance.sha256:
+        warnings.append(f"{path} was computed on a different instance file than the result's "
+                        f"(sha256 {recorded[:12]}... vs {instance.sha256[:12]}...)")
+
+
+def _summary(report: Report, data: dict[str, Any], instance: Instance, result_path: Path) -> None:
+    pools = data["pools"]
+    covered = sum(len(p["counties"]) for p in pools)
+    report.paragraph(f"{instance.name}, policy year {instance.year}: {len(instance.counties)} counties in "
+                     f"{len(instance.prefectures)} prefecture(s), {instance.total_enrollees:,} enrollees. "
+                     f"Plan from {result_path.name}: status {data['status']}, {len(pools)} pool(s) covering "
+                     f"{covered} of {len(instance.counties)} counties.")
+    report.paragraph(certificate_words(data))
+    if data.get("mean_rate") is not None and data.get("objective_kind") != "max_mean_rate":
+        report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(data['mean_rate'])}.")
+    if not pools:
+        report.paragraph(f"This result has no plan (status {data['status']}): there is no pool to map, price "
+                         f"or stress-test. The counties are shown alone below.")
+    report.items([f"Diagnosis: {line}" for line in data.get("diagnosis", [])])
+
+
+def _plan_section(report: Report, data: dict[str, Any], instance: Instance, currency: str) -> None:
+    from pooling.outputs.figures import pool_map
+    pools = data["pools"]
+    report.heading("The plan")
+    report.figure("report-map", "Pool map", MAP_CAPTION, pool_map(instance, pools))
+    if not pools:
+        return
+    rows = []
+    for p in pools:
+        names = ", ".join(instance.county(c).name for c in p["counties"])
+        risk = p["cvar"] if data["spec"]["solvency"]["measure"] != "var" else p["var"]
+        rows.append([p["id"], names, p["enrollees"], p["rate"], p["max_rate"], _money(p["budget"], currency),
+                     _money(p["rate"] * p["expected_cost"], currency), _money(p["rate"] * p["var"], currency),
+                     _money(p["rate"] * p["cvar"], currency), _money(p["budget"] - p["rate"] * risk, currency)])
+    report.table(["pool", "counties", "enrollees", "rate", "max rate", "budget", "expected claims paid",
+                  "VaR of claims paid", "CVaR of claims paid", "margin"], rows,
+                 note="Claims paid = rate x eligible cost Y. Budget = revenue + committed reserves - costs; "
+                      "margin = budget - rate x the solvency measure (VaR or CVaR), at least 0 in a solvent pool.")
+
+
+def _rates_section(report: Report, data: dict[str, Any], instance: Instance, alone: dict[str, float]) -> None:
+    from pooling.outputs.figures import rate_change
+    pools = data["pools"]
+    plan_rates = {c: p["rate"] for p in pools for c in p["counties"]}
+    pool_ids = {c: p["id"] for p in pools for c in p["counties"]}
+    report.heading("Who gains, who loses")
+    source = ("Status quo: each county's maximum solvent rate on its own, priced here under the result's spec "
+              "(result.json" + (" has baselines but they give no per-county rates" if data.get("baselines")
+                                else " holds no status-quo rates") + ").")
+    if plan_rates:
+        changes = [plan_rates[c] - alone[c] for c in plan_rates]
+        gain = sum(1 for d in changes if d > 1e-9)
+        lose = sum(1 for d in changes if d < -1e-9)
+        enrollees_gain = sum(instance.county(c).enrollees for c in plan_rates if plan_rates[c] - alone[c] > 1e-9)
+        report.paragraph(f"{gain} of {len(plan_rates)} counties gain a higher rate than alone "
+                         f"({enrollees_gain:,} enrollees), {lose} get a lower one, "
+                         f"{len(plan_rates) - gain - lose} keep the same. {source}")
+        report.figure("report-rates", "Rate per county", "Each county's rate alone (status quo) and in the plan. "
+                      + source, rate_change(instance, plan_rates, alone, pool_ids))
+    else:
+        report.paragraph(source)
+    rows = []
+    for county in instance.counties:
+        rate = plan_rates.get(county.id)
+        change = None if rate is None else rate - alone[county.id]
+        rows.append([county.id, county.name, county.prefecture, county.enrollees, pool_ids.get(county.id, "no plan"),
+                     alone[county.id], rate, "-" if change is None else f"{change:+.4f}"])
+    note = ""
+    if len(rows) > MAX_TABLE_ROWS:
+        rows.sort(key=lambda r: -abs(float(r[-1])) if r[-1] != "-" else 0.0)
+        rows, note = rows[:MAX_TABLE_ROWS], f"The {MAX_TABLE_ROWS} largest changes of {len(instance.counties)}."
+    report.table(["county", "name", "prefecture", "enrollees", "pool", "rate alone", "rate in plan", "change"],
+                 rows, note=note)
+
+
+def _loss_section(report: Report, data: dict[str, Any], instance: Instance, spec, currency: str) -> None:
+    from pooling.economics.pools import pool_model
+    from pooling.outputs.figures import MAX_LOSS_PANELS, MEASURE_NAMES, loss_distributions
+    from pooling.risk.claims import lattice_law
+    pools = data["pools"]
+    if not pools:
+        return
+    report.heading("Loss distributions")
+    chosen = sorted(pools, key=lambda p: (-p["enrollees"], p["id"]))[:MAX_LOSS_PANELS]
+    chosen.sort(key=lambda p: p["id"])
+    panels, failed = [], []
+    for p in chosen:
+        try:
+            law = lattice_law(pool_model(instance, frozenset(p["counties"])))
+        except NumericsError as exc:
+            failed.append(f"{p['id']}: {exc}")
+            continue
+        panels.append(dict(p, law=law))
+    measure, level = spec.solvency.measure, spec.solvency.level
+    note = "" if len(chosen) == len(pools) else \
+        f" The {len(chosen)} largest pools by enrollees of {len(pools)} are shown."
+    if panels:
+        report.figure("report-losses", "Loss distributions",
+                      f"Each pool's claims paid in a year (rate x Y, the exact aggregate law of the eligible cost Y "
+                      f"computed by FFT, as priced) with its budget, expected claims, and VaR and CVaR at level "
+                      f"{level:g}. A pool is solvent when rate x {MEASURE_NAMES.get(measure, measure)} does not "
+                      f"exceed its budget; at the maximum solvent rate the two lines meet.{note}",
+                      loss_distributions(panels, currency, measure, level))
+    report.items([f"Loss distribution not drawn for {line}" for line in failed])
+
+
+def _stress_section(report: Report, stress: dict[str, Any], data: dict[str, Any], path: Path,
+                    currency: str) -> None:
+    from pooling.outputs.figures import stress_figure
+    ids = {frozenset(p["counties"]): p["id"] for p in data["pools"]}
+    pool_ids = [ids.get(frozenset(p["counties"]), f"S{i + 1}") for i, p in enumerate(stress["pools"])]
+    report.heading("Stress test")
+    plan = stress["plan"]
+    names = "+".join(stress.get("stress", [])) or "none"
+    any_ci = plan.get("any_ruin_probability_ci", [math.nan, math.nan])
+    report.paragraph(
+        f"From {path.name}: {stress['scenarios']:,} simulated paths of {stress['years']} year(s), stress "
+        f"scenario(s) {names}, seed {stress.get('seed')}. Each pool starts from "
+        f"{100 * stress.get('reserve_share', math.nan):g}% of its members' reserves. The plan "
+        f"{'passed' if plan.get('passed') else 'FAILED'}: the probability that some pool is ruined is "
+        f"{plan.get('any_ruin_probability', math.nan):.4f} (95% interval {any_ci[0]:.4f} to {any_ci[1]:.4f}) "
+        f"against a target of {stress['ruin_target']:.4g} per pool.")
+    if any(i not in ids.values() for i in pool_ids):
+        report.paragraph("Some stress-tested pools are not pools of this result (ids S1, S2, ...): the stress "
+                         "test was run on another plan.")
+    report.figure("report-stress", "Stress test", "Ruin by year and year-1 deficit per pool, with 95% Wilson "
+                  "intervals (by year: computed here from the probability and the number of paths), against the "
+                  "target 1 - level.", stress_figure(stress, pool_ids))
+    rows = []
+    for pid, p in zip(pool_ids, stress["pools"]):
+        low, high = p["ruin_probability_ci"]
+        rows.append([pid, p["rate"], p["deficit_probability"], p["ruin_probability"], f"{low:.4f} - {high:.4f}",
+                     ", ".join(f"{v:.4f}" for v in p["ruin_probability_by_year"]),
+                     _money(p["mean_surplus"], currency), p["passed"]])
+    report.table(["pool", "rate", "P(deficit, year 1)", "P(ruin)", "95% interval", "P(ruin) by year",
+                  "mean surplus, year 1", "passed"], rows)
+
+
+def _evaluation_section(report: Report, evaluation: dict[str, Any], data: dict[str, Any], instance: Instance,
+                        path: Path, currency: str) -> None:
+    from pooling.outputs.figures import subsidy_figure
+    report.heading("Evaluation of a plan")
+    same = sorted(map(sorted, (p["counties"] for p in evaluation["pools"]))) == \
+        sorted(map(sorted, (p["counties"] for p in data["pools"])))
+    report.paragraph(
+        f"From {path.name}: {'the same partition as the result' if same else 'a different partition'} "
+        f"({len(evaluation['pools'])} pools) is {evaluation['status']} under its spec; objective "
+        f"{_rate(evaluation.get('objective'))}, mean rate {_rate(evaluation.get('mean_rate'))}; rates "
+        + ("as `solve` would give them." if evaluation.get("rates_from") == "solve"
+           else "shown at each pool's maximum solvent rate (the plan breaks a rule)."))
+    violations = evaluation.get("violations", [])
+    if violations:
+        report.paragraph(f"{len(violations)} rule(s) broken:")
+        report.table(["rule", "pools", "rates", "limit", "message"],
+                     [[v["rule"], ", ".join(v["pools"]), ", ".join(f"{r:.4f}" for r in v["rates"]),
+                       v.get("limit"), v["message"]] for v in violations])
+    else:
+        report.paragraph("No rule is broken.")
+    subsidy = evaluation.get("subsidy")
+    if subsidy:
+        report.paragraph(f"Price of equalisation: a total top-up of {_money(subsidy['total_top_up'], currency)} "
+                         f"per year keeps every pool solvent with no county worse off; county compensation "
+                         f"{_money(subsidy['total_compensation'], currency)} per year. {subsidy.get('definition', '')}")
+        report.figure("report-subsidy", "Price of equalisation",
+                      "Per pool: the rate without subsidy and the rate the equalisation requires, and the yearly "
+                      "top-up that pays for the difference.", subsidy_figure(subsidy, currency))
+        rows = [[p["id"], ", ".join(instance.county(c).name for c in p["counties"]), p["rate_without_subsidy"],
+                 p["rate_required"], _money(p["top_up"], currency),
+                 _money(math.fsum(c.get("compensation", 0.0) for c in p.get("county_compensation", [])), currency)]
+                for p in subsidy["pools"]]
+        report.table(["pool", "counties", "rate without subsidy", "rate required", "top-up", "compensation"], rows)
+    else:
+        report.paragraph("No price of equalisation in this file (run `pooling evaluate` with --subsidy).")
+
+
+def _groups_section(report: Report, groups: list[dict[str, Any]]) -> None:
+    report.heading("Independent blocks")
+    report.paragraph("The problem was split into independent blocks, solved separately; a block without a plan "
+                     "does not stop the others.")
+    rows = [[g.get("group"), len(g.get("counties", [])), g.get("enrollees"), g.get("status"), g.get("objective"),
+             g.get("bound"), g.get("gap"), ", ".join(g.get("pools", [])) or "-",
+             "; ".join(g.get("diagnosis", [])) or "-"] for g in groups]
+    report.table(["block", "counties", "enrollees", "status", "objective", "bound", "gap", "pools", "diagnosis"],
+                 rows)
+
+
+def _baselines_section(report: Report, baselines: list[dict[str, Any]]) -> None:
+    report.heading("Baselines")
+    report.table(["plan", "status", "objective", "mean rate", "min rate", "max rate", "pools"],
+                 [[b.get("name"), b.get("status"), b.get("objective"), b.get("mean_rate"), b.get("min_rate"),
+                   b.get("max_rate"), len(b.get("pools", []))] for b in baselines],
+                 note="Under the same spec (solve --compare).")
+
+
+def _spec_section(report: Report, data: dict[str, Any]) -> None:
+    report.heading("Spec, certificate and provenance")
+    report.items(spec_words(data["spec"]))
+    generation = data.get("candidate_generation") or {}
+    lines = [certificate_words(data),
+             f"Solver termination: {data.get('termination') or '-'}; {data.get('columns')} usable columns of "
+             f"{data.get('candidate_pools')} candidate pools; {data.get('wall_seconds', 0.0):.2f} s."]
+    if generation.get("method") == "column_generation":
+        lines.append(f"Columns were generated ({generation.get('rounds')} rounds); the bound is "
+                     f"{generation.get('bound_method')}; "
+                     + ("proven optimal." if generation.get("proven_optimal") else "optimality not proven."))
+    numerics = data.get("numerics") or {}
+    if numerics:
+        lines.append(f"Pricing self-checks over {numerics.get('pools_priced')} pools: mean error at most "
+                     f"{numerics.get('max_mean_rel_error', math.nan):.2g}, variance error at most "
+                     f"{numerics.get('max_variance_rel_error', math.nan):.2g}, VaR/CVaR resolution error at most "
+                     f"{numerics.get('max_resolution_rel_diff', math.nan):.2g} (relative).")
+    report.items(lines)
+    provenance = data.get("provenance") or {}
+    report.table(["provenance", "value"], [[k, "-" if v is None else str(v)] for k, v in provenance.items()])
+
+
+# ---------------------------------------------------------------- render
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #1f1f1f; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.8em;
+       border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #d5d5d5; padding: 0.25em 0.55em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #444; margin-top: 0.3em; } p.note { font-size: 0.85em; color: #555; }
+"""
+
+
+NUM_TD = '<td class="num">'
+
+
+def _numeric(text: str) -> bool:
+    stripped = text.replace(",", "").replace("M", "").split(" ")[0].lstrip("+-")
+    return stripped.replace(".", "", 1).isdigit()
+
+
+def render_html(report: Report) -> str:
+    """The page: inline CSS, figures as data: URIs, no script, nothing fetched."""
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(report.title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           f"<h1>{html.escape(report.title)}</h1>"]
+    for block in report.blocks:
+        kind = block[0]
+        if kind == "h2":
+            out.append(f"<h2>{html.escape(block[1])}</h2>")
+        elif kind == "p":
+            out.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "list":
+            out.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in block[1]) + "</ul>")
+        elif kind == "table":
+            _, header, rows, note = block
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            body = "".join("<tr>" + "".join(
+                (NUM_TD if _numeric(v) else "<td>") + f"{html.escape(v)}</td>" for v in row) + "</tr>"
+                for row in rows)
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            if note:
+                out.append(f'<p class="note">{html.escape(note)}</p>')
+        elif kind == "figure":
+            fig = report.figures[block[1]]
+            data = base64.b64encode(fig.png).decode("ascii")
+            out.append(f'<figure id="{fig.name}"><img src="data:image/png;base64,{data}" '
+                       f'alt="{html.escape(fig.title)}"><figcaption>{html.escape(fig.caption)}</figcaption>'
+                       f"</figure>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report) -> str:
+    """The Markdown twin: the same blocks, figures as PNG files beside it."""
+    out = [f"# {report.title}", ""]
+    for block in report.blocks:
+        kind = block[0]
+        if kind == "h2":
+            out += [f"## {block[1]}", ""]
+        elif kind == "p":
+            out += [block[1], ""]
+        elif kind == "list":
+            out += [f"- {line}" for line in block[1]] + [""]
+        elif kind == "table":
+            _, header, rows, note = block
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("|" + "|".join("---:" if rows and all(_numeric(r[i]) for r in rows) else "---"
+                                      for i in range(len(header))) + "|")
+            out += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+            out.append("")
+            if note:
+                out += [f"*{note}*", ""]
+        elif kind == "figure":
+            fig = report.figures[block[1]]
+            out += [f"![{fig.title}]({fig.name}.png)", "", f"*{fig.caption}*", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_report(report: Report, folder: str | Path) -> list[Path]:
+    """Write report.html, report.md and the figures' PNG files into `folder`
+    (each atomically); return the paths written, the page first."""
+    from pooling.outputs.files import write_bytes_atomic
+    folder = Path(folder)
+    written = []
+    for fig in report.figures.values():
+        path = folder / f"{fig.name}.png"
+        write_bytes_atomic(path, fig.png)
+        written.append(path)
+    markdown = folder / MARKDOWN_NAME
+    write_text_atomic(markdown, render_markdown(report))
+    page = folder / HTML_NAME
+    write_text_atomic(page, render_html(report))
+    return [page, markdown, *written]
