@@ -7,8 +7,10 @@ A block is a set of counties that no candidate pool and no rule crosses:
 - groups linked by a `max_rate_gap` group wider than them (gap_scope
   "province" over prefecture groups, say) are merged into one block;
   gap_scope "instance" makes the whole instance one block;
-- the objectives max_min_rate and min_rate_dispersion compare every pool with
-  every other: one block (the monolithic MILP).
+- min_rate_dispersion compares every pool with every other: one block (the
+  monolithic MILP). max_min_rate does too, but decomposes exactly in two passes
+  (`solve`): each block's best smallest rate, z = their minimum, then each
+  block's best mean rate with every rate >= z.
 Under the mean-rate objective the blocks' problems share nothing: the
 optimum is the enrollee-weighted combination of the blocks' optima, and the
 same combination of the blocks' bounds is a valid bound. Each block is solved
@@ -38,8 +40,9 @@ from pooling.optimise.candidates import pool_groups
 from pooling.optimise.result import Result, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
-COUPLED_OBJECTIVES = ("max_min_rate", "min_rate_dispersion")
-"""Objectives that compare pools across blocks: solved as one block."""
+COUPLED_OBJECTIVES = ("min_rate_dispersion",)
+"""Objectives that compare pools across blocks with no decomposition built:
+solved as one block. (max_min_rate decomposes exactly in two passes: see solve.)"""
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,13 @@ def _merge_by(instance: Instance, groups: list[tuple[str, tuple[str, ...]]], key
     return out
 
 
-def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Block) -> str:
+def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Block,
+              floor: float | None = None) -> str:
     """Identity of a block's solve for checkpoints: same inputs, options and
     code version give the same key, anything else another."""
     deterministic = {k: v for k, v in options.to_dict().items() if k not in ("time_limit",)}
     text = json.dumps([instance.sha256, spec.sha256, spec.to_dict(), deterministic, list(block.members),
-                       package_version("pooling")], sort_keys=True, default=str)
+                       floor, package_version("pooling")], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -187,7 +191,11 @@ def merge_results(instance: Instance, spec: Spec, blocks: list[Block], results: 
     pools = plan_outcomes(pricings, rates)
     ids = {p.pricing.counties: p.id for p in pools}
     objective = bound = None
-    if planned:
+    if planned and spec.objective.kind == "max_min_rate":
+        objective = min(p.rate for p in pools)
+        bound = min(r.bound if r.bound is not None else spec.rates.max for _, r in planned)
+        bound = min(max(bound, objective), spec.rates.max)
+    elif planned:
         covered = sum(b.enrollees for b, _ in planned)
         objective = math.fsum(b.enrollees * r.objective for b, r in planned) / covered
         bound = math.fsum(b.enrollees * (r.bound if r.bound is not None else spec.rates.max)

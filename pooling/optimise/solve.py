@@ -44,6 +44,7 @@ from pooling.optimise.formulations.set_partition import (
     Column,
     build_set_partition,
     fix_primary_and_maximise_mean,
+    menu_steps,
 )
 from pooling.optimise.generation import GeneratedColumns, generate_columns
 from pooling.optimise.result import (
@@ -262,23 +263,53 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     if len(blocks) <= 1:
         return _solve_whole(instance, spec, options, deadline, plan)
     store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
-    keys = [block_key(instance, spec, options, b) for b in blocks]
-    done = {}
-    if store is not None:
-        done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
-    results = run_tasks(_solve_block, [(b, deadline) for b in blocks], (instance, spec, options), plan,
-                        on_result=(lambda i, r: store.save(keys[i], r)) if store is not None else None,
-                        done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
+
+    def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
+        keys = [block_key(instance, block_spec, options, b, floor) for b in blocks]
+        done = {}
+        if store is not None:
+            done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
+        return run_tasks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
+                         plan, on_result=(lambda i, r: store.save(keys[i], r)) if store is not None else None,
+                         done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
+
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
+    results = solve_blocks(spec, None)
+    if spec.objective.kind == "max_min_rate" and all(r.pools for r in results):
+        # Exact two-pass decomposition: the best smallest rate of the whole
+        # problem is the smallest of the blocks' best smallest rates, z; then each
+        # block maximises its mean rate with every rate >= z (the monolithic
+        # lexicographic stage, which separates once z is fixed).
+        floor = min(r.objective for r in results) - LEXICOGRAPHIC_TOLERANCE
+        mean_spec = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind="max_mean_rate"))
+        second = solve_blocks(mean_spec, floor)
+        results = [dataclasses.replace(again, bound=first.bound) if again.pools else again
+                   for first, again in zip(results, second)]
     return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
 
 
 def _solve_block(shared, task) -> Result:
     """One block of a decomposed solve (a task: runs in a worker process)."""
     instance, spec, options = shared
-    block, deadline = task
-    return _solve_whole(instance.restricted(block.members), spec, options, deadline, None)
+    block, deadline, floor = task
+    return _solve_whole(instance.restricted(block.members), spec, options, deadline, None, floor)
+
+
+def _above_floor(admissible: list[Candidate], floor: float, spec: Spec) -> list[Candidate]:
+    """The columns with their lowest rate raised to `floor`, those that still
+    have an admissible rate (a menu rate, with a menu)."""
+    raised = []
+    for candidate in admissible:
+        column = dataclasses.replace(candidate.column, min_rate=max(candidate.column.min_rate, floor))
+        if column.max_rate < column.min_rate:
+            continue
+        if spec.rates.step is not None:
+            low, high = menu_steps(column, spec.rates.min, spec.rates.step)
+            if low > high:
+                continue
+        raised.append(dataclasses.replace(candidate, column=column))
+    return raised
 
 
 def _trivial_bound(spec: Spec) -> float:
@@ -292,8 +323,10 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
-                 plan: ExecutionPlan | None) -> Result:
-    """The monolithic solve of `instance` (a whole instance or one block)."""
+                 plan: ExecutionPlan | None, floor: float | None = None) -> Result:
+    """The monolithic solve of `instance` (a whole instance or one block);
+    `floor` raises every pool's lowest admissible rate (the second pass of a
+    decomposed max_min_rate solve)."""
     start = time.perf_counter()
     prov = provenance(instance, spec, SOLVER_NAME, solver_version())
 
@@ -349,6 +382,8 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
                       diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                       timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
 
+    if floor is not None:
+        admissible = _above_floor(admissible, floor, spec)
     columns = [c.column for c in admissible]
     if deadline is not None:
         # The MILP gets what is left, but at least MIN_MILP_SECONDS: with the
