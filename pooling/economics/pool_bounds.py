@@ -15,6 +15,7 @@ caller can price the maximiser exactly and ask again (lazy exact pricing).
 from __future__ import annotations
 
 import math
+import time
 from typing import Protocol
 
 import numpy as np
@@ -47,7 +48,8 @@ class GroupEconomics:
     expected cost E[Y_P] in O(|P|^2), without pricing it:
     B_P = sum beta_c - F, E[Y_P] = sum e_c + sum_{c != k in P} extra[c, k]."""
 
-    def __init__(self, instance: Instance, spec: Spec, group: CountyGroup):
+    def __init__(self, instance: Instance, spec: Spec, group: CountyGroup, deadline: float | None = None):
+        self.deadline = deadline   # time.time() past which the bound's MILPs stop (BoundTimeLimit)
         self.ids = group.members
         self.index = {cid: i for i, cid in enumerate(self.ids)}
         u = spec.solvency.reserve_share
@@ -121,6 +123,14 @@ def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int
     return size_cap
 
 
+MILP_TIME_LIMIT = 1
+"""scipy.optimize.milp's status for an iteration or time limit reached."""
+
+
+class BoundTimeLimit(Exception):
+    """The deadline struck inside a bound's MILP: no valid bound was proven."""
+
+
 BOUND_RESOLUTION = 1e-6
 """Callers ask whether any pool beats a value by this much (rate units)."""
 
@@ -146,6 +156,7 @@ class GroupProgram:
 
     def __init__(self, econ: GroupEconomics, rho: np.ndarray, kappa: float, top: float, size_cap: int,
                  min_enrollees: int, min_size: int):
+        self.deadline = econ.deadline
         n = len(econ.ids)
         money = float(econ.alone_mean.sum())   # scale money so the MILP is well conditioned
         beta = econ.beta / money * (1.0 + BOUND_PRICING_SLACK)
@@ -204,8 +215,16 @@ class GroupProgram:
             row = np.concatenate([self.people * (self.top - self.rho - t), np.zeros(len(self.pairs))])
             matrix = sparse.vstack([matrix, sparse.csr_matrix(row)]).tocsr()
             lo, hi = np.append(lo, 0.0), np.append(hi, np.inf)
+        options = {"mip_rel_gap": 1e-9}
+        if self.deadline is not None:
+            left = self.deadline - time.time()
+            if left <= 0:
+                raise BoundTimeLimit
+            options["time_limit"] = left
         res = optimize.milp(-self._coefficients(t), constraints=optimize.LinearConstraint(matrix, lo, hi),
-                            integrality=self.integrality, bounds=self.bounds, options={"mip_rel_gap": 1e-9})
+                            integrality=self.integrality, bounds=self.bounds, options=options)
+        if res.status == MILP_TIME_LIMIT:
+            raise BoundTimeLimit
         if res.x is None:
             return -math.inf, None
         upper = -res.mip_dual_bound if res.mip_dual_bound is not None else -res.fun

@@ -53,6 +53,7 @@ from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 from pooling.economics.pool_bounds import (
     BOUND_RESOLUTION,
+    BoundTimeLimit,
     GroupEconomics,
     GroupProgram,
     rate_bound,
@@ -173,9 +174,9 @@ class _GroupSearch:
     check (module docstring, 2 and 4)."""
 
     def __init__(self, instance: Instance, spec: Spec, group: PoolGroup, maker: CandidateMaker,
-                 cache: dict[frozenset[str], Candidate]):
+                 cache: dict[frozenset[str], Candidate], deadline: float | None = None):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
-        self.econ = GroupEconomics(instance, spec, group)
+        self.econ = GroupEconomics(instance, spec, group, deadline)
         self.kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
                       if spec.solvency.measure == "cvar" else None)
         self.priced: set[frozenset[str]] = set()
@@ -319,7 +320,7 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
                 master.add(members, cache[members])
             continue
         log.groups.append(GroupLog(group.label, len(group.members), "generated"))
-        search = searches[group.label] = _GroupSearch(instance, spec, group, maker, cache)
+        search = searches[group.label] = _GroupSearch(instance, spec, group, maker, cache, deadline)
         seeds = [frozenset([c]) for c in group.members] + [frozenset(group.members)]
         for members in seeds:
             if search.allowed(members):
@@ -357,7 +358,11 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
                                 if frozenset([c]) not in support]
             found = search.search(starts, rho)
             if not found:   # the heuristic is exhausted: bound-guided exact pricing
-                delta, found = search.exact_check(rho, stop_at_improving=True)
+                try:
+                    delta, found = search.exact_check(rho, stop_at_improving=True)
+                except BoundTimeLimit:
+                    log.stopped = "time limit"
+                    break
                 if not found:
                     search.certified = (tuple(rho[c] for c in search.group.members), delta)
             ranked = sorted(found.items(), key=lambda kv: (-kv[1], sorted(kv[0])))
@@ -372,7 +377,12 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
         log.bound_method = "trivial: the time limit struck before the bound over every pool was computed"
         bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
     else:
-        bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
+        try:
+            bound = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
+        except BoundTimeLimit:
+            log.stopped = "time limit"
+            log.bound_method = "trivial: the time limit struck while the bound over every pool was computed"
+            bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
     # The MILP gets every admissible pool priced on the way, not only those the
     # LP took: they cost nothing more and let it combine pools the LP mixed.
     for search in searches.values():
