@@ -122,17 +122,20 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
 
 
-def _progress_bar(label: str):
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
-    if not sys.stderr.isatty():
-        return None
+def _progress_bar(label: str, pools: int):
+    """The simulator's progress callback (share of pools done) as a tqdm bar
+    on stderr counting pools, shown when stderr is a terminal."""
+    from pooling.execution.tasks import ExecutionPlan, progress_bar
+    bar = progress_bar(ExecutionPlan(progress=None), pools, label)
+    done = [0]
 
     def update(fraction: float) -> None:
-        filled = int(round(30 * fraction))
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
-        if fraction >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        now = round(fraction * pools)
+        for _ in range(now - done[0]):
+            bar.update()
+        done[0] = now
+        if now >= pools:
+            bar.close()
     return update
 
 
@@ -147,9 +150,10 @@ def cmd_simulate(args) -> int:
     if recorded and recorded != instance.sha256:
         print(f"warning: {args.result} was solved on a different instance file "
               f"(sha256 {str(recorded)[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
+    pools = result_data.get("pools")
     report = simulate(instance, spec, result_data, years=args.years, scenarios=args.scenarios,
                       seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share,
-                      progress=_progress_bar("simulating pools"))
+                      progress=_progress_bar("pools simulated", len(pools) if isinstance(pools, list) else 0))
     data = report.to_dict()
     path = _write(args.out, "stress.json", data)
     say(stress_summary(data, instance))
