@@ -94,7 +94,8 @@ def main(argv=None) -> None:
             print("dask.distributed not installed: LocalCluster case skipped", file=sys.stderr)
         else:
             with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
-                rows.append(run("national default", china, default, scheduler=cluster.scheduler_address))
+                rows.append(run("national default", china, default, workers=2,
+                                scheduler=cluster.scheduler_address))
     for n in SYNTHETIC_SIZES[:2] if args.quick else SYNTHETIC_SIZES:
         data = generate_instance(n, max(1, n // COUNTIES_PER_PREFECTURE), seed=1)
         rows.append(run(f"synthetic {n}", instance_from_dict(data, source=f"synthetic-{n}"), default, workers=2))
