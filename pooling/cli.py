@@ -74,16 +74,14 @@ def _write_frame(args, stem: str, frame) -> Path:
 
 def cmd_solve(args) -> int:
     from pooling.data.options import options_from_namespace
-    from pooling.execution.tasks import default_workers
     from pooling.optimise.baselines import compare
     from pooling.optimise.solve import solve
     from pooling.outputs.summaries import baselines_table, result_summary
     options = options_from_namespace(args)
     instance, spec = _load(args)
-    progress = False if args.quiet else (True if args.progress else None)
-    result = solve(instance, spec, options=options, workers=args.workers or default_workers(),
-                   scheduler=args.scheduler, progress=progress,
-                   checkpoint=Path(args.out) / "blocks", resume=args.resume)
+    plan = _execution_plan(args, "blocks solved")
+    result = solve(instance, spec, options=options, workers=plan.workers, scheduler=plan.scheduler,
+                   progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume)
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
@@ -125,8 +123,8 @@ def cmd_evaluate(args) -> int:
 def _progress_bar(label: str, pools: int):
     """The simulator's progress callback (share of pools done) as a tqdm bar
     on stderr counting pools, shown when stderr is a terminal."""
-    from pooling.execution.tasks import ExecutionPlan, progress_bar
-    bar = progress_bar(ExecutionPlan(progress=None), pools, label)
+    from pooling.execution.tasks import ExecutionPlan, ProgressBar
+    bar = ProgressBar(ExecutionPlan(progress=None), pools, label=label)
     done = [0]
 
     def update(fraction: float) -> None:
@@ -217,14 +215,13 @@ def cmd_check(args) -> int:
     else:
         say("no --spec and no bundled default spec: pass --spec SPEC for each county's rate")
         return EXIT_OK
-    from pooling.execution.tasks import ExecutionPlan, progress_bar
+    from pooling.execution.tasks import ExecutionPlan, ProgressBar
     pricer = PoolPricer(instance, spec)
-    bar = progress_bar(ExecutionPlan(progress=None), len(instance.counties), "counties priced")
     alone = []
-    for county in instance.counties:
-        alone.append(pricer.price([county.id]))
-        bar.update()
-    bar.close()
+    with ProgressBar(ExecutionPlan(progress=None), len(instance.counties), label="counties priced") as bar:
+        for county in instance.counties:
+            alone.append(pricer.price([county.id]))
+            bar.update()
     say(f"max solvent rate of each county alone ({spec.solvency.measure} "
         f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
     for county, p in zip(instance.counties, alone):
@@ -274,14 +271,10 @@ def _bounded_int(low: int, high: int):
 def cmd_sweep(args) -> int:
     """Every cell of the grid solved (finished cells reused), the tidy table
     and the trade-off plot written, a one-line summary per cell printed."""
-    from pooling.execution.tasks import ExecutionPlan, default_workers
     from pooling.studies.sweep import load_sweep, plot_tradeoff, run_sweep, write_table
     sweep = load_sweep(args.sweep)
     out = Path(args.out)
-    progress = False if args.quiet else (True if args.progress else None)
-    plan = ExecutionPlan(workers=args.workers or default_workers(), scheduler=args.scheduler, progress=progress,
-                         label="cells solved")
-    rows = run_sweep(sweep, out, plan)
+    rows = run_sweep(sweep, out, _execution_plan(args, "cells solved"))
     written = write_table(rows, sweep.fields, out)
     figure = plot_tradeoff(rows, sweep.fields, out)
     for row in rows:
@@ -310,6 +303,26 @@ def _check_output(args) -> None:
         check_format(args.format)
 
 
+def _add_execution_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+    """--workers, --scheduler, --progress | --quiet: where `work` runs and what is shown."""
+    from pooling.execution.tasks import MAX_WORKERS
+    parser.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), metavar="N",
+                        help=f"local worker processes for {work} (default: every core)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help=f"run {work} on a Dask distributed scheduler (pip install 'pooling[distributed]')")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true", help="progress bars on stderr even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _execution_plan(args, label: str):
+    """The ExecutionPlan of --workers, --scheduler, --progress and --quiet."""
+    from pooling.execution.tasks import ExecutionPlan, default_workers
+    progress = False if args.quiet else (True if args.progress else None)
+    return ExecutionPlan(workers=args.workers or default_workers(), scheduler=args.scheduler, progress=progress,
+                         label=label)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pooling.data.options import add_solve_arguments
     from pooling.data.stress import PRESETS
@@ -324,16 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the baselines (status quo, prefecture pooling, greedy merging) "
                         "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
-    p.add_argument("--workers", type=_bounded_int(1, 256), metavar="N",
-                   help="local worker processes for independent blocks (default: every core)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the blocks on a Dask distributed scheduler (pip install 'pooling[distributed]')")
+    _add_execution_arguments(p, "independent blocks")
     p.add_argument("--resume", action="store_true",
                    help="reuse the blocks a previous, interrupted run finished (kept in OUT/blocks/)")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="progress bars on stderr even when it is not a terminal")
-    shown.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
                         "(pip install 'pooling[report]')")
@@ -393,12 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep TOML: instances, spec, [grid] of spec fields, optional [options]")
     p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep); finished cells are "
                                                       "kept in OUT/cells/ and skipped when the sweep runs again")
-    p.add_argument("--workers", type=_bounded_int(1, 256), metavar="N",
-                   help="local worker processes for the cells (default: every core)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="run the cells on a Dask distributed scheduler")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
-    shown.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_execution_arguments(p, "the cells")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")

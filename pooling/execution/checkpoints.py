@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from pooling.errors import InputError
+from pooling.execution.atomic import write_bytes_atomic
 
 
 class Checkpoints:
@@ -38,18 +37,5 @@ class Checkpoints:
             return None   # a damaged or foreign file: recompute the task
 
     def save(self, key: str, value: Any) -> None:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
-        except OSError as exc:
-            raise InputError(f"cannot write checkpoints in {self.folder}: {exc.strerror or exc}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.folder / f"{key}{self.SUFFIX}")
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_bytes_atomic(self.folder / f"{key}{self.SUFFIX}",
+                           pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))

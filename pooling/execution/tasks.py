@@ -60,11 +60,12 @@ def default_workers() -> int:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr (counts, rate, ETA), or nothing when progress is off."""
+    """A tqdm bar on stderr (counts, rate, ETA), or nothing when progress is off
+    or there is no plan (work inside a worker process); a context manager."""
 
-    def __init__(self, plan: ExecutionPlan, total: int, done: int = 0, label: str | None = None):
+    def __init__(self, plan: ExecutionPlan | None, total: int, done: int = 0, label: str | None = None):
         self._bar = None
-        if plan.shows_progress and total:
+        if plan is not None and plan.shows_progress and total:
             from tqdm import tqdm
             self._bar = tqdm(total=total, initial=done, desc=label or plan.label, file=sys.stderr,
                              dynamic_ncols=True, smoothing=0.1)
@@ -77,10 +78,11 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
 
+    def __enter__(self) -> ProgressBar:
+        return self
 
-def progress_bar(plan: ExecutionPlan, total: int, label: str) -> ProgressBar:
-    """A bar for work done in this process (pricing a long list of pools)."""
-    return ProgressBar(plan, total, 0, label)
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 _SHARED: Any = None
@@ -104,15 +106,14 @@ def run_tasks(fn: Callable[[Any, Any], Any], tasks: Sequence[Any], shared: Any, 
     are always returned in task order."""
     results: dict[int, Any] = dict(done or {})
     pending = [i for i in (order if order is not None else range(len(tasks))) if i not in results]
-    bar = ProgressBar(plan, len(tasks), len(results))
+    with ProgressBar(plan, len(tasks), len(results)) as bar:
 
-    def finished(index: int, value: Any) -> None:
-        results[index] = value
-        if on_result is not None:
-            on_result(index, value)
-        bar.update()
+        def finished(index: int, value: Any) -> None:
+            results[index] = value
+            if on_result is not None:
+                on_result(index, value)
+            bar.update()
 
-    try:
         if plan.scheduler is not None:
             _run_dask(fn, tasks, shared, plan.scheduler, pending, finished)
         elif plan.workers > 1 and len(pending) > 1:
@@ -120,8 +121,6 @@ def run_tasks(fn: Callable[[Any, Any], Any], tasks: Sequence[Any], shared: Any, 
         else:
             for i in pending:
                 finished(i, fn(shared, tasks[i]))
-    finally:
-        bar.close()
     return [results[i] for i in range(len(tasks))]
 
 

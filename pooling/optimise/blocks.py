@@ -120,8 +120,9 @@ def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Bloc
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-_PLANLESS_ORDER = (Status.INFEASIBLE.value, Status.TIME_LIMIT.value, Status.NO_SOLUTION.value,
-                   Status.ERROR.value)
+_PLANLESS_ORDER = (Status.TIME_LIMIT.value, Status.NO_SOLUTION.value, Status.ERROR.value,
+                   Status.INFEASIBLE.value)
+"""Without any plan, a status other than infeasible says more (infeasibility is not proven)."""
 
 
 def combined_status(results: list[Result]) -> str:
@@ -136,7 +137,7 @@ def combined_status(results: list[Result]) -> str:
         return Status.PARTIAL.value
     if all(s == Status.INFEASIBLE.value for s in statuses):
         return Status.INFEASIBLE.value
-    return next(s for s in _PLANLESS_ORDER[1:] + (Status.INFEASIBLE.value,) if s in statuses)
+    return next(s for s in _PLANLESS_ORDER if s in statuses)
 
 
 def merge_numerics(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -258,10 +258,6 @@ class Result:
     """`solve --compare`: the baselines beside the optimum (result.json's
     `baselines`); empty otherwise."""
 
-    @property
-    def has_plan(self) -> bool:
-        return bool(self.pools)
-
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
         """A result read back from result.json's content; `to_dict()` gives

@@ -31,7 +31,7 @@ from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation, solvency_top_up
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints
-from pooling.execution.tasks import ExecutionPlan, progress_bar, run_tasks
+from pooling.execution.tasks import ExecutionPlan, ProgressBar, run_tasks
 from pooling.optimise.blocks import block_key, merge_results, problem_blocks
 from pooling.optimise.candidates import (
     candidate_pools,
@@ -58,12 +58,11 @@ from pooling.optimise.result import (
 )
 from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
 
-_gap = relative_gap
-
 MIN_MILP_SECONDS = 1.0
 """Under a time limit the MILP of a priced problem runs at least this long, so
 that the columns already paid for give a plan; a run may end up to this much
 past its limit."""
+
 
 def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
     """One line per county that no admissible candidate pool contains, naming
@@ -348,19 +347,14 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
     if groups is None:
         pools = candidate_pools(instance, spec)
         candidates = []
-        bar = progress_bar(plan, len(pools), "pools priced") if plan is not None else None
-        for pool in pools:
-            if deadline is not None and time.time() > deadline:
-                if bar is not None:
-                    bar.close()
-                return stopped(candidates, time.perf_counter() - start,
-                               f"the time limit was reached while pricing ({len(candidates):,} of "
-                               f"{len(pools):,} candidate pools priced)")
-            candidates.append(maker.make(pool))
-            if bar is not None:
+        with ProgressBar(plan, len(pools), label="pools priced") as bar:
+            for pool in pools:
+                if deadline is not None and time.time() > deadline:
+                    return stopped(candidates, time.perf_counter() - start,
+                                   f"the time limit was reached while pricing ({len(candidates):,} of "
+                                   f"{len(pools):,} candidate pools priced)")
+                candidates.append(maker.make(pool))
                 bar.update()
-        if bar is not None:
-            bar.close()
         admissible = [c for c in candidates if c.admissible]
         method = {"method": "enumeration", "mode": options.candidates}
     else:
@@ -421,7 +415,7 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
             diagnosis = ["no plan found among the generated columns (infeasibility is not proven "
                          "for groups whose columns were generated)"] + diagnosis
     return Result(status=status.value, objective=objective, bound=bound,
-                  gap=_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
+                  gap=relative_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
                   provenance=prov, diagnosis=diagnosis, termination=run.termination,
                   mean_rate=mean_rate(pools) if pools else None,
                   timings={"pricing": pricing_seconds, "build": build_seconds, "solve": solve_seconds},
@@ -440,6 +434,15 @@ def _reported_rate(value: float, column: Column, spec: Spec) -> float:
     return min(max(value, spec.rates.min), spec.rates.max)
 
 
+def _smallest_gap(columns: list[Column], instance: Instance, spec: Spec,
+                  options: SolveOptions) -> tuple[SolverRun, pyo.ConcreteModel]:
+    """The spec's MILP over `columns` with the rate gap turned into the
+    objective: the smallest gap any partition of `instance` allows."""
+    relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
+    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, relaxed)
+    return run_highs(model, options), model
+
+
 def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
                       options: SolveOptions) -> list[str]:
     """Why the MILP is infeasible although every county has an admissible pool."""
@@ -447,9 +450,7 @@ def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
     if eq.max_rate_gap is None:
         return ["no partition of the counties into admissible candidate pools exists: every county "
                 "is in some admissible pool, but those pools overlap in ways no partition can use"]
-    relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, relaxed)
-    run = run_highs(model, options)
+    run, model = _smallest_gap(columns, instance, spec, options)
     if run.objective is None:
         return ["no partition of the counties into admissible candidate pools exists, "
                 "even without max_rate_gap"]
@@ -588,14 +589,10 @@ def _coupling_violations(instance: Instance, spec: Spec, candidates: list[Candid
     groups = sorted({g for col in columns for g in col.gap_groups})
     for group in groups:
         mine = [dataclasses.replace(col, gap_groups=(group,)) for col in columns if group in col.gap_groups]
-        alone = dataclasses.replace(instance, counties=tuple(
-            instance.county(cid) for col in mine for cid in col.members))
+        alone = instance.restricted(cid for col in mine for cid in col.members)
         if solve_columns(alone, spec, mine, options).run.status != Status.INFEASIBLE:
             continue
-        relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
-        model = build_set_partition(mine, [cid for col in mine for cid in col.members],
-                                    alone.total_enrollees, relaxed)
-        smallest = run_highs(model, options).objective
+        smallest = _smallest_gap(mine, alone, spec, options)[0].objective
         lowest = min(mine, key=lambda c: c.max_rate)
         highest = max(mine, key=lambda c: c.min_rate)
         pair = (lowest, highest) if lowest is not highest else (lowest,)

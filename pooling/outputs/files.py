@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pooling.data.instance import parse_json_bytes, read_file_bytes
 from pooling.errors import InputError
+from pooling.execution.atomic import write_bytes_atomic
 
 if TYPE_CHECKING:
     from pooling.optimise.result import Result
@@ -45,12 +46,6 @@ def to_json(data: dict[str, Any]) -> str:
     return text
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def check_writable_folder(folder: Path, flag: str = "--out") -> None:
     """Refuse, before any work, an output folder that cannot be written: a path
     through a file, or a place where a file cannot be created. Nothing is left
@@ -84,28 +79,6 @@ def _probe(folder: Path, where: str) -> None:
         raise InputError(f"{where}: cannot write in {folder}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(name)
-
-
-def write_bytes_atomic(path: Path, content: bytes) -> None:
-    """Write bytes as `write_json_atomic` writes JSON: temp file in the same
-    folder, fsync, rename; usual mode; failures are InputErrors naming the
-    file, and nothing is left behind."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; nothing was written") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

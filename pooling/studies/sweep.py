@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -36,6 +37,7 @@ from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec, load_spec, spec_from_dict
 from pooling.errors import InputError
+from pooling.execution.atomic import write_bytes_atomic
 from pooling.execution.checkpoints import Checkpoints
 from pooling.execution.tasks import ExecutionPlan, run_tasks
 from pooling.optimise.solve import evaluate, solve
@@ -183,21 +185,21 @@ def run_sweep(sweep: Sweep, out: Path, plan: ExecutionPlan) -> list[dict[str, An
 def write_table(rows: list[dict[str, Any]], fields: tuple[str, ...], out: Path) -> list[Path]:
     """sweep.csv always; sweep.parquet when pandas and pyarrow are installed."""
     columns = list(fields) + [c for c in COLUMNS if c not in fields]
+    table = [{c: row.get(c) for c in columns} for row in rows]
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(table)
     written = [out / "sweep.csv"]
-    tmp = out / ".sweep.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c) for c in columns})
-    tmp.replace(written[0])
+    write_bytes_atomic(written[0], text.getvalue().encode("utf-8"))
     try:
         import pandas as pd
-        frame = pd.DataFrame([{c: row.get(c) for c in columns} for row in rows], columns=columns)
-        frame.to_parquet(out / "sweep.parquet", index=False)
-        written.append(out / "sweep.parquet")
+        data = io.BytesIO()
+        pd.DataFrame(table, columns=columns).to_parquet(data, index=False)
     except ImportError:
-        pass
+        return written
+    written.append(out / "sweep.parquet")
+    write_bytes_atomic(written[1], data.getvalue())
     return written
 
 
