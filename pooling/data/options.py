@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,12 +50,15 @@ def _check_number(name: str, value: Any, low: float, high: float, *, low_open: b
         raise InputError(f"{name} must be in {left}{low:g}, {high:g}{right}{unit}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    """An integer (not a bool) inside [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    """An integer argument (not a bool, not a float such as 2.5; numpy integers
+    count) inside [low, high], returned as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be an integer in [{low:,}, {high:,}], got {value!r} "
+                         f"({type(value).__name__})")
     if not low <= value <= high:
         raise InputError(f"{name} must be in [{low:,}, {high:,}], got {value:,}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,11 @@ class SolveOptions:
                           unit=" (seconds; omit it for no limit)")
         _check_number("mip_rel_gap", self.mip_rel_gap, 0.0, 1.0, high_open=True)
         _check_number("mip_abs_gap", self.mip_abs_gap, 0.0, 1.0)
-        _check_int("threads", self.threads, 1, MAX_THREADS)
-        _check_int("random_seed", self.random_seed, 0, MAX_RANDOM_SEED)
+        check_int("threads", self.threads, 1, MAX_THREADS)
+        check_int("random_seed", self.random_seed, 0, MAX_RANDOM_SEED)
         if not isinstance(self.candidates, str) or self.candidates not in CANDIDATE_MODES:
             raise InputError(f"candidates must be one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
-        _check_int("enumeration_limit", self.enumeration_limit, 1, MAX_ENUMERATION_LIMIT)
+        check_int("enumeration_limit", self.enumeration_limit, 1, MAX_ENUMERATION_LIMIT)
         if not isinstance(self.decompose, bool):
             raise InputError(f"decompose must be True or False, got {self.decompose!r}")
 

@@ -187,6 +187,15 @@ def _spec_measure(spec: Any) -> tuple[str, float]:
     return str(solvency.get("measure", "cvar")), float(level) if isinstance(level, (int, float)) else math.nan
 
 
+def _spec_and_pools(r, source: str) -> tuple[dict, list[PoolOutcome]]:
+    """The resolved spec and the pools of a result.json or evaluation.json
+    (the spec's measure and level rebuild each pool's risk figure)."""
+    spec = r("spec", dict)
+    measure, level = _spec_measure(spec)
+    return spec, [PoolOutcome.from_dict(p, measure=measure, level=level, where=f"{source}: pools[{i}]")
+                  for i, p in enumerate(r("pools", list))]
+
+
 def plan_outcomes(pricings: list[PoolPricing], rates: list[float]) -> list[PoolOutcome]:
     """Pools in a canonical order (by smallest county id) with ids P01, P02, ..."""
     order = sorted(range(len(pricings)), key=lambda i: pricings[i].counties)
@@ -265,10 +274,7 @@ class Result:
         Anything else is an InputError naming the file and field."""
         what = "a result.json written by `pooling solve`"
         r = _Reader(data, source, what)
-        spec = r("spec", dict)
-        measure, level = _spec_measure(spec)
-        pools = [PoolOutcome.from_dict(p, measure=measure, level=level, where=f"{source}: pools[{i}]")
-                 for i, p in enumerate(r("pools", list))]
+        spec, pools = _spec_and_pools(r, source)
         result = cls(
             status=r("status", str), objective=r.number("objective", optional=True),
             bound=r.number("bound", optional=True), gap=r.number("gap", optional=True),
@@ -399,10 +405,7 @@ class Evaluation:
         gives that content back exactly."""
         what = "an evaluation.json written by `pooling evaluate`"
         r = _Reader(data, source, what)
-        spec = r("spec", dict)
-        measure, level = _spec_measure(spec)
-        pools = [PoolOutcome.from_dict(p, measure=measure, level=level, where=f"{source}: pools[{i}]")
-                 for i, p in enumerate(r("pools", list))]
+        spec, pools = _spec_and_pools(r, source)
         violations = [Violation.from_dict(v, where=f"{source}: violations[{i}]")
                       for i, v in enumerate(r("violations", list))]
         evaluation = cls(

@@ -31,6 +31,7 @@ import numpy as np
 
 from pooling.data.inputs import as_instance, as_spec
 from pooling.data.instance import Instance
+from pooling.data.options import check_int
 from pooling.data.plan import validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
@@ -183,16 +184,6 @@ SCENARIOS_RANGE = (100, MAX_SCENARIOS)
 """simulation.scenarios: fewer than 100 paths cannot estimate a 1% tail."""
 
 
-def _count(name: str, value: Any, low: int, high: int) -> int:
-    """An integer argument (not a bool, not a float such as 2.5) in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"simulate: {name} must be an integer in [{low:,}, {high:,}], got {value!r} "
-                         f"({type(value).__name__})")
-    if not low <= value <= high:
-        raise InputError(f"simulate: {name} must be in [{low:,}, {high:,}], got {value:,}")
-    return int(value)
-
-
 def _stress_names(stress: Any) -> list[str]:
     """One scenario name or a list of them (a bare string is one name, not its letters)."""
     if isinstance(stress, str):
@@ -217,10 +208,10 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     reserves) overrides it and stress.json records which was used. `instance`
     and `spec` may also be the paths of their files."""
     instance, spec = as_instance(instance, "simulate"), as_spec(spec, "simulate")
-    years = _count("years", years if years is not None else spec.simulation.years, *YEARS_RANGE)
-    scenarios = _count("scenarios", scenarios if scenarios is not None else spec.simulation.scenarios,
+    years = check_int("simulate: years", years if years is not None else spec.simulation.years, *YEARS_RANGE)
+    scenarios = check_int("simulate: scenarios", scenarios if scenarios is not None else spec.simulation.scenarios,
                        *SCENARIOS_RANGE)
-    seed = _count("seed", seed if seed is not None else spec.simulation.seed, 0, MAX_SEED)
+    seed = check_int("simulate: seed", seed if seed is not None else spec.simulation.seed, 0, MAX_SEED)
     stress = _stress_names(stress)
     if reserve_share is None:
         share, share_source = spec.solvency.reserve_share, "spec solvency.reserve_share (as priced)"
