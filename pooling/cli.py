@@ -110,7 +110,7 @@ def cmd_evaluate(args) -> int:
     from pooling.outputs.summaries import evaluation_summary
     instance, spec = _load(args)
     plan = load_plan(args.plan, instance)
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy)
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain)
     data = evaluation.to_dict()
     path = _write(args.out, "evaluation.json", data)
     say(evaluation_summary(data, instance))
@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subsidy", action="store_true",
                    help="also report the price of equalisation: the top-up per pool that keeps it "
                         "solvent with no county worse off, and per-county compensation")
+    p.add_argument("--explain", action="store_true",
+                   help="also split the change of the objective against the status quo into composition, "
+                        "fixed-cost saving, diversification, network and rules (evaluation.json's explain)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "

@@ -32,6 +32,9 @@ def instance_dict(counties: list[dict], **parameters) -> dict:
         "out_of_network_claim_share": 0.6, "migrant_admission_factor": 1.0,
         "outside_severity": {"dist": "lognormal", "mean": 8000.0, "cv": 1.0},
         "frequency_shock_cv": 0.0,
+        # Test instances keep running costs in the fund so pooling's fixed-cost
+        # saving stays exercised (real instances: the county budget pays them).
+        "admin_financing": "risk_fund",
     }
     params.update(parameters)
     return {"name": "test", "year": 2012, "currency": "CNY", "parameters": params,

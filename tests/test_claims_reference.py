@@ -393,7 +393,8 @@ def hand_instance_dict() -> dict:
         "name": "hand", "year": 2012, "currency": "CNY",
         "parameters": {"admin_fixed_per_fund": F_FIXED, "out_of_network_factor": PHI,
                        "out_of_network_claim_share": Q, "migrant_admission_factor": H_MIG,
-                       "outside_severity": SEV_OUT, "frequency_shock_cv": THETA},
+                       "outside_severity": SEV_OUT, "frequency_shock_cv": THETA,
+                       "admin_financing": "risk_fund"},
         "counties": [
             hand_county("A", 10_000, 300.0, 1_000_000.0, 2.0, 50.0, 0.08, SEV_A, 0.2,
                         {"B": 0.5, "C": 0.3, "outside": 0.2}, ["B"]),

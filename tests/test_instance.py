@@ -59,7 +59,7 @@ BAD_COUNTY_FIELDS = [
     ("migrant_destinations", {"900102": 0.5, "outside": 0.4},
      'county "900101": migrant_destinations weights must sum to 1'),
     ("migrant_destinations", {"900199": 0.5, "outside": 0.5},
-     'county "900101": migrant_destinations.900199 is not a county id of this instance'),
+     'county "900101": migrant_destinations.900199 is not a county or place id of this instance'),
     ("migrant_destinations", {"900101": 0.5, "outside": 0.5},
      'county "900101": migrant_destinations.900101 is the county itself'),
     ("migrant_destinations", {"900102": -0.5, "outside": 1.5},

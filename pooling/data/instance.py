@@ -64,11 +64,41 @@ CVaR(Theta), Monte Carlo draws) divide by theta^2; write 0 instead."""
 MAX_SHOCK_CV = 2.0
 """theta above 2 puts Theta's 1e-12 quantile beyond 40 times its mean."""
 YEAR_RANGE = (1900, 2200)
+TIERS = ("same_prefecture", "same_province", "other_province")
+"""Where out-of-network care is bought, relative to the enrollee's county: the
+claim share and eligible-cost factor may differ by tier (referrals inside the
+prefecture are claimed almost always; care in another province needs a trip home)."""
+PLACE_LEVELS = ("county", "prefecture", "province")
+ADMIN_FINANCING = ("county_budget", "risk_fund")
+"""Who pays the running costs (admin_fixed_per_fund, admin_per_capita). NRCMS
+rules put them on the county budget, never on the fund (instances/README.md)."""
+DEFAULT_ADMIN_FINANCING = "county_budget"
+MAX_REGIONAL_WEIGHT = 0.999
+"""Prefecture + county shock weights: the national part keeps at least 0.1% so
+the national multiplier (the one the samplers condition on) is never empty."""
+
+
+@dataclass(frozen=True)
+class OutOfNetworkTerms:
+    """Out of network in one tier: a share `claim_share` of admissions is claimed
+    and reimbursed at `factor` x r."""
+
+    claim_share: float
+    factor: float
+
+
+@dataclass(frozen=True)
+class ShockLevel:
+    """One level of the admission-rate multiplier M_c = sum_L weight_L Theta_L:
+    Theta_L ~ Gamma(mean 1, cv), independent across levels and units."""
+
+    weight: float
+    cv: float
 
 
 @dataclass(frozen=True)
 class Parameters:
-    """Instance-wide parameters (DESIGN §County data, instance-level)."""
+    """Instance-wide parameters (DESIGN §County data, instance-level; §Care geography)."""
 
     admin_fixed_per_fund: float
     out_of_network_factor: float
@@ -76,6 +106,42 @@ class Parameters:
     migrant_admission_factor: float
     outside_severity: Severity
     frequency_shock_cv: float
+    tiers: tuple[tuple[str, OutOfNetworkTerms], ...] = ()
+    """Every tier of TIERS with its terms (the scalar fields fill omitted tiers)."""
+    prefecture_shock: ShockLevel = ShockLevel(0.0, 0.0)
+    county_shock: ShockLevel = ShockLevel(0.0, 0.0)
+    admin_financing: str = "risk_fund"
+
+    def terms(self, tier: str) -> OutOfNetworkTerms:
+        for name, terms in self.tiers:
+            if name == tier:
+                return terms
+        return OutOfNetworkTerms(self.out_of_network_claim_share, self.out_of_network_factor)
+
+    @property
+    def national_shock(self) -> ShockLevel:
+        return ShockLevel(1.0 - self.prefecture_shock.weight - self.county_shock.weight,
+                          self.frequency_shock_cv)
+
+    @property
+    def fund_fixed_cost(self) -> float:
+        """F charged to a pool's fund: 0 when the county budget pays running costs."""
+        return self.admin_fixed_per_fund if self.admin_financing == "risk_fund" else 0.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """Somewhere care is bought other than a fund county of the file: a county's
+    hospitals (a county not in this file), a prefecture city's or a province's.
+    In network for a pool holding every county of `approved_by` (never if empty)."""
+
+    id: str
+    name: str
+    level: str
+    prefecture: str | None
+    province: str | None
+    severity: Severity
+    approved_by: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -96,6 +162,12 @@ class County:
     migrant_share: float
     migrant_destinations: tuple[tuple[str, float], ...]
     adjacent: tuple[str, ...]
+    resident_care: tuple[tuple[str, float], ...] = ()
+    """Where residents' admissions are bought (key: this or another county id,
+    or a place id), weights summing to 1; empty = all at home."""
+    admin_in_fund: bool = True
+    """parameters.admin_financing == "risk_fund", copied here by the loader so
+    every per-county cost is read in one place (`per_capita_costs`)."""
 
     @property
     def revenue(self) -> float:
@@ -104,8 +176,15 @@ class County:
 
     @property
     def per_capita_costs(self) -> float:
-        """Deterministic rate-independent cost (a_c + o_c) N_c, without the fund's fixed cost."""
-        return (self.admin_per_capita + self.outpatient_per_capita) * self.enrollees
+        """Deterministic rate-independent cost the fund pays, (a_c + o_c) N_c (o_c N_c
+        alone when the county budget pays running costs), without the fixed cost."""
+        admin = self.admin_per_capita if self.admin_in_fund else 0.0
+        return (admin + self.outpatient_per_capita) * self.enrollees
+
+    @property
+    def care_at_home(self) -> tuple[tuple[str, float], ...]:
+        """resident_care, or all admissions at home when the file gives none."""
+        return self.resident_care or ((self.id, 1.0),)
 
 
 @dataclass(frozen=True)
@@ -123,6 +202,20 @@ class Instance:
     context: tuple[County, ...] = ()
     """Counties outside the problem that its counties' migrants live in: looked
     up for pricing (their severity) but never pooled (see `restricted`)."""
+    places: tuple[Place, ...] = ()
+
+    def place(self, place_id: str) -> Place:
+        cache = self.__dict__.get("_places")
+        if cache is None:
+            cache = {p.id: p for p in self.places}
+            object.__setattr__(self, "_places", cache)
+        return cache[place_id]
+
+    def has_place(self, place_id: str) -> bool:
+        if not self.places:
+            return False
+        self.place(self.places[0].id)
+        return place_id in self.__dict__["_places"]
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -149,8 +242,8 @@ class Instance:
         counties = tuple(c for c in self.counties if c.id in keep)
         if len(counties) != len(keep):
             raise KeyError(f"not counties of {self.source}: {sorted(keep - set(self.ids))}")
-        needed = sorted({k for c in counties for k, _ in c.migrant_destinations
-                         if k != OUTSIDE and k not in keep})
+        needed = sorted({k for c in counties for k, _ in c.migrant_destinations + c.care_at_home
+                         if k != OUTSIDE and k not in keep and not self.has_place(k)})
         return dataclasses.replace(self, counties=counties,
                                    context=tuple(self.county(k) for k in needed))
 
@@ -217,20 +310,23 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
     currency = top.string("currency")
     description = top.string("description", default="")
     parameters = _read_parameters(top.table("parameters"))
+    places = _read_places(top.raw("places", []), source)
     raw_counties = top.raw("counties")
     if not isinstance(raw_counties, list) or not raw_counties:
         raise top.fail("counties", f"must be a non-empty list of counties, got {describe(raw_counties)}")
     top.finish()
 
     _check_unique_ids(raw_counties, source)
-    counties = [_read_county(item, source, index) for index, item in enumerate(raw_counties)]
+    counties = [_read_county(item, source, index, parameters.admin_financing == "risk_fund")
+                for index, item in enumerate(raw_counties)]
     total = sum(c.enrollees for c in counties)
     if total > MAX_ENROLLEES:
         raise InputError(f"{source}: counties: enrollees must sum to at most {MAX_ENROLLEES} over the "
                          f"instance, got {total}")
-    _check_references(counties, source)
+    _check_references(counties, places, source)
     return Instance(name=name, year=year, currency=currency, description=description,
-                    parameters=parameters, counties=tuple(counties), source=source, sha256=sha256)
+                    parameters=parameters, counties=tuple(counties), source=source, sha256=sha256,
+                    places=places)
 
 
 def _check_unique_ids(raw_counties: list, source: str) -> None:
@@ -256,7 +352,42 @@ def read_shock_cv(reader: FieldReader, key: str, **default) -> float | None:
     return value
 
 
+def _read_tiers(reader: FieldReader) -> tuple[tuple[str, OutOfNetworkTerms], ...]:
+    table = reader.table("out_of_network_tiers", default={})
+    tiers = []
+    for tier in TIERS:
+        if not table.has(tier):
+            continue
+        terms = table.table(tier)
+        tiers.append((tier, OutOfNetworkTerms(claim_share=terms.number("claim_share", low=0.0, high=1.0),
+                                              factor=terms.number("factor", low=0.0, high=1.0))))
+        terms.finish()
+    table.finish()
+    return tuple(tiers)
+
+
+def _read_regional_shocks(reader: FieldReader) -> tuple[ShockLevel, ShockLevel]:
+    table = reader.table("regional_shocks", default={})
+    levels = []
+    for level in ("prefecture", "county"):
+        if not table.has(level):
+            levels.append(ShockLevel(0.0, 0.0))
+            continue
+        part = table.table(level)
+        levels.append(ShockLevel(weight=part.number("weight", low=0.0, high=MAX_REGIONAL_WEIGHT),
+                                 cv=read_shock_cv(part, "cv")))
+        part.finish()
+    table.finish()
+    if levels[0].weight + levels[1].weight > MAX_REGIONAL_WEIGHT:
+        raise reader.fail("regional_shocks", f"weights must sum to at most {MAX_REGIONAL_WEIGHT:g} (the "
+                                             f"national part keeps the rest), got "
+                                             f"{levels[0].weight + levels[1].weight:g}")
+    return levels[0], levels[1]
+
+
 def _read_parameters(reader: FieldReader) -> Parameters:
+    tiers = _read_tiers(reader)
+    prefecture_shock, county_shock = _read_regional_shocks(reader)
     params = Parameters(
         admin_fixed_per_fund=reader.number("admin_fixed_per_fund", low=0.0, high=MAX_MONEY),
         out_of_network_factor=reader.number("out_of_network_factor", low=0.0, high=1.0),
@@ -265,9 +396,39 @@ def _read_parameters(reader: FieldReader) -> Parameters:
                                                high=MIGRANT_FACTOR_RANGE[1]),
         outside_severity=read_severity(reader.table("outside_severity")),
         frequency_shock_cv=read_shock_cv(reader, "frequency_shock_cv"),
+        tiers=tiers, prefecture_shock=prefecture_shock, county_shock=county_shock,
+        admin_financing=reader.string("admin_financing", choices=ADMIN_FINANCING,
+                                      default=DEFAULT_ADMIN_FINANCING),
     )
     reader.finish()
     return params
+
+
+def _read_places(raw: Any, source: str) -> tuple[Place, ...]:
+    if not isinstance(raw, list):
+        raise InputError(f"{source}: places must be a list of places, got {describe(raw)}")
+    places, seen = [], set()
+    for index, item in enumerate(raw):
+        where = (f'{source}: place "{item["id"]}"' if isinstance(item, dict) and isinstance(item.get("id"), str)
+                 and encodable(item["id"]) else f"{source}: place #{index + 1}")
+        reader = FieldReader(item, where)
+        place_id = reader.string("id")
+        if place_id in seen:
+            raise reader.fail("id", "appears more than once; place ids must be unique")
+        if place_id == OUTSIDE:
+            raise reader.fail("id", f'must not be the reserved key "{OUTSIDE}"')
+        seen.add(place_id)
+        prefecture = reader.raw("prefecture", None)
+        province = reader.raw("province", None)
+        for key, value in (("prefecture", prefecture), ("province", province)):
+            if value is not None:
+                reader.string(key)
+        places.append(Place(
+            id=place_id, name=reader.string("name"), level=reader.string("level", choices=PLACE_LEVELS),
+            prefecture=prefecture, province=province, severity=read_severity(reader.table("severity")),
+            approved_by=frozenset(reader.string_list("approved_by"))))
+        reader.finish()
+    return tuple(places)
 
 
 def _county_where(item: Any, source: str, index: int) -> str:
@@ -277,7 +438,7 @@ def _county_where(item: Any, source: str, index: int) -> str:
     return f"{source}: county #{index + 1}"
 
 
-def _read_county(item: Any, source: str, index: int) -> County:
+def _read_county(item: Any, source: str, index: int, admin_in_fund: bool = True) -> County:
     reader = FieldReader(item, _county_where(item, source, index))
     county_id = reader.string("id")
     name = reader.string("name")
@@ -292,13 +453,31 @@ def _read_county(item: Any, source: str, index: int) -> County:
     severity = read_severity(reader.table("severity"))
     migrant_share = reader.number("migrant_share", low=0.0, high=1.0, high_open=True)
     destinations = _read_destinations(reader, county_id, migrant_share)
+    resident_care = _read_weights(reader, "resident_care") if reader.has("resident_care") else ()
     adjacent = reader.string_list("adjacent")
     reader.finish()
     return County(id=county_id, name=name, prefecture=prefecture, province=province,
                   enrollees=enrollees, contribution_per_capita=contribution, reserves=reserves,
                   admin_per_capita=admin, outpatient_per_capita=outpatient,
                   admission_rate=admission_rate, severity=severity, migrant_share=migrant_share,
-                  migrant_destinations=destinations, adjacent=tuple(adjacent))
+                  migrant_destinations=destinations, adjacent=tuple(adjacent),
+                  resident_care=resident_care, admin_in_fund=admin_in_fund)
+
+
+def _read_weights(reader: FieldReader, key: str) -> tuple[tuple[str, float], ...]:
+    """A table of non-negative weights summing to 1 (resident_care)."""
+    table = reader.table(key)
+    weights = []
+    for name in sorted(table.data):
+        if not encodable(name):
+            raise table.fail(name.encode("utf-8", "backslashreplace").decode("utf-8"),
+                             "must be valid Unicode text (a lone surrogate, e.g. a \\ud800 escape)")
+        weights.append((name, table.number(name, low=0.0)))
+    table.finish()
+    total = math.fsum(w for _, w in weights)
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        raise reader.fail(key, f"weights must sum to 1, got {total:.9g}")
+    return tuple(weights)
 
 
 def _read_destinations(reader: FieldReader, county_id: str, migrant_share: float):
@@ -322,19 +501,27 @@ def _read_destinations(reader: FieldReader, county_id: str, migrant_share: float
     return tuple(weights)
 
 
-def _check_references(counties: list[County], source: str) -> None:
-    """Cross-county checks: unique ids, known destinations, symmetric adjacency."""
+def _check_references(counties: list[County], places: tuple[Place, ...], source: str) -> None:
+    """Cross-county checks: unique ids, known destinations and places of care, symmetric adjacency."""
     seen: set[str] = set()
     for county in counties:
         if county.id in seen:
             raise InputError(f'{source}: county "{county.id}": id appears more than once')
         seen.add(county.id)
+    place_ids = {p.id for p in places}
+    clash = sorted(place_ids & seen)
+    if clash:
+        raise InputError(f'{source}: place "{clash[0]}": id is also a county id; place ids must differ '
+                         f"from county ids (a county of the file is its own place of care)")
     for county in counties:
         where = f'{source}: county "{county.id}"'
         for dest, _ in county.migrant_destinations:
-            if dest != OUTSIDE and dest not in seen:
-                raise InputError(f'{where}: migrant_destinations.{dest} is not a county id of this '
+            if dest != OUTSIDE and dest not in seen and dest not in place_ids:
+                raise InputError(f'{where}: migrant_destinations.{dest} is not a county or place id of this '
                                  f'instance (use "{OUTSIDE}" for care beyond the instance)')
+        for key, _ in county.resident_care:
+            if key not in seen and key not in place_ids:
+                raise InputError(f'{where}: resident_care.{key} is not a county or place id of this instance')
         if len(set(county.adjacent)) != len(county.adjacent):
             raise InputError(f"{where}: adjacent lists a county more than once")
         for other in county.adjacent:

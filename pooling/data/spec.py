@@ -24,7 +24,8 @@ from pooling.errors import InputError
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
 MEASURES = ("cvar", "var", "ruin")
-OBJECTIVES = ("max_mean_rate", "max_min_rate", "min_rate_dispersion")
+OBJECTIVES = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage", "max_min_rate",
+              "min_rate_dispersion")
 GAP_SCOPES = ("instance", "province", "prefecture")
 
 LEVEL_RANGE = (0.5, 0.9999)

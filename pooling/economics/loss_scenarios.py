@@ -6,8 +6,10 @@ depends on which counties share it (migrants living in a fellow member are in
 network). So it works on S sampled years, and to cross-check it the
 set-partitioning model prices its columns on the very same years.
 
-For scenario s, one Theta_s ~ Gamma(mean 1, cv theta) scales every Poisson
-rate (DESIGN §A pool). Per county c, drawn one admission at a time:
+For scenario s, county c's Poisson rates are scaled by M_c,s = w_N Theta_s +
+w_P Theta_P,s + w_C Theta_C,s (the national, prefecture and county gamma
+multipliers of pools.pool_model; Theta_s alone without regional shocks). Per
+county c, drawn one admission at a time, over its care flows (economics.care):
 - `home[c, s]`: cost of c's residents' admissions at home (always in network);
 - `in_network[c, k, s]`: full cost of the admissions of c's migrants living in
   county k of the instance (what the pool pays per unit rate if k is a member);
@@ -41,9 +43,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pooling.data.instance import OUTSIDE, Instance
+from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.care import county_care
 from pooling.economics.pools import PoolPricer
+from pooling.errors import InputError
 from pooling.risk.measures import sample_var_cvar
 
 
@@ -75,6 +79,26 @@ class Scenarios:
             raise ValueError(f"county {exc.args[0]!r} is not in the scenarios") from None
 
 
+def _multipliers(instance: Instance, ids, theta: np.ndarray, rng) -> np.ndarray:
+    """(n, S) admission-rate multipliers M_c = w_N Theta_N + w_P Theta_P + w_C Theta_C
+    (pools.pool_model): prefecture shocks drawn in sorted prefecture order, then
+    county shocks in sorted id order, all from one stream."""
+    p = instance.parameters
+    S = theta.shape[0]
+
+    def gamma(cv: float, size) -> np.ndarray:
+        if cv == 0.0:
+            return np.ones(size)
+        shape = 1.0 / cv ** 2
+        return rng.gamma(shape, 1.0 / shape, size=size)
+    prefectures = sorted({instance.county(c).prefecture for c in ids})
+    by_prefecture = dict(zip(prefectures, gamma(p.prefecture_shock.cv, (len(prefectures), S))))
+    by_county = gamma(p.county_shock.cv, (len(ids), S))
+    national = p.national_shock.weight * theta
+    return np.array([national + p.prefecture_shock.weight * by_prefecture[instance.county(c).prefecture]
+                     + p.county_shock.weight * by_county[i] for i, c in enumerate(ids)])
+
+
 def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios:
     """Draw `scenarios` claim years per admission (module docstring)."""
     if scenarios < 1:
@@ -83,7 +107,9 @@ def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios
     ids = tuple(sorted(instance.ids))
     n, S = len(ids), scenarios
     pos = {cid: i for i, cid in enumerate(ids)}
-    children = np.random.SeedSequence(seed).spawn(1 + n)
+    # Child i of a SeedSequence does not depend on how many are spawned: the
+    # regional shocks' stream (n + 1) leaves the older streams as they were.
+    children = np.random.SeedSequence(seed).spawn(2 + n)
 
     theta_rng = np.random.default_rng(children[0])
     if p.frequency_shock_cv > 0:
@@ -91,16 +117,18 @@ def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios
         theta = theta_rng.gamma(shape, 1.0 / shape, size=S)
     else:
         theta = np.ones(S)
+    regional = p.prefecture_shock.weight > 0 or p.county_shock.weight > 0
+    multiplier = (_multipliers(instance, ids, theta, np.random.default_rng(children[1 + n])) if regional
+                  else np.broadcast_to(theta, (n, S)))
 
     home = np.zeros((n, S))
     in_network = np.zeros((n, n, S))
     out_network = np.zeros((n, n, S))
     outside = np.zeros((n, S))
-    q, phi = p.out_of_network_claim_share, p.out_of_network_factor
 
-    def draw(rng, rate, severity):
-        """(full cost, claimed cost) per scenario of a Poisson(rate Theta_s) stream."""
-        counts = rng.poisson(rate * theta)
+    def draw(rng, rate, severity, scale, q):
+        """(full cost, claimed cost) per scenario of a Poisson(rate M_s) stream."""
+        counts = rng.poisson(rate * scale)
         total = int(counts.sum())
         costs = severity.sample(rng, total) if total else np.zeros(0)
         claimed = rng.random(total) < q
@@ -113,19 +141,21 @@ def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios
         c = pos[cid]
         county = instance.county(cid)
         rng = np.random.default_rng(children[1 + c])
-        home_rate = county.enrollees * (1.0 - county.migrant_share) * county.admission_rate
-        home[c], _ = draw(rng, home_rate, county.severity)
-        migrant_rate = (county.enrollees * county.migrant_share
-                        * p.migrant_admission_factor * county.admission_rate)
-        for dest, weight in sorted(county.migrant_destinations):
-            if dest == OUTSIDE:
-                _, kept = draw(rng, migrant_rate * weight, p.outside_severity)
-                outside[c] = phi * kept
+        for flow in county_care(instance, county):
+            terms = flow.out_of_network
+            full, kept = draw(rng, flow.admissions, flow.severity, multiplier[c], terms.claim_share)
+            if flow.approved_by == frozenset((cid,)):
+                home[c] += full
+            elif len(flow.approved_by) == 1 and min(flow.approved_by) in pos:
+                k = pos[min(flow.approved_by)]
+                in_network[c, k] += full
+                out_network[c, k] += terms.factor * kept
+            elif not flow.approved_by or not flow.approved_by <= pos.keys():
+                outside[c] += terms.factor * kept        # never in network within this instance
             else:
-                k = pos[dest]
-                full, kept = draw(rng, migrant_rate * weight, instance.county(dest).severity)
-                in_network[c, k] = full
-                out_network[c, k] = phi * kept
+                raise InputError(f'{instance.source}: county "{cid}": care at "{flow.place}" is in network only '
+                                 f"for a pool holding all of {sorted(flow.approved_by)}; the compact "
+                                 f"formulation's scenarios cannot express that (use set partitioning)")
     return Scenarios(ids=ids, seed=seed, theta=theta, home=home, in_network=in_network,
                      out_network=out_network, outside=outside)
 
@@ -146,7 +176,7 @@ def pool_budget(instance: Instance, spec: Spec, members) -> float:
     counties = [instance.county(c) for c in sorted(members)]
     u = spec.solvency.reserve_share
     revenue = math.fsum(c.revenue for c in counties)
-    fixed = instance.parameters.admin_fixed_per_fund + math.fsum(c.per_capita_costs for c in counties)
+    fixed = instance.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
     return revenue + u * math.fsum(c.reserves for c in counties) - fixed
 
 

@@ -23,7 +23,7 @@ from scipy import optimize, sparse, stats
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
-from pooling.economics.pools import county_streams
+from pooling.economics.care import county_streams
 
 BOUND_PRICING_SLACK = 1e-3
 """The exact prices r*_P carry a relative error of at most ~1e-4 (the claims
@@ -56,7 +56,7 @@ class GroupEconomics:
         counties = [instance.county(c) for c in self.ids]
         self.enrollees = np.array([c.enrollees for c in counties], dtype=float)
         self.beta = np.array([c.revenue + u * c.reserves - c.per_capita_costs for c in counties])
-        self.fixed = instance.parameters.admin_fixed_per_fund
+        self.fixed = instance.parameters.fund_fixed_cost
         n = len(counties)
         alone = np.array([_expected(instance, c, frozenset([c.id])) for c in counties])
         self.extra = np.zeros((n, n))
@@ -91,6 +91,15 @@ def shock_cvar(shock_cv: float, level: float) -> float:
     shape = 1.0 / shock_cv ** 2
     q = stats.gamma.ppf(level, shape, scale=1.0 / shape)
     return float(stats.gamma.sf(q, shape + 1.0, scale=1.0 / shape) / (1.0 - level))
+
+
+def national_kappa(instance: Instance, level: float) -> float:
+    """A lower bound on CVaR_level(Y_P) / E[Y_P] valid for every pool: conditional
+    expectation lowers CVaR (convex order), and E[Y_P | Theta_N] = E[Y_P] (w_N
+    Theta_N + 1 - w_N) whatever the prefecture and county shocks, so the ratio is
+    at least w_N CVaR(Theta_N) + 1 - w_N."""
+    national = instance.parameters.national_shock
+    return national.weight * shock_cvar(national.cv, level) + (1.0 - national.weight)
 
 
 def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, top: float,

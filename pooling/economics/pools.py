@@ -8,8 +8,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from pooling.data.instance import OUTSIDE, County, Instance
+from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
+from pooling.economics.care import CountyCare, care_in_pool, county_streams
 from pooling.errors import NumericsError
 from pooling.risk.claims import (
     AggregateResult,
@@ -21,35 +22,55 @@ from pooling.risk.claims import (
 from pooling.risk.ruin import ruin_max_rate
 
 
-def county_streams(instance: Instance, county: County, members: frozenset[str]) -> list[ClaimStream]:
-    """Claim streams of one county's enrollees when it belongs to pool `members`.
-
-    Residents at home are in network. Migrants living in k claim with k's
-    severity; in network if k is in the pool, else only a share q of their
-    admissions is claimed and reimbursed at phi * r (eligible cost factor phi).
-    """
-    p = instance.parameters
-    home_rate = county.enrollees * (1.0 - county.migrant_share) * county.admission_rate
-    streams = [ClaimStream(home_rate, county.severity, 1.0)]
-    migrant_rate = (county.enrollees * county.migrant_share
-                    * p.migrant_admission_factor * county.admission_rate)
-    for dest, weight in county.migrant_destinations:
-        base = migrant_rate * weight
-        if dest in members:
-            streams.append(ClaimStream(base, instance.county(dest).severity, 1.0))
-        else:
-            severity = p.outside_severity if dest == OUTSIDE else instance.county(dest).severity
-            streams.append(ClaimStream(base * p.out_of_network_claim_share, severity,
-                                       p.out_of_network_factor))
-    return streams
+def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
+    return merge_streams(dataclasses.replace(st, rate=st.rate * weight) for st in streams)
 
 
-def pool_model(instance: Instance, members: frozenset[str]) -> CompoundModel:
-    """The compound mixed-Poisson model of a pool's eligible cost Y_P."""
-    streams = []
-    for cid in sorted(members):
-        streams.extend(county_streams(instance, instance.county(cid), members))
-    return CompoundModel(merge_streams(streams), instance.parameters.frequency_shock_cv)
+def pool_model(instance: Instance, members: frozenset[str],
+               networks: dict[str, frozenset[str]] | None = None) -> CompoundModel:
+    """The compound mixed-Poisson model of a pool's eligible cost Y_P.
+
+    Every admission rate of county c is scaled by M_c = w_N Theta_N + w_P
+    Theta_P(c) + w_C Theta_C(c) (independent gamma multipliers): Poisson
+    splitting makes Y_P a sum of independent parts, the national one (all
+    members) and one per prefecture and per county of the pool, each mixed
+    over its own multiplier, so the pool's transform is their product.
+    `networks` (county -> the members whose network its enrollees use; default
+    the pool) prices counterfactuals such as each member keeping its own
+    network inside a shared fund (economics.explain)."""
+    params = instance.parameters
+    networks = networks or {}
+    by_county = {cid: county_streams(instance, instance.county(cid), networks.get(cid, members))
+                 for cid in sorted(members)}
+    everything = [st for streams in by_county.values() for st in streams]
+    national, prefecture, county = params.national_shock, params.prefecture_shock, params.county_shock
+    if prefecture.weight == 0.0 and county.weight == 0.0:
+        return CompoundModel(merge_streams(everything), params.frequency_shock_cv)
+    parts: list[CompoundModel] = []
+    poisson: list[ClaimStream] = []
+    if prefecture.weight > 0.0:
+        groups: dict[str, list[ClaimStream]] = {}
+        for cid, streams in by_county.items():
+            groups.setdefault(instance.county(cid).prefecture, []).extend(streams)
+        for label in sorted(groups):
+            scaled = _scaled(groups[label], prefecture.weight)
+            if prefecture.cv > 0.0:
+                parts.append(CompoundModel(scaled, prefecture.cv))
+            else:
+                poisson.extend(scaled)
+    if county.weight > 0.0:
+        for streams in by_county.values():
+            scaled = _scaled(streams, county.weight)
+            if county.cv > 0.0:
+                parts.append(CompoundModel(scaled, county.cv))
+            else:
+                poisson.extend(scaled)
+    main = list(_scaled(everything, national.weight))
+    if national.cv == 0.0:
+        main.extend(poisson)
+    elif poisson:
+        parts.append(CompoundModel(merge_streams(poisson), 0.0))
+    return CompoundModel(merge_streams(main), national.cv, parts=tuple(p for p in parts if p.streams))
 
 
 def _numerics_drivers(instance: Instance, spec: Spec, counties: list[County]) -> str:
@@ -87,6 +108,7 @@ class PoolPricing:
     max_rate: float             # r*_P = min(r_max, B_P / rho); may be < r_min or negative
     usable: bool                # r*_P >= r_min
     county_expected_cost: tuple[tuple[str, float], ...]
+    care: tuple[CountyCare, ...]       # per member: eligible and total cost, migrants in network
     numerics: AggregateResult   # risk figures and self-checks; the lattice itself is dropped
                                 # (a pricer may hold thousands of pools)
 
@@ -115,7 +137,7 @@ class PoolPricer:
         counties = [inst.county(cid) for cid in sorted(members)]
         u = spec.solvency.reserve_share
         revenue = math.fsum(c.revenue for c in counties)
-        fixed = inst.parameters.admin_fixed_per_fund + math.fsum(c.per_capita_costs for c in counties)
+        fixed = inst.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
         model = pool_model(inst, members)
         try:
@@ -135,11 +157,11 @@ class PoolPricer:
         else:
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
             max_rate = min(spec.rates.max, budget / risk)
-        per_county = tuple(
-            (c.id, math.fsum(s.mean for s in county_streams(inst, c, members))) for c in counties)
+        care = tuple(care_in_pool(inst, c, members) for c in counties)
+        per_county = tuple((c.county, c.eligible) for c in care)
         return PoolPricing(
             counties=tuple(c.id for c in counties), enrollees=sum(c.enrollees for c in counties),
             revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
-            usable=max_rate >= spec.rates.min, county_expected_cost=per_county,
+            usable=max_rate >= spec.rates.min, county_expected_cost=per_county, care=care,
             numerics=dataclasses.replace(result, law=None))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
+from pooling.economics.objectives import LINEAR_OBJECTIVES, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import build_candidates, partition_rules
@@ -74,8 +75,10 @@ def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
         for j, rate in zip(solution.chosen, solution.rates):
             rates[j] = rate
     mean = sum(w * r for w, r in zip(weights, rates))
-    primary = {"max_mean_rate": mean, "max_min_rate": min(rates),
-               "min_rate_dispersion": -(max(rates) - min(rates))}[rules.objective]
+    if rules.objective in LINEAR_OBJECTIVES:
+        primary = plan_value(rules.objective, [c.pricing for c in candidates], rates)
+    else:
+        primary = {"max_min_rate": min(rates), "min_rate_dispersion": -(max(rates) - min(rates))}[rules.objective]
     return 0, primary, mean, rates
 
 

@@ -36,6 +36,7 @@ from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec
+from pooling.economics.objectives import objective_denominator
 from pooling.optimise.candidates import pool_groups
 from pooling.optimise.result import Result, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
@@ -197,9 +198,12 @@ def merge_results(instance: Instance, spec: Spec, blocks: list[Block], results: 
         bound = min(r.bound if r.bound is not None else spec.rates.max for _, r in planned)
         bound = min(max(bound, objective), spec.rates.max)
     elif planned:
-        covered = sum(b.enrollees for b, _ in planned)
-        objective = math.fsum(b.enrollees * r.objective for b, r in planned) / covered
-        bound = math.fsum(b.enrollees * (r.bound if r.bound is not None else spec.rates.max)
+        # Each block's objective is sum w_P r_P / D_b: the whole is their D-weighted mean
+        # (D_b the block's enrollees, or its total cost of care for coverage).
+        weight = {b.label: objective_denominator(spec.objective.kind, instance, b.members) for b, _ in planned}
+        covered = math.fsum(weight.values())
+        objective = math.fsum(weight[b.label] * r.objective for b, r in planned) / covered
+        bound = math.fsum(weight[b.label] * (r.bound if r.bound is not None else spec.rates.max)
                           for b, r in planned) / covered
         bound = min(max(bound, objective), spec.rates.max)
     groups, diagnosis = [], []

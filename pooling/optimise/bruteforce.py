@@ -21,6 +21,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator, pool_weight
 from pooling.economics.pools import PoolPricer
 
 MAX_BRUTE_FORCE_COUNTIES = 10
@@ -104,8 +105,8 @@ def _interval(instance: Instance, spec: Spec, pricing, alone) -> tuple[float, fl
         expected = dict(pricing.county_expected_cost)
         for cid in pricing.counties:
             c = instance.county(cid)
-            own_cost = (c.admin_per_capita + c.outpatient_per_capita) * c.enrollees \
-                + instance.parameters.admin_fixed_per_fund * c.enrollees / pricing.enrollees
+            own_cost = c.per_capita_costs \
+                + instance.parameters.fund_fixed_cost * c.enrollees / pricing.enrollees
             surplus_at_zero = c.enrollees * c.contribution_per_capita - own_cost
             low = max(low, (surplus_at_zero - eq.max_cross_subsidy * c.revenue) / expected[cid])
     if eq.max_expected_surplus is not None:
@@ -121,7 +122,7 @@ def _groups(instance: Instance, spec: Spec, block) -> set:
     return {getattr(instance.county(c), scope) for c in block}
 
 
-def _best_rates(instance, spec, blocks, intervals):
+def _best_rates(instance, spec, blocks, intervals, pricer=None):
     """(primary, mean) of the best rates for a fixed partition, or None if none are
     admissible: a small LP (MILP with a menu) by scipy's HiGHS, with pairwise gap
     constraints and a lexicographic second stage for the mean rate."""
@@ -133,7 +134,7 @@ def _best_rates(instance, spec, blocks, intervals):
     weights = np.array([sum(instance.county(c).enrollees for c in b) for b in blocks], float)
     weights /= instance.total_enrollees
     # Variables: r_1..r_n, then aux (z for max_min; hi, lo for dispersion), then k_1..k_n (menu).
-    n_aux = {"max_mean_rate": 0, "max_min_rate": 1, "min_rate_dispersion": 2}[kind]
+    n_aux = {"max_min_rate": 1, "min_rate_dispersion": 2}.get(kind, 0)
     n_menu = n if step is not None else 0
     size = n + n_aux + n_menu
     lo = np.zeros(size)
@@ -192,7 +193,11 @@ def _best_rates(instance, spec, blocks, intervals):
         res = run(mean_cost)
         return None if res is None else (-res.fun, -res.fun)
     primary = np.zeros(size)
-    if kind == "max_min_rate":
+    if kind in LINEAR_OBJECTIVES:
+        pricer = pricer if pricer is not None else PoolPricer(instance, spec)
+        total = objective_denominator(kind, instance, instance.ids)
+        primary[:n] = [-pool_weight(kind, pricer.price(frozenset(b))) / total for b in blocks]
+    elif kind == "max_min_rate":
         primary[n] = -1.0
     else:
         primary[n], primary[n + 1] = 1.0, -1.0
@@ -202,7 +207,7 @@ def _best_rates(instance, spec, blocks, intervals):
     value = first.fun
     second = run(mean_cost, (primary, -np.inf, value + 1e-9))
     mean = -second.fun if second is not None else float(weights @ first.x[:n])
-    return (-value if kind == "max_min_rate" else value), mean
+    return (value if kind == "min_rate_dispersion" else -value), mean
 
 
 TIE_TOLERANCE = 1e-9
@@ -227,8 +232,10 @@ def brute_force(instance: Instance, spec: Spec, pricer: PoolPricer | None = None
         raise ValueError(f"brute force handles at most {MAX_BRUTE_FORCE_COUNTIES} counties, got {len(ids)}")
     pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     alone = {cid: pricer.price([cid]) for cid in ids} if spec.equalisation.no_county_worse_off else {}
+    kind = spec.objective.kind
     simple = (spec.equalisation.max_rate_gap is None and spec.rates.step is None
-              and spec.objective.kind == "max_mean_rate")
+              and kind in LINEAR_OBJECTIVES)
+    total = objective_denominator(kind, instance, ids)
     minimise = spec.objective.kind == "min_rate_dispersion"
     intervals: dict[frozenset, tuple[float, float] | None] = {}
     best, best_mean, best_plan, checked = None, None, None, 0
@@ -246,10 +253,12 @@ def brute_force(instance: Instance, spec: Spec, pricer: PoolPricer | None = None
             spans.append(intervals[key])
         else:
             if simple:
-                value = math.fsum(pricer.price(b).enrollees * s[1] for b, s in zip(partition, spans))
-                value = mean = value / instance.total_enrollees
+                mean = math.fsum(pricer.price(b).enrollees * s[1]
+                                 for b, s in zip(partition, spans)) / instance.total_enrollees
+                value = mean if kind == MEAN_RATE else math.fsum(
+                    pool_weight(kind, pricer.price(b)) * s[1] for b, s in zip(partition, spans)) / total
             else:
-                found = _best_rates(instance, spec, partition, spans)
+                found = _best_rates(instance, spec, partition, spans, pricer)
                 if found is None:
                     continue
                 value, mean = found

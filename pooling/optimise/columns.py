@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.objectives import MEAN_RATE, pool_weight
 from pooling.economics.pools import PoolPricer, PoolPricing
 from pooling.economics.rules import RateBound, binding_bound, lower_bounds
 from pooling.errors import InputError
@@ -82,7 +83,8 @@ class CandidateMaker:
         bounds = tuple(lower_bounds(instance, spec, pricing, self._alone_pricings()))
         low = binding_bound(list(bounds)).value
         col = Column(members=pricing.counties, enrollees=pricing.enrollees, max_rate=pricing.max_rate,
-                     min_rate=max(low, 0.0), gap_groups=gap_groups(instance, spec, members))
+                     min_rate=max(low, 0.0), gap_groups=gap_groups(instance, spec, members),
+                     weight=None if spec.objective.kind == MEAN_RATE else pool_weight(spec.objective.kind, pricing))
         on_menu = True
         if spec.rates.step is not None:
             k_lo, k_hi = menu_steps(col, spec.rates.min, spec.rates.step)

@@ -51,13 +51,14 @@ from scipy import optimize, sparse
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.objectives import EFFECTIVE_COVERAGE, LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator
 from pooling.economics.pool_bounds import (
     BOUND_RESOLUTION,
     BoundTimeLimit,
     GroupEconomics,
     GroupProgram,
+    national_kappa,
     rate_bound,
-    shock_cvar,
 )
 from pooling.optimise.candidates import PoolGroup, is_connected
 from pooling.optimise.columns import Candidate, CandidateMaker, top_rate
@@ -132,6 +133,37 @@ class GeneratedColumns:
     log: GenerationLog
 
 
+class ObjectiveScale:
+    """Linear objectives other than the mean rate in the master's rate units:
+    a pool's value w_P t_P / D is N_P (s_P t_P) / N with s_P = w_P N / (N_P D),
+    so the duals, reduced rates and the Lagrangian bound keep their form with
+    t_P replaced by s_P t_P (pooling.economics.objectives). The exact check
+    bounds s_P by a constant per group: 1 for the mean effective rate (every
+    e_c,P <= 1), max_c (T_c / N_c) N / D for coverage (E[Y_c,P] <= T_c)."""
+
+    def __init__(self, instance: Instance, spec: Spec):
+        self.kind = spec.objective.kind
+        self.instance = instance
+        self.linear = self.kind in LINEAR_OBJECTIVES
+        self.nominal = self.kind == MEAN_RATE or not self.linear
+        self.people = instance.total_enrollees
+        self.denominator = objective_denominator(self.kind, instance, instance.ids) if not self.nominal else 0.0
+
+    def rate(self, candidate: Candidate, rate: float) -> float:
+        if self.nominal:
+            return rate
+        return rate * candidate.column.objective_weight * self.people / (candidate.pricing.enrollees
+                                                                          * self.denominator)
+
+    def cap(self, members) -> float:
+        """An upper bound on s_P over every pool of these counties."""
+        if self.kind != EFFECTIVE_COVERAGE:
+            return 1.0
+        worst = max(objective_denominator(self.kind, self.instance, [c]) / self.instance.county(c).enrollees
+                    for c in members)
+        return max(worst * self.people / self.denominator, 1.0)
+
+
 class _Master:
     """The restricted master LP over the current columns (module docstring, 1)."""
 
@@ -142,6 +174,7 @@ class _Master:
         self.enrollees = np.array([instance.county(c).enrollees for c in self.ids], dtype=float)
         self.spec = spec
         self.columns: dict[frozenset[str], Candidate] = {}
+        self.scale = ObjectiveScale(instance, spec)
 
     def add(self, members: frozenset[str], candidate: Candidate) -> bool:
         if members in self.columns or not candidate.admissible:
@@ -150,7 +183,7 @@ class _Master:
         return True
 
     def value(self, candidate: Candidate) -> float:
-        return candidate.pricing.enrollees * top_rate(candidate, self.spec) / self.total
+        return candidate.pricing.enrollees * self.scale.rate(candidate, top_rate(candidate, self.spec)) / self.total
 
     def solve(self) -> tuple[float, np.ndarray, dict[frozenset[str], float]]:
         """(LP value, county duals in rate units rho_c, LP value of y per column)."""
@@ -177,9 +210,11 @@ class _GroupSearch:
                  cache: dict[frozenset[str], Candidate], deadline: float | None = None):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
         self.econ = GroupEconomics(instance, spec, group, deadline)
-        self.kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
+        self.kappa = (national_kappa(instance, spec.solvency.level)
                       if spec.solvency.measure == "cvar" else None)
         self.priced: set[frozenset[str]] = set()
+        self.scale = ObjectiveScale(instance, spec)
+        self.scale_cap = self.scale.cap(group.members)
         self.certified: tuple[tuple[float, ...], float] | None = None   # (duals, delta) of the last check
 
     def navigable(self, members: frozenset[str]) -> bool:
@@ -207,7 +242,7 @@ class _GroupSearch:
         cand = self.candidate(members)
         if not cand.admissible:
             return None
-        return top_rate(cand, self.spec) - _mean_rate_of(self.instance, sorted(members), rho)
+        return self.scale.rate(cand, top_rate(cand, self.spec)) - _mean_rate_of(self.instance, sorted(members), rho)
 
     def _neighbours(self, members: frozenset[str]) -> list[frozenset[str]]:
         out = []
@@ -233,7 +268,7 @@ class _GroupSearch:
         """Reduced rate with r*_P in place of the top admissible rate: defined for
         inadmissible pools too, so the search can pass through them."""
         cand = self.candidate(members)
-        return cand.column.max_rate - _mean_rate_of(self.instance, sorted(members), rho)
+        return self.scale.rate(cand, cand.column.max_rate) - _mean_rate_of(self.instance, sorted(members), rho)
 
     def search(self, starts: list[frozenset[str]], rho: dict[str, float]) -> dict[frozenset[str], float]:
         """Pools with a positive reduced rate found by steepest ascent (on `_score`)
@@ -274,21 +309,23 @@ class _GroupSearch:
                 rr = self.reduced_rate(single, rho)
                 best = best if rr is None else max(best, rr)
         rules = self.spec.pooling
-        duals = np.array([rho[c] for c in self.econ.ids])
+        # s_P t_P - avg rho <= f (U(P) - avg rho / f) with f >= s_P (ObjectiveScale.cap; 1 for the mean rate).
+        f = self.scale_cap
+        duals = np.array([rho[c] for c in self.econ.ids]) / f
         limits = {"top": self.spec.rates.max, "max_counties": rules.max_counties,
                   "min_enrollees": rules.min_enrollees}
         if self.kappa is None:   # no cap below r_max: nothing to price or cut
-            return max(best, rate_bound(self.econ, duals, kappa=None, **limits)), found
+            return max(best, f * rate_bound(self.econ, duals, kappa=None, **limits)), found
         program = GroupProgram.build(self.econ, duals, kappa=self.kappa, **limits)
         if program is None:
             return best, found
         for _ in range(EXACT_CHECK_CUTS):
             target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
-            if not program.exceeds(target)[0]:
+            if not program.exceeds(target / f)[0]:
                 return max(target, best), found   # no pool can beat the target: proven
             value, x = program.maximise()   # cut the maximiser itself: the bound falls fastest
             if x is None:
-                return max(value, best), found
+                return max(f * value, best), found
             members = program.members(x)
             if self.allowed(members):
                 rr = self.reduced_rate(members, rho)
@@ -297,9 +334,9 @@ class _GroupSearch:
                     if rr > REDUCED_COST_TOLERANCE:
                         found[members] = rr
                         if stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP:
-                            return max(value, best), found
+                            return max(f * value, best), found
             program.cut(x)
-        return max(program.maximise()[0], best), found
+        return max(f * program.maximise()[0], best), found
 
 
 def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
@@ -410,18 +447,18 @@ def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, Po
     if kind == "min_rate_dispersion":
         log.bound_method = "trivial: a dispersion is >= 0 (no finer bound over pools not generated)"
         return 0.0
-    kappa = (shock_cvar(instance.parameters.frequency_shock_cv, spec.solvency.level)
+    kappa = (national_kappa(instance, spec.solvency.level)
              if spec.solvency.measure == "cvar" else None)
     cap = ("r*_P <= B_P / (E[Y_P] CVaR(Theta)), convex order" if kappa is not None
            else f"r*_P <= rates.max only (no cap for measure {spec.solvency.measure})")
-    mean_kind = kind == "max_mean_rate"
+    mean_kind = kind in LINEAR_OBJECTIVES
     rho = dict(zip(master.ids, rho_array)) if mean_kind else dict.fromkeys(master.ids, 0.0)
     columns_of: dict[str, list[tuple[frozenset[str], Candidate]]] = {}
     for k, c in master.columns.items():
         columns_of.setdefault(group_of[min(k)], []).append((k, c))
     best: dict[str, float] = {}      # per group: max over its pools of t_P - avg rho(P)
     for g in log.groups:
-        exact = [top_rate(c, spec) - _mean_rate_of(instance, c.pricing.counties, rho)
+        exact = [master.scale.rate(c, top_rate(c, spec)) - _mean_rate_of(instance, c.pricing.counties, rho)
                  for k, c in columns_of.get(g.label, []) if g.method == "enumerated" or len(k) == 1]
         if g.method == "generated":
             search = searches[g.label]

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooling.economics.care import CARE_FIELDS, CountyCare, portability
 from pooling.economics.pools import PoolPricing
 from pooling.errors import InputError
 from pooling.risk.claims import AggregateResult
@@ -92,8 +93,11 @@ def _html_table(caption: str, header: list[str], rows: list[list[Any]]) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+PORTABILITY_FIELDS = ("migrant_in_network_share", "migrant_effective_rate", "resident_effective_rate",
+                      "effective_coverage", "mean_effective_rate")
+"""What enrollees receive (economics.care.portability), per pool and per plan."""
 POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
-                "fixed_costs", "expected_cost", "var", "cvar", "usable")
+                "fixed_costs", "expected_cost", "var", "cvar", "usable", *PORTABILITY_FIELDS)
 """Columns of `Result.to_frame()` (one row per pool); `names` only with an instance."""
 
 
@@ -126,7 +130,11 @@ class PoolOutcome:
                          "discretisation_variance_share": n.discretisation_variance_share,
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
-        }
+        } | ({"portability": self.portability(),
+              "county_care": [{f: getattr(c, f) for f in CARE_FIELDS} for c in p.care]} if p.care else {})
+
+    def portability(self) -> dict[str, float | None]:
+        return portability((care, self.rate) for care in self.pricing.care)
 
     @classmethod
     def from_dict(cls, data: Any, *, measure: str = "cvar", level: float = math.nan,
@@ -151,7 +159,8 @@ class PoolOutcome:
             counties=tuple(counties), enrollees=r("enrollees", int), revenue=r.number("revenue"),
             fixed_costs=r.number("fixed_costs"), budget=r.number("budget"), expected_cost=expected,
             var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
-            usable=r("usable", bool), county_expected_cost=(), numerics=numerics)
+            usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
+            care=_read_care(r, where))
         outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"))
         _same_as_file(outcome, data, where, "a pool of result.json")
         return outcome
@@ -165,7 +174,25 @@ class PoolOutcome:
         row.update(n_counties=len(p.counties), rate=self.rate, max_rate=p.max_rate, enrollees=p.enrollees,
                    budget=p.budget, revenue=p.revenue, fixed_costs=p.fixed_costs,
                    expected_cost=p.expected_cost, var=p.var, cvar=p.cvar, usable=p.usable)
+        shares = self.portability() if p.care else {}
+        row.update({f: (math.nan if shares.get(f) is None else shares[f]) for f in PORTABILITY_FIELDS})
         return row
+
+
+def _read_care(r: _Reader, where: str) -> tuple[CountyCare, ...]:
+    rows = r("county_care", list, optional=True) or []
+    care = []
+    for i, row in enumerate(rows):
+        entry = _Reader(row, f"{where}.county_care[{i}]", "a pool of result.json")
+        care.append(CountyCare(county=entry("county", str), enrollees=entry("enrollees", int),
+                               **{f: entry.number(f) for f in CARE_FIELDS[2:]}))
+    return tuple(care)
+
+
+def plan_portability(pools: list[PoolOutcome]) -> dict[str, Any]:
+    """The plan's portability (empty when its pools carry no care figures)."""
+    pairs = [(care, p.rate) for p in pools for care in p.pricing.care]
+    return portability(pairs) if pairs else {}
 
 
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
@@ -323,7 +350,8 @@ class Result:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        } | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
+        } | ({"portability": plan_portability(self.pools)} if plan_portability(self.pools) else {}) \
+          | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
           | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {})
 
 
@@ -380,6 +408,8 @@ class Evaluation:
     subsidy: dict[str, Any] | None = None
     mean_rate: float | None = None
     rates_from: str = "solve"   # "solve": the spec's MILP on the plan's pools; "max_rate": r*_P
+    explain: dict[str, Any] | None = None
+    """`evaluate --explain`: the gain against the status quo by source (economics.explain)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -397,7 +427,8 @@ class Evaluation:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        }
+        } | ({"portability": plan_portability(self.pools)} if plan_portability(self.pools) else {}) \
+          | ({"explain": self.explain} if self.explain is not None else {})
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
@@ -412,7 +443,8 @@ class Evaluation:
             feasible=r("feasible", bool), objective=r.number("objective"), pools=pools, violations=violations,
             provenance=r("provenance", dict), spec=spec, numerics=r("numerics", dict),
             wall_seconds=r.number("wall_seconds"), subsidy=r("subsidy", dict, optional=True),
-            mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str))
+            mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
+            explain=r("explain", dict, optional=True))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

@@ -26,6 +26,8 @@ from pooling.data.options import SolveOptions
 from pooling.data.plan import load_plan, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
+from pooling.economics.explain import gain_decomposition
+from pooling.economics.objectives import LINEAR_OBJECTIVES, objective_denominator, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation, solvency_top_up
@@ -142,6 +144,8 @@ def _objective_value(kind: str, pools) -> float | None:
     rates = [p.rate for p in pools]
     if kind == "max_mean_rate":
         return mean_rate(pools)
+    if kind in LINEAR_OBJECTIVES:
+        return plan_value(kind, [p.pricing for p in pools], rates)
     if kind == "max_min_rate":
         return min(rates)
     return max(rates) - min(rates)
@@ -198,7 +202,8 @@ def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
     one plan (the cover constraints then force every column in), so a plan
     gets the same rates whichever path prices it."""
     build_start = time.perf_counter()
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, partition_rules(spec))
+    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, partition_rules(spec),
+                                objective_denominator(spec.objective.kind, instance, instance.ids))
     build_seconds = time.perf_counter() - build_start
     run = run_highs(model, options)
     primary_bound = run.bound
@@ -470,7 +475,7 @@ def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
-             subsidy: bool = False, options: SolveOptions | None = None) -> Evaluation:
+             subsidy: bool = False, options: SolveOptions | None = None, explain: bool = False) -> Evaluation:
     """Price a plan (a list of lists of county ids, or a plan JSON file) under the spec's rules.
 
     Each pool becomes the candidate `solve` would build (same rate bounds,
@@ -480,11 +485,18 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     admissible rate or the rates cannot satisfy a coupled rule (max_rate_gap),
     the plan is infeasible: every violation is listed and each pool is shown
     at its maximum solvent rate r*_P floored at 0. Pooling-rule violations
-    (contiguity, size...) make the plan infeasible but do not change its rates."""
+    (contiguity, size...) make the plan infeasible but do not change its rates.
+    With `explain`, the change of the objective against the status quo (every
+    county alone, evaluated the same way) is split into its sources
+    (economics.explain)."""
     instance, spec = as_instance(instance, "evaluate"), as_spec(spec, "evaluate")
     start = time.perf_counter()
-    if not isinstance(subsidy, bool):
-        raise InputError(f"subsidy must be True or False, got {subsidy!r} ({type(subsidy).__name__})")
+    for name, flag in (("subsidy", subsidy), ("explain", explain)):
+        if not isinstance(flag, bool):
+            raise InputError(f"{name} must be True or False, got {flag!r} ({type(flag).__name__})")
+    if explain and spec.solvency.measure not in ("var", "cvar"):
+        raise InputError(f"{spec.source}: explain needs solvency.measure \"var\" or \"cvar\" (the risk of a "
+                         f"counterfactual pool is computed exactly), got \"{spec.solvency.measure}\"")
     if isinstance(plan, (str, os.PathLike)):
         plan = load_plan(plan, instance)
     plan = validate_plan(plan, instance)
@@ -517,7 +529,13 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
         rates = [max(p.max_rate, 0.0) for p in priced]
     pools = plan_outcomes(priced, rates)
     extra = price_of_equalisation(spec, pools, pricer) if subsidy else None
-    return Evaluation(subsidy=extra, feasible=not violations,
+    explained = None
+    if explain:
+        alone = evaluate(instance, spec, [[c] for c in sorted(instance.ids)], pricer=pricer, options=options)
+        status_quo = {p.pricing.counties[0]: p.rate for p in alone.pools}
+        explained = gain_decomposition(instance, spec, pricer, [(p.pricing.counties, p.rate) for p in pools],
+                                       status_quo)
+    return Evaluation(subsidy=extra, explain=explained, feasible=not violations,
                       objective=_objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,
                       provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),

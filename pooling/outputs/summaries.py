@@ -32,7 +32,7 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
     """Readable summary of result.json for the terminal."""
     lines = [f"instance {instance.name} ({len(instance.counties)} counties, "
              f"{instance.total_enrollees:,} enrollees); spec scope {result['spec']['pooling']['scope']}"]
-    lines.append(f"status {result['status']}; objective (mean rate) {_fmt(result['objective'])}; "
+    lines.append(f"status {result['status']}; objective ({result['objective_kind']}) {_fmt(result['objective'])}; "
                  f"bound {_fmt(result['bound'])}; gap {_fmt(result['gap'], 6)}; "
                  f"{result['columns']} usable columns of {result['candidate_pools']} candidates; "
                  f"{result['wall_seconds']:.2f} s")
@@ -54,14 +54,41 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
                      + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if result["pools"]:
         lines.append(plan_table(result["pools"], instance))
+        extra = portability_line(result)
+        if extra:
+            lines.append(extra)
     for line in result.get("diagnosis", []):
         lines.append(f"diagnosis: {line}")
     return "\n".join(lines)
 
 
+def portability_line(data: dict[str, Any]) -> str | None:
+    """What enrollees receive under a plan (result.json's or evaluation.json's portability)."""
+    p = data.get("portability")
+    if not p:
+        return None
+    return (f"enrollees receive: mean effective rate {_fmt(p['mean_effective_rate'])}, effective coverage "
+            f"{_fmt(p['effective_coverage'])}; residents' effective rate {_fmt(p['resident_effective_rate'])}; "
+            f"migrants' effective rate {_fmt(p['migrant_effective_rate'])}, "
+            f"in network {_fmt(p['migrant_in_network_share'])} of their admissions")
+
+
+def explain_lines(explain: dict[str, Any]) -> list[str]:
+    parts = explain["parts"]
+    return [f"gain over the status quo ({explain['objective_kind']}): {explain['status_quo']:.4f} -> "
+            f"{explain['plan']:.4f}, {explain['total']:+.4f} = "
+            + " ".join(f"{name.replace('_', ' ')} {value:+.4f}" for name, value in parts.items())]
+
+
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
-    lines = [f"plan on {instance.name}: {evaluation['status']}; mean rate {_fmt(evaluation['objective'])}",
+    lines = [f"plan on {instance.name}: {evaluation['status']}; {evaluation['objective_kind']} "
+             f"{_fmt(evaluation['objective'])}; mean rate {_fmt(evaluation.get('mean_rate'))}",
              plan_table(evaluation["pools"], instance)]
+    extra = portability_line(evaluation)
+    if extra:
+        lines.append(extra)
+    if evaluation.get("explain"):
+        lines.extend(explain_lines(evaluation["explain"]))
     lines.extend(f"violation: {v['message'] if isinstance(v, dict) else v}" for v in evaluation["violations"])
     if evaluation.get("subsidy"):
         sub = evaluation["subsidy"]

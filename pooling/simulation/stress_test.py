@@ -269,7 +269,7 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     first = stressed[1]
     counties = [first.county(c) for c in sorted(members)]
     revenue = math.fsum(c.revenue for c in counties)
-    fixed = first.parameters.admin_fixed_per_fund + math.fsum(c.per_capita_costs for c in counties)
+    fixed = first.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
     reserves_total = math.fsum(c.reserves for c in counties)
     reserves0 = share * reserves_total
     rng = np.random.default_rng(np.random.SeedSequence([seed, STRESS_STREAM, index + 1]))

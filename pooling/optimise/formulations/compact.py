@@ -122,7 +122,7 @@ def build_compact(instance: Instance, spec: Spec, scenarios: Scenarios,
     extra = (scenarios.in_network - scenarios.out_network) / scale
     pairs = [(c, k) for c in range(n) for k in range(n) if c != k and np.any(extra[c, k] != 0.0)]
     budget = [(c.revenue + share * c.reserves - c.per_capita_costs) / scale for c in counties]
-    fixed = instance.parameters.admin_fixed_per_fund / scale
+    fixed = instance.parameters.fund_fixed_cost / scale
     size_cap = min(n, rules.max_counties or n)
 
     slots = list(range(n))

@@ -12,7 +12,9 @@ worse off, cross-subsidy cap, expected-surplus cap). Variables: y_P binary
                                        step is given; k within the column's bounds)
 With the mean-rate objective and neither a gap nor a menu, r_P = r*_P y_P
 is an expression, not a variable (each pool then pays its r*_P).
-Objectives: max_mean_rate (sum N_P r_P / N), max_min_rate (z <= r_P +
+Objectives: max_mean_rate (sum N_P r_P / N), max_mean_effective_rate and
+max_effective_coverage (sum w_P r_P / D, the column's weight over the
+objective's total: pooling.economics.objectives), max_min_rate (z <= r_P +
 r_max (1 - y_P)) and min_rate_dispersion (hi - lo over the whole plan). The
 model carries `mean_rate` (an expression) so a solver can break ties
 lexicographically. The builder is a pure function of the data; it never solves.
@@ -25,7 +27,9 @@ from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
-OBJECTIVE_KINDS = ("max_mean_rate", "max_min_rate", "min_rate_dispersion", "min_group_gap")
+LINEAR_KINDS = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage")
+"""Objectives sum_P w_P r_P / D: each chosen pool wants its highest rate."""
+OBJECTIVE_KINDS = (*LINEAR_KINDS, "max_min_rate", "min_rate_dispersion", "min_group_gap")
 """The spec's objectives, and min_group_gap (smallest largest gap over the gap
 groups), used to diagnose an infeasible max_rate_gap."""
 
@@ -39,6 +43,12 @@ class Column:
     max_rate: float
     min_rate: float = 0.0
     gap_groups: tuple[str, ...] = ()
+    weight: float | None = None
+    """w_P of a linear objective (None: enrollees, the mean rate's)."""
+
+    @property
+    def objective_weight(self) -> float:
+        return float(self.enrollees) if self.weight is None else self.weight
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,14 @@ def menu_steps(column: Column, origin: float, step: float) -> tuple[int, int]:
 def rates_are_free(rules: PartitionRules) -> bool:
     """True when every chosen pool pays its r*_P at the optimum: mean-rate
     objective, no rate gap, no menu (so r_P needs no variable)."""
-    return rules.objective == "max_mean_rate" and rules.max_rate_gap is None and rules.rate_step is None
+    return rules.objective in LINEAR_KINDS and rules.max_rate_gap is None and rules.rate_step is None
 
 
 def build_set_partition(columns: list[Column], county_ids: list[str], total_enrollees: int,
-                        rules: PartitionRules = PartitionRules()) -> pyo.ConcreteModel:
-    """Pyomo model of the set-partitioning problem. Every county must be in some column."""
+                        rules: PartitionRules = PartitionRules(),
+                        objective_total: float | None = None) -> pyo.ConcreteModel:
+    """Pyomo model of the set-partitioning problem. Every county must be in some column.
+    `objective_total` is D of a linear objective (default: total_enrollees)."""
     if rules.objective not in OBJECTIVE_KINDS:
         raise ValueError(f"unknown objective {rules.objective!r}")
     covering: dict[str, list[int]] = {cid: [] for cid in county_ids}
@@ -128,6 +140,10 @@ def build_set_partition(columns: list[Column], county_ids: list[str], total_enro
         expr=sum((columns[j].enrollees / total_enrollees) * m.r[j] for j in m.P))
     if rules.objective == "max_mean_rate":
         m.objective = pyo.Objective(expr=m.mean_rate, sense=pyo.maximize)
+    elif rules.objective in LINEAR_KINDS:
+        total = objective_total if objective_total is not None else total_enrollees
+        m.objective = pyo.Objective(expr=sum((columns[j].objective_weight / total) * m.r[j] for j in m.P),
+                                    sense=pyo.maximize)
     elif rules.objective == "max_min_rate":
         m.z = pyo.Var(bounds=(0.0, top))
         m.min_link = pyo.Constraint(m.P, rule=lambda _m, j: _m.z <= _m.r[j] + top * (1 - _m.y[j]))

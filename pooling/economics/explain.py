@@ -1,0 +1,116 @@
+"""Where a plan's gain over the status quo comes from (issue 13, `pooling
+evaluate --explain`).
+
+For a linear objective sum_c omega_c r_c / D (objectives.py), the change from
+the status quo (every county alone, at the rates the spec gives it) to a plan
+is split pool by pool along a path of counterfactual rates, so the parts sum
+to the total exactly (a telescoping sum). For a pool P of members c, with B_c,
+rho_c the stand-alone budget and risk and r^_c = B_c / rho_c the stand-alone
+rate before caps and rules:
+    r_A = sum B_c / sum rho_c           the funds merged with nothing else changed
+    r_B = (sum B_c + (n-1) F) / sum rho_c   one fund's fixed cost instead of n
+    r_C = B_P / rho(sum_c Y_c^alone)    the same claims, their risk measured jointly
+    r_D = B_P / rho(Y_P)                migrants and referrals brought in network
+    r_P                                 the plan's rate (caps, menus, rules)
+and the parts are, summed over the members with their objective weights:
+- composition: r_A - r^_c (averaging members' stand-alone rates into one);
+- fixed_cost_saving: r_B - r_A (0 when the county budget pays running costs);
+- diversification: r_C - r_B;
+- network: r_D - r_C, plus, for the effective objectives, the reimbursement
+  that care now in network adds at the plan's rate, r_P (e_c,P - e_c,alone);
+- rules_and_caps: (r_P - r_D) - (r_c - r^_c): rates.max, menus and the
+  equalisation rules in the plan, net of those in the status quo.
+For the nominal mean rate omega_c = N_c; for the mean effective rate
+omega_c = N_c e_c,alone; for coverage omega_c = E[Y_c,alone] (and D = sum T_c).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pooling.data.instance import Instance
+from pooling.data.spec import Spec
+from pooling.economics.objectives import (
+    EFFECTIVE_COVERAGE,
+    LINEAR_OBJECTIVES,
+    MEAN_EFFECTIVE_RATE,
+    MEAN_RATE,
+    county_weight,
+    objective_denominator,
+)
+from pooling.economics.pools import PoolPricer, pool_model
+from pooling.errors import InputError
+from pooling.risk.claims import aggregate
+
+PARTS = ("composition", "fixed_cost_saving", "diversification", "network", "rules_and_caps")
+SUM_TOLERANCE = 1e-9
+"""The parts must add up to the total within this (rate units): they telescope,
+so only rounding separates them."""
+
+
+def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:
+    if kind == MEAN_EFFECTIVE_RATE:
+        return care_alone.enrollees * rate * (care_pooled.effective_share - care_alone.effective_share)
+    if kind == EFFECTIVE_COVERAGE:
+        return rate * (care_pooled.eligible - care_alone.eligible)
+    return 0.0
+
+
+def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
+                       plan: list[tuple[tuple[str, ...], float]],
+                       status_quo: dict[str, float]) -> dict:
+    """The change of the spec's objective (the mean rate for a non-linear one)
+    from the status quo rates to the plan's pools and rates, split into PARTS."""
+    if spec.solvency.measure not in ("var", "cvar"):
+        raise InputError(f"{spec.source}: --explain needs solvency.measure \"var\" or \"cvar\" (the risk "
+                         f"of a counterfactual pool is computed exactly); got \"{spec.solvency.measure}\"")
+    kind = spec.objective.kind if spec.objective.kind in LINEAR_OBJECTIVES else MEAN_RATE
+    denominator = objective_denominator(kind, instance, instance.ids)
+    level = spec.solvency.level
+    fixed = instance.parameters.fund_fixed_cost
+    pools, totals = [], dict.fromkeys(PARTS, 0.0)
+    for members, rate in plan:
+        alone = {c: pricer.price([c]) for c in members}
+        pooled = pricer.price(members)
+        care_pooled = {c.county: c for c in pooled.care}
+        risks = {c: alone[c].risk for c in members}
+        budgets = {c: alone[c].budget for c in members}
+        r_hat = {c: budgets[c] / risks[c] for c in members}
+        r_a = math.fsum(budgets.values()) / math.fsum(risks.values())
+        r_b = (math.fsum(budgets.values()) + (len(members) - 1) * fixed) / math.fsum(risks.values())
+        own = pool_model(instance, frozenset(members), {c: frozenset((c,)) for c in members})
+        joint = aggregate(own, level)
+        joint_risk = joint.cvar if spec.solvency.measure == "cvar" else joint.var
+        r_c = pooled.budget / joint_risk
+        r_d = pooled.budget / pooled.risk
+        parts = dict.fromkeys(PARTS, 0.0)
+        for c in members:
+            care_alone = alone[c].care[0]
+            w = county_weight(kind, care_alone)
+            parts["composition"] += w * (r_a - r_hat[c])
+            parts["fixed_cost_saving"] += w * (r_b - r_a)
+            parts["diversification"] += w * (r_c - r_b)
+            parts["network"] += w * (r_d - r_c) + _portability_gain(kind, care_alone, care_pooled[c], rate)
+            parts["rules_and_caps"] += w * ((rate - r_d) - (status_quo[c] - r_hat[c]))
+        parts = {k: v / denominator for k, v in parts.items()}
+        for k in PARTS:
+            totals[k] += parts[k]
+        pools.append({"counties": list(members), "rate": rate,
+                      "rates": {"stand_alone_uncapped": {c: r_hat[c] for c in members}, "merged": r_a,
+                                "one_fixed_cost": r_b, "diversified": r_c, "in_network": r_d},
+                      "parts": parts, "total": math.fsum(parts.values())})
+    before = _objective(kind, [((c,), status_quo[c]) for c in instance.ids], pricer, denominator)
+    after = _objective(kind, plan, pricer, denominator)
+    total = after - before
+    summed = math.fsum(totals.values())
+    if abs(summed - total) > SUM_TOLERANCE:
+        raise ArithmeticError(f"gain decomposition: parts sum to {summed!r}, total is {total!r}")
+    return {"objective_kind": kind, "status_quo": before, "plan": after, "total": total,
+            "parts": totals, "pools": pools,
+            "method": "telescoping path status quo -> merged -> one fixed cost -> diversified -> "
+                      "in network -> plan rates (docs/model.md, 'Where the gain comes from')"}
+
+
+def _objective(kind: str, plan, pricer: PoolPricer, denominator: float) -> float:
+    return math.fsum(county_weight(kind, care) * rate for members, rate in plan
+                     for care in pricer.price(members).care) / denominator
