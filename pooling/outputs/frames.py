@@ -19,8 +19,11 @@ from pooling.errors import InputError
 REPORT_EXTRA = "pip install 'pooling[report]'"
 FORMATS = ("csv", "parquet")
 
-COUNTY_COLUMNS = ("id", "name", "prefecture", "province", "enrollees", "pool", "rate", "rate_alone", "change")
-"""Columns of `county_frame`; `rate_alone` and `change` only when the rates alone are given."""
+COUNTY_COLUMNS = ("id", "name", "prefecture", "province", "enrollees", "pool", "rate", "effective_rate",
+                  "resident_effective_rate", "migrant_effective_rate", "migrant_in_network_share",
+                  "rate_alone", "change")
+"""Columns of `county_frame`; `rate_alone` and `change` only when the rates alone are given;
+the effective rates from the pools' `county_care` (NaN when a result has none)."""
 
 
 def pandas_module(what: str):
@@ -85,6 +88,24 @@ def _plan_of(result: Any) -> list[tuple[str, list[str], float]]:
     return [(p.id, list(p.pricing.counties), p.rate) for p in result.pools]
 
 
+def _care_of(result: Any) -> dict[str, Any]:
+    """Each county's CountyCare from a result's pools (JSON or objects)."""
+    from pooling.economics.care import CARE_FIELDS, CountyCare
+    if isinstance(result, dict):
+        return {row["county"]: CountyCare(**{f: row[f] for f in CARE_FIELDS})
+                for p in result.get("pools", []) for row in p.get("county_care", [])}
+    return {c.county: c for p in result.pools for c in p.pricing.care}
+
+
+def _county_shares(care, rate: float) -> dict[str, float]:
+    from pooling.economics.care import portability
+    if care is None:
+        return dict.fromkeys(COUNTY_COLUMNS[7:11], math.nan)
+    shares = portability([(care, rate)])
+    value = {"effective_rate": shares["effective_coverage"], **{k: shares[k] for k in COUNTY_COLUMNS[8:11]}}
+    return {k: math.nan if v is None else v for k, v in value.items()}
+
+
 def county_frame(result: Any, instance: Instance, rates_alone: dict[str, float] | None = None):
     """One row per county of the instance: id, name, prefecture, province,
     enrollees, its pool's id and rate (empty for a county the plan does not
@@ -92,11 +113,13 @@ def county_frame(result: Any, instance: Instance, rates_alone: dict[str, float] 
     `rates_alone` (see `price_alone()`) its rate alone and the change."""
     pandas = pandas_module("county_frame()")
     pool_of = {cid: (pid, rate) for pid, counties, rate in _plan_of(result) for cid in counties}
+    care = _care_of(result)
     rows = []
     for county in instance.counties:
         pid, rate = pool_of.get(county.id, (None, math.nan))
         row = {"id": county.id, "name": county.name, "prefecture": county.prefecture,
-               "province": county.province, "enrollees": county.enrollees, "pool": pid, "rate": rate}
+               "province": county.province, "enrollees": county.enrollees, "pool": pid, "rate": rate,
+               **_county_shares(care.get(county.id), rate)}
         if rates_alone is not None:
             alone = rates_alone.get(county.id, math.nan)
             row.update(rate_alone=alone, change=rate - alone)

@@ -39,6 +39,10 @@ MAP_CAPTION = ("Approximate layout, not county boundaries: the instance carries 
 
 OBJECTIVE_WORDS = {
     "max_mean_rate": "the enrollee-weighted mean reimbursement rate (higher is better)",
+    "max_mean_effective_rate": ("the enrollee-weighted mean effective rate: each person's share of their own "
+                                "inpatient care reimbursed, unclaimed care included (higher is better)"),
+    "max_effective_coverage": ("effective coverage: all expected reimbursement over all expected inpatient "
+                               "cost (higher is better)"),
     "max_min_rate": "the lowest pool rate (higher is better)",
     "min_rate_dispersion": "the spread between the highest and lowest pool rates (lower is better)",
 }
@@ -311,6 +315,10 @@ def _summary(report: Report, data: dict[str, Any], instance: Instance, result_pa
     report.paragraph(certificate_words(data))
     if data.get("mean_rate") is not None and data.get("objective_kind") != "max_mean_rate":
         report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(data['mean_rate'])}.")
+    from pooling.outputs.summaries import portability_line
+    receive = portability_line(data)
+    if receive:
+        report.paragraph(receive[0].upper() + receive[1:] + ".")
     if not pools:
         report.paragraph(f"This result has no plan (status {data['status']}): there is no pool to map, price "
                          f"or stress-test. The counties are shown alone below.")
