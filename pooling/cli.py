@@ -105,12 +105,13 @@ def cmd_solve(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from pooling.data.plan import load_plan
+    from pooling.data.plan import read_plan
     from pooling.optimise.solve import evaluate
     from pooling.outputs.summaries import evaluation_summary
     instance, spec = _load(args)
-    plan = load_plan(args.plan, instance)
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain)
+    plan, contracts = read_plan(args.plan, instance)
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain,
+                          contracts=[{"pool": sorted(pool), "option": option} for pool, option in contracts])
     data = evaluation.to_dict()
     path = _write(args.out, "evaluation.json", data)
     say(evaluation_summary(data, instance))

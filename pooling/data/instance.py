@@ -145,6 +145,21 @@ class Place:
 
 
 @dataclass(frozen=True)
+class ContractOption:
+    """A bilateral contract a pool may take (issue 14): the pool's members'
+    migrants living at `destination` are in network there, their admissions
+    priced at `price_factor` x the place's price; it costs the fund
+    `annual_cost` a year. A pool may take it when it holds a county of `origin`."""
+
+    id: str
+    origin: frozenset[str]
+    destination: str
+    annual_cost: float
+    price_factor: float
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class County:
     """One county fund: size, finances, risk profile and migration."""
 
@@ -203,6 +218,10 @@ class Instance:
     """Counties outside the problem that its counties' migrants live in: looked
     up for pricing (their severity) but never pooled (see `restricted`)."""
     places: tuple[Place, ...] = ()
+    contract_options: tuple[ContractOption, ...] = ()
+
+    def contract(self, option_id: str) -> ContractOption:
+        return {o.id: o for o in self.contract_options}[option_id]
 
     def place(self, place_id: str) -> Place:
         cache = self.__dict__.get("_places")
@@ -311,6 +330,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
     description = top.string("description", default="")
     parameters = _read_parameters(top.table("parameters"))
     places = _read_places(top.raw("places", []), source)
+    raw_options = top.raw("contract_options", [])
     raw_counties = top.raw("counties")
     if not isinstance(raw_counties, list) or not raw_counties:
         raise top.fail("counties", f"must be a non-empty list of counties, got {describe(raw_counties)}")
@@ -324,9 +344,11 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
         raise InputError(f"{source}: counties: enrollees must sum to at most {MAX_ENROLLEES} over the "
                          f"instance, got {total}")
     _check_references(counties, places, source)
+    options = _read_contract_options(raw_options, source, {c.id for c in counties},
+                                     {p.id for p in places} | {c.id for c in counties})
     return Instance(name=name, year=year, currency=currency, description=description,
                     parameters=parameters, counties=tuple(counties), source=source, sha256=sha256,
-                    places=places)
+                    places=places, contract_options=options)
 
 
 def _check_unique_ids(raw_counties: list, source: str) -> None:
@@ -429,6 +451,49 @@ def _read_places(raw: Any, source: str) -> tuple[Place, ...]:
             approved_by=frozenset(reader.string_list("approved_by"))))
         reader.finish()
     return tuple(places)
+
+
+MAX_PRICE_FACTOR = 1.0
+"""A contract's negotiated price is at most the place's list price: above it no
+county would sign (and effective rates could pass 1)."""
+MIN_PRICE_FACTOR = 0.1
+"""Below a tenth of the list price a price is not a negotiated discount but a data error."""
+
+
+def _read_contract_options(raw: Any, source: str, counties: set[str], places: set[str]):
+    if not isinstance(raw, list):
+        raise InputError(f"{source}: contract_options must be a list of contract options, got {describe(raw)}")
+    options, seen = [], set()
+    for index, item in enumerate(raw):
+        where = (f'{source}: contract option "{item["id"]}"' if isinstance(item, dict)
+                 and isinstance(item.get("id"), str) and encodable(item["id"])
+                 else f"{source}: contract option #{index + 1}")
+        reader = FieldReader(item, where)
+        option_id = reader.string("id")
+        if option_id in seen:
+            raise reader.fail("id", "appears more than once; contract option ids must be unique")
+        seen.add(option_id)
+        origin_raw = reader.raw("origin")
+        origin = [origin_raw] if isinstance(origin_raw, str) else origin_raw
+        if not isinstance(origin, list) or not origin or not all(isinstance(o, str) for o in origin):
+            raise reader.fail("origin", f"must be a county id or a non-empty list of county ids, "
+                                        f"got {describe(origin_raw)}")
+        unknown = [o for o in origin if o not in counties]
+        if unknown:
+            raise reader.fail("origin", f'names "{unknown[0]}", which is not a county id of this instance')
+        destination = reader.string("destination")
+        if destination not in places:
+            raise reader.fail("destination", f'"{destination}" is not a place or county id of this instance')
+        if destination in origin:
+            raise reader.fail("destination", "is one of its origins; a contract buys care elsewhere")
+        annual_cost = reader.number("annual_cost", low=0.0, high=MAX_MONEY)
+        price_factor = reader.number("price_factor", low=MIN_PRICE_FACTOR, high=MAX_PRICE_FACTOR)
+        sources = reader.string_list("sources") if reader.has("sources") else []
+        reader.finish()
+        options.append(ContractOption(id=option_id, origin=frozenset(origin), destination=destination,
+                                      annual_cost=annual_cost, price_factor=price_factor,
+                                      sources=tuple(sources)))
+    return tuple(options)
 
 
 def _county_where(item: Any, source: str, index: int) -> str:

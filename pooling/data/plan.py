@@ -1,7 +1,10 @@
-"""Pooling plans given by the user: ``{"pools": [["id", ...], ...]}``.
+"""Pooling plans given by the user: ``{"pools": [["id", ...], ...]}``, and
+optionally ``"contracts": [{"pool": ["id", ...], "option": "ID"}, ...]``.
 
 A plan must partition the instance's counties: every county exactly once,
-no unknown ids, no empty pools.
+no unknown ids, no empty pools. A contract names one of the plan's pools (its
+counties, in any order) and a contract option of the instance whose origin
+includes one of them.
 """
 
 from __future__ import annotations
@@ -15,12 +18,58 @@ from pooling.errors import InputError
 
 
 def load_plan(path: str | Path, instance: Instance) -> list[list[str]]:
+    """The pools of a plan file (its contracts: `load_plan_contracts`)."""
+    return read_plan(path, instance)[0]
+
+
+def load_plan_contracts(path: str | Path, instance: Instance) -> list[tuple[frozenset[str], str]]:
+    return read_plan(path, instance)[1]
+
+
+def read_plan(path: str | Path, instance: Instance) -> tuple[list[list[str]], list[tuple[frozenset[str], str]]]:
+    """(pools, contracts as (pool's counties, option id)) of a plan file."""
     path = Path(path)
     data = parse_json_bytes(read_file_bytes(path, "plan"), str(path))
     reader = FieldReader(data, str(path))
     pools = reader.raw("pools")
+    contracts = reader.raw("contracts", [])
     reader.finish()
-    return validate_plan(pools, instance, str(path))
+    plan = validate_plan(pools, instance, str(path))
+    return plan, validate_contracts(contracts, plan, instance, str(path))
+
+
+def validate_contracts(contracts: Any, plan: list[list[str]], instance: Instance,
+                       where: str = "plan") -> list[tuple[frozenset[str], str]]:
+    """Contracts of a plan: each names a pool of the plan and an option it may take."""
+    if contracts is None:
+        return []
+    if not isinstance(contracts, (list, tuple)):
+        raise InputError(f'{where}: contracts must be a list of {{"pool": [ids], "option": ID}}, '
+                         f"got {describe(contracts)}")
+    pools = {frozenset(p) for p in plan}
+    options = {o.id: o for o in instance.contract_options}
+    out, seen = [], set()
+    for index, item in enumerate(contracts):
+        reader = FieldReader(item, where, f"contracts[{index}].")
+        pool, option = reader.raw("pool"), reader.string("option")
+        reader.finish()
+        if not isinstance(pool, (list, tuple)) or not all(isinstance(c, str) for c in pool):
+            raise InputError(f"{where}: contracts[{index}].pool must be a list of county ids, got {describe(pool)}")
+        members = frozenset(pool)
+        if members not in pools:
+            raise InputError(f"{where}: contracts[{index}].pool [{', '.join(pool)}] is not a pool of the plan")
+        if option not in options:
+            known = ", ".join(sorted(options)) or "none"
+            raise InputError(f'{where}: contracts[{index}].option "{option}" is not a contract option of '
+                             f"instance {instance.source} (it has: {known})")
+        if not options[option].origin & members:
+            raise InputError(f'{where}: contracts[{index}]: option "{option}" needs a county of its origin '
+                             f"({', '.join(sorted(options[option].origin))}) in the pool")
+        if (members, option) in seen:
+            raise InputError(f'{where}: contracts[{index}]: option "{option}" is listed twice for one pool')
+        seen.add((members, option))
+        out.append((members, option))
+    return out
 
 
 def validate_plan(pools: Any, instance: Instance, where: str = "plan") -> list[list[str]]:

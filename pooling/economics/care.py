@@ -19,14 +19,28 @@ the migrants' and residents' parts of both.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 from pooling.data.instance import OUTSIDE, County, Instance, OutOfNetworkTerms
+from pooling.errors import InputError
 from pooling.risk.claims import ClaimStream
 from pooling.risk.severity import Severity
 
 RESIDENT, MIGRANT = "resident", "migrant"
+
+Contracted = dict[str, float] | None
+"""Places a pool has contracted, with their price factors (issue 14)."""
+
+
+def contracted_places(options) -> dict[str, float]:
+    """{destination: price factor} of the contract options a pool takes (the
+    lowest factor where two options reach one place)."""
+    out: dict[str, float] = {}
+    for option in options:
+        out[option.destination] = min(option.price_factor, out.get(option.destination, option.price_factor))
+    return out
 
 
 @dataclass(frozen=True)
@@ -40,17 +54,30 @@ class CareFlow:
     approved_by: frozenset[str]       # in network iff non-empty and inside the pool
     out_of_network: OutOfNetworkTerms
 
-    @property
-    def cost(self) -> float:
-        """Expected cost of all these admissions, claimed or not."""
-        return self.admissions * self.severity.expected_value
+    def contract_price(self, members: frozenset[str], contracted: Contracted) -> float | None:
+        """The price factor of a contract covering this flow (migrants at a
+        contracted place not already in network), else None."""
+        if self.who != MIGRANT or not contracted or (self.approved_by and self.approved_by <= members):
+            return None
+        return contracted.get(self.place)
 
-    def in_network(self, members: frozenset[str]) -> bool:
-        return bool(self.approved_by) and self.approved_by <= members
+    def cost(self, members: frozenset[str] = frozenset(), contracted: Contracted = None) -> float:
+        """Expected cost of all these admissions, claimed or not (at the contract's
+        negotiated price when a contract covers them)."""
+        price = self.contract_price(members, contracted)
+        return self.admissions * self.severity.expected_value * (1.0 if price is None else price)
 
-    def stream(self, members: frozenset[str]) -> ClaimStream:
-        """The claims the pool pays per unit of rate: all of them in network; a
-        share q at phi times their cost out of network."""
+    def in_network(self, members: frozenset[str], contracted: Contracted = None) -> bool:
+        if self.approved_by and self.approved_by <= members:
+            return True
+        return self.contract_price(members, contracted) is not None
+
+    def stream(self, members: frozenset[str], contracted: Contracted = None) -> ClaimStream:
+        """The claims the pool pays per unit of rate: all of them in network (at
+        a contract's price factor); a share q at phi times their cost out of network."""
+        price = self.contract_price(members, contracted)
+        if price is not None:
+            return ClaimStream(self.admissions, self.severity, price)
         if self.in_network(members):
             return ClaimStream(self.admissions, self.severity, 1.0)
         terms = self.out_of_network
@@ -121,15 +148,16 @@ class CountyCare:
         return self.eligible / self.total if self.total > 0 else 1.0
 
 
-def care_in_pool(instance: Instance, county: County, members: frozenset[str]) -> CountyCare:
+def care_in_pool(instance: Instance, county: County, members: frozenset[str],
+                 contracted: Contracted = None) -> CountyCare:
     flows = county_care(instance, county)
     sums = {(who, part): [] for who in (RESIDENT, MIGRANT) for part in ("eligible", "total", "adm", "in")}
     for flow in flows:
-        stream = flow.stream(members)
+        stream = flow.stream(members, contracted)
         sums[flow.who, "eligible"].append(stream.mean)
-        sums[flow.who, "total"].append(flow.cost)
+        sums[flow.who, "total"].append(flow.cost(members, contracted))
         sums[flow.who, "adm"].append(flow.admissions)
-        if flow.in_network(members):
+        if flow.in_network(members, contracted):
             sums[flow.who, "in"].append(flow.admissions)
     total = {key: math.fsum(values) for key, values in sums.items()}
     return CountyCare(
@@ -141,9 +169,10 @@ def care_in_pool(instance: Instance, county: County, members: frozenset[str]) ->
         migrant_admissions=total[MIGRANT, "adm"], migrant_in_network_admissions=total[MIGRANT, "in"])
 
 
-def county_streams(instance: Instance, county: County, members: frozenset[str]) -> list[ClaimStream]:
+def county_streams(instance: Instance, county: County, members: frozenset[str],
+                   contracted: Contracted = None) -> list[ClaimStream]:
     """Claim streams of one county's enrollees when it belongs to pool `members`."""
-    return [flow.stream(members) for flow in county_care(instance, county)]
+    return [flow.stream(members, contracted) for flow in county_care(instance, county)]
 
 
 CARE_FIELDS = ("county", "enrollees", "eligible", "total", "resident_eligible", "resident_total",
@@ -177,3 +206,54 @@ def portability(cares_and_rates) -> dict[str, float | None]:
         "mean_effective_rate": (None if people == 0 else math.fsum(
             care.enrollees * rate * care.effective_share for care, rate in pairs) / people),
     }
+
+
+MAX_OPTIONS_PER_POOL = 4
+"""Contract options one pool may weigh: every subset of them is a column (16 at
+most), so the choice stays exact without blowing up the candidate list."""
+
+
+def applicable_options(instance: Instance, members: frozenset[str]) -> list:
+    """Contract options a pool may take: it holds a county of the origin, some
+    member has migrants at the destination, and the destination is not in the
+    pool's network already (a contract there would buy nothing)."""
+    out = []
+    for option in instance.contract_options:
+        if not option.origin & members:
+            continue
+        flows = [f for cid in sorted(members) for f in county_care(instance, instance.county(cid))
+                 if f.who == MIGRANT and f.place == option.destination and f.admissions > 0]
+        if flows and not flows[0].in_network(members):
+            out.append(option)
+    return out
+
+
+def contract_variants(instance: Instance, members: frozenset[str]) -> list[tuple[str, ...]]:
+    """Every subset of the options a pool may take (the empty one first)."""
+    options = applicable_options(instance, members)
+    if len(options) > MAX_OPTIONS_PER_POOL:
+        raise InputError(f"{instance.source}: pool [{', '.join(sorted(members))}] may take "
+                         f"{len(options)} contract options ({', '.join(o.id for o in options)}); at most "
+                         f"{MAX_OPTIONS_PER_POOL} per pool are weighed exactly")
+    ids = [o.id for o in options]
+    return [tuple(c) for k in range(len(ids) + 1) for c in itertools.combinations(ids, k)]
+
+
+def contract_served(instance: Instance, members: frozenset[str], option, rate: float) -> dict:
+    """What one contract option does for a pool at `rate`: the migrants and
+    expected admissions it brings in network, and those migrants' effective
+    rate on that care without and with it (unclaimed care included)."""
+    people = admissions = cost = paid_without = 0.0
+    for cid in sorted(members):
+        county = instance.county(cid)
+        weight = dict(county.migrant_destinations).get(option.destination, 0.0)
+        people += county.enrollees * county.migrant_share * weight
+        for flow in county_care(instance, county):
+            if flow.who == MIGRANT and flow.place == option.destination:
+                admissions += flow.admissions
+                cost += flow.cost(members)
+                paid_without += rate * flow.stream(members).mean
+    return {"option": option.id, "destination": option.destination, "annual_cost": option.annual_cost,
+            "price_factor": option.price_factor, "migrants": people, "admissions": admissions,
+            "effective_rate_without": paid_without / cost if cost > 0 else None,
+            "effective_rate_with": rate if cost > 0 else None}

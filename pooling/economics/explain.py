@@ -57,10 +57,11 @@ def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:
 
 
 def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
-                       plan: list[tuple[tuple[str, ...], float]],
+                       plan: list[tuple[tuple[str, ...], float, tuple[str, ...]]],
                        status_quo: dict[str, float]) -> dict:
     """The change of the spec's objective (the mean rate for a non-linear one)
-    from the status quo rates to the plan's pools and rates, split into PARTS."""
+    from the status quo rates to the plan's pools, rates and contract options
+    taken, split into PARTS (a contract's care and cost count in `network`)."""
     if spec.solvency.measure not in ("var", "cvar"):
         raise InputError(f"{spec.source}: --explain needs solvency.measure \"var\" or \"cvar\" (the risk "
                          f"of a counterfactual pool is computed exactly); got \"{spec.solvency.measure}\"")
@@ -69,9 +70,9 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
     level = spec.solvency.level
     fixed = instance.parameters.fund_fixed_cost
     pools, totals = [], dict.fromkeys(PARTS, 0.0)
-    for members, rate in plan:
+    for members, rate, contracts in plan:
         alone = {c: pricer.price([c]) for c in members}
-        pooled = pricer.price(members)
+        pooled = pricer.price(members, contracts)
         care_pooled = {c.county: c for c in pooled.care}
         risks = {c: alone[c].risk for c in members}
         budgets = {c: alone[c].budget for c in members}
@@ -95,11 +96,11 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
         parts = {k: v / denominator for k, v in parts.items()}
         for k in PARTS:
             totals[k] += parts[k]
-        pools.append({"counties": list(members), "rate": rate,
+        pools.append({"counties": list(members), "rate": rate, "contracts": list(contracts),
                       "rates": {"stand_alone_uncapped": {c: r_hat[c] for c in members}, "merged": r_a,
                                 "one_fixed_cost": r_b, "diversified": r_c, "in_network": r_d},
                       "parts": parts, "total": math.fsum(parts.values())})
-    before = _objective(kind, [((c,), status_quo[c]) for c in instance.ids], pricer, denominator)
+    before = _objective(kind, [((c,), status_quo[c], ()) for c in instance.ids], pricer, denominator)
     after = _objective(kind, plan, pricer, denominator)
     total = after - before
     summed = math.fsum(totals.values())
@@ -112,5 +113,5 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
 
 
 def _objective(kind: str, plan, pricer: PoolPricer, denominator: float) -> float:
-    return math.fsum(county_weight(kind, care) * rate for members, rate in plan
-                     for care in pricer.price(members).care) / denominator
+    return math.fsum(county_weight(kind, care) * rate for members, rate, contracts in plan
+                     for care in pricer.price(members, contracts).care) / denominator

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
-from pooling.economics.care import CountyCare, care_in_pool, county_streams
+from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
 from pooling.errors import NumericsError
 from pooling.risk.claims import (
     AggregateResult,
@@ -27,7 +27,7 @@ def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
 
 
 def pool_model(instance: Instance, members: frozenset[str],
-               networks: dict[str, frozenset[str]] | None = None) -> CompoundModel:
+               networks: dict[str, frozenset[str]] | None = None, contracts=()) -> CompoundModel:
     """The compound mixed-Poisson model of a pool's eligible cost Y_P.
 
     Every admission rate of county c is scaled by M_c = w_N Theta_N + w_P
@@ -111,6 +111,7 @@ class PoolPricing:
     care: tuple[CountyCare, ...]       # per member: eligible and total cost, migrants in network
     numerics: AggregateResult   # risk figures and self-checks; the lattice itself is dropped
                                 # (a pricer may hold thousands of pools)
+    contracts: tuple[str, ...] = ()    # contract options taken (their annual costs are in fixed_costs)
 
 
 class PoolPricer:
@@ -124,22 +125,27 @@ class PoolPricer:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def price(self, members) -> PoolPricing:
+    def price(self, members, contracts=()) -> PoolPricing:
+        """The pool `members` (ids), taking the contract options `contracts` (ids)."""
         key = frozenset(members)
+        if contracts:
+            key = (key, tuple(sorted(contracts)))
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._price(key)
+            hit = self._price(frozenset(members), tuple(sorted(contracts)))
             self._cache[key] = hit
         return hit
 
-    def _price(self, members: frozenset[str]) -> PoolPricing:
+    def _price(self, members: frozenset[str], contract_ids: tuple[str, ...] = ()) -> PoolPricing:
         inst, spec = self.instance, self.spec
         counties = [inst.county(cid) for cid in sorted(members)]
+        options = [inst.contract(o) for o in contract_ids]
         u = spec.solvency.reserve_share
         revenue = math.fsum(c.revenue for c in counties)
-        fixed = inst.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
+        fixed = (inst.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
+                 + math.fsum(o.annual_cost for o in options))
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
-        model = pool_model(inst, members)
+        model = pool_model(inst, members, contracts=options)
         try:
             result = aggregate(model, spec.solvency.level)
             if spec.solvency.measure == "ruin":
@@ -157,11 +163,12 @@ class PoolPricer:
         else:
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
             max_rate = min(spec.rates.max, budget / risk)
-        care = tuple(care_in_pool(inst, c, members) for c in counties)
+        contracted = contracted_places(options)
+        care = tuple(care_in_pool(inst, c, members, contracted) for c in counties)
         per_county = tuple((c.county, c.eligible) for c in care)
         return PoolPricing(
             counties=tuple(c.id for c in counties), enrollees=sum(c.enrollees for c in counties),
             revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
             usable=max_rate >= spec.rates.min, county_expected_cost=per_county, care=care,
-            numerics=dataclasses.replace(result, law=None))
+            numerics=dataclasses.replace(result, law=None), contracts=contract_ids)

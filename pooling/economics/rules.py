@@ -43,7 +43,9 @@ def lower_bounds(instance: Instance, spec: Spec, pool: PoolPricing,
             if own.usable:
                 bounds.append(RateBound(own.max_rate - eq.tolerance, "no_county_worse_off", cid))
     if eq.max_cross_subsidy is not None:
-        fixed_share = instance.parameters.fund_fixed_cost / pool.enrollees
+        # The pool's shared costs (F and any contract's annual cost) split by enrollees.
+        shared = pool.fixed_costs - math.fsum(instance.county(c).per_capita_costs for c in pool.counties)
+        fixed_share = shared / pool.enrollees
         for cid, expected in pool.county_expected_cost:
             c = instance.county(cid)
             costs = c.per_capita_costs + fixed_share * c.enrollees

@@ -38,7 +38,7 @@ from pooling.data.provenance import package_version
 from pooling.data.spec import Spec
 from pooling.economics.objectives import objective_denominator
 from pooling.optimise.candidates import pool_groups
-from pooling.optimise.result import Result, mean_rate, plan_outcomes, relative_gap
+from pooling.optimise.result import Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
 COUPLED_OBJECTIVES = ("min_rate_dispersion",)
@@ -217,7 +217,8 @@ def merge_results(instance: Instance, spec: Spec, blocks: list[Block], results: 
     timings = {key: math.fsum(r.timings.get(key, 0.0) for r in results) for key in ("pricing", "build", "solve")}
     return Result(status=combined_status(results), objective=objective, bound=bound,
                   gap=relative_gap(objective, bound), wall_seconds=wall_seconds, pools=pools,
-                  diagnosis=diagnosis, termination=f"decomposed into {len(blocks)} independent blocks",
+                  contracts=contract_records(instance, pools), diagnosis=diagnosis,
+                  termination=f"decomposed into {len(blocks)} independent blocks",
                   mean_rate=mean_rate(pools) if pools else None, timings=timings,
                   candidate_pools=sum(r.candidate_pools for r in results),
                   columns=sum(r.columns for r in results),

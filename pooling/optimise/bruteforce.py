@@ -14,6 +14,7 @@ and the rules.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.care import contract_variants
 from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator, pool_weight
 from pooling.economics.pools import PoolPricer
 
@@ -33,6 +35,7 @@ class BruteForceResult:
     plan: tuple[tuple[str, ...], ...] | None
     partitions_checked: int
     mean_rate: float | None = None   # mean rate of the best plan (lexicographic tie-break)
+    contracts: tuple[tuple[str, ...], ...] | None = None   # options each pool of the plan takes
 
 
 def set_partitions(items: list[str]):
@@ -105,8 +108,8 @@ def _interval(instance: Instance, spec: Spec, pricing, alone) -> tuple[float, fl
         expected = dict(pricing.county_expected_cost)
         for cid in pricing.counties:
             c = instance.county(cid)
-            own_cost = c.per_capita_costs \
-                + instance.parameters.fund_fixed_cost * c.enrollees / pricing.enrollees
+            shared = pricing.fixed_costs - math.fsum(instance.county(m).per_capita_costs for m in pricing.counties)
+            own_cost = c.per_capita_costs + shared * c.enrollees / pricing.enrollees
             surplus_at_zero = c.enrollees * c.contribution_per_capita - own_cost
             low = max(low, (surplus_at_zero - eq.max_cross_subsidy * c.revenue) / expected[cid])
     if eq.max_expected_surplus is not None:
@@ -122,7 +125,7 @@ def _groups(instance: Instance, spec: Spec, block) -> set:
     return {getattr(instance.county(c), scope) for c in block}
 
 
-def _best_rates(instance, spec, blocks, intervals, pricer=None):
+def _best_rates(instance, spec, blocks, intervals, pricer=None, pricings=None):
     """(primary, mean) of the best rates for a fixed partition, or None if none are
     admissible: a small LP (MILP with a menu) by scipy's HiGHS, with pairwise gap
     constraints and a lexicographic second stage for the mean rate."""
@@ -194,9 +197,11 @@ def _best_rates(instance, spec, blocks, intervals, pricer=None):
         return None if res is None else (-res.fun, -res.fun)
     primary = np.zeros(size)
     if kind in LINEAR_OBJECTIVES:
-        pricer = pricer if pricer is not None else PoolPricer(instance, spec)
+        if pricings is None:
+            pricer = pricer if pricer is not None else PoolPricer(instance, spec)
+            pricings = [pricer.price(frozenset(b)) for b in blocks]
         total = objective_denominator(kind, instance, instance.ids)
-        primary[:n] = [-pool_weight(kind, pricer.price(frozenset(b))) / total for b in blocks]
+        primary[:n] = [-pool_weight(kind, p) / total for p in pricings]
     elif kind == "max_min_rate":
         primary[n] = -1.0
     else:
@@ -237,31 +242,42 @@ def brute_force(instance: Instance, spec: Spec, pricer: PoolPricer | None = None
               and kind in LINEAR_OBJECTIVES)
     total = objective_denominator(kind, instance, ids)
     minimise = spec.objective.kind == "min_rate_dispersion"
-    intervals: dict[frozenset, tuple[float, float] | None] = {}
-    best, best_mean, best_plan, checked = None, None, None, 0
+    # Per allowed block: its admissible (contract options, pricing, [L_P, r*_P]) variants.
+    variants: dict[frozenset, list | None] = {}
+    best, best_mean, best_plan, best_contracts, checked = None, None, None, None, 0
     for partition in set_partitions(ids):
         checked += 1
-        spans = []
+        options = []
         for block in partition:
             key = frozenset(block)
-            if key not in intervals:
-                ok = block_allowed(instance, spec, block)
-                span = _interval(instance, spec, pricer.price(key), alone) if ok else None
-                intervals[key] = span if span is not None and span[0] <= span[1] else None
-            if intervals[key] is None:
+            if key not in variants:
+                found = []
+                if block_allowed(instance, spec, block):
+                    for contracts in (contract_variants(instance, key) if instance.contract_options else [()]):
+                        pricing = pricer.price(key, contracts)
+                        span = _interval(instance, spec, pricing, alone)
+                        if span[0] <= span[1]:
+                            found.append((contracts, pricing, span))
+                variants[key] = found or None
+            if variants[key] is None:
                 break
-            spans.append(intervals[key])
+            options.append(variants[key])
         else:
-            if simple:
-                mean = math.fsum(pricer.price(b).enrollees * s[1]
-                                 for b, s in zip(partition, spans)) / instance.total_enrollees
-                value = mean if kind == MEAN_RATE else math.fsum(
-                    pool_weight(kind, pricer.price(b)) * s[1] for b, s in zip(partition, spans)) / total
-            else:
-                found = _best_rates(instance, spec, partition, spans, pricer)
-                if found is None:
-                    continue
-                value, mean = found
-            if _better(value, mean, best, best_mean, minimise):
-                best, best_mean, best_plan = value, mean, tuple(tuple(b) for b in partition)
-    return BruteForceResult(objective=best, plan=best_plan, partitions_checked=checked, mean_rate=best_mean)
+            for choice in itertools.product(*options):
+                pricings = [p for _, p, _ in choice]
+                spans = [s for _, _, s in choice]
+                if simple:
+                    mean = math.fsum(p.enrollees * s[1] for p, s in zip(pricings, spans)) / instance.total_enrollees
+                    value = mean if kind == MEAN_RATE else math.fsum(
+                        pool_weight(kind, p) * s[1] for p, s in zip(pricings, spans)) / total
+                else:
+                    found = _best_rates(instance, spec, partition, spans, pricings=pricings)
+                    if found is None:
+                        continue
+                    value, mean = found
+                if _better(value, mean, best, best_mean, minimise):
+                    best, best_mean = value, mean
+                    best_plan = tuple(tuple(b) for b in partition)
+                    best_contracts = tuple(c for c, _, _ in choice)
+    return BruteForceResult(objective=best, plan=best_plan, partitions_checked=checked, mean_rate=best_mean,
+                            contracts=best_contracts if best_plan is not None else None)

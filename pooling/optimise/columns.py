@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.care import contract_variants
 from pooling.economics.objectives import MEAN_RATE, pool_weight
 from pooling.economics.pools import PoolPricer, PoolPricing
 from pooling.economics.rules import RateBound, binding_bound, lower_bounds
@@ -77,14 +78,15 @@ class CandidateMaker:
                 self._alone = {cid: self.pricer.price([cid]) for cid in self.instance.ids}
         return self._alone
 
-    def make(self, members) -> Candidate:
+    def make(self, members, contracts=()) -> Candidate:
         instance, spec = self.instance, self.spec
-        pricing = self.pricer.price(members)
+        pricing = self.pricer.price(members, contracts)
         bounds = tuple(lower_bounds(instance, spec, pricing, self._alone_pricings()))
         low = binding_bound(list(bounds)).value
         col = Column(members=pricing.counties, enrollees=pricing.enrollees, max_rate=pricing.max_rate,
                      min_rate=max(low, 0.0), gap_groups=gap_groups(instance, spec, members),
-                     weight=None if spec.objective.kind == MEAN_RATE else pool_weight(spec.objective.kind, pricing))
+                     weight=None if spec.objective.kind == MEAN_RATE else pool_weight(spec.objective.kind, pricing),
+                     contracts=pricing.contracts)
         on_menu = True
         if spec.rates.step is not None:
             k_lo, k_hi = menu_steps(col, spec.rates.min, spec.rates.step)
@@ -105,3 +107,11 @@ def build_candidates(instance: Instance, spec: Spec, pools, pricer: PoolPricer) 
     """Price every pool and attach its rate bounds and gap groups."""
     maker = CandidateMaker(instance, spec, pricer)
     return [maker.make(members) for members in pools]
+
+
+def pool_variants(instance: Instance, pools) -> list[tuple[frozenset[str], tuple[str, ...]]]:
+    """Every (pool, contract options taken) column of these pools: the pool
+    alone when the instance has no contract options (issue 14)."""
+    if not instance.contract_options:
+        return [(frozenset(p), ()) for p in pools]
+    return [(frozenset(p), c) for p in pools for c in contract_variants(instance, frozenset(p))]

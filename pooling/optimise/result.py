@@ -130,7 +130,8 @@ class PoolOutcome:
                          "discretisation_variance_share": n.discretisation_variance_share,
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
-        } | ({"portability": self.portability(),
+        } | ({"contracts": list(p.contracts)} if p.contracts else {}) \
+          | ({"portability": self.portability(),
               "county_care": [{f: getattr(c, f) for f in CARE_FIELDS} for c in p.care]} if p.care else {})
 
     def portability(self) -> dict[str, float | None]:
@@ -160,7 +161,7 @@ class PoolOutcome:
             fixed_costs=r.number("fixed_costs"), budget=r.number("budget"), expected_cost=expected,
             var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
             usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
-            care=_read_care(r, where))
+            care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()))
         outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"))
         _same_as_file(outcome, data, where, "a pool of result.json")
         return outcome
@@ -187,6 +188,14 @@ def _read_care(r: _Reader, where: str) -> tuple[CountyCare, ...]:
         care.append(CountyCare(county=entry("county", str), enrollees=entry("enrollees", int),
                                **{f: entry.number(f) for f in CARE_FIELDS[2:]}))
     return tuple(care)
+
+
+def contract_records(instance, pools: list[PoolOutcome]) -> list[dict[str, Any]]:
+    """result.json's `contracts`: per contract taken, its pool and what it serves."""
+    from pooling.economics.care import contract_served
+    return [{"pool": p.id, "counties": list(p.pricing.counties),
+             **contract_served(instance, frozenset(p.pricing.counties), instance.contract(option), p.rate)}
+            for p in pools for option in p.pricing.contracts]
 
 
 def plan_portability(pools: list[PoolOutcome]) -> dict[str, Any]:
@@ -293,6 +302,8 @@ class Result:
     baselines: list[dict[str, Any]] = field(default_factory=list)
     """`solve --compare`: the baselines beside the optimum (result.json's
     `baselines`); empty otherwise."""
+    contracts: list[dict[str, Any]] = field(default_factory=list)
+    """Contract options the plan takes (`contract_records`); empty when none."""
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
@@ -313,7 +324,8 @@ class Result:
             mean_rate=r.number("mean_rate", optional=True),
             candidate_generation=r("candidate_generation", dict),
             groups=list(r("groups", list, optional=True) or []),
-            baselines=list(r("baselines", list, optional=True) or []))
+            baselines=list(r("baselines", list, optional=True) or []),
+            contracts=list(r("contracts", list, optional=True) or []))
         _same_as_file(result, data, source, what)
         return result
 
@@ -340,6 +352,7 @@ class Result:
             "gap": self.gap,
             "wall_seconds": self.wall_seconds,
             "pools": [p.to_dict() for p in self.pools],
+            "contracts": [dict(c) for c in self.contracts],
             "diagnosis": list(self.diagnosis),
             "columns": self.columns,
             "candidate_pools": self.candidate_pools,
@@ -410,6 +423,7 @@ class Evaluation:
     rates_from: str = "solve"   # "solve": the spec's MILP on the plan's pools; "max_rate": r*_P
     explain: dict[str, Any] | None = None
     """`evaluate --explain`: the gain against the status quo by source (economics.explain)."""
+    contracts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -421,6 +435,7 @@ class Evaluation:
             "mean_rate": self.mean_rate,
             "rates_from": self.rates_from,
             "pools": [p.to_dict() for p in self.pools],
+            "contracts": [dict(c) for c in self.contracts],
             "violations": [v.to_dict() for v in self.violations],
             "violation_messages": [v.message for v in self.violations],
             "wall_seconds": self.wall_seconds,
@@ -444,7 +459,7 @@ class Evaluation:
             provenance=r("provenance", dict), spec=spec, numerics=r("numerics", dict),
             wall_seconds=r.number("wall_seconds"), subsidy=r("subsidy", dict, optional=True),
             mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
-            explain=r("explain", dict, optional=True))
+            explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

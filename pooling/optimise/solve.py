@@ -23,7 +23,7 @@ import pyomo.environ as pyo
 from pooling.data.inputs import as_instance, as_spec
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
-from pooling.data.plan import load_plan, validate_plan
+from pooling.data.plan import read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
 from pooling.economics.explain import gain_decomposition
@@ -41,7 +41,7 @@ from pooling.optimise.candidates import (
     pool_groups,
     pool_rule_violations,
 )
-from pooling.optimise.columns import Candidate, CandidateMaker, partition_rules
+from pooling.optimise.columns import Candidate, CandidateMaker, partition_rules, pool_variants
 from pooling.optimise.formulations.set_partition import (
     Column,
     build_set_partition,
@@ -53,6 +53,7 @@ from pooling.optimise.result import (
     Evaluation,
     Result,
     Violation,
+    contract_records,
     mean_rate,
     numerics_summary,
     plan_outcomes,
@@ -350,19 +351,24 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
     groups = candidate_plan(instance, spec, options)
     generated: GeneratedColumns | None = None
     if groups is None:
-        pools = candidate_pools(instance, spec)
+        pools = pool_variants(instance, candidate_pools(instance, spec))
         candidates = []
         with ProgressBar(plan, len(pools), label="pools priced") as bar:
-            for pool in pools:
+            for pool, contracts in pools:
                 if deadline is not None and time.time() > deadline:
                     return stopped(candidates, time.perf_counter() - start,
                                    f"the time limit was reached while pricing ({len(candidates):,} of "
                                    f"{len(pools):,} candidate pools priced)")
-                candidates.append(maker.make(pool))
+                candidates.append(maker.make(pool, contracts))
                 bar.update()
         admissible = [c for c in candidates if c.admissible]
         method = {"method": "enumeration", "mode": options.candidates}
     else:
+        if instance.contract_options:
+            raise InputError(f"{instance.source}: contract options are weighed exactly over enumerated candidate "
+                             f"pools, but this problem needs column generation (a group has more than "
+                             f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
+                             f"use a smaller max_counties, or drop contract_options")
         generated = generate_columns(instance, spec, groups, maker, deadline)
         candidates, admissible = generated.candidates, generated.columns
         method = {"method": "column_generation", "mode": options.candidates,
@@ -421,6 +427,7 @@ def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline
                          "for groups whose columns were generated)"] + diagnosis
     return Result(status=status.value, objective=objective, bound=bound,
                   gap=relative_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
+                  contracts=contract_records(instance, pools),
                   provenance=prov, diagnosis=diagnosis, termination=run.termination,
                   mean_rate=mean_rate(pools) if pools else None,
                   timings={"pricing": pricing_seconds, "build": build_seconds, "solve": solve_seconds},
@@ -475,7 +482,8 @@ def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
-             subsidy: bool = False, options: SolveOptions | None = None, explain: bool = False) -> Evaluation:
+             subsidy: bool = False, options: SolveOptions | None = None, explain: bool = False,
+             contracts=None) -> Evaluation:
     """Price a plan (a list of lists of county ids, or a plan JSON file) under the spec's rules.
 
     Each pool becomes the candidate `solve` would build (same rate bounds,
@@ -488,7 +496,8 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     (contiguity, size...) make the plan infeasible but do not change its rates.
     With `explain`, the change of the objective against the status quo (every
     county alone, evaluated the same way) is split into its sources
-    (economics.explain)."""
+    (economics.explain). `contracts`: [{"pool": [ids], "option": ID}, ...]
+    (a plan file's own contracts are read with it)."""
     instance, spec = as_instance(instance, "evaluate"), as_spec(spec, "evaluate")
     start = time.perf_counter()
     for name, flag in (("subsidy", subsidy), ("explain", explain)):
@@ -498,12 +507,19 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
         raise InputError(f"{spec.source}: explain needs solvency.measure \"var\" or \"cvar\" (the risk of a "
                          f"counterfactual pool is computed exactly), got \"{spec.solvency.measure}\"")
     if isinstance(plan, (str, os.PathLike)):
-        plan = load_plan(plan, instance)
-    plan = validate_plan(plan, instance)
+        plan, taken = read_plan(plan, instance)
+    else:
+        plan = validate_plan(plan, instance)
+        taken = []
+    if contracts is not None:
+        taken = validate_contracts(contracts, plan, instance, "evaluate: contracts")
+    chosen = {}
+    for members, option in taken:
+        chosen.setdefault(members, []).append(option)
     options = solve_options(options)
     pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     maker = CandidateMaker(instance, spec, pricer)
-    candidates = [maker.make(pool) for pool in plan]
+    candidates = [maker.make(pool, tuple(sorted(chosen.get(frozenset(pool), ())))) for pool in plan]
     priced = [c.pricing for c in candidates]
     ids = {p.pricing.counties: p.id for p in plan_outcomes(priced, [0.0] * len(priced))}
     violations: list[Violation] = []
@@ -533,9 +549,10 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     if explain:
         alone = evaluate(instance, spec, [[c] for c in sorted(instance.ids)], pricer=pricer, options=options)
         status_quo = {p.pricing.counties[0]: p.rate for p in alone.pools}
-        explained = gain_decomposition(instance, spec, pricer, [(p.pricing.counties, p.rate) for p in pools],
-                                       status_quo)
-    return Evaluation(subsidy=extra, explain=explained, feasible=not violations,
+        explained = gain_decomposition(
+            instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
+    return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools),
+                      feasible=not violations,
                       objective=_objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,
                       provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),

@@ -45,6 +45,9 @@ class Column:
     gap_groups: tuple[str, ...] = ()
     weight: float | None = None
     """w_P of a linear objective (None: enrollees, the mean rate's)."""
+    contracts: tuple[str, ...] = ()
+    """Contract options the pool takes in this column (variants of one pool
+    cover the same counties, so at most one of them is chosen)."""
 
     @property
     def objective_weight(self) -> float:

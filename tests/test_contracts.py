@@ -1,0 +1,159 @@
+"""Bilateral contracts chosen with the pools (issue 14)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from pooling.data.instance import instance_from_dict
+from pooling.data.spec import spec_from_dict
+from pooling.economics.care import care_in_pool, contract_variants, contracted_places
+from pooling.errors import InputError
+from pooling.optimise.bruteforce import brute_force
+from pooling.optimise.result import Result
+from pooling.optimise.solve import evaluate, solve
+from tests.factories import random_instance_dict, spec_dict
+from tests.test_care_geography import TIERS, geography_dict
+
+MILP_AGREEMENT = 1e-6
+OPTION = {"id": "A-far", "origin": "A", "destination": "city:8001", "annual_cost": 50_000.0,
+          "price_factor": 0.9, "sources": ["assumed for the test"]}
+
+
+def with_options(data: dict, *options) -> dict:
+    data = copy.deepcopy(data)
+    data["contract_options"] = [copy.deepcopy(o) for o in options]
+    return data
+
+
+def load(data):
+    return instance_from_dict(data, source="contracts.json")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"origin": "Q"}, 'origin names "Q", which is not a county id'),
+    ({"origin": []}, "origin must be a county id or a non-empty list"),
+    ({"destination": "nowhere"}, 'destination "nowhere" is not a place or county id'),
+    ({"destination": "A"}, "destination is one of its origins"),
+    ({"price_factor": 1.5}, "price_factor must be in [0.1, 1]"),
+    ({"annual_cost": -1.0}, "annual_cost must be"),
+])
+def test_bad_options_are_named(change, message):
+    option = dict(OPTION, **change)
+    with pytest.raises(InputError) as err:
+        load(with_options(geography_dict(), option))
+    assert str(err.value).startswith('contracts.json: contract option "A-far"')
+    assert message in str(err.value)
+
+
+def test_a_contract_brings_its_migrants_in_network_and_never_lowers_the_share():
+    inst = load(with_options(geography_dict(), OPTION))
+    a = inst.county("A")
+    for members in (frozenset({"A"}), frozenset({"A", "B"}), frozenset({"A", "B", "C"})):
+        without = care_in_pool(inst, a, members)
+        with_it = care_in_pool(inst, a, members, contracted_places([inst.contract("A-far")]))
+        assert with_it.migrant_in_network_admissions >= without.migrant_in_network_admissions
+        far = a.enrollees * a.migrant_share * a.admission_rate * 0.4
+        assert with_it.migrant_in_network_admissions == pytest.approx(
+            without.migrant_in_network_admissions + far, rel=1e-12)
+        assert with_it.effective_share >= without.effective_share
+
+
+def test_options_become_column_variants():
+    inst = load(with_options(geography_dict(), OPTION, dict(OPTION, id="B-far", origin=["B", "C"])))
+    assert contract_variants(inst, frozenset({"C"})) == [()]           # C has no migrants there
+    assert contract_variants(inst, frozenset({"A"})) == [(), ("A-far",)]
+    assert contract_variants(inst, frozenset({"A", "B"})) == [(), ("A-far",), ("B-far",), ("A-far", "B-far")]
+
+
+def _small(seed: int, cost: float, factor: float) -> dict:
+    """A random 5-county instance whose counties send migrants to a far city,
+    with a contract option for two of them."""
+    data = random_instance_dict(seed, 5)
+    data["parameters"]["out_of_network_tiers"] = copy.deepcopy(TIERS)
+    data["places"] = [{"id": "city:8001", "name": "far city", "level": "prefecture", "prefecture": "8001",
+                       "province": "80", "severity": {"dist": "lognormal", "mean": 9000.0, "cv": 1.0},
+                       "approved_by": ["Z"]}]
+    ids = [c["id"] for c in data["counties"]]
+    for c in data["counties"]:
+        c["migrant_share"] = 0.3
+        c["migrant_destinations"] = {"city:8001": 0.6, "outside": 0.4}
+    return with_options(data, {"id": "deal", "origin": ids[:2], "destination": "city:8001",
+                               "annual_cost": cost, "price_factor": factor},
+                        {"id": "deal2", "origin": ids[3], "destination": "city:8001",
+                         "annual_cost": cost / 2, "price_factor": 1.0})
+
+
+CASES = [(seed, kind, cost, extra)
+         for seed in (41, 42)
+         for kind in ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage")
+         for cost, extra in ((20_000.0, {}), (0.0, {"equalisation": {"max_rate_gap": 0.03}}))]
+
+
+@pytest.mark.parametrize("seed, kind, cost, extra", CASES)
+def test_brute_force_agrees_with_solve_with_contract_options(seed, kind, cost, extra):
+    inst = load(_small(seed, cost, 0.8))
+    spec = spec_from_dict(spec_dict(objective={"kind": kind}, pooling={"within": "none"}, **extra))
+    result = solve(inst, spec)
+    oracle = brute_force(inst, spec)
+    if oracle.objective is None:
+        assert result.status == "infeasible"
+        return
+    assert result.status == "optimal"
+    # Rates coupled by a gap come from two MILP solvers (HiGHS in solve, scipy's in the
+    # oracle), each within a 1e-7 feasibility tolerance on every rate.
+    assert result.objective == pytest.approx(oracle.objective, abs=MILP_AGREEMENT)
+    taken = [{"pool": list(p.pricing.counties), "option": o} for p in result.pools for o in p.pricing.contracts]
+    again = evaluate(inst, spec, [list(p.pricing.counties) for p in result.pools], contracts=taken)
+    assert again.objective == pytest.approx(result.objective, abs=MILP_AGREEMENT)
+    assert [c["option"] for c in again.to_dict()["contracts"]] == [c["option"] for c in result.contracts]
+
+
+@pytest.mark.parametrize("kind", ["max_mean_rate", "max_mean_effective_rate", "max_effective_coverage"])
+def test_free_options_never_lower_the_optimum(kind):
+    spec = spec_from_dict(spec_dict(objective={"kind": kind}, pooling={"within": "none"}))
+    base = _small(43, 0.0, 1.0)
+    without = solve(load(with_options(base)), spec)
+    with_free = solve(load(base), spec)
+    assert with_free.objective >= without.objective - 1e-12
+
+
+def test_effective_objective_takes_a_free_contract_that_helps_its_migrants():
+    spec = spec_from_dict(spec_dict(objective={"kind": "max_mean_effective_rate"}, pooling={"within": "none"},
+                                    rates={"min": 0.05}))
+    result = solve(load(_small(44, 0.0, 0.8)), spec)
+    assert result.contracts, "a free, discounted contract for migrants is always worth taking"
+    record = result.contracts[0]
+    assert record["effective_rate_with"] > record["effective_rate_without"]
+    assert record["migrants"] > 0 and record["admissions"] > 0
+    data = json.loads(json.dumps(result.to_dict()))
+    assert Result.from_dict(data).to_dict() == data
+
+
+@pytest.mark.parametrize("contracts, message", [
+    ([{"pool": ["A"], "option": "A-far"}], "is not a pool of the plan"),
+    ([{"pool": ["A", "B", "C"], "option": "nope"}], 'option "nope" is not a contract option'),
+    ([{"pool": ["A", "B", "C"], "option": "A-far"}] * 2, "listed twice"),
+    ([{"pool": ["A", "B", "C"]}], "option is missing"),
+    ("A-far", "contracts must be a list"),
+])
+def test_bad_plan_contracts_are_named(contracts, message):
+    inst = load(with_options(geography_dict(), OPTION))
+    spec = spec_from_dict(spec_dict())
+    with pytest.raises(InputError) as err:
+        evaluate(inst, spec, [["A", "B", "C"]], contracts=contracts)
+    assert message in str(err.value)
+
+
+def test_plan_file_contracts_round_trip(tmp_path):
+    inst = load(with_options(geography_dict(), OPTION))
+    spec = spec_from_dict(spec_dict())
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"pools": [["A", "B", "C"]],
+                                "contracts": [{"pool": ["C", "B", "A"], "option": "A-far"}]}))
+    out = evaluate(inst, spec, path, explain=True)
+    assert out.pools[0].pricing.contracts == ("A-far",)
+    assert out.contracts[0]["annual_cost"] == 50_000.0
+    assert sum(out.explain["parts"].values()) == pytest.approx(out.explain["total"], abs=1e-12)
