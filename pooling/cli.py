@@ -216,8 +216,9 @@ def cmd_check(args) -> int:
     else:
         say("no --spec and no bundled default spec: pass --spec SPEC for each county's rate")
         return EXIT_OK
+    from pooling.data.settlement import under_settlement
     from pooling.execution.tasks import ExecutionPlan, ProgressBar
-    pricer = PoolPricer(instance, spec)
+    pricer = PoolPricer(under_settlement(instance, spec.network.settlement), spec)
     alone = []
     with ProgressBar(ExecutionPlan(progress=None), len(instance.counties), label="counties priced") as bar:
         for county in instance.counties:

@@ -157,3 +157,25 @@ def test_plan_file_contracts_round_trip(tmp_path):
     assert out.pools[0].pricing.contracts == ("A-far",)
     assert out.contracts[0]["annual_cost"] == 50_000.0
     assert sum(out.explain["parts"].values()) == pytest.approx(out.explain["total"], abs=1e-12)
+
+
+def test_settlement_rules_replace_the_tiers():
+    """2020's direct settlement claims more of the care bought elsewhere: every
+    county alone reimburses its migrants at least as well as under 2012 rules."""
+    from pooling.data.settlement import SETTLEMENT_RULES
+    inst = load(geography_dict())
+    results = {}
+    for year in ("2012", "2020"):
+        spec = spec_from_dict(spec_dict(scope="county", network={"settlement": year}))
+        out = evaluate(inst, spec, [["A"], ["B"], ["C"]])
+        results[year] = out.to_dict()["portability"]
+        assert out.spec["network"]["settlement"] == year
+    assert results["2020"]["migrant_in_network_share"] == results["2012"]["migrant_in_network_share"] == 0.0
+    assert SETTLEMENT_RULES["2020"]["other_province"].claim_share == pytest.approx(0.793)
+    rate_2012, rate_2020 = (evaluate(inst, spec_from_dict(spec_dict(scope="county", network={"settlement": y})),
+                                     [["A"], ["B"], ["C"]]) for y in ("2012", "2020"))
+    paid = {y: sum(c.eligible for p in e.pools for c in p.pricing.care) for y, e in
+            (("2012", rate_2012), ("2020", rate_2020))}
+    assert paid["2020"] > paid["2012"]
+    with pytest.raises(InputError, match=r"network\.settlement must be one of"):
+        spec_from_dict(spec_dict(network={"settlement": "1999"}))

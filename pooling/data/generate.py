@@ -20,6 +20,18 @@ fewer). The geography is synthetic: prefecture centres are uniform in a square,
 county seats scatter around their centre, adjacency is the Delaunay graph of
 all seats, with each prefecture made connected by its shortest seat-to-seat
 links. Deterministic per seed (numpy PCG64).
+
+Care geography (schema of issue 13, docs/model.md "Where care is bought"), in
+the spirit of the rebuilt real instances: every prefecture has a city place
+`city:<prefecture>` (its urban districts' hospitals, approved by every county
+of the prefecture) and the synthetic province a place `province:P0` (approved by
+every county); their severities are the county mean times the sourced ratios of
+cost per admission (prefecture 8,000, provincial 15,000, county 3,500 CNY).
+Residents buy care at home, in their city and in the province (RESIDENT_CARE_*);
+migrants go outside the province (43%), to their own prefecture city (the
+urban districts' share of intra-provincial in-migrants) and to other counties.
+Parameters carry the out-of-network tiers, regional shocks and budget-paid
+running costs of the real instances (assumed defaults, instances/README.md).
 """
 
 from __future__ import annotations
@@ -80,8 +92,45 @@ MIN_DESTINATION_WEIGHT = 1e-3        # A, as the builder
 WEIGHT_SCALE = 10 ** 6
 PARAMETERS = {
     "out_of_network_factor": 0.6, "out_of_network_claim_share": 0.6,
-    "migrant_admission_factor": 1.0, "frequency_shock_cv": 0.03,
+    "migrant_admission_factor": 1.0,
+    # assumed; same defaults as the real instances, instances/README.md
+    "frequency_shock_cv": 0.05,
 }
+
+# ---------------------------------------------------------------- care geography (issue 13)
+# Cost per admission by hospital level (S, CALIBRATION): county 3,500, prefecture 8,000,
+# provincial 15,000 CNY; places are priced at the county mean times these ratios.
+COUNTY_COST_PER_ADMISSION = 3_500.0            # S
+PREFECTURE_COST_PER_ADMISSION = 8_000.0        # S
+PROVINCIAL_COST_PER_ADMISSION = 15_000.0       # S
+CITY_SEVERITY_MEAN = round(SEVERITY_MEAN * PREFECTURE_COST_PER_ADMISSION / COUNTY_COST_PER_ADMISSION, 2)
+PROVINCE_SEVERITY_MEAN = round(SEVERITY_MEAN * PROVINCIAL_COST_PER_ADMISSION / COUNTY_COST_PER_ADMISSION, 2)
+PROVINCE = "P0"                      # the generator's single synthetic province
+# Where residents' admissions are bought: own county's hospitals, own prefecture city's,
+# the province's. Assumed; same defaults as the real instances, instances/README.md.
+RESIDENT_CARE_HOME = 0.80            # A
+RESIDENT_CARE_CITY = 0.14            # A
+RESIDENT_CARE_PROVINCE = 0.06        # A
+# Share of intra-provincial in-migrants (from other counties of the province) living in
+# urban districts that run no fund (prefecture cities): 25.66% (D, census 2010 table,
+# districts with agricultural-hukou share < 32.5%, as instances/build.py). The generator
+# sends that share of each county's intra-provincial migrants to its own prefecture
+# city (A: the census has no origin-destination table; migrants to a city mostly go
+# to their own prefecture's).
+CITY_MIGRANT_SHARE = 0.2566          # D
+# Out-of-network terms by tier (claim share q, eligible-cost factor phi).
+# Assumed; same defaults as the real instances, instances/README.md.
+OUT_OF_NETWORK_TIERS = {
+    "same_prefecture": {"claim_share": 0.9, "factor": 0.8},
+    "same_province": {"claim_share": 0.6, "factor": 0.6},
+    "other_province": {"claim_share": 0.5, "factor": 0.5},
+}
+# Prefecture and county admission-rate shocks (docs/model.md, regional shocks).
+# Assumed; same defaults as the real instances, instances/README.md.
+REGIONAL_SHOCKS = {"prefecture": {"weight": 0.3, "cv": 0.10}, "county": {"weight": 0.3, "cv": 0.16}}
+# Running costs are paid by the county budget, as NRCMS rules required.
+# Assumed; same defaults as the real instances, instances/README.md.
+ADMIN_FINANCING = "county_budget"
 # Synthetic geography (km): prefectures' centres in a square of side
 # sqrt(prefectures) x PREFECTURE_SPACING, seats N(centre, COUNTY_SPREAD) around them.
 PREFECTURE_SPACING = 150.0           # A: ~ the spacing of Henan's 18 prefecture seats
@@ -200,6 +249,14 @@ def generate_instance(counties: int, prefectures: int, seed: int) -> dict:
     pwidth = max(3, len(str(prefectures)))
     ids = [f"G{i + 1:0{width}d}" for i in range(counties)]
     pids = [f"P{p + 1:0{pwidth}d}" for p in range(prefectures)]
+    city_ids = [f"city:{pid}" for pid in pids]
+    province_id = f"province:{PROVINCE}"
+    intra = 1.0 - INTER_PROVINCIAL_SHARE                    # migrants staying in the province
+    to_city = int(round(intra * CITY_MIGRANT_SHARE * WEIGHT_SCALE))
+    to_counties = intra - to_city / WEIGHT_SCALE
+    resident_care_int = {"home": int(round(RESIDENT_CARE_HOME * WEIGHT_SCALE)),
+                         "city": int(round(RESIDENT_CARE_CITY * WEIGHT_SCALE))}
+    resident_care_int["province"] = WEIGHT_SCALE - sum(resident_care_int.values())
     total_received = float(received.sum())
     out = []
     for i in range(counties):
@@ -210,27 +267,47 @@ def generate_instance(counties: int, prefectures: int, seed: int) -> dict:
         others = total_received - float(received[i])
         dest_int: dict[str, int] = {}
         if others > 0:
-            raw = (1.0 - INTER_PROVINCIAL_SHARE) * received / others
+            raw = to_counties * received / others
             raw[i] = 0.0
             keep = np.flatnonzero(raw >= MIN_DESTINATION_WEIGHT)
             if keep.size:
-                scale = (1.0 - INTER_PROVINCIAL_SHARE) / float(raw[keep].sum())
+                scale = to_counties / float(raw[keep].sum())
                 for k in keep:
                     v = int(round(float(raw[k]) * scale * WEIGHT_SCALE))
                     if v > 0:
                         dest_int[ids[k]] = v
+        city = city_ids[pref_of[i]]
+        dest_int[city] = to_city
         dest = {k: v / WEIGHT_SCALE for k, v in dest_int.items()}
-        dest["outside"] = (WEIGHT_SCALE - sum(dest_int.values())) / WEIGHT_SCALE
+        dest["outside"] = (WEIGHT_SCALE - sum(dest_int.values())) / WEIGHT_SCALE   # takes the rounding
+        resident_care = {ids[i]: resident_care_int["home"] / WEIGHT_SCALE,
+                         city: resident_care_int["city"] / WEIGHT_SCALE,
+                         province_id: resident_care_int["province"] / WEIGHT_SCALE}
         revenue = n * CONTRIBUTION
         out.append({
             "id": ids[i], "name": f"Synthetic county {i + 1}", "prefecture": pids[pref_of[i]],
-            "province": "P0", "enrollees": n, "contribution_per_capita": CONTRIBUTION,
+            "province": PROVINCE, "enrollees": n, "contribution_per_capita": CONTRIBUTION,
             "reserves": round(RESERVE_RATIO * revenue, 2), "admin_per_capita": ADMIN_PER_CAPITA,
             "outpatient_per_capita": OUTPATIENT, "admission_rate": lam,
             "severity": {"dist": "lognormal", "mean": SEVERITY_MEAN, "cv": SEVERITY_CV},
-            "migrant_share": mu, "migrant_destinations": dest,
+            "migrant_share": mu, "migrant_destinations": dest, "resident_care": resident_care,
             "adjacent": sorted(ids[j] for j in nbr[i]),
         })
+    members: list[list[str]] = [[] for _ in range(prefectures)]
+    for i, p in enumerate(pref_of):
+        members[p].append(ids[i])
+    places = [{
+        "id": city_ids[p], "name": f"Synthetic prefecture city {pids[p]} hospitals", "level": "prefecture",
+        "prefecture": pids[p], "province": PROVINCE,
+        "severity": {"dist": "lognormal", "mean": CITY_SEVERITY_MEAN, "cv": SEVERITY_CV},
+        "approved_by": sorted(members[p]),
+    } for p in range(prefectures)]
+    places.append({
+        "id": province_id, "name": f"Synthetic province {PROVINCE} hospitals", "level": "province",
+        "prefecture": None, "province": PROVINCE,
+        "severity": {"dist": "lognormal", "mean": PROVINCE_SEVERITY_MEAN, "cv": SEVERITY_CV},
+        "approved_by": list(ids),
+    })
     return {
         "name": f"synthetic-{counties}-{prefectures}-{seed}",
         "year": 2012,
@@ -244,6 +321,10 @@ def generate_instance(counties: int, prefectures: int, seed: int) -> dict:
             "migrant_admission_factor": PARAMETERS["migrant_admission_factor"],
             "outside_severity": {"dist": "lognormal", "mean": OUTSIDE_SEVERITY_MEAN, "cv": SEVERITY_CV},
             "frequency_shock_cv": PARAMETERS["frequency_shock_cv"],
+            "out_of_network_tiers": {tier: dict(terms) for tier, terms in OUT_OF_NETWORK_TIERS.items()},
+            "regional_shocks": {level: dict(terms) for level, terms in REGIONAL_SHOCKS.items()},
+            "admin_financing": ADMIN_FINANCING,
         },
+        "places": places,
         "counties": out,
     }

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from pooling.data.instance import Instance, load_instance
+from pooling.data.settlement import under_settlement
 from pooling.data.spec import Spec, load_spec
 from pooling.errors import InputError
 
@@ -30,3 +31,10 @@ def as_instance(value: Any, where: str) -> Instance:
 def as_spec(value: Any, where: str) -> Spec:
     """A Spec, or one loaded from a path."""
     return _as(value, Spec, load_spec, where, "spec", "spec_from_dict")
+
+
+def as_problem(instance: Any, spec: Any, where: str) -> tuple[Instance, Spec]:
+    """(instance, spec) checked as above, the instance under the spec's
+    settlement rules (data.settlement): what solve, evaluate and simulate price."""
+    instance, spec = as_instance(instance, where), as_spec(spec, where)
+    return under_settlement(instance, spec.network.settlement), spec

@@ -18,6 +18,7 @@ from typing import Any
 
 from pooling.data.fields import FieldReader, require_path
 from pooling.data.instance import read_file_bytes
+from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
 from pooling.errors import InputError
 
@@ -98,6 +99,14 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class Network:
+    """`settlement`: the out-of-network rules priced (data.settlement):
+    "instance" (the file's tiers), "2012" or "2020"."""
+
+    settlement: str = "instance"
+
+
+@dataclass(frozen=True)
 class Simulation:
     """Stress-test defaults; `stress` holds the spec's named scenarios
     (``[simulation.stress.NAME]``), which add to or override the presets."""
@@ -121,11 +130,13 @@ class Spec:
     simulation: Simulation
     source: str
     sha256: str
+    network: Network = Network()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in), as stored in results."""
         return {section: dataclasses.asdict(getattr(self, section))
-                for section in ("pooling", "solvency", "rates", "equalisation", "objective", "simulation")}
+                for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network",
+                                "simulation")}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -158,11 +169,15 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     objective = Objective(kind=objective_table.string("kind", choices=OBJECTIVES,
                                                       default="max_mean_rate"))
     objective_table.finish()
+    network_table = top.table("network", default=None)
+    network = Network(settlement=network_table.string("settlement", choices=SETTLEMENT_CHOICES,
+                                                      default="instance"))
+    network_table.finish()
     simulation = _read_simulation(top.table("simulation", default=None))
     top.finish()
     return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
                 equalisation=equalisation, objective=objective,
-                simulation=simulation, source=source, sha256=sha256)
+                simulation=simulation, source=source, sha256=sha256, network=network)
 
 
 def _read_pooling(reader: FieldReader) -> PoolingRules:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
-from pooling.data.inputs import as_instance, as_spec
+from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.plan import read_plan, validate_contracts, validate_plan
@@ -255,7 +255,7 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     `scheduler` (the result does not depend on either); with `checkpoint` a
     folder, each finished block is written there at once and `resume` reuses
     them."""
-    instance, spec = as_instance(instance, "solve"), as_spec(spec, "solve")
+    instance, spec = as_problem(instance, spec, "solve")
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
     options = solve_options(options, **solver_options)
@@ -498,7 +498,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     county alone, evaluated the same way) is split into its sources
     (economics.explain). `contracts`: [{"pool": [ids], "option": ID}, ...]
     (a plan file's own contracts are read with it)."""
-    instance, spec = as_instance(instance, "evaluate"), as_spec(spec, "evaluate")
+    instance, spec = as_problem(instance, spec, "evaluate")
     start = time.perf_counter()
     for name, flag in (("subsidy", subsidy), ("explain", explain)):
         if not isinstance(flag, bool):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pooling.data.inputs import as_instance, as_spec
+from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import check_int
 from pooling.data.plan import validate_plan
@@ -207,7 +207,7 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     the rates were priced for; `reserve_share` (0-1, e.g. 1.0 for all
     reserves) overrides it and stress.json records which was used. `instance`
     and `spec` may also be the paths of their files."""
-    instance, spec = as_instance(instance, "simulate"), as_spec(spec, "simulate")
+    instance, spec = as_problem(instance, spec, "simulate")
     years = check_int("simulate: years", years if years is not None else spec.simulation.years, *YEARS_RANGE)
     scenarios = check_int("simulate: scenarios", scenarios if scenarios is not None else spec.simulation.scenarios,
                        *SCENARIOS_RANGE)
