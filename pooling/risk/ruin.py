@@ -12,6 +12,13 @@ Random numbers: Theta paths from SeedSequence([seed, SOLVE_STREAM, 0]), shared
 by every pool; a pool's uniforms from a key derived from its member ids, so a
 pool gets the same draws whatever else is priced. The stress test uses a
 different stream (out of sample).
+
+Theta is the model's main (national) shock, common to every pool. A pool's
+extra parts (prefecture and county shocks, claims.CompoundModel.parts) are
+independent of it and not drawn as paths: each year's cost given Theta is
+drawn from the exact conditional law, parts' shocks mixed in (sampling.py), so
+they are independent across years and pools. (Pools sharing a prefecture
+share its shock in reality; the per-pool ruin measure does not need that.)
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ def _pool_key(members) -> list[int]:
 
 
 def theta_paths(shock_cv: float, years: int, scenarios: int, seed: int) -> np.ndarray:
+    """Main-shock multipliers Theta ~ Gamma(1, shock_cv) per (year, scenario)."""
     shape = 1.0 / shock_cv ** 2 if shock_cv ** 2 > 0.0 else math.inf
     if not math.isfinite(shape):
         return np.ones((years, scenarios))

@@ -5,6 +5,13 @@ function is computed exactly (FFT lattice, pooling.risk.claims) at Theta nodes
 spaced evenly in normal score over Theta's +-7 sd range, and interpolated
 linearly in t between them. A draw is then two binary searches, not one
 draw per admission. Used by the stress test and by the ruin measure.
+
+Theta is the main (national) shock of the model. A model with independent
+extra parts (prefecture and county shocks, claims.CompoundModel.parts) is
+conditioned on the main shock only: `given_shock` keeps the parts whole, so
+each node's law is the exact law of Y given Theta = t, parts' own shocks mixed
+in. A model whose main shock is 0 (or negligible) is sampled from its whole
+law, parts included, whatever the parts' shocks; the Theta passed is ignored.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ class LatticeSampler:
 
 
 class PoolYearSampler:
-    """Draws Y_P given Theta: interpolated conditional quantiles (module docstring)."""
+    """Draws Y_P given the main shock Theta: interpolated conditional quantiles
+    (module docstring); the model's extra parts are inside each conditional law."""
 
     def __init__(self, model: CompoundModel):
         shape = shock_shape(model)
