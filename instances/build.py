@@ -2,18 +2,35 @@
 """Build real `pooling` instances from the 2010 census county table.
 
 Selects county-level units of ../shared/data/china_counties_census.csv by
-prefecture code(s), province code(s) or all of China, and derives each unit's
-county fund exactly as instances/build_tongliao.py does for Tongliao (policy
-year 2012; the calibration constants are imported from that script, so the
-two builders cannot drift apart), with two differences:
+prefecture code(s), province code(s) or all of China. Policy year 2012.
 
-* adjacency comes from seat coordinates (Delaunay triangulation within each
-  province, long edges dropped, each prefecture made connected; units without
-  coordinates attached to their prefecture's central units), not from border
-  descriptions; and
-* migrant destinations below MIN_DESTINATION_WEIGHT are pruned (their weight is
-  spread over the unit's other in-instance destinations) to keep the national
-  file small.
+Everything a county's record depends on is computed once, from the whole
+census table, by `national_model` (so a county, and every place of care its
+enrollees use, is byte-for-byte the same in every file that holds it, and
+so is its price alone):
+
+* places of care: its own hospitals (the county itself), `city:<prefecture>`
+  (the prefecture city's hospitals), `province:<province>` (provincial
+  hospitals) and `county:<code>` (a fund county not in the file), priced by
+  hospital level (and a Beijing factor), approved by every fund unit of the
+  prefecture / province;
+* residents' care-seeking: own county / own city / own province shares;
+* migrants (net absence) placed by a gravity model: the inter-provincial
+  share by region, intra-provincial destinations over the province's other
+  units (pull = intra-provincial in-migrants, distance decay calibrated to the
+  share staying in their prefecture), inter-provincial destinations over the
+  prefectures of other provinces (pull = inter-provincial in-migrants, decay
+  calibrated to the central-to-east share), pruned below 0.5% of a unit's
+  migrants;
+* the admission rate and the county-level base cost, solved so the national
+  compensated admission rate and cost per compensated admission match the
+  2011-12 aggregates over that care mix.
+
+The calibration constants live in instances/build_tongliao.py (which builds
+tongliao.json from the same national model, with border adjacency). Adjacency
+here comes from seat coordinates (Delaunay triangulation within each province,
+long edges dropped, each prefecture made connected; units without coordinates
+attached to their prefecture's central units).
 
 Every constant is tagged S (sourced), D (derived from sourced data) or A
 (assumed); instances/README.md gives sources and reasoning.
@@ -24,7 +41,7 @@ Usage (from the repository root):
     python instances/build.py --prefecture 411500 --name xinyang --out PATH
     python instances/build.py --province 410000 --name henan --out PATH
     python instances/build.py --all --name china --out PATH
-    options: --census PATH, --uplift CODE=FACTOR (contribution uplift, assumed),
+    options: --census PATH, --uplift CODE=FACTOR (contribution uplift for this file only, assumed),
              --districts threshold|all|none
 
 Standard library + numpy + scipy only. Deterministic: the same census file
@@ -63,13 +80,35 @@ YEAR = bt.YEAR                               # 2012
 DISTRICT_MIN_AGRI_SHARE = 0.325              # D
 
 # ---------------------------------------------------------------- destinations
-# Destinations weighing less than 0.1% of a unit's migrants are pruned and their
-# weight spread pro rata over the unit's kept in-instance destinations (A:
-# keeps the national file ~10x smaller; the intra/inter-provincial split and the
-# expected cost of every pool containing the origin's main destinations are
-# unchanged, and every destination's severity is the same).
-MIN_DESTINATION_WEIGHT = 1e-3                # A
+# A destination place weighing less than 0.5% of a unit's migrants is pruned and
+# its weight spread pro rata over the unit's kept destinations of the same part
+# (intra- or inter-provincial), so the split between the parts is kept (A: keeps
+# the national file small; computed on national data, so a unit's weights are the
+# same in every file).
+MIN_DESTINATION_SHARE = 0.005                # A
 WEIGHT_DECIMALS = 6
+BETA_DECIMALS = 3
+BETA_RANGE = (0.0, 6.0)                      # bisection bracket for both distance decays
+
+# The county "prefectures" of the four municipalities have no city of their own:
+# their referral hospitals and their city as a destination are the core's (A).
+CITY_OF_PREFECTURE = {"110200": "110100", "120200": "120100", "310200": "310100", "500200": "500100"}
+
+PROVINCE_NAMES = {
+    "110000": "Beijing", "120000": "Tianjin", "130000": "Hebei", "140000": "Shanxi",
+    "150000": "Inner Mongolia", "210000": "Liaoning", "220000": "Jilin", "230000": "Heilongjiang",
+    "310000": "Shanghai", "320000": "Jiangsu", "330000": "Zhejiang", "340000": "Anhui",
+    "350000": "Fujian", "360000": "Jiangxi", "370000": "Shandong", "410000": "Henan",
+    "420000": "Hubei", "430000": "Hunan", "440000": "Guangdong", "450000": "Guangxi",
+    "460000": "Hainan", "500000": "Chongqing", "510000": "Sichuan", "520000": "Guizhou",
+    "530000": "Yunnan", "540000": "Tibet", "610000": "Shaanxi", "620000": "Gansu",
+    "630000": "Qinghai", "640000": "Ningxia", "650000": "Xinjiang",
+}
+PREFECTURE_NAMES = {
+    "110100": "Beijing", "120100": "Tianjin", "310100": "Shanghai", "500100": "Chongqing",
+    "150100": "Hohhot", "150500": "Tongliao", "410100": "Zhengzhou", "411500": "Xinyang",
+    "370100": "Jinan", "371600": "Binzhou", "440100": "Guangzhou", "440300": "Shenzhen",
+}
 
 # ---------------------------------------------------------------- adjacency
 DELAUNAY_MAX_RATIO = bt.DELAUNAY_MAX_RATIO   # A: drop edges > 1.5 x the province's median edge
@@ -299,13 +338,43 @@ NAMES.update({
 # 30% over the national average contribution (rich eastern counties added local
 # subsidies; no county figure was found).
 ZOUPING_CONTRIBUTION_UPLIFT = 1.30           # A
+# County contribution top-ups applied in EVERY file that holds the county, so a
+# county's data (and its price alone) is the same in binzhou.json and china.json.
+# `--uplift` adds per-file overrides for custom selections only (such a file then
+# differs from the committed ones for those counties; say so).
+CONTRIBUTION_UPLIFT = {"371626": ZOUPING_CONTRIBUTION_UPLIFT}   # A
+
+# Destination shares given by the sources for one county, which a gravity model of
+# origin size, destination pull and distance cannot produce (chain migration).
+# Gushi County (Xinyang): about 150,000 of its ~500,000 migrants lived in Beijing
+# (S: project source document on migrant workers' health insurance, citing
+# Sunflower 2011 and Xinhua 2007; CALIBRATION.md). Applied in every file.
+SOURCED_DESTINATION_SHARES = {"411525": {"city:110100": 0.30}}
+
+# Contract options written into the files that hold their origin counties
+# (issue 14). Gushi's NRCMS bureau contracted a Beijing hospital from 2006 (S);
+# it prepaid CNY 50,000 to it (S). Annual cost (A): the float's forgone interest
+# at 3% (CNY 1,500) plus one bureau staff-year to run it (~CNY 40,000: a 2012
+# county civil servant's cost, assumed) = CNY 41,500. Price factor 1.0 (A: no
+# negotiated discount is reported; the hospital was private and Beijing's price
+# level is already the place's). In 2014 the same hospital became a contracted
+# provider for every NRCMS pooling district of Xinyang City (S): the second option.
+CONTRACT_OPTIONS = [
+    {"id": "gushi-beijing", "origin": ["411525"], "destination": "city:110100",
+     "annual_cost": 41500.0, "price_factor": 1.0,
+     "sources": ["Gushi-Beijing contract from 2006, CNY 50,000 prepaid (project source document, citing "
+                 "Sunflower 2011, Xinhua 2007)", "annual cost and price factor assumed (instances/README.md)"]},
+    {"id": "xinyang-beijing", "origin": "prefecture:411500", "destination": "city:110100",
+     "annual_cost": 41500.0, "price_factor": 1.0,
+     "sources": ["the Beijing hospital contracted for all Xinyang pooling districts in 2014 (project "
+                 "source document, citing Zhongmin 2014)", "annual cost and price factor assumed"]},
+]
 
 PRESETS = {
     "xinyang": {"prefectures": ["411500"], "provinces": [], "all": False, "uplift": {},
                 "description": "Xinyang prefecture, Henan (code 411500): 10 county-level NRCMS funds "
                                "incl. Gushi County (411525, ~40% of its registered population absent)"},
-    "binzhou": {"prefectures": ["371600"], "provinces": [], "all": False,
-                "uplift": {"371626": ZOUPING_CONTRIBUTION_UPLIFT},
+    "binzhou": {"prefectures": ["371600"], "provinces": [], "all": False, "uplift": {},
                 "description": "Binzhou prefecture, Shandong (code 371600): 7 county-level NRCMS funds, set "
                                "up as a 'Z City' case: Zouping County (371626) is the rich county, with an "
                                "ASSUMED contribution 30% above the others"},
@@ -361,22 +430,426 @@ class UnionFind:
         return True
 
 
-def national_calibration(rows: list[dict], path: Path) -> dict:
-    """The national figures of build_tongliao.build (same formulas, same table)."""
+# ---------------------------------------------------------------- national model
+# Everything a county's data depends on is computed here once, from the whole
+# census table (never from the selection), so a county and the places its
+# enrollees use are the same in every file that holds it.
+def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2.0 * bt.EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def city_key(prefecture: str) -> str:
+    return "city:" + CITY_OF_PREFECTURE.get(prefecture, prefecture)
+
+
+def province_key(province: str) -> str:
+    return "province:" + province
+
+
+def county_key(code: str) -> str:
+    return "county:" + code
+
+
+def seat_arrays(rows: list[dict], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Seats of every census unit; a unit without coordinates sits at the centroid
+    of its prefecture's known seats (else its province's) (A)."""
+    known = [coords(r, path) for r in rows]
+    by_pref, by_prov = defaultdict(list), defaultdict(list)
+    for r, c in zip(rows, known):
+        if c is not None:
+            by_pref[r["prefecture_code"]].append(c)
+            by_prov[r["province_code"]].append(c)
+    lon, lat = [], []
+    for r, c in zip(rows, known):
+        if c is None:
+            pts = by_pref.get(r["prefecture_code"]) or by_prov[r["province_code"]]
+            c = (math.fsum(p[0] for p in pts) / len(pts), math.fsum(p[1] for p in pts) / len(pts))
+        lon.append(c[0])
+        lat.append(c[1])
+    return np.array(lon), np.array(lat)
+
+
+def bisect_increasing(f, target: float, lo: float, hi: float, iters: int = 24) -> float:
+    """x in [lo, hi] with f(x) = target, f increasing (clamped to the bracket)."""
+    if f(lo) >= target:
+        return lo
+    if f(hi) <= target:
+        return hi
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def prune_and_scale(raw: dict, total: float) -> dict:
+    """Drop keys below MIN_DESTINATION_SHARE (of all migrants) and rescale the rest to
+    `total`; the largest key is always kept."""
+    if total <= 0 or not raw:
+        return {}
+    kept = {k: w for k, w in raw.items() if w >= MIN_DESTINATION_SHARE}
+    if not kept:
+        top = min(raw, key=lambda k: (-raw[k], k))
+        kept = {top: raw[top]}
+    s = math.fsum(kept.values())
+    return {k: w * total / s for k, w in kept.items()}
+
+
+def integer_weights(weights: dict) -> dict:
+    """Weights in millionths summing exactly to 1; the rounding remainder goes to
+    the largest weight."""
+    scale = 10 ** WEIGHT_DECIMALS
+    ints = {k: int(round(w * scale)) for k, w in weights.items()}
+    top = min(weights, key=lambda k: (-weights[k], k))
+    ints[top] += scale - sum(ints.values())
+    return {k: v / scale for k, v in sorted(ints.items()) if v > 0}
+
+
+def national_model(rows: list[dict], path: Path, districts: str = "threshold") -> dict:
+    """Places of care, care-seeking, gravity destinations and the national
+    calibration (README: "Places of care, care-seeking and migration")."""
+    n_rows = len(rows)
+    code = [r["code"] for r in rows]
+    pref = [r["prefecture_code"] for r in rows]
+    prov = [r["province_code"] for r in rows]
+    fund = [runs_fund(r, path, districts) for r in rows]
+    fund_codes = {code[i] for i in range(n_rows) if fund[i]}
+    lon, lat = seat_arrays(rows, path)
+    pull_in = np.array([bt.num(r, "inmigrants_other_county_same_province_2010", path) for r in rows])
+    pull_out = np.array([bt.num(r, "inmigrants_other_province_2010", path) for r in rows])
+    enrollees = {code[i]: int(round(bt.agri_hukou(rows[i], path) * bt.PARTICIPATION))
+                 for i in range(n_rows) if fund[i]}
+    mu = {code[i]: bt.r6(bt.net_absence(rows[i], path)) for i in range(n_rows) if fund[i]}
+    origins = [i for i in range(n_rows) if fund[i]]
+    unit_row_all = {"county:" + code[i]: i for i in range(n_rows)}
+    mig = {i: enrollees[code[i]] * mu[code[i]] for i in origins}
+    mig_total = math.fsum(mig.values())
+
+    # Approved-by sets (national: every fund unit of the prefecture / province).
+    pref_funds, prov_funds = defaultdict(list), defaultdict(list)
+    for i in origins:
+        pref_funds[pref[i]].append(code[i])
+        prov_funds[prov[i]].append(code[i])
+
+    # ---- inter-provincial share per origin (S central, D others)
+    central = set(bt.CENTRAL_PROVINCES)
+    f_central = math.fsum(mig[i] for i in origins if prov[i] in central) / mig_total
+    other_share = round((bt.INTER_PROVINCIAL_SHARE_NAT - f_central * bt.INTER_PROVINCIAL_SHARE_CENTRAL)
+                        / (1.0 - f_central), 4)
+    inter_share = {i: bt.INTER_PROVINCIAL_SHARE_CENTRAL if prov[i] in central else other_share
+                   for i in origins}
+
+    # ---- intra-provincial gravity: pull_j d_ij^-beta over the other units of the
+    # province, aggregated to places (a fund unit -> county:<code>, a district
+    # without a fund -> its prefecture's city:<p>), then pruned.
+    thr = MIN_DESTINATION_SHARE
+    row_of = {i: r for r, i in enumerate(origins)}
+    part_in = np.array([mig[i] for i in origins])      # migrants per origin (weights of the targets)
+    s_out = np.array([inter_share[i] for i in origins])
+    by_prov = defaultdict(list)
+    for i in range(n_rows):
+        by_prov[prov[i]].append(i)
+    blocks = []
+    for _prov, members in sorted(by_prov.items()):
+        m = np.array(members)
+        o = np.array([i for i in members if fund[i]])
+        if len(o) == 0:
+            continue
+        logd = np.log(np.maximum(haversine_km(lon[o][:, None], lat[o][:, None], lon[m][None, :],
+                                              lat[m][None, :]), bt.MIN_DISTANCE_KM))
+        self_mask = o[:, None] == m[None, :]
+        keys = sorted({county_key(code[j]) if fund[j] else city_key(pref[j]) for j in members})
+        kidx = {k: n for n, k in enumerate(keys)}
+        agg = np.zeros((len(members), len(keys)))
+        for a, j in enumerate(members):
+            agg[a, kidx[county_key(code[j]) if fund[j] else city_key(pref[j])]] = 1.0
+        key_pref = [pref[unit_row_all[k]] if k.startswith("county:") else k[5:] for k in keys]
+        same = np.array([[pref[i] == kp for kp in key_pref] for i in o])
+        rows_o = np.array([row_of[int(i)] for i in o])
+        blocks.append((o, m, logd, self_mask, agg, keys, same, rows_o))
+
+    def pruned(part: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        """Rows of `part` (shares of all migrants) pruned below thr, the largest kept,
+        rescaled to `totals`."""
+        keep = part >= thr
+        if part.shape[1]:
+            keep[np.arange(part.shape[0]), np.argmax(part, axis=1)] = True
+        kept = np.where(keep & (part > 0), part, 0.0)
+        s = kept.sum(axis=1, keepdims=True)
+        return np.divide(kept * totals[:, None], s, out=np.zeros_like(kept), where=s > 0)
+
+    def intra_block(block, beta):
+        """Intra-provincial shares of all migrants by key after pruning (one row per
+        origin of the block), and each origin's intra-provincial total."""
+        _o, m, logd, self_mask, agg, _keys, _same, rows_o = block
+        w = pull_in[m][None, :] * np.exp(-beta * logd)
+        w[self_mask] = 0.0
+        tot = w.sum(axis=1, keepdims=True)
+        w = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0) @ agg
+        share = np.where(tot[:, 0] > 0, 1.0 - s_out[rows_o], 0.0)
+        return pruned(w * share[:, None], share), share
+
+    def own_prefecture_share(beta):
+        num = den = 0.0
+        for block in blocks:
+            rows_o, same = block[7], block[6]
+            w, share = intra_block(block, beta)
+            num += float(part_in[rows_o] @ (w * same).sum(axis=1))
+            den += float(part_in[rows_o] @ share)
+        return num / den
+
+    beta_intra = round(bisect_increasing(own_prefecture_share, bt.OWN_PREFECTURE_SHARE_TARGET,
+                                         *BETA_RANGE), BETA_DECIMALS)
+
+    # ---- inter-provincial gravity over the cities (prefectures) of other provinces
+    cities = sorted({city_key(p) for p in pref})
+    cidx = {c: k for k, c in enumerate(cities)}
+    c_pull = np.zeros(len(cities))
+    c_lon = np.zeros(len(cities))
+    c_lat = np.zeros(len(cities))
+    c_n = np.zeros(len(cities))
+    c_lon0 = np.zeros(len(cities))
+    c_lat0 = np.zeros(len(cities))
+    for i in range(n_rows):
+        k = cidx[city_key(pref[i])]
+        c_pull[k] += pull_out[i]
+        c_lon[k] += pull_out[i] * lon[i]
+        c_lat[k] += pull_out[i] * lat[i]
+        c_n[k] += 1
+        c_lon0[k] += lon[i]
+        c_lat0[k] += lat[i]
+    # centre of a city: its units' seats weighted by their inter-provincial in-migrants (D)
+    c_lon = np.where(c_pull > 0, c_lon / np.where(c_pull > 0, c_pull, 1), c_lon0 / c_n)
+    c_lat = np.where(c_pull > 0, c_lat / np.where(c_pull > 0, c_pull, 1), c_lat0 / c_n)
+    c_prov = np.array([c[5:7] + "0000" for c in cities])
+    o_all = np.array(origins)
+    logd_c = np.log(np.maximum(haversine_km(lon[o_all][:, None], lat[o_all][:, None],
+                                            c_lon[None, :], c_lat[None, :]), bt.MIN_DISTANCE_KM))
+    other_prov = np.array([[prov[i] != cp for cp in c_prov] for i in origins])
+    east = np.isin(c_prov, bt.EAST_PROVINCES)
+    central_rows = np.array([prov[i] in central for i in origins])
+
+    def inter_weights(beta):
+        w = c_pull[None, :] * np.exp(-beta * logd_c) * other_prov
+        w = w / w.sum(axis=1, keepdims=True)
+        return pruned(w * s_out[:, None], s_out)
+
+    def central_east_share(beta):
+        w = inter_weights(beta)[central_rows]
+        m = part_in[central_rows]
+        return float(m @ w[:, east].sum(axis=1) / (m @ w.sum(axis=1)))
+
+    # decreasing in beta (nearer, non-eastern provinces gain); bisection on -share
+    beta_inter = round(bisect_increasing(lambda b: -central_east_share(b), -bt.CENTRAL_TO_EAST_TARGET,
+                                         *BETA_RANGE), BETA_DECIMALS)
+
+    # ---- destinations per fund origin (canonical keys: county:<code>, city:<p>)
+    w_inter = inter_weights(beta_inter)
+    destinations = {}
+    intra_final = {}
+    for block in blocks:
+        w, _share = intra_block(block, beta_intra)
+        for a, i in enumerate(block[0]):
+            intra_final[int(i)] = {block[5][k]: float(w[a, k]) for k in np.nonzero(w[a])[0]}
+    for i in origins:
+        c = code[i]
+        if mu[c] <= 0:
+            destinations[c] = {}
+            continue
+        kept = dict(intra_final.get(i, {}))
+        r = row_of[i]
+        kept.update({cities[k]: float(w_inter[r, k]) for k in np.nonzero(w_inter[r])[0]})
+        destinations[c] = integer_weights(kept)
+
+    # ---- sourced destination shares that the gravity model cannot reproduce (chain
+    # migration): set the share, scale the county's other destinations to the rest.
+    for c, shares in sorted(SOURCED_DESTINATION_SHARES.items()):
+        if c not in destinations:
+            continue
+        rest = {k: w for k, w in destinations[c].items() if k not in shares}
+        scale = (1.0 - math.fsum(shares.values())) / math.fsum(rest.values())
+        destinations[c] = integer_weights({**{k: w * scale for k, w in rest.items()}, **shares})
+
+    # ---- resident care (canonical: own id, city:<p>, province:<v>)
+    resident = {}
+    for i in origins:
+        c = code[i]
+        resident[c] = {c: bt.RESIDENT_CARE["own"], city_key(pref[i]): bt.RESIDENT_CARE["city"],
+                       province_key(prov[i]): bt.RESIDENT_CARE["province"]}
+
+    # ---- places: level, prefecture, province, approved_by (price set below)
+    place_def = {}
+    for ck in cities:
+        p = ck[5:]
+        place_def[ck] = {"level": "prefecture", "prefecture": p, "province": p[:2] + "0000",
+                         "approved_by": sorted(pref_funds.get(p, []))}
+    for v in sorted(set(prov)):
+        place_def[province_key(v)] = {"level": "province", "prefecture": None, "province": v,
+                                      "approved_by": sorted(prov_funds.get(v, []))}
+    unit_row = {code[i]: i for i in range(n_rows)}
+    for c in sorted(fund_codes):
+        i = unit_row[c]
+        place_def[county_key(c)] = {"level": "county", "prefecture": pref[i], "province": prov[i],
+                                    "approved_by": [c]}
+
+    def place_of(c, key):
+        """(level, prefecture, province, approved_by) of a canonical key for county c."""
+        if key == c:
+            i = unit_row[c]
+            return "county", pref[i], prov[i], [c]
+        d = place_def[key]
+        return d["level"], d["prefecture"], d["province"], d["approved_by"]
+
+    def ratio(level, province):
+        return bt.PRICE_RATIO[level] * bt.REGIONAL_PRICE_FACTOR.get(province, 1.0)
+
+    def tier(i, prefecture, province):
+        if prefecture is not None and prefecture == pref[i]:
+            return "same_prefecture"
+        if province is not None and province == prov[i]:
+            return "same_province"
+        return "other_province"
+
+    # ---- calibration: status quo (every county its own pool), national fund units
     pop_all = sum(bt.num(r, "pop_resident_2010", path) for r in rows)
     aged_nat = sum(bt.num(r, "pop_resident_2010", path) * bt.num(r, "age65plus_pct_2010", path)
                    for r in rows) / pop_all / 100.0
-    agri_all = sum(bt.agri_hukou(r, path) for r in rows)
-    mu_nat = sum(bt.agri_hukou(r, path) * bt.net_absence(r, path) for r in rows) / agri_all
+    k1 = bt.AGED_RELATIVE_ADMISSION - 1.0
+    h = bt.PARAMS["migrant_admission_factor"]
+    ageing = {}
+    flows = {}
+    for i in origins:
+        c = code[i]
+        aged = bt.num(rows[i], "age65plus_pct_2010", path) / 100.0
+        ageing[c] = (1.0 + k1 * aged) / (1.0 + k1 * aged_nat)
+        out = []
+        for who, share, table in (("resident", 1.0 - mu[c], resident[c]),
+                                  ("migrant", mu[c] * h, destinations.get(c, {}))):
+            for key, w in table.items():
+                level, pp, pv, approved = place_of(c, key)
+                in_net = bool(approved) and set(approved) <= {c}
+                t = bt.OUT_OF_NETWORK_TIERS[tier(i, pp, pv)]
+                q, phi = (1.0, 1.0) if in_net else (t["claim_share"], t["factor"])
+                out.append((who, key, share * w, ratio(level, pv), q, phi, key != c))
+        flows[c] = out
+
+    def total(f):
+        return math.fsum(enrollees[c] * ageing[c] * math.fsum(f(x) for x in flows[c]) for c in flows)
+    n_all = math.fsum(enrollees.values())
+    claimed = total(lambda x: x[2] * x[4]) / n_all                # per enrollee, at lambda_nat = 1
+    claimed_cost = total(lambda x: x[2] * x[4] * x[3]) / n_all    # in units of m0
     spend_pc = bt.NAT_EXPENDITURE / bt.NAT_ENROLLEES
-    eligible_pc = spend_pc * bt.INPATIENT_SHARE / bt.EFFECTIVE_INPATIENT_REIMB
-    p = bt.PARAMS
-    mix = (1.0 - mu_nat) + mu_nat * p["migrant_admission_factor"] * p["out_of_network_claim_share"] \
-        * p["out_of_network_factor"] * bt.OUTSIDE_SEVERITY_RATIO
-    sev_mean = round(eligible_pc / (bt.ADMISSION_RATE_NAT * mix), 2)
-    return {"aged_nat": aged_nat, "mu_nat": mu_nat, "sev_mean": sev_mean,
-            "outside_mean": round(bt.OUTSIDE_SEVERITY_RATIO * sev_mean, 2),
-            "outpatient_pc": round(spend_pc * (1.0 - bt.INPATIENT_SHARE), 2)}
+    paid_pc = spend_pc * bt.INPATIENT_SHARE
+    claimed_rate = paid_pc / bt.BENEFIT_PER_ADMISSION              # D: compensated admissions/enrollee
+    cost_per_claim = bt.BENEFIT_PER_ADMISSION / bt.EFFECTIVE_INPATIENT_REIMB
+    lambda_nat = claimed_rate / claimed
+    m0 = cost_per_claim * claimed / claimed_cost
+
+    def price(level, province):
+        return round(m0 * ratio(level, province), 2)
+
+    places = {}
+    for key, d in place_def.items():
+        name = place_name(key, d, rows, unit_row)
+        places[key] = {"id": key, "name": name, "level": d["level"], "prefecture": d["prefecture"],
+                       "province": d["province"],
+                       "severity": {"dist": "lognormal", "mean": price(d["level"], d["province"]),
+                                    "cv": bt.SEVERITY_CV},
+                       "approved_by": d["approved_by"]}
+    counties = {}
+    for i in origins:
+        c = code[i]
+        counties[c] = {
+            "enrollees": enrollees[c],
+            "admission_rate": bt.r6(lambda_nat * ageing[c]),
+            "severity": {"dist": "lognormal", "mean": price("county", prov[i]), "cv": bt.SEVERITY_CV},
+            "resident_care": resident[c],
+            "migrant_share": mu[c],
+            "migrant_destinations": destinations.get(c, {}),
+        }
+    model = {
+        "rows": rows, "unit_row": unit_row, "fund_codes": fund_codes, "counties": counties,
+        "places": places, "flows": flows, "ageing": ageing, "enrollees": enrollees,
+        "aged_nat": aged_nat, "lambda_nat": lambda_nat, "m0": m0, "beta_intra": beta_intra,
+        "beta_inter": beta_inter, "inter_share_other": other_share, "f_central": f_central,
+        "own_prefecture_share": own_prefecture_share, "central_east_share": central_east_share,
+        "claimed_rate": claimed_rate, "cost_per_claim": cost_per_claim,
+        "outpatient_pc": round(spend_pc * (1.0 - bt.INPATIENT_SHARE), 2),
+        "outside_mean": price("prefecture", None), "inter_share": {code[i]: inter_share[i] for i in origins},
+    }
+    return model
+
+
+def place_name(key: str, d: dict, rows: list[dict], unit_row: dict) -> str:
+    kind, _, ref = key.partition(":")
+    if kind == "county":
+        zh = rows[unit_row[ref]]["name_zh"]
+        return f"{NAMES.get(ref, zh)} hospitals"
+    if kind == "province":
+        return f"{PROVINCE_NAMES.get(ref, ref)} provincial hospitals"
+    prov = PROVINCE_NAMES.get(d["province"], d["province"])
+    if ref in PREFECTURE_NAMES:
+        return f"{PREFECTURE_NAMES[ref]} city hospitals ({prov})"
+    return f"City hospitals of prefecture {ref} ({prov})"
+
+
+def instance_parameters(model: dict) -> dict:
+    """The instance-wide parameters (the same in every file)."""
+    return {
+        "admin_fixed_per_fund": bt.ADMIN_FIXED_PER_FUND,
+        "admin_financing": bt.ADMIN_FINANCING,
+        "out_of_network_factor": bt.PARAMS["out_of_network_factor"],
+        "out_of_network_claim_share": bt.PARAMS["out_of_network_claim_share"],
+        "out_of_network_tiers": {k: dict(v) for k, v in bt.OUT_OF_NETWORK_TIERS.items()},
+        "migrant_admission_factor": bt.PARAMS["migrant_admission_factor"],
+        "outside_severity": {"dist": "lognormal", "mean": model["outside_mean"], "cv": bt.SEVERITY_CV},
+        "frequency_shock_cv": bt.PARAMS["frequency_shock_cv"],
+        "regional_shocks": {k: dict(v) for k, v in bt.REGIONAL_SHOCKS.items()},
+    }
+
+
+def assemble_counties(model: dict, ids: list[str], adjacency: dict, uplift: dict,
+                      names: dict) -> tuple[list[dict], list[dict]]:
+    """The county records of the units `ids` and the places they reference.
+    A key county:<k> becomes k when k is in the file."""
+    in_file = set(ids)
+    rows, unit_row = model["rows"], model["unit_row"]
+
+    def local(key):
+        if key.startswith("county:") and key[7:] in in_file:
+            return key[7:]
+        return key
+    counties, referenced = [], set()
+    for cid in sorted(ids):
+        r = rows[unit_row[cid]]
+        m = model["counties"][cid]
+        contribution = round(bt.CONTRIBUTION * uplift.get(cid, 1.0), 2)
+        care = {local(k): w for k, w in m["resident_care"].items()}
+        dest = {local(k): w for k, w in m["migrant_destinations"].items()}
+        referenced |= {k for k in list(care) + list(dest) if k not in in_file}
+        counties.append({
+            "id": cid,
+            "name": names.get(cid, r["name_zh"]),
+            "prefecture": r["prefecture_code"],
+            "province": r["province_code"],
+            "enrollees": m["enrollees"],
+            "contribution_per_capita": contribution,
+            "reserves": round(bt.RESERVE_RATIO * m["enrollees"] * contribution, 2),
+            "admin_per_capita": bt.ADMIN_PER_CAPITA,
+            "outpatient_per_capita": model["outpatient_pc"],
+            "admission_rate": m["admission_rate"],
+            "severity": dict(m["severity"]),
+            "resident_care": dict(sorted(care.items())),
+            "migrant_share": m["migrant_share"],
+            "migrant_destinations": dict(sorted(dest.items())),
+            "adjacent": sorted(adjacency.get(cid, ())),
+        })
+    places = [model["places"][k] for k in sorted(referenced)]
+    return counties, places
 
 
 # ---------------------------------------------------------------- adjacency
@@ -460,21 +933,27 @@ def select(rows: list[dict], path: Path, prefectures, provinces, everything: boo
 
 
 def build(census_path: Path, name: str, description: str, prefectures=(), provinces=(),
-          everything: bool = False, uplift: dict | None = None, districts: str = "threshold"):
+          everything: bool = False, uplift: dict | None = None, districts: str = "threshold",
+          model: dict | None = None):
     rows = bt.read_census(census_path)
     required = ["code", "name_zh", "level", "prefecture_code", "province_code", "lon", "lat",
                 "pop_resident_2010", "pop_registered_2010", "nonagri_hukou_pct_2010",
-                "age65plus_pct_2010", "inmigrants_other_county_same_province_2010"]
+                "age65plus_pct_2010", "inmigrants_other_county_same_province_2010",
+                "inmigrants_other_province_2010"]
     missing_cols = [c for c in required if c not in rows[0]]
     if missing_cols:
         fail(f"census file {census_path}: missing columns {missing_cols}")
     uplift = dict(uplift or {})
-    cal = national_calibration(rows, census_path)
     fund_rows, units = select(rows, census_path, prefectures, provinces, everything, districts)
     in_instance = {r["code"] for r in units}
     for code in sorted(uplift):
         if code not in in_instance:
             fail(f"--uplift: county {code} is not in the instance")
+    for r in units:
+        if bt.agri_hukou(r, census_path) * bt.PARTICIPATION < 0.5:
+            fail(f"{census_path}: county {r['code']}: no agricultural-hukou population")
+    if model is None:
+        model = national_model(rows, census_path, districts)
 
     # Adjacency per province over all fund-running units, restricted to the
     # instance (whole prefectures/provinces are selected, so induced subgraphs
@@ -493,89 +972,161 @@ def build(census_path: Path, name: str, description: str, prefectures=(), provin
                 nbr[a].add(b)
                 nbr[b].add(a)
 
-    # Intra-provincial destination weights: every unit of the province (fund or
-    # not) receives migrants in proportion to its in-migrants from other counties
-    # of the province.
-    all_by_prov = defaultdict(list)
-    for r in rows:
-        all_by_prov[r["province_code"]].append(r)
-    inflow = {r["code"]: bt.num(r, "inmigrants_other_county_same_province_2010", census_path) for r in rows}
-    prov_inflow = {p: math.fsum(inflow[r["code"]] for r in rs) for p, rs in all_by_prov.items()}
-
-    scale = 10 ** WEIGHT_DECIMALS
-    counties = []
-    pruned_total = 0
-    for r in units:
-        cid = r["code"]
-        enrollees = int(round(bt.agri_hukou(r, census_path) * bt.PARTICIPATION))
-        if enrollees < 1:
-            fail(f"{census_path}: county {cid}: no agricultural-hukou population")
-        contribution = round(bt.CONTRIBUTION * uplift.get(cid, 1.0), 2)
-        reserves = round(bt.RESERVE_RATIO * enrollees * contribution, 2)
-        mu = bt.r6(bt.net_absence(r, census_path))
-        aged = bt.num(r, "age65plus_pct_2010", census_path) / 100.0
-        lam = bt.r6(bt.ADMISSION_RATE_NAT * (1.0 + (bt.AGED_RELATIVE_ADMISSION - 1.0) * aged)
-                    / (1.0 + (bt.AGED_RELATIVE_ADMISSION - 1.0) * cal["aged_nat"]))
-
-        w_tot = prov_inflow[r["province_code"]] - inflow[cid]
-        raw = {}
-        if w_tot > 0:
-            for p in all_by_prov[r["province_code"]]:
-                k = p["code"]
-                if k != cid and k in in_instance and inflow[k] > 0:
-                    raw[k] = (1.0 - bt.INTER_PROVINCIAL_SHARE) * inflow[k] / w_tot
-        in_sum = math.fsum(raw.values())
-        kept = {k: w for k, w in raw.items() if w >= MIN_DESTINATION_WEIGHT}
-        pruned_total += len(raw) - len(kept)
-        kept_sum = math.fsum(kept.values())
-        dest_int = {k: int(round(w * in_sum / kept_sum * scale)) for k, w in sorted(kept.items())}
-        dest_int = {k: v for k, v in dest_int.items() if v > 0}
-        dest = {k: v / scale for k, v in dest_int.items()}
-        dest["outside"] = (scale - sum(dest_int.values())) / scale
-
-        counties.append({
-            "id": cid,
-            "name": NAMES.get(cid, r["name_zh"]),
-            "prefecture": r["prefecture_code"],
-            "province": r["province_code"],
-            "enrollees": enrollees,
-            "contribution_per_capita": contribution,
-            "reserves": reserves,
-            "admin_per_capita": bt.ADMIN_PER_CAPITA,
-            "outpatient_per_capita": cal["outpatient_pc"],
-            "admission_rate": lam,
-            "severity": {"dist": "lognormal", "mean": cal["sev_mean"], "cv": bt.SEVERITY_CV},
-            "migrant_share": mu,
-            "migrant_destinations": dest,
-            "adjacent": sorted(nbr[cid]),
-        })
-
+    counties, places = assemble_counties(model, sorted(in_instance), nbr,
+                                         {**CONTRIBUTION_UPLIFT, **uplift}, NAMES)
+    options = contract_options(counties, places)
     instance = {
         "name": name,
         "year": YEAR,
         "currency": "CNY",
         "description": (
             f"{description}. Policy year 2012. Enrollees, ageing and migration from the 2010 census; "
-            "financing and cost levels from 2012 national NRCMS aggregates; adjacency from seat "
-            "coordinates (Delaunay); several parameters assumed. Built by instances/build.py; sources "
-            "and assumptions: instances/README.md."
+            "financing, admissions and cost per admission from national NRCMS aggregates (2011-12); "
+            "residents' care at own-county, prefecture-city and provincial hospitals; migrants placed "
+            "by a gravity model; adjacency from seat coordinates (Delaunay); several parameters "
+            "assumed. Built by instances/build.py; sources and assumptions: instances/README.md."
         ),
-        "parameters": {
-            "admin_fixed_per_fund": bt.ADMIN_FIXED_PER_FUND,
-            "out_of_network_factor": bt.PARAMS["out_of_network_factor"],
-            "out_of_network_claim_share": bt.PARAMS["out_of_network_claim_share"],
-            "migrant_admission_factor": bt.PARAMS["migrant_admission_factor"],
-            "outside_severity": {"dist": "lognormal", "mean": cal["outside_mean"], "cv": bt.SEVERITY_CV},
-            "frequency_shock_cv": bt.PARAMS["frequency_shock_cv"],
-        },
+        "parameters": instance_parameters(model),
+        "places": places,
         "counties": counties,
     }
-    info = dict(cal)
-    info.update(adj_stats)
-    info["pruned_destinations"] = pruned_total
+    if options:
+        instance["contract_options"] = options
+    info = dict(adj_stats)
+    info["model"] = model
     info["instance_recovered"] = sum(1 for r in units if r["code"] in RECOVERED_COORDS)
     info["instance_missing"] = sum(1 for r in units if coords(r, census_path) is None)
     return instance, info
+
+
+def contract_options(counties: list[dict], places: list[dict]) -> list[dict]:
+    """CONTRACT_OPTIONS whose origins are all in the file and whose destination it
+    references ("prefecture:<p>" expands to the file's counties of p)."""
+    ids = {c["id"] for c in counties}
+    referenced = {p["id"] for p in places}
+    out = []
+    for option in CONTRACT_OPTIONS:
+        origin = option["origin"]
+        if isinstance(origin, str) and origin.startswith("prefecture:"):
+            origin = sorted(c["id"] for c in counties if c["prefecture"] == origin[11:])
+        if origin and set(origin) <= ids and option["destination"] in referenced:
+            out.append({**option, "origin": list(origin)})
+    return out
+
+
+def calibration_report(model: dict) -> str:
+    """The national calibration and the checks against the sources (stdout only)."""
+    out = []
+    cs, fl, en = model["counties"], model["flows"], model["enrollees"]
+    n_all = math.fsum(en.values())
+    mig = {c: en[c] * cs[c]["migrant_share"] for c in cs}
+    out.append(f"national 65+ share {model['aged_nat']:.4%}; fund units {len(cs)}, enrollees {n_all:,.0f}, "
+               f"migrant-weighted net absence {math.fsum(mig.values()) / n_all:.4%}")
+    out.append(f"claimed admissions/enrollee {model['claimed_rate']:.5f} (D: 2012 payout x 0.826 / 1,894); "
+               f"cost per claimed admission {model['cost_per_claim']:.2f}")
+    out.append(f"admission rate at national ageing lambda_nat {model['lambda_nat']:.5f}; "
+               f"county base cost m0 {model['m0']:.2f}")
+    prices = sorted({(p['level'], p['severity']['mean']) for p in model['places'].values()})
+    out.append("distinct place prices: " + ", ".join(f"{lv} {m:.2f}" for lv, m in prices))
+    # realised figures from the rounded values
+    claimed = cost = elig = allc = adm = 0.0
+    fund_out, adm_out = {}, {}
+    for c, flows in fl.items():
+        lam = cs[c]["admission_rate"] * en[c]
+        m0 = cs[c]["severity"]["mean"] / bt.REGIONAL_PRICE_FACTOR.get(model["rows"][model["unit_row"][c]]
+                                                                      ["province_code"], 1.0)
+        e_c = e_out = a_out = 0.0
+        for _who, _key, w, rho, q, phi, away in flows:
+            claimed += lam * w * q
+            cost += lam * w * q * rho * m0
+            elig += lam * w * q * phi * rho * m0
+            allc += lam * w * rho * m0
+            adm += lam * w
+            e_c += w * q * phi * rho
+            if away:
+                e_out += w * q * phi * rho
+                a_out += w
+        fund_out[c] = e_out / e_c
+        adm_out[c] = a_out / math.fsum(x[2] for x in flows)
+    paid = (bt.NAT_EXPENDITURE / bt.NAT_ENROLLEES) * bt.INPATIENT_SHARE * n_all
+    out.append(f"realised: claimed rate {claimed / n_all:.5f}, all admissions {adm / n_all:.5f}, cost per claimed "
+               f"admission {cost / claimed:.2f}, mean cost per admission (all, unclaimed too) {allc / adm:.2f}, "
+               f"status-quo rate implied by the 2012 payout {paid / elig:.4f}")
+    w = [en[c] for c in cs]
+
+    def q(vals, p):
+        order = sorted(zip(vals, w))
+        tot, acc = math.fsum(w), 0.0
+        for v, wt in order:
+            acc += wt
+            if acc >= p * tot:
+                return v
+        return order[-1][0]
+    fo = [fund_out[c] for c in cs]
+    ao = [adm_out[c] for c in cs]
+    out.append(f"share of the fund paid out of county (status quo, enrollee-weighted): mean "
+               f"{math.fsum(a * b for a, b in zip(fo, w)) / math.fsum(w):.3f}, p10 {q(fo, .1):.3f}, "
+               f"median {q(fo, .5):.3f}, p90 {q(fo, .9):.3f}, max {max(fo):.3f}")
+    out.append(f"share of admissions out of county: mean {math.fsum(a * b for a, b in zip(ao, w)) / math.fsum(w):.3f}, "
+               f"median {q(ao, .5):.3f}, p90 {q(ao, .9):.3f}, max {max(ao):.3f}; "
+               f"units above 40%: {sum(1 for a in ao if a > 0.4)}")
+    by_prov = defaultdict(lambda: [0.0, 0.0])
+    for c, flows in fl.items():
+        v = model["rows"][model["unit_row"][c]]["province_code"]
+        by_prov[v][0] += cs[c]["admission_rate"] * en[c] * math.fsum(x[2] * x[4] for x in flows)
+        by_prov[v][1] += en[c]
+    rates = {v: a / b for v, (a, b) in by_prov.items()}
+    above = sum(1 for r in rates.values() if r > 0.10)
+    out.append(f"claimed admission rate by province: min {min(rates.values()):.4f}, max {max(rates.values()):.4f}; "
+               f"provinces above 10%: {above} of {len(rates)}")
+    out.append(f"intra-provincial decay beta {model['beta_intra']} (own-prefecture share target "
+               f"{bt.OWN_PREFECTURE_SHARE_TARGET}, fit {model['own_prefecture_share'](model['beta_intra']):.4f})")
+    out.append(f"inter-provincial decay beta {model['beta_inter']} (central -> east target "
+               f"{bt.CENTRAL_TO_EAST_TARGET}, fit {model['central_east_share'](model['beta_inter']):.4f}; "
+               f"at beta 0: {model['central_east_share'](0.0):.4f})")
+    out.append(f"inter-provincial share: central {bt.INTER_PROVINCIAL_SHARE_CENTRAL}, others "
+               f"{model['inter_share_other']} (central origins hold {model['f_central']:.3f} of migrants)")
+    # after pruning: own-prefecture share of intra-provincial migrants, central -> east
+    num = den = ce_num = ce_den = 0.0
+    nkeys = []
+    for c, m in cs.items():
+        d = m["migrant_destinations"]
+        if not d:
+            continue
+        nkeys.append(len(d))
+        row = model["rows"][model["unit_row"][c]]
+        p, v = row["prefecture_code"], row["province_code"]
+        for key, wt in d.items():
+            pp, pv = model["places"][key]["prefecture"], model["places"][key]["province"]
+            if pv == v:
+                den += mig[c] * wt
+                if pp == p:
+                    num += mig[c] * wt
+            elif v in bt.CENTRAL_PROVINCES:
+                ce_den += mig[c] * wt
+                if pv in bt.EAST_PROVINCES:
+                    ce_num += mig[c] * wt
+    out.append(f"after pruning: own-prefecture share {num / den:.4f}, central -> east {ce_num / ce_den:.4f}; "
+               f"destinations per migrant-sending unit: mean {sum(nkeys) / len(nkeys):.1f}, max {max(nkeys)}")
+    return "\n".join("  " + line for line in out)
+
+
+def four_tier(model: dict, prefecture: str) -> tuple[float, float, float]:
+    """Migrants of a prefecture's fund units: shares in the own prefecture / elsewhere
+    in the province / other provinces (net absence weighted)."""
+    cs, en = model["counties"], model["enrollees"]
+    tot = [0.0, 0.0, 0.0]
+    for c, m in cs.items():
+        row = model["rows"][model["unit_row"][c]]
+        if row["prefecture_code"] != prefecture and row["province_code"] != prefecture:
+            continue
+        for key, wt in m["migrant_destinations"].items():
+            pl = model["places"][key]
+            k = (0 if pl["prefecture"] == row["prefecture_code"] else
+                 1 if pl["province"] == row["province_code"] else 2)
+            tot[k] += en[c] * m["migrant_share"] * wt
+    s = sum(tot)
+    return tuple(t / s for t in tot)
 
 
 def dumps(instance: dict) -> str:
@@ -587,14 +1138,41 @@ def summary(instance: dict, info: dict) -> str:
     n = sum(c["enrollees"] for c in cs)
     prefs = {c["prefecture"] for c in cs}
     provs = {c["province"] for c in cs}
+    ids = {c["id"] for c in cs}
     no_neighbour = sum(1 for c in cs if not c["adjacent"])
-    in_inst = [1.0 - c["migrant_destinations"]["outside"] for c in cs]
+    mig = [(c["enrollees"] * c["migrant_share"], c["migrant_destinations"]) for c in cs]
+    tot = math.fsum(m for m, _ in mig)
+    in_file = math.fsum(m * w for m, d in mig for k, w in d.items() if k in ids)
     return (f"{instance['name']}: {len(cs)} units, {len(prefs)} prefectures, {len(provs)} provinces, "
-            f"{n:,} enrollees; coordinates recovered {info['instance_recovered']}, still missing "
-            f"{info['instance_missing']}; in the provinces' graphs: Delaunay edges dropped {info['dropped']}, "
-            f"re-added {info['reconnected']}, prefecture links added {info['prefecture_links']}; "
-            f"units without neighbours {no_neighbour}; pruned destinations {info['pruned_destinations']}; "
-            f"mean in-instance destination share {sum(in_inst) / len(in_inst):.4f}")
+            f"{n:,} enrollees, {len(instance['places'])} places; coordinates recovered "
+            f"{info['instance_recovered']}, still missing {info['instance_missing']}; in the provinces' "
+            f"graphs: Delaunay edges dropped {info['dropped']}, re-added {info['reconnected']}, prefecture "
+            f"links added {info['prefecture_links']}; units without neighbours {no_neighbour}; migrants "
+            f"living in a fund county of the file {in_file / tot if tot else 0.0:.4f}")
+
+
+def case_report(model: dict) -> str:
+    """Gravity placements against the sourced case figures (stdout only)."""
+    out = []
+    g = model["counties"].get("411525")
+    if g:
+        beijing = g["migrant_destinations"].get("city:110100", 0.0)
+        top = sorted(g["migrant_destinations"].items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+        out.append(f"Gushi 411525: migrant_share {g['migrant_share']}, inter-provincial "
+                   f"{model['inter_share']['411525']}; Beijing (city:110100) {beijing:.4f} of its migrants "
+                   f"(source: ~150,000 of ~500,000 = 0.30); top: "
+                   + ", ".join(f"{k} {w:.3f}" for k, w in top))
+    for label, code, src in (("Jincheng 140500", "140500", "0.76 / 0.15 / 0.09 (2006)"),
+                             ("Yichun 230700", "230700", "0.10 / 0.34 / 0.56 (2006)"),
+                             ("Inner Mongolia 150000", "150000", "region 0.69 / other 0.31 (2014)"),
+                             ("Tongliao 150500", "150500", "-")):
+        try:
+            a, b, c = four_tier(model, code)
+        except ZeroDivisionError:
+            continue
+        out.append(f"{label}: of county leavers, own prefecture {a:.3f} / rest of province {b:.3f} / "
+                   f"other provinces {c:.3f} (source: {src})")
+    return "\n".join("  " + line for line in out)
 
 
 def parse_uplift(items) -> dict:
@@ -650,11 +1228,16 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append((args.out, dict(name=args.name, description=desc, prefectures=args.prefecture,
                                     provinces=args.province, everything=args.all,
                                     uplift=parse_uplift(args.uplift), districts=args.districts)))
+    model = None
     for out, kw in jobs:
-        instance, info = build(args.census, **kw)
+        instance, info = build(args.census, model=model, **kw)
+        model = info["model"]
         bt.write_atomic(out, dumps(instance))
         print(f"wrote {out}")
         print("  " + summary(instance, info))
+    print("national calibration (the same for every file):")
+    print(calibration_report(model))
+    print(case_report(model))
     return 0
 
 

@@ -2,11 +2,14 @@
 """Build instances/tongliao.json, the bundled default instance of `pooling`.
 
 Tongliao prefecture (Inner Mongolia, prefecture code 150500, 8 county-level
-units), policy year 2012, calibrated from the 2010 census county table in
-../shared/data/china_counties_census.csv and the national figures collected in
-shared/CALIBRATION.md. Every constant below is tagged S (sourced), D (derived
-from sourced data) or A (assumed); instances/README.md gives the sources and
-the reasoning behind each assumption.
+units), policy year 2012. This file holds the calibration constants shared by
+every instance (each tagged S sourced, D derived from sourced data or A
+assumed; instances/README.md gives the sources and the reasoning behind each
+assumption). The per-county figures and the places of care come from the
+national model in instances/build.py (computed from the whole 2010 census
+table in ../shared/data/china_counties_census.csv), so the Tongliao units are
+identical to their records in china.json; only the adjacency differs (land
+borders here).
 
 Usage (from the repository root):
     python instances/build_tongliao.py
@@ -65,25 +68,92 @@ CONTRIBUTION = 308.5                      # S, CNY/enrollee/yr, uniform across u
 NAT_ENROLLEES = 805e6                     # S
 NAT_EXPENDITURE = 240.80e9                # S, CNY
 INPATIENT_SHARE = 0.826                   # S (2009 share of payouts to inpatient care)
-EFFECTIVE_INPATIENT_REIMB = 0.55          # S (2009 ~55%; Sanming 58%; 14 counties >50%)
-
-ADMISSION_RATE_NAT = 0.08                 # A, interpolated 2009 (0.046, D) .. 2013 (~0.10, S)
+EFFECTIVE_INPATIENT_REIMB = 0.55          # S (2009 ~55%; Sanming 58%; 14 counties >50%):
+                                          #   reimbursed / cost of the compensated admissions
+BENEFIT_PER_ADMISSION = 1894.0            # S, CNY paid per compensated admission, 2011 (MoH);
+                                          #   2009: 92.29 bn x 0.826 / 38.1 M = 2,000 (D)
+# => claimed (compensated) admissions per enrollee = 299.13 x 0.826 / 1,894 = 0.1305 (D),
+#    cost per claimed admission = 1,894 / 0.55 = 3,443.6 CNY (D); the admission rate and
+#    the county-level base cost are solved from these two over the national care mix
+#    (build.py: national_model).
 AGED_RELATIVE_ADMISSION = 3.0             # A: admission rate of 65+ relative to <65
 
-SEVERITY_CV = 1.0                         # A (lognormal sigma = 0.833)
-OUTSIDE_SEVERITY_RATIO = 2.0              # A, within sourced level ratios 2.2-2.7x (section 3)
+SEVERITY_CV = 1.0                         # A (lognormal sigma = 0.833), every place
 
-INTER_PROVINCIAL_SHARE = 0.43             # S (NBS migrant worker survey 2019: 43.1%)
+# Places of care and their price levels. Cost per admission 2012, CALIBRATION.md
+# "Suggested calibration": county 3,500 : prefecture 8,000 : provincial 15,000
+# (levels A; ratios within the sourced 1 : 2.2-3 : 4.8-6.5 : 9.5-12 chain, S/D).
+# Only the ratios are used; the level is solved from the national anchor.
+LEVEL_COST = {"county": 3500.0, "prefecture": 8000.0, "province": 15000.0}    # A (levels)
+PRICE_RATIO = {k: v / LEVEL_COST["county"] for k, v in LEVEL_COST.items()}  # D: 1 : 2.286 : 4.286
+# Regional price factor, Beijing only (every place in province 110000): Beijing
+# government tertiary hospitals 18,347.76 CNY per inpatient (2009, Beijing Public
+# Health Information Center) / national tertiary ~9,716 (2010, derived from a Gansu
+# report) = 1.89, level-matched (the 2.6x all-hospital ratio mixes Beijing's
+# tertiary-heavy level mix into the price). No other province has a sourced factor.
+REGIONAL_PRICE_FACTOR = {"110000": round(18347.76 / 9716.0, 4)}             # D
+
+# Residents' care-seeking: share of residents' admissions at the county's own
+# hospitals (THC + county hospitals) / the prefecture city's hospitals / the
+# provincial hospitals. A: no national split of NRCMS admissions by level was
+# found; 20% out of county is the suggested default (10-40%, one surveyed county
+# >40%, S), and with the price ratios it puts ~35% of a county's inpatient fund
+# out of county (suggested 35%, range 20-55%, S: one surveyed county >50%).
+RESIDENT_CARE = {"own": 0.80, "city": 0.14, "province": 0.06}             # A
+
+# Migrants (net absence, census 2010) split between other provinces and the home
+# province: NBS migrant-worker monitoring report 2014: 46.8% of out-migrants
+# cross-province nationally, 62.8% of those from central China (S). Central
+# origins get 62.8%; the others one common share such that the national
+# migrant-weighted mean is 46.8% (D, computed in build.py).
+INTER_PROVINCIAL_SHARE_NAT = 0.468        # S (NBS 2014; 2013: 46.6%; 2019: 43.1%)
+INTER_PROVINCIAL_SHARE_CENTRAL = 0.628    # S (NBS 2014; 2018: 60.6%; 2024: 51.8%)
+CENTRAL_PROVINCES = ("140000", "340000", "360000", "410000", "420000", "430000")   # S (NBS regions)
+EAST_PROVINCES = ("110000", "120000", "130000", "210000", "310000", "320000", "330000",
+                  "350000", "370000", "440000", "460000")                          # S (NBS 2013 regions)
+# Gravity model targets (build.py calibrates the distance decays to them):
+# 2010 census, people away from their hukou place: 15% within their registration
+# city, 52% across cities within the province, 33% across provinces (ISOCARP case
+# study, SEC) -> 15 / 67 = 22.4% of intra-provincial movers stay in their prefecture (D).
+OWN_PREFECTURE_SHARE_TARGET = round(15.0 / 67.0, 4)                          # D
+# NBS 2013: 89.9% of central-region cross-province migrants work in the east (S).
+CENTRAL_TO_EAST_TARGET = 0.899                                               # S
+MIN_DISTANCE_KM = 10.0                    # A: seat-to-seat distances floored (same-city districts)
 
 ADMIN_PER_CAPITA = 2.0                    # A (nothing found)
 ADMIN_FIXED_PER_FUND = 1_000_000.0        # A (nothing found)
+ADMIN_FINANCING = "county_budget"         # S: running costs from the county budget, never the
+                                          #   fund (Changsha rule; national rule usually attributed
+                                          #   to State Council General Office document 2003 no. 3)
 RESERVE_RATIO = 0.10                      # A: reserves = 10% of annual revenue
 
+# Out of network, by where the care is bought relative to the county (A, see README):
+# referrals inside the prefecture are nearly all claimed, at a lower rate than at
+# home (the Luoyang schedule, S (low quality), applied to these prices reimburses 61%
+# of a county admission, 59% / 48% of a secondary / tertiary city admission and 47%
+# of a provincial one: ratios 0.96 / 0.78 / 0.77, D); provincial hospitals need a
+# referral and a higher deductible; care in another
+# province needs a trip home to claim (15.3% of migrant inpatients went home for
+# care, S) and is reimbursed at the lowest rates.
+OUT_OF_NETWORK_TIERS = {
+    "same_prefecture": {"claim_share": 0.95, "factor": 0.85},                # A
+    "same_province": {"claim_share": 0.8, "factor": 0.75},                   # A
+    "other_province": {"claim_share": 0.5, "factor": 0.6},                   # A
+}
 PARAMS = {
-    "out_of_network_factor": 0.6,         # A (Luoyang schedule: provincial 50% vs county 63-83%)
-    "out_of_network_claim_share": 0.6,    # A
+    # scalar fallbacks = the other-province tier (what "outside" would get)
+    "out_of_network_factor": OUT_OF_NETWORK_TIERS["other_province"]["factor"],
+    "out_of_network_claim_share": OUT_OF_NETWORK_TIERS["other_province"]["claim_share"],
     "migrant_admission_factor": 1.0,      # A (younger, but less access: assumed to cancel)
-    "frequency_shock_cv": 0.03,           # A
+    # Admission-rate shocks M_c = 0.4 Theta_N + 0.3 Theta_P + 0.3 Theta_C (A): a
+    # county's multiplier has sd sqrt(0.4^2 0.05^2 + 0.3^2 0.10^2 + 0.3^2 0.16^2) = 6.0%,
+    # so a fund with a 2-3% expected surplus runs a deficit in ~30% of years
+    # (suggested 30%, A; "most" of 14 surveyed counties in deficit 2012-13, S).
+    "frequency_shock_cv": 0.05,           # A, national
+}
+REGIONAL_SHOCKS = {
+    "prefecture": {"weight": 0.3, "cv": 0.10},                               # A
+    "county": {"weight": 0.3, "cv": 0.16},                                   # A
 }
 
 # Sanity check settings (not written to the instance).
@@ -201,38 +271,18 @@ def r6(x: float) -> float:
 
 # ---------------------------------------------------------------- build
 def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
+    # build.py holds the national model (places, care-seeking, gravity migration,
+    # calibration) and imports this module for its constants; imported here, late.
+    import build as national
+
     rows = read_census(census_path)
     required = ["code", "prefecture_code", "province_code", "lon", "lat", "pop_resident_2010",
                 "pop_registered_2010", "nonagri_hukou_pct_2010", "age65plus_pct_2010",
-                "inmigrants_other_county_same_province_2010"]
+                "inmigrants_other_county_same_province_2010", "inmigrants_other_province_2010"]
     missing = [c for c in required if c not in rows[0]]
     if missing:
         sys.exit(f"error: census file {census_path}: missing columns {missing}")
 
-    # National references from the same table (D).
-    pop_all = sum(num(r, "pop_resident_2010", census_path) for r in rows)
-    aged_nat = sum(num(r, "pop_resident_2010", census_path) * num(r, "age65plus_pct_2010", census_path)
-                   for r in rows) / pop_all / 100.0
-    agri_all = sum(agri_hukou(r, census_path) for r in rows)
-    mu_nat = sum(agri_hukou(r, census_path) * net_absence(r, census_path) for r in rows) / agri_all
-
-    # Severity calibration at the national-average county (D):
-    # expected eligible inpatient cost per enrollee I = spend/enrollee x inpatient share / reimbursement,
-    # and I = lambda * m * [(1 - mu) + mu * h * q * phi * outside_ratio]
-    # (migrants of a county fund are out of network; their care is priced at the outside severity).
-    spend_pc = NAT_EXPENDITURE / NAT_ENROLLEES
-    inpatient_paid_pc = spend_pc * INPATIENT_SHARE
-    eligible_pc = inpatient_paid_pc / EFFECTIVE_INPATIENT_REIMB
-    h = PARAMS["migrant_admission_factor"]
-    q = PARAMS["out_of_network_claim_share"]
-    phi = PARAMS["out_of_network_factor"]
-    mix = (1.0 - mu_nat) + mu_nat * h * q * phi * OUTSIDE_SEVERITY_RATIO
-    sev_mean = eligible_pc / (ADMISSION_RATE_NAT * mix)
-    sev_mean = round(sev_mean, 2)
-    outside_mean = round(OUTSIDE_SEVERITY_RATIO * sev_mean, 2)
-    outpatient_pc = round(spend_pc * (1.0 - INPATIENT_SHARE), 2)   # outpatient 13.2% + other 4.2%
-
-    province_rows = [r for r in rows if r["province_code"] == PROVINCE]
     units = sorted((r for r in rows if r["prefecture_code"] == PREFECTURE), key=lambda r: r["code"])
     ids = [r["code"] for r in units]
     if ids != sorted(NAMES):
@@ -251,53 +301,16 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
     edges = border if adjacency == "borders" else d_kept
     if not is_connected(ids, edges):
         sys.exit("error: adjacency graph is not connected")
+    nbr = {cid: set() for cid in ids}
+    for a, b in edges:
+        nbr[a].add(b)
+        nbr[b].add(a)
 
-    counties = []
-    diag = {}
-    for r in units:
-        cid = r["code"]
-        reg = num(r, "pop_registered_2010", census_path)
-        enrollees = int(round(agri_hukou(r, census_path) * PARTICIPATION))
-        revenue = enrollees * CONTRIBUTION
-        reserves = round(RESERVE_RATIO * revenue, 2)
-        mu = r6(net_absence(r, census_path))
-        aged = num(r, "age65plus_pct_2010", census_path) / 100.0
-        lam = ADMISSION_RATE_NAT * (1.0 + (AGED_RELATIVE_ADMISSION - 1.0) * aged) / \
-            (1.0 + (AGED_RELATIVE_ADMISSION - 1.0) * aged_nat)
-        lam = r6(lam)
-
-        # Destinations: 43% out of province; 57% over the other units of Inner
-        # Mongolia pro rata to their intra-provincial in-migrants; units outside
-        # Tongliao are folded into "outside".
-        others = [p for p in province_rows if p["code"] != cid]
-        w_tot = sum(num(p, "inmigrants_other_county_same_province_2010", census_path) for p in others)
-        dest = {}
-        for p in others:
-            if p["prefecture_code"] == PREFECTURE:
-                w = (1.0 - INTER_PROVINCIAL_SHARE) * \
-                    num(p, "inmigrants_other_county_same_province_2010", census_path) / w_tot
-                dest[p["code"]] = round(w, 8)
-        dest = dict(sorted(dest.items()))
-        dest["outside"] = round(1.0 - sum(dest.values()), 8)
-
-        adj = sorted({b for a, b in edges if a == cid} | {a for a, b in edges if b == cid})
-        counties.append({
-            "id": cid,
-            "name": NAMES[cid],
-            "prefecture": PREFECTURE,
-            "province": PROVINCE,
-            "enrollees": enrollees,
-            "contribution_per_capita": CONTRIBUTION,
-            "reserves": reserves,
-            "admin_per_capita": ADMIN_PER_CAPITA,
-            "outpatient_per_capita": outpatient_pc,
-            "admission_rate": lam,
-            "severity": {"dist": "lognormal", "mean": sev_mean, "cv": SEVERITY_CV},
-            "migrant_share": mu,
-            "migrant_destinations": dest,
-            "adjacent": adj,
-        })
-        diag[cid] = {"registered": reg, "aged": aged}
+    # Every per-county figure and every place comes from the national model, so
+    # the Tongliao units are identical to their records in china.json (only the
+    # adjacency differs: land borders here, seat triangulation there).
+    model = national.national_model(rows, census_path)
+    counties, places = national.assemble_counties(model, ids, nbr, national.CONTRIBUTION_UPLIFT, NAMES)
 
     instance = {
         "name": "tongliao",
@@ -306,60 +319,76 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
         "description": (
             "Tongliao prefecture, Inner Mongolia (code 150500): 8 county-level NRCMS funds, "
             "policy year 2012. Enrollees, ageing and migration from the 2010 census; "
-            "financing and cost levels from 2012 national NRCMS aggregates; several "
-            "parameters assumed. Sources and assumptions: instances/README.md."
+            "financing, admissions and cost per admission from national NRCMS aggregates (2011-12); "
+            "residents' care at own-county, Tongliao city and Inner Mongolia provincial hospitals; "
+            "migrants placed by a gravity model calibrated nationally; several parameters assumed. "
+            "Sources and assumptions: instances/README.md."
         ),
-        "parameters": {
-            "admin_fixed_per_fund": ADMIN_FIXED_PER_FUND,
-            "out_of_network_factor": PARAMS["out_of_network_factor"],
-            "out_of_network_claim_share": PARAMS["out_of_network_claim_share"],
-            "migrant_admission_factor": PARAMS["migrant_admission_factor"],
-            "outside_severity": {"dist": "lognormal", "mean": outside_mean, "cv": SEVERITY_CV},
-            "frequency_shock_cv": PARAMS["frequency_shock_cv"],
-        },
+        "parameters": national.instance_parameters(model),
+        "places": places,
         "counties": counties,
     }
-    info = {
-        "aged_nat": aged_nat, "mu_nat": mu_nat, "spend_pc": spend_pc,
-        "inpatient_paid_pc": inpatient_paid_pc, "eligible_pc": eligible_pc, "mix": mix,
-        "sev_mean": sev_mean, "outpatient_pc": outpatient_pc,
-        "d_lengths": d_lengths, "d_median": d_median, "d_kept": d_kept, "border": border,
-        "diag": diag,
-    }
+    info = {"model": model, "national": national,
+            "d_lengths": d_lengths, "d_median": d_median, "d_kept": d_kept, "border": border}
     return instance, info
 
 
 # ---------------------------------------------------------------- sanity check
+def _where(instance: dict, key: str) -> tuple[dict, str | None, str | None, set]:
+    """(severity, prefecture, province, approved_by) of a county key or place id."""
+    for c in instance["counties"]:
+        if c["id"] == key:
+            return c["severity"], c["prefecture"], c["province"], {key}
+    for p in instance.get("places", []):
+        if p["id"] == key:
+            return p["severity"], p["prefecture"], p["province"], set(p["approved_by"])
+    sev = instance["parameters"]["outside_severity"]
+    return sev, None, None, set()
+
+
 def pool_moments(instance: dict, members: set) -> tuple[float, float, float, float]:
-    """Budget, mean and variance of Y_P for a pool (normal approximation inputs)."""
+    """Budget, mean and variance of Y_P for a pool (normal approximation inputs):
+    every care flow in or out of network by its place's approved_by and tier; the
+    variance adds the three-level admission-rate shock."""
     p = instance["parameters"]
-    h, q, phi, theta = (p["migrant_admission_factor"], p["out_of_network_claim_share"],
-                        p["out_of_network_factor"], p["frequency_shock_cv"])
-    sev = {c["id"]: (c["severity"]["mean"], c["severity"]["cv"]) for c in instance["counties"]}
-    sev["outside"] = (p["outside_severity"]["mean"], p["outside_severity"]["cv"])
-    budget = -p["admin_fixed_per_fund"]
+    h = p["migrant_admission_factor"]
+    tiers = p.get("out_of_network_tiers", {})
+    in_fund = p.get("admin_financing", "risk_fund") == "risk_fund"
+    shocks = p.get("regional_shocks", {})
+    w_p, th_p = shocks.get("prefecture", {}).get("weight", 0.0), shocks.get("prefecture", {}).get("cv", 0.0)
+    w_c, th_c = shocks.get("county", {}).get("weight", 0.0), shocks.get("county", {}).get("cv", 0.0)
+    w_n, th_n = 1.0 - w_p - w_c, p["frequency_shock_cv"]
+    budget = -p["admin_fixed_per_fund"] if in_fund else 0.0
     mean = var = 0.0
+    by_county, by_pref = {}, {}
     for c in instance["counties"]:
         if c["id"] not in members:
             continue
         n, lam, mu = c["enrollees"], c["admission_rate"], c["migrant_share"]
         budget += n * c["contribution_per_capita"] + CHECK_RESERVE_SHARE * c["reserves"] \
-            - (c["admin_per_capita"] + c["outpatient_per_capita"]) * n
-        m, v = sev[c["id"]]
-        rate = n * (1.0 - mu) * lam
-        mean += rate * m
-        var += rate * lognormal_second_moment(m, v)
-        for k, w in c["migrant_destinations"].items():
-            m, v = sev[k]
-            base = n * mu * w * h * lam
-            if k in members:
-                mean += base * m
-                var += base * lognormal_second_moment(m, v)
+            - ((c["admin_per_capita"] if in_fund else 0.0) + c["outpatient_per_capita"]) * n
+        care = c.get("resident_care") or {c["id"]: 1.0}
+        flows = [(n * (1.0 - mu) * lam * w, k) for k, w in care.items()] + \
+                [(n * mu * h * lam * w, k) for k, w in c["migrant_destinations"].items()]
+        m_c = 0.0
+        for rate, key in flows:
+            sev, pref, prov, approved = _where(instance, key)
+            if approved and approved <= members:
+                q = phi = 1.0
             else:
-                mean += base * q * phi * m
-                var += base * q * phi * phi * lognormal_second_moment(m, v)
-    var_total = var + (theta * mean) ** 2     # mixed Poisson: add Var(E[Y | Theta])
-    return budget, mean, var_total, var
+                t = ("same_prefecture" if pref is not None and pref == c["prefecture"] else
+                     "same_province" if prov is not None and prov == c["province"] else "other_province")
+                terms = tiers.get(t, {"claim_share": p["out_of_network_claim_share"],
+                                      "factor": p["out_of_network_factor"]})
+                q, phi = terms["claim_share"], terms["factor"]
+            m_c += rate * q * phi * sev["mean"]
+            var += rate * q * phi * phi * lognormal_second_moment(sev["mean"], sev["cv"])
+        mean += m_c
+        by_county[c["id"]] = m_c
+        by_pref[c["prefecture"]] = by_pref.get(c["prefecture"], 0.0) + m_c
+    shock = (w_n * th_n * mean) ** 2 + (w_p * th_p) ** 2 * sum(x * x for x in by_pref.values()) \
+        + (w_c * th_c) ** 2 * sum(x * x for x in by_county.values())
+    return budget, mean, var + shock, var
 
 
 def cvar_normal_factor(alpha: float) -> float:
@@ -399,11 +428,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- report (stdout only)
     print(f"wrote {args.out}")
-    print(f"national 65+ share (resident-weighted, 2010): {info['aged_nat']:.4%}")
-    print(f"national enrollee-weighted net absence share: {info['mu_nat']:.4%}")
-    print(f"severity calibration: spend {info['spend_pc']:.2f}/enrollee, inpatient paid "
-          f"{info['inpatient_paid_pc']:.2f}, eligible {info['eligible_pc']:.2f}, mix {info['mix']:.4f} "
-          f"-> mean {info['sev_mean']:.2f} CNY/admission; outpatient {info['outpatient_pc']:.2f}/enrollee")
+    national = info["national"]
+    print("national calibration (shared with build.py; the same for every instance file):")
+    print(national.calibration_report(info["model"]))
+    print(national.case_report(info["model"]))
     print(f"Delaunay edges (median {info['d_median']:.1f} km, cut {DELAUNAY_MAX_RATIO} x median):")
     for e in sorted(info["d_lengths"], key=lambda e: (info["d_lengths"][e], e)):
         tag = "kept" if e in info["d_kept"] else "dropped"
@@ -415,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 
     k = cvar_normal_factor(CHECK_ALPHA)
     print(f"\nrough max solvent rate alone (normal approx, CVaR_{CHECK_ALPHA} = mean + {k:.3f} sd, "
-          f"reserve_share {CHECK_RESERVE_SHARE}):")
+          f"reserve_share {CHECK_RESERVE_SHARE}; r*(th=0) without the admission-rate shocks):")
     print(f"{'id':7s} {'name':27s} {'enrollees':>9s} {'mu':>7s} {'lambda':>8s} {'sev':>8s} "
           f"{'E[Y]/N':>7s} {'B/N':>7s} {'r*(th=0)':>8s} {'r*':>6s}")
     for c in instance["counties"]:

@@ -73,9 +73,12 @@ OBJECTIVE_TOLERANCE = 1e-9
 """Generated vs enumerated plans are priced by the same pricer and solved by
 the same MILP at mip_rel_gap 1e-9, so objectives agree to that."""
 
-REAL_GAP_LIMIT = 0.01
-"""Tongliao / optimise_any.toml: measured relative gap 0.26% (bound 0.574884
-vs objective 0.573409); 1% leaves room for solver-version drift."""
+REAL_GAP_LIMIT = 0.035
+"""Tongliao / optimise_any.toml: measured relative gap 2.8% (bound 0.640642 vs
+objective 0.622978, the enumerated optimum). With regional shocks (issue 13)
+the bound's kappa holds the national and prefecture shocks but not the county
+ones, which pooling diversifies (pool_bounds.group_kappa): 0.26% before them,
+7.2% with the national shock alone in kappa. 3.5% leaves room for drift."""
 
 SMALL_RATES = (250.0, 420.0)
 """Contributions per head that make optima interior (below rates.max) for the
@@ -557,7 +560,7 @@ def test_tongliao_generation_finds_the_enumerated_optimum():
     assert enumerated.candidate_generation == {"method": "enumeration", "mode": "auto"}
     assert enumerated.status == "optimal"
     assert generated.candidate_generation["method"] == "column_generation"
-    # Measured: same objective 0.573409, bound 0.574884 (gap 0.26%), 220 of 255 pools priced.
+    # Measured: same objective 0.622978, bound 0.640642 (gap 2.8%).
     assert generated.objective == pytest.approx(enumerated.objective, abs=OBJECTIVE_TOLERANCE)
     assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
     assert generated.gap <= REAL_GAP_LIMIT
@@ -732,3 +735,16 @@ def test_cli_check_says_which_groups_get_generated_columns(capsys):
     out = capsys.readouterr().out
     assert f"{listed} candidate pools enumerated; {len(over)} group(s)" in out
     assert all(f"prefecture {p}" in out for p in over)
+
+
+@pytest.mark.parametrize("theta", [0.05, 0.1, 0.3])
+@pytest.mark.parametrize("level", [0.9, 0.99, 0.9999])
+def test_two_shock_kappa_is_a_lower_bound(theta, level):
+    """Equal shapes: (X + Z) / 2 is one gamma with cv theta / sqrt 2, whose CVaR
+    is closed form; the quadrature must not exceed it (kappa bounds from below)
+    and must be close (5e-5 at cv 0.05, level 0.99)."""
+    from pooling.economics.pool_bounds import shock_cvar, two_shock_cvar
+    exact = shock_cvar(theta / 2 ** 0.5, level)
+    computed = two_shock_cvar(0.5, theta, 0.5, theta, level)
+    assert computed <= exact
+    assert exact - computed <= 0.02 * (exact - 1.0)

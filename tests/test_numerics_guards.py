@@ -34,8 +34,11 @@ TINY_THETAS = (0.0, 1e-12, 1e-8, 1e-6, 1e-5)
 
 
 def _tongliao(theta: float):
+    """Tongliao with one national shock of cv theta (no regional parts: these
+    tests are about the single negative-binomial count at tiny theta)."""
     data = json.loads((INSTANCES / "tongliao.json").read_text())
     data["parameters"]["frequency_shock_cv"] = theta
+    data["parameters"].pop("regional_shocks", None)
     return instance_from_dict(data, source=f"tongliao(theta={theta:g})")
 
 

@@ -81,17 +81,17 @@ OUTPATIENT = 52.05                   # D, 2012 spending x non-inpatient share
 ADMIN_PER_CAPITA = 2.0               # A
 ADMIN_FIXED_PER_FUND = 1_000_000.0   # A
 RESERVE_RATIO = 0.10                 # A
-ADMISSION_RATE_NAT = 0.08            # A
+ADMISSION_RATE_NAT = 0.13694         # D, as instances/build.py (compensated admissions 2011-12)
 AGED_RELATIVE_ADMISSION = 3.0        # A
 AGED_NAT = 0.089777                  # D, resident-weighted national 65+ share (census 2010)
-SEVERITY_MEAN = 5780.43              # D (instances/README.md, severity calibration)
-OUTSIDE_SEVERITY_MEAN = 11560.86     # A, 2 x county mean
+SEVERITY_MEAN = 2520.82              # D, county-level price (instances/README.md, calibration)
+OUTSIDE_SEVERITY_MEAN = 5761.88      # D, the prefecture-city price, as the builders
 SEVERITY_CV = 1.0                    # A
 INTER_PROVINCIAL_SHARE = 0.43        # S, NBS 2019: migrants leaving the instance ("outside")
 MIN_DESTINATION_WEIGHT = 1e-3        # A, as the builder
 WEIGHT_SCALE = 10 ** 6
 PARAMETERS = {
-    "out_of_network_factor": 0.6, "out_of_network_claim_share": 0.6,
+    "out_of_network_factor": 0.6, "out_of_network_claim_share": 0.5,
     "migrant_admission_factor": 1.0,
     # assumed; same defaults as the real instances, instances/README.md
     "frequency_shock_cv": 0.05,
@@ -121,9 +121,9 @@ CITY_MIGRANT_SHARE = 0.2566          # D
 # Out-of-network terms by tier (claim share q, eligible-cost factor phi).
 # Assumed; same defaults as the real instances, instances/README.md.
 OUT_OF_NETWORK_TIERS = {
-    "same_prefecture": {"claim_share": 0.9, "factor": 0.8},
-    "same_province": {"claim_share": 0.6, "factor": 0.6},
-    "other_province": {"claim_share": 0.5, "factor": 0.5},
+    "same_prefecture": {"claim_share": 0.95, "factor": 0.85},
+    "same_province": {"claim_share": 0.8, "factor": 0.75},
+    "other_province": {"claim_share": 0.5, "factor": 0.6},
 }
 # Prefecture and county admission-rate shocks (docs/model.md, regional shocks).
 # Assumed; same defaults as the real instances, instances/README.md.

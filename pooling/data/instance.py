@@ -263,7 +263,8 @@ class Instance:
             raise KeyError(f"not counties of {self.source}: {sorted(keep - set(self.ids))}")
         needed = sorted({k for c in counties for k, _ in c.migrant_destinations + c.care_at_home
                          if k != OUTSIDE and k not in keep and not self.has_place(k)})
-        return dataclasses.replace(self, counties=counties,
+        options = tuple(o for o in self.contract_options if o.origin & keep)
+        return dataclasses.replace(self, counties=counties, contract_options=options,
                                    context=tuple(self.county(k) for k in needed))
 
     @property

@@ -215,6 +215,8 @@ class ScenarioPricing:
     risk: float
     max_rate: float
     usable: bool
+    care: tuple = ()          # no per-county care figures: the nominal mean-rate objective only
+    contracts: tuple = ()
 
 
 class ScenarioPricer(PoolPricer):
@@ -227,7 +229,9 @@ class ScenarioPricer(PoolPricer):
         super().__init__(instance, spec)
         self.scenarios = scenarios
 
-    def _price(self, key: frozenset[str]) -> ScenarioPricing:
+    def _price(self, key: frozenset[str], contracts: tuple[str, ...] = ()) -> ScenarioPricing:
+        if contracts:
+            raise InputError("scenario pricing (the compact formulation's) does not weigh contract options")
         budget = pool_budget(self.instance, self.spec, key)
         risk = sample_risk(pool_losses(self.scenarios, key), self.spec)
         rate = _max_rate(budget, risk, self.spec.rates.max)

@@ -57,6 +57,7 @@ from pooling.economics.pool_bounds import (
     BoundTimeLimit,
     GroupEconomics,
     GroupProgram,
+    group_kappa,
     national_kappa,
     rate_bound,
 )
@@ -210,7 +211,7 @@ class _GroupSearch:
                  cache: dict[frozenset[str], Candidate], deadline: float | None = None):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
         self.econ = GroupEconomics(instance, spec, group, deadline)
-        self.kappa = (national_kappa(instance, spec.solvency.level)
+        self.kappa = (group_kappa(instance, group.members, spec.solvency.level)
                       if spec.solvency.measure == "cvar" else None)
         self.priced: set[frozenset[str]] = set()
         self.scale = ObjectiveScale(instance, spec)
@@ -449,7 +450,8 @@ def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, Po
         return 0.0
     kappa = (national_kappa(instance, spec.solvency.level)
              if spec.solvency.measure == "cvar" else None)
-    cap = ("r*_P <= B_P / (E[Y_P] CVaR(Theta)), convex order" if kappa is not None
+    cap = ("r*_P <= B_P / (E[Y_P] kappa), kappa = CVaR of the national (and, within one prefecture, "
+           "prefecture) shock's share of the rate multiplier, convex order" if kappa is not None
            else f"r*_P <= rates.max only (no cap for measure {spec.solvency.measure})")
     mean_kind = kind in LINEAR_OBJECTIVES
     rho = dict(zip(master.ids, rho_array)) if mean_kind else dict.fromkeys(master.ids, 0.0)

@@ -47,6 +47,7 @@ from pooling.optimise.formulations.set_partition import (
     build_set_partition,
     fix_primary_and_maximise_mean,
     menu_steps,
+    rates_are_free,
 )
 from pooling.optimise.generation import GeneratedColumns, generate_columns
 from pooling.optimise.result import (
@@ -218,7 +219,11 @@ def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
     chosen, rates = [], []
     if run.has_incumbent:
         chosen = [j for j in model.P if pyo.value(model.y[j]) > 0.5]
-        rates = [_reported_rate(pyo.value(model.r[j]), columns[j], spec) for j in chosen]
+        # With free rates r_P = r*_P y_P: a chosen y within HiGHS's integrality tolerance of 1
+        # (0.9999999) would shave r*_P, so a chosen pool pays its r*_P exactly.
+        free = rates_are_free(partition_rules(spec))
+        rates = [_reported_rate(columns[j].max_rate if free else pyo.value(model.r[j]), columns[j], spec)
+                 for j in chosen]
     return ColumnSolution(run=run, model=model, primary_bound=primary_bound, chosen=chosen, rates=rates,
                           build_seconds=build_seconds, solve_seconds=solve_seconds)
 
