@@ -298,3 +298,29 @@ def test_every_partition_of_the_geography_instance_prices():
         for members in itertools.combinations(["A", "B", "C"], size):
             priced = pricer.price(members)
             assert priced.expected_cost == pytest.approx(math.fsum(c.eligible for c in priced.care), rel=1e-12)
+
+
+# ------------------------------------------------------------------ shocks priced = shocks simulated
+@pytest.mark.parametrize("members", [["A"], ["A", "B", "C"]])
+def test_regional_shocks_priced_equal_shocks_simulated(members):
+    """A pool's VaR, CVaR and mean claims from the exact pricing of the
+    national, prefecture and county shocks agree with the Monte Carlo stress
+    test (national multiplier drawn per year, the pool's law given it) within
+    its 95% intervals widened to 99.9% (3.3 / 1.96)."""
+    from pooling.simulation.stress_test import simulate
+    data = geography_dict(frequency_shock_cv=0.05, regional_shocks={"prefecture": {"weight": 0.3, "cv": 0.1},
+                                                                     "county": {"weight": 0.3, "cv": 0.16}})
+    inst = load(data)
+    spec = spec_from_dict(spec_dict(solvency={"level": 0.95}))
+    priced = PoolPricer(inst, spec).price(members)
+    assert priced.numerics.mean == pytest.approx(priced.expected_cost)
+    plan = {"pools": [{"counties": members, "rate": 1.0}] + [{"counties": [c], "rate": 1.0}
+                                                            for c in ("A", "B", "C") if c not in members]}
+    report = simulate(inst, spec, plan, scenarios=60_000, seed=5).to_dict()
+    pool = next(p for p in report["pools"] if sorted(p["counties"]) == sorted(members))
+    widen = 3.3 / 1.96
+    for name, exact in (("var", priced.var), ("cvar", priced.cvar)):
+        low, high = pool[f"{name}_ci"]
+        half = (high - low) / 2 * widen
+        assert abs(pool[name] - exact) <= half + 1e-9 * exact, (name, pool[name], exact, pool[f"{name}_ci"])
+    assert pool["exact_var"] == pytest.approx(priced.var, rel=1e-12)
