@@ -16,11 +16,31 @@ from pathlib import Path
 from typing import Any
 
 from pooling.data.fields import FieldReader, describe, encodable, require_path
+from pooling.data.geography import (  # noqa: F401  (re-exported: the instance's parts)
+    ADMIN_FINANCING,
+    DEFAULT_ADMIN_FINANCING,
+    NO_SHOCK,
+    TIERS,
+    ContractOption,
+    OutOfNetworkTerms,
+    Place,
+    ShockLevel,
+    read_contract_options,
+    read_places,
+    read_regional_shocks,
+    read_tiers,
+)
+from pooling.data.laws import (  # noqa: F401  (re-exported: readers and limits used across data)
+    MAX_MONEY,
+    MAX_SHOCK_CV,
+    MIN_SHOCK_CV,
+    OUTSIDE,
+    read_severity,
+    read_shock_cv,
+    read_tail_index,
+)
 from pooling.errors import InputError
-from pooling.risk.severity import MIN_BODY_MASS, SEVERITY_FAMILIES, Severity
-
-OUTSIDE = "outside"
-"""Reserved destination key: care delivered beyond the instance."""
+from pooling.risk.severity import Severity
 
 WEIGHT_SUM_TOLERANCE = 1e-6
 """Destination weights must sum to 1 within this: JSON files round decimals
@@ -34,68 +54,14 @@ MAX_ENROLLEES = 2_000_000_000
 """Enrollees of one county and of the whole instance (China's population is 1.4e9)."""
 MAX_PER_CAPITA = 1e7
 """CNY per enrollee-year for contributions and per-capita costs (actual: ~50-1,000)."""
-MAX_MONEY = 1e16
-"""CNY for reserves and the fixed cost per fund (MAX_ENROLLEES x 5e6)."""
 MAX_ADMISSION_RATE = 5.0
 """Admissions per enrollee-year (actual: 0.02-0.3)."""
 MIN_ADMISSION_RATE = 1e-6
 """At least one admission per million enrollee-years: below it a county has no
 inpatient risk to pool (actual rates are 1e4 times larger)."""
-SEVERITY_MEAN_RANGE = (1.0, 1e8)
-"""CNY per admission (actual: ~1e3-1e5); 1e8 keeps 1e10 admissions x their
-1e-12 severity quantile far inside float range."""
-SEVERITY_CV_RANGE = (0.01, 20.0)
-"""cv of one admission's cost (actual: ~0.5-3). Below 0.01 a gamma's shape
-(1/cv^2) makes its incomplete-gamma tails slow and inexact."""
-TAIL_INDEX_RANGE = (2.5, 100.0)
-"""Spliced Pareto index: > 2 for a finite variance. Below 2.5 the window (the
-severity's 1e-12 quantile, u (p/1e-12)^(1/a)) outgrows the lattice for small
-pools, and the variance beyond it fails the self-check (measured at 2.2 and 2.3
-with 1 and 20,000 enrollees); above 100 the tail is no tail."""
-MAX_THRESHOLD = 1e10
-"""CNY: a splice point above it is beyond any admission's cost."""
 MIGRANT_FACTOR_RANGE = (0.01, 10.0)
 """h: migrants' admission rate relative to residents'."""
-MIN_SHOCK_CV = 1e-12
-"""A non-zero frequency_shock_cv must be at least this. Below it nothing the
-package computes changes (the count is Poisson to double precision, the
-engine's limit), but other users of theta (the column-generation bound's
-CVaR(Theta), Monte Carlo draws) divide by theta^2; write 0 instead."""
-MAX_SHOCK_CV = 2.0
-"""theta above 2 puts Theta's 1e-12 quantile beyond 40 times its mean."""
 YEAR_RANGE = (1900, 2200)
-TIERS = ("same_prefecture", "same_province", "other_province")
-"""Where out-of-network care is bought, relative to the enrollee's county: the
-claim share and eligible-cost factor may differ by tier (referrals inside the
-prefecture are claimed almost always; care in another province needs a trip home)."""
-PLACE_LEVELS = ("county", "prefecture", "province")
-ADMIN_FINANCING = ("county_budget", "risk_fund")
-"""Who pays the running costs (admin_fixed_per_fund, admin_per_capita). NRCMS
-rules put them on the county budget, never on the fund (instances/README.md)."""
-DEFAULT_ADMIN_FINANCING = "county_budget"
-MAX_REGIONAL_WEIGHT = 0.999
-"""Prefecture + county shock weights: the national part keeps at least 0.1% so
-the national multiplier (the one the samplers condition on) is never empty."""
-
-
-@dataclass(frozen=True)
-class OutOfNetworkTerms:
-    """Out of network in one tier: a share `claim_share` of admissions is claimed
-    and reimbursed at `factor` x r."""
-
-    claim_share: float
-    factor: float
-
-
-@dataclass(frozen=True)
-class ShockLevel:
-    """One level of the admission-rate multiplier M_c = sum_L weight_L Theta_L:
-    Theta_L ~ Gamma(mean 1, cv), independent across levels and units."""
-
-    weight: float
-    cv: float
-
-
 @dataclass(frozen=True)
 class Parameters:
     """Instance-wide parameters (DESIGN §County data, instance-level; §Care geography)."""
@@ -108,8 +74,8 @@ class Parameters:
     frequency_shock_cv: float
     tiers: tuple[tuple[str, OutOfNetworkTerms], ...] = ()
     """Every tier of TIERS with its terms (the scalar fields fill omitted tiers)."""
-    prefecture_shock: ShockLevel = ShockLevel(0.0, 0.0)
-    county_shock: ShockLevel = ShockLevel(0.0, 0.0)
+    prefecture_shock: ShockLevel = NO_SHOCK
+    county_shock: ShockLevel = NO_SHOCK
     admin_financing: str = "risk_fund"
 
     def terms(self, tier: str) -> OutOfNetworkTerms:
@@ -127,36 +93,6 @@ class Parameters:
     def fund_fixed_cost(self) -> float:
         """F charged to a pool's fund: 0 when the county budget pays running costs."""
         return self.admin_fixed_per_fund if self.admin_financing == "risk_fund" else 0.0
-
-
-@dataclass(frozen=True)
-class Place:
-    """Somewhere care is bought other than a fund county of the file: a county's
-    hospitals (a county not in this file), a prefecture city's or a province's.
-    In network for a pool holding every county of `approved_by` (never if empty)."""
-
-    id: str
-    name: str
-    level: str
-    prefecture: str | None
-    province: str | None
-    severity: Severity
-    approved_by: frozenset[str]
-
-
-@dataclass(frozen=True)
-class ContractOption:
-    """A bilateral contract a pool may take (issue 14): the pool's members'
-    migrants living at `destination` are in network there, their admissions
-    priced at `price_factor` x the place's price; it costs the fund
-    `annual_cost` a year. A pool may take it when it holds a county of `origin`."""
-
-    id: str
-    origin: frozenset[str]
-    destination: str
-    annual_cost: float
-    price_factor: float
-    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,7 +266,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
     currency = top.string("currency")
     description = top.string("description", default="")
     parameters = _read_parameters(top.table("parameters"))
-    places = _read_places(top.raw("places", []), source)
+    places = read_places(top.raw("places", []), source)
     raw_options = top.raw("contract_options", [])
     raw_counties = top.raw("counties")
     if not isinstance(raw_counties, list) or not raw_counties:
@@ -345,7 +281,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
         raise InputError(f"{source}: counties: enrollees must sum to at most {MAX_ENROLLEES} over the "
                          f"instance, got {total}")
     _check_references(counties, places, source)
-    options = _read_contract_options(raw_options, source, {c.id for c in counties},
+    options = read_contract_options(raw_options, source, {c.id for c in counties},
                                      {p.id for p in places} | {c.id for c in counties})
     return Instance(name=name, year=year, currency=currency, description=description,
                     parameters=parameters, counties=tuple(counties), source=source, sha256=sha256,
@@ -365,52 +301,9 @@ def _check_unique_ids(raw_counties: list, source: str) -> None:
             first[cid] = index
 
 
-def read_shock_cv(reader: FieldReader, key: str, **default) -> float | None:
-    """A shock cv theta: 0, or in [MIN_SHOCK_CV, MAX_SHOCK_CV] (see MIN_SHOCK_CV).
-    `default=...` as for FieldReader.number."""
-    value = reader.number(key, low=0.0, high=MAX_SHOCK_CV, **default)
-    if value is not None and 0.0 < value < MIN_SHOCK_CV:
-        raise reader.fail(key, f"must be 0 or in [{MIN_SHOCK_CV:g}, {MAX_SHOCK_CV:g}] (a cv below "
-                               f"{MIN_SHOCK_CV:g} changes no result: write 0), got {value:g}")
-    return value
-
-
-def _read_tiers(reader: FieldReader) -> tuple[tuple[str, OutOfNetworkTerms], ...]:
-    table = reader.table("out_of_network_tiers", default={})
-    tiers = []
-    for tier in TIERS:
-        if not table.has(tier):
-            continue
-        terms = table.table(tier)
-        tiers.append((tier, OutOfNetworkTerms(claim_share=terms.number("claim_share", low=0.0, high=1.0),
-                                              factor=terms.number("factor", low=0.0, high=1.0))))
-        terms.finish()
-    table.finish()
-    return tuple(tiers)
-
-
-def _read_regional_shocks(reader: FieldReader) -> tuple[ShockLevel, ShockLevel]:
-    table = reader.table("regional_shocks", default={})
-    levels = []
-    for level in ("prefecture", "county"):
-        if not table.has(level):
-            levels.append(ShockLevel(0.0, 0.0))
-            continue
-        part = table.table(level)
-        levels.append(ShockLevel(weight=part.number("weight", low=0.0, high=MAX_REGIONAL_WEIGHT),
-                                 cv=read_shock_cv(part, "cv")))
-        part.finish()
-    table.finish()
-    if levels[0].weight + levels[1].weight > MAX_REGIONAL_WEIGHT:
-        raise reader.fail("regional_shocks", f"weights must sum to at most {MAX_REGIONAL_WEIGHT:g} (the "
-                                             f"national part keeps the rest), got "
-                                             f"{levels[0].weight + levels[1].weight:g}")
-    return levels[0], levels[1]
-
-
 def _read_parameters(reader: FieldReader) -> Parameters:
-    tiers = _read_tiers(reader)
-    prefecture_shock, county_shock = _read_regional_shocks(reader)
+    tiers = read_tiers(reader)
+    prefecture_shock, county_shock = read_regional_shocks(reader)
     params = Parameters(
         admin_fixed_per_fund=reader.number("admin_fixed_per_fund", low=0.0, high=MAX_MONEY),
         out_of_network_factor=reader.number("out_of_network_factor", low=0.0, high=1.0),
@@ -425,76 +318,6 @@ def _read_parameters(reader: FieldReader) -> Parameters:
     )
     reader.finish()
     return params
-
-
-def _read_places(raw: Any, source: str) -> tuple[Place, ...]:
-    if not isinstance(raw, list):
-        raise InputError(f"{source}: places must be a list of places, got {describe(raw)}")
-    places, seen = [], set()
-    for index, item in enumerate(raw):
-        where = (f'{source}: place "{item["id"]}"' if isinstance(item, dict) and isinstance(item.get("id"), str)
-                 and encodable(item["id"]) else f"{source}: place #{index + 1}")
-        reader = FieldReader(item, where)
-        place_id = reader.string("id")
-        if place_id in seen:
-            raise reader.fail("id", "appears more than once; place ids must be unique")
-        if place_id == OUTSIDE:
-            raise reader.fail("id", f'must not be the reserved key "{OUTSIDE}"')
-        seen.add(place_id)
-        prefecture = reader.raw("prefecture", None)
-        province = reader.raw("province", None)
-        for key, value in (("prefecture", prefecture), ("province", province)):
-            if value is not None:
-                reader.string(key)
-        places.append(Place(
-            id=place_id, name=reader.string("name"), level=reader.string("level", choices=PLACE_LEVELS),
-            prefecture=prefecture, province=province, severity=read_severity(reader.table("severity")),
-            approved_by=frozenset(reader.string_list("approved_by"))))
-        reader.finish()
-    return tuple(places)
-
-
-MAX_PRICE_FACTOR = 1.0
-"""A contract's negotiated price is at most the place's list price: above it no
-county would sign (and effective rates could pass 1)."""
-MIN_PRICE_FACTOR = 0.1
-"""Below a tenth of the list price a price is not a negotiated discount but a data error."""
-
-
-def _read_contract_options(raw: Any, source: str, counties: set[str], places: set[str]):
-    if not isinstance(raw, list):
-        raise InputError(f"{source}: contract_options must be a list of contract options, got {describe(raw)}")
-    options, seen = [], set()
-    for index, item in enumerate(raw):
-        where = (f'{source}: contract option "{item["id"]}"' if isinstance(item, dict)
-                 and isinstance(item.get("id"), str) and encodable(item["id"])
-                 else f"{source}: contract option #{index + 1}")
-        reader = FieldReader(item, where)
-        option_id = reader.string("id")
-        if option_id in seen:
-            raise reader.fail("id", "appears more than once; contract option ids must be unique")
-        seen.add(option_id)
-        origin_raw = reader.raw("origin")
-        origin = [origin_raw] if isinstance(origin_raw, str) else origin_raw
-        if not isinstance(origin, list) or not origin or not all(isinstance(o, str) for o in origin):
-            raise reader.fail("origin", f"must be a county id or a non-empty list of county ids, "
-                                        f"got {describe(origin_raw)}")
-        unknown = [o for o in origin if o not in counties]
-        if unknown:
-            raise reader.fail("origin", f'names "{unknown[0]}", which is not a county id of this instance')
-        destination = reader.string("destination")
-        if destination not in places:
-            raise reader.fail("destination", f'"{destination}" is not a place or county id of this instance')
-        if destination in origin:
-            raise reader.fail("destination", "is one of its origins; a contract buys care elsewhere")
-        annual_cost = reader.number("annual_cost", low=0.0, high=MAX_MONEY)
-        price_factor = reader.number("price_factor", low=MIN_PRICE_FACTOR, high=MAX_PRICE_FACTOR)
-        sources = reader.string_list("sources") if reader.has("sources") else []
-        reader.finish()
-        options.append(ContractOption(id=option_id, origin=frozenset(origin), destination=destination,
-                                      annual_cost=annual_cost, price_factor=price_factor,
-                                      sources=tuple(sources)))
-    return tuple(options)
 
 
 def _county_where(item: Any, source: str, index: int) -> str:
@@ -602,34 +425,3 @@ def _check_references(counties: list[County], places: tuple[Place, ...], source:
                 raise InputError(f'{source}: county "{county.id}": adjacent lists "{other}" but '
                                  f'county "{other}" does not list "{county.id}" (adjacency must be symmetric)')
 
-
-def read_tail_index(reader: FieldReader) -> float:
-    """A Pareto tail index in TAIL_INDEX_RANGE (> 2: finite variance)."""
-    tail_index = reader.number("tail_index")
-    low, high = TAIL_INDEX_RANGE
-    if not low <= tail_index <= high:
-        raise reader.fail("tail_index", f"must be in [{low:g}, {high:g}] (> 2 for a finite variance; "
-                                        f"near 2 the lattice outgrows its limit), got {tail_index:g}")
-    return tail_index
-
-
-def read_severity(reader: FieldReader) -> Severity:
-    """Parse and validate a severity table: ``{"dist", "mean", "cv"}``, plus
-    ``threshold``, ``tail_index``, ``tail_probability`` for ``"spliced"``."""
-    dist = reader.string("dist", choices=SEVERITY_FAMILIES)
-    mean = reader.number("mean", low=SEVERITY_MEAN_RANGE[0], high=SEVERITY_MEAN_RANGE[1])
-    cv = reader.number("cv", low=SEVERITY_CV_RANGE[0], high=SEVERITY_CV_RANGE[1])
-    if dist != "spliced":
-        reader.finish()
-        return Severity(dist=dist, mean=mean, cv=cv)
-    threshold = reader.number("threshold", low=0.0, low_open=True, high=MAX_THRESHOLD)
-    tail_index = read_tail_index(reader)
-    tail_probability = reader.number("tail_probability", low=0.0, high=1.0, low_open=True, high_open=True)
-    reader.finish()
-    body = Severity(dist="lognormal", mean=mean, cv=cv)
-    if body.cdf(threshold) < MIN_BODY_MASS:
-        lowest = body.quantile(MIN_BODY_MASS)
-        raise reader.fail("threshold", f"must be >= {lowest:.6g} (the body lognormal's "
-                                       f"{MIN_BODY_MASS:g} quantile), got {threshold:g}")
-    return Severity(dist=dist, mean=mean, cv=cv, threshold=threshold, tail_index=tail_index,
-                    tail_probability=tail_probability)
