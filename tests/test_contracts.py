@@ -179,3 +179,19 @@ def test_settlement_rules_replace_the_tiers():
     assert paid["2020"] > paid["2012"]
     with pytest.raises(InputError, match=r"network\.settlement must be one of"):
         spec_from_dict(spec_dict(network={"settlement": "1999"}))
+
+
+@pytest.mark.parametrize("members", [["A"], ["A", "B"], ["A", "B", "C"]])
+def test_a_contract_is_priced_not_only_reported(members):
+    """The pool's law carries the contracted care: E[Y_P] = sum of its members'
+    eligible costs with the contract, above the cost without it, and the
+    annual cost is in the budget."""
+    inst = load(with_options(geography_dict(), OPTION))
+    from pooling.economics.pools import PoolPricer
+    pricer = PoolPricer(inst, spec_from_dict(spec_dict()))
+    without, with_it = pricer.price(members), pricer.price(members, ("A-far",))
+    assert with_it.expected_cost == pytest.approx(sum(c.eligible for c in with_it.care), rel=1e-12)
+    assert with_it.expected_cost > without.expected_cost
+    assert with_it.cvar > without.cvar
+    assert with_it.budget == pytest.approx(without.budget - OPTION["annual_cost"], rel=1e-12)
+    assert with_it.max_rate < without.max_rate

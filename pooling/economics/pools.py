@@ -37,10 +37,12 @@ def pool_model(instance: Instance, members: frozenset[str],
     over its own multiplier, so the pool's transform is their product.
     `networks` (county -> the members whose network its enrollees use; default
     the pool) prices counterfactuals such as each member keeping its own
-    network inside a shared fund (economics.explain)."""
+    network inside a shared fund (economics.explain); `contracts`
+    (ContractOptions) add places to the pool's network for its migrants."""
     params = instance.parameters
     networks = networks or {}
-    by_county = {cid: county_streams(instance, instance.county(cid), networks.get(cid, members))
+    contracted = contracted_places(contracts)
+    by_county = {cid: county_streams(instance, instance.county(cid), networks.get(cid, members), contracted)
                  for cid in sorted(members)}
     everything = [st for streams in by_county.values() for st in streams]
     national, prefecture, county = params.national_shock, params.prefecture_shock, params.county_shock
