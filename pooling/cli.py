@@ -282,7 +282,8 @@ def cmd_sweep(args) -> int:
     for row in rows:
         values = ", ".join(f"{f}={row[f]}" for f in sweep.fields)
         mean = "-" if row["mean_rate"] is None else f"{row['mean_rate']:.4f}"
-        say(f"{Path(row['instance']).stem}: {values}: {row['status']}, mean rate {mean}")
+        objective = "-" if row["objective"] is None else f"{row['objective']:.4f}"
+        say(f"{Path(row['instance']).stem}: {values}: {row['status']}, objective {objective}, mean rate {mean}")
     for path in written + ([figure] if figure else []):
         say(f"wrote {path}")
     return EXIT_OK

@@ -324,3 +324,18 @@ def test_regional_shocks_priced_equal_shocks_simulated(members):
         half = (high - low) / 2 * widen
         assert abs(pool[name] - exact) <= half + 1e-9 * exact, (name, pool[name], exact, pool[f"{name}_ci"])
     assert pool["exact_var"] == pytest.approx(priced.var, rel=1e-12)
+
+
+def test_real_counties_price_the_same_in_every_file():
+    """Every Xinyang county priced alone in xinyang.json and in henan.json:
+    the same rate, VaR and CVaR to the last bit (the files share each county's
+    data and places; only adjacency differs)."""
+    from pooling.data.instance import load_instance
+    from pooling.data.spec import load_spec
+    from tests.factories import INSTANCES, MODELS
+    spec = load_spec(MODELS / "default.toml")
+    small, large = (PoolPricer(load_instance(INSTANCES / f"{n}.json"), spec) for n in ("xinyang", "henan"))
+    for cid in small.instance.ids:
+        a, b = small.price([cid]), large.price([cid])
+        assert (a.max_rate, a.var, a.cvar, a.expected_cost) == (b.max_rate, b.var, b.cvar, b.expected_cost), cid
+        assert a.care == b.care
