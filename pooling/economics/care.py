@@ -61,11 +61,12 @@ class CareFlow:
             return None
         return contracted.get(self.place)
 
-    def cost(self, members: frozenset[str] = frozenset(), contracted: Contracted = None) -> float:
-        """Expected cost of all these admissions, claimed or not (at the contract's
-        negotiated price when a contract covers them)."""
-        price = self.contract_price(members, contracted)
-        return self.admissions * self.severity.expected_value * (1.0 if price is None else price)
+    def cost(self) -> float:
+        """Expected cost of all these admissions, claimed or not, at the place's
+        list price (a contract's negotiated price changes what the fund pays,
+        not this yardstick: every effective rate and coverage's denominator
+        D stay plan-independent, and a discount shows as a lower effective rate)."""
+        return self.admissions * self.severity.expected_value
 
     def in_network(self, members: frozenset[str], contracted: Contracted = None) -> bool:
         if self.approved_by and self.approved_by <= members:
@@ -155,7 +156,7 @@ def care_in_pool(instance: Instance, county: County, members: frozenset[str],
     for flow in flows:
         stream = flow.stream(members, contracted)
         sums[flow.who, "eligible"].append(stream.mean)
-        sums[flow.who, "total"].append(flow.cost(members, contracted))
+        sums[flow.who, "total"].append(flow.cost())     # at list prices: T_c is plan-independent
         sums[flow.who, "adm"].append(flow.admissions)
         if flow.in_network(members, contracted):
             sums[flow.who, "in"].append(flow.admissions)
@@ -243,7 +244,8 @@ def contract_served(instance: Instance, members: frozenset[str], option, rate: f
     """What one contract option does for a pool at `rate`: the migrants and
     expected admissions it brings in network, and those migrants' effective
     rate on that care without and with it (unclaimed care included)."""
-    people = admissions = cost = paid_without = 0.0
+    people = admissions = cost = paid_without = paid_with = 0.0
+    contracted = {option.destination: option.price_factor}
     for cid in sorted(members):
         county = instance.county(cid)
         weight = dict(county.migrant_destinations).get(option.destination, 0.0)
@@ -251,9 +253,10 @@ def contract_served(instance: Instance, members: frozenset[str], option, rate: f
         for flow in county_care(instance, county):
             if flow.who == MIGRANT and flow.place == option.destination:
                 admissions += flow.admissions
-                cost += flow.cost(members)
+                cost += flow.cost()
                 paid_without += rate * flow.stream(members).mean
+                paid_with += rate * flow.stream(members, contracted).mean
     return {"option": option.id, "destination": option.destination, "annual_cost": option.annual_cost,
             "price_factor": option.price_factor, "migrants": people, "admissions": admissions,
             "effective_rate_without": paid_without / cost if cost > 0 else None,
-            "effective_rate_with": rate if cost > 0 else None}
+            "effective_rate_with": paid_with / cost if cost > 0 else None}
