@@ -322,6 +322,13 @@ GENERATION_CASES = {
     "s5-menu": (5, 8, {"pooling": {"within": "none", "contiguous": True}, "rates": {"step": 0.05}}),
     "s6-var": (6, 6, {"pooling": {"within": "none", "contiguous": False},
                       "solvency": {"measure": "var"}}),
+    # The effective objectives: duals scaled by s_P, the exact check bounded by the group's cap.
+    "s3-effective": (3, 8, {"pooling": {"within": "none", "contiguous": False},
+                            "objective": {"kind": "max_mean_effective_rate"}}),
+    "s5-effective-contiguous": (5, 8, {"pooling": {"within": "none", "contiguous": True},
+                                       "objective": {"kind": "max_mean_effective_rate"}}),
+    "s4-coverage": (4, 8, {"pooling": {"within": "none", "contiguous": False},
+                           "objective": {"kind": "max_effective_coverage"}}),
     # no_county_worse_off keeps the least dispersion above 0 (measured 0.180).
     "s3-dispersion": (3, 8, {"pooling": {"within": "none", "contiguous": False, "max_counties": 3},
                              "equalisation": {"no_county_worse_off": True},
@@ -428,9 +435,13 @@ def test_generated_plan_is_valid_and_bounded_by_enumeration(name):
         assert generated.objective == pytest.approx(min(rates), abs=1e-12)
     elif kind == MINIMISE:
         assert generated.objective == pytest.approx(max(rates) - min(rates), abs=1e-12)
-    else:
+    elif kind == "max_mean_rate":
         mean = sum(p.pricing.enrollees * p.rate for p in generated.pools) / inst.total_enrollees
         assert generated.objective == pytest.approx(mean, abs=1e-12)
+    else:
+        from pooling.economics.objectives import plan_value
+        value = plan_value(kind, [p.pricing for p in generated.pools], rates)
+        assert generated.objective == pytest.approx(value, abs=1e-12)
     if spec.rates.step is not None:
         for rate in rates:
             k = (rate - spec.rates.min) / spec.rates.step

@@ -51,6 +51,7 @@ from scipy import optimize, sparse
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.care import care_in_pool
 from pooling.economics.objectives import EFFECTIVE_COVERAGE, LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator
 from pooling.economics.pool_bounds import (
     BOUND_RESOLUTION,
@@ -139,8 +140,7 @@ class ObjectiveScale:
     a pool's value w_P t_P / D is N_P (s_P t_P) / N with s_P = w_P N / (N_P D),
     so the duals, reduced rates and the Lagrangian bound keep their form with
     t_P replaced by s_P t_P (pooling.economics.objectives). The exact check
-    bounds s_P by a constant per group: 1 for the mean effective rate (every
-    e_c,P <= 1), max_c (T_c / N_c) N / D for coverage (E[Y_c,P] <= T_c)."""
+    bounds s_P by a constant per group (`cap`)."""
 
     def __init__(self, instance: Instance, spec: Spec):
         self.kind = spec.objective.kind
@@ -157,12 +157,18 @@ class ObjectiveScale:
                                                                           * self.denominator)
 
     def cap(self, members) -> float:
-        """An upper bound on s_P over every pool of these counties."""
-        if self.kind != EFFECTIVE_COVERAGE:
+        """An upper bound on s_P over every pool P of these counties (a group g).
+        A network only grows with the pool (a place is in network when all its
+        approvers are members), so each member's eligible cost E[Y_c,P] is at
+        most E[Y_c,g], its cost in the whole group: s_P <= max_c e_c,g for the
+        mean effective rate, max_c (E[Y_c,g] / N_c) N / D for coverage."""
+        if self.nominal:
             return 1.0
-        worst = max(objective_denominator(self.kind, self.instance, [c]) / self.instance.county(c).enrollees
-                    for c in members)
-        return max(worst * self.people / self.denominator, 1.0)
+        group = frozenset(members)
+        cares = [care_in_pool(self.instance, self.instance.county(c), group) for c in sorted(group)]
+        if self.kind == EFFECTIVE_COVERAGE:
+            return max(c.eligible / c.enrollees for c in cares) * self.people / self.denominator
+        return max(c.effective_share for c in cares)
 
 
 class _Master:
