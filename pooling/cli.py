@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -449,8 +450,15 @@ def run() -> None:
     """The console script: main(), then exit with its code. After Ctrl-C the
     process leaves at once (os._exit): an import cut short by the interrupt can
     otherwise make interpreter shutdown report death by SIGINT (exit -2)
-    instead of 130. Files are written atomically, so nothing is half-written."""
-    code = main()
+    instead of 130. Files are written atomically, so nothing is half-written.
+    Once main() has returned the work is done: a Ctrl-C during interpreter
+    shutdown is ignored, so it cannot turn a finished run's exit code into -2."""
+    try:
+        code = main()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:   # after main's own handler, before the signal was ignored
+        print("interrupted: nothing was written by the unfinished step", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     if code == EXIT_INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             try:
