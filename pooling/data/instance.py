@@ -160,17 +160,18 @@ class Instance:
         return {o.id: o for o in self.contract_options}[option_id]
 
     def place(self, place_id: str) -> Place:
-        cache = self.__dict__.get("_places")
-        if cache is None:
-            cache = {p.id: p for p in self.places}
-            object.__setattr__(self, "_places", cache)
-        return cache[place_id]
+        return self._places_by_id[place_id]
 
     def has_place(self, place_id: str) -> bool:
-        if not self.places:
-            return False
-        self.place(self.places[0].id)
-        return place_id in self.__dict__["_places"]
+        return place_id in self._places_by_id
+
+    @property
+    def _places_by_id(self) -> dict[str, Place]:
+        cache = self.__dict__.get("_place_index")
+        if cache is None:
+            cache = {p.id: p for p in self.places}
+            object.__setattr__(self, "_place_index", cache)
+        return cache
 
     @property
     def ids(self) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from pooling.economics.objectives import (
     MEAN_RATE,
     county_weight,
     objective_denominator,
+    plan_value,
 )
 from pooling.economics.pools import PoolPricer, pool_model
 from pooling.errors import InputError
@@ -46,6 +47,13 @@ PARTS = ("composition", "fixed_cost_saving", "diversification", "network", "rule
 SUM_TOLERANCE = 1e-9
 """The parts must add up to the total within this (rate units): they telescope,
 so only rounding separates them."""
+
+
+def require_exact_measure(spec: Spec) -> None:
+    """The decomposition prices counterfactual pools exactly: VaR or CVaR only."""
+    if spec.solvency.measure not in ("var", "cvar"):
+        raise InputError(f"{spec.source}: explain needs solvency.measure \"var\" or \"cvar\" (the risk of a "
+                         f"counterfactual pool is computed exactly), got \"{spec.solvency.measure}\"")
 
 
 def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:
@@ -62,9 +70,7 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
     """The change of the spec's objective (the mean rate for a non-linear one)
     from the status quo rates to the plan's pools, rates and contract options
     taken, split into PARTS (a contract's care and cost count in `network`)."""
-    if spec.solvency.measure not in ("var", "cvar"):
-        raise InputError(f"{spec.source}: --explain needs solvency.measure \"var\" or \"cvar\" (the risk "
-                         f"of a counterfactual pool is computed exactly); got \"{spec.solvency.measure}\"")
+    require_exact_measure(spec)
     kind = spec.objective.kind if spec.objective.kind in LINEAR_OBJECTIVES else MEAN_RATE
     denominator = objective_denominator(kind, instance, instance.ids)
     level = spec.solvency.level
@@ -100,8 +106,8 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
                       "rates": {"stand_alone_uncapped": {c: r_hat[c] for c in members}, "merged": r_a,
                                 "one_fixed_cost": r_b, "diversified": r_c, "in_network": r_d},
                       "parts": parts, "total": math.fsum(parts.values())})
-    before = _objective(kind, [((c,), status_quo[c], ()) for c in instance.ids], pricer, denominator)
-    after = _objective(kind, plan, pricer, denominator)
+    before = plan_value(kind, [pricer.price([c]) for c in instance.ids], [status_quo[c] for c in instance.ids])
+    after = plan_value(kind, [pricer.price(m, c) for m, _, c in plan], [rate for _, rate, _ in plan])
     total = after - before
     summed = math.fsum(totals.values())
     if abs(summed - total) > SUM_TOLERANCE:
@@ -110,8 +116,3 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
             "parts": totals, "pools": pools,
             "method": "telescoping path status quo -> merged -> one fixed cost -> diversified -> "
                       "in network -> plan rates (docs/model.md, 'Where the gain comes from')"}
-
-
-def _objective(kind: str, plan, pricer: PoolPricer, denominator: float) -> float:
-    return math.fsum(county_weight(kind, care) * rate for members, rate, contracts in plan
-                     for care in pricer.price(members, contracts).care) / denominator

@@ -26,7 +26,7 @@ from pooling.data.options import SolveOptions
 from pooling.data.plan import read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
-from pooling.economics.explain import gain_decomposition
+from pooling.economics.explain import gain_decomposition, require_exact_measure
 from pooling.economics.objectives import LINEAR_OBJECTIVES, objective_denominator, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
@@ -508,9 +508,8 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     for name, flag in (("subsidy", subsidy), ("explain", explain)):
         if not isinstance(flag, bool):
             raise InputError(f"{name} must be True or False, got {flag!r} ({type(flag).__name__})")
-    if explain and spec.solvency.measure not in ("var", "cvar"):
-        raise InputError(f"{spec.source}: explain needs solvency.measure \"var\" or \"cvar\" (the risk of a "
-                         f"counterfactual pool is computed exactly), got \"{spec.solvency.measure}\"")
+    if explain:
+        require_exact_measure(spec)   # before any work
     if isinstance(plan, (str, os.PathLike)):
         plan, taken = read_plan(plan, instance)
     else:
