@@ -1,10 +1,11 @@
 """Cheap, valid upper bounds on what any pool of a group can pay, without
 pricing it (for column generation, pooling.optimise.generation).
 
-For CVaR: Theta scales every Poisson rate, so E[Y_P | Theta] = Theta E[Y_P]
-and, CVaR respecting the convex order, CVaR_a(Y_P) >= E[Y_P] CVaR_a(Theta).
-Hence r*_P <= U(P) = min(r_max, B_P / (kappa E[Y_P])), kappa = CVaR_a(Theta)
-(closed form), with B_P and a lower bound on E[Y_P] linear in the members.
+For CVaR: given the shocks a pool shares, E[Y_P | shocks] = E[Y_P] M with M a
+mix of unit-mean multipliers, and, CVaR respecting the convex order,
+CVaR_a(Y_P) >= E[Y_P] CVaR_a(M). Hence r*_P <= U(P) = min(r_max, B_P / (kappa
+E[Y_P])), kappa = `group_kappa` (the national shock, and the prefecture one
+within a prefecture), with B_P and a lower bound on E[Y_P] linear in the members.
 `rate_bound` maximises U(P) - (enrollee-weighted mean of a dual rho over P)
 over all subsets: a fractional 0-1 quadratic programme, solved exactly by
 Dinkelbach's method (with the r_max cap as a linear constraint) on a MILP
@@ -138,12 +139,6 @@ def group_kappa(instance: Instance, members, level: float) -> float:
     if one_prefecture and prefecture.weight > 0.0 and prefecture.cv > 0.0:
         joint = two_shock_cvar(national.weight, national.cv, prefecture.weight, prefecture.cv, level)
         return joint + (1.0 - national.weight - prefecture.weight) - KAPPA_SAFETY
-    return national.weight * shock_cvar(national.cv, level) + (1.0 - national.weight)
-
-
-def national_kappa(instance: Instance, level: float) -> float:
-    """`group_kappa` valid for every pool of the instance (the national shock only)."""
-    national = instance.parameters.national_shock
     return national.weight * shock_cvar(national.cv, level) + (1.0 - national.weight)
 
 

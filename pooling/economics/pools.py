@@ -50,21 +50,17 @@ def pool_model(instance: Instance, members: frozenset[str],
         return CompoundModel(merge_streams(everything), params.frequency_shock_cv)
     parts: list[CompoundModel] = []
     poisson: list[ClaimStream] = []
-    if prefecture.weight > 0.0:
-        groups: dict[str, list[ClaimStream]] = {}
-        for cid, streams in by_county.items():
-            groups.setdefault(instance.county(cid).prefecture, []).extend(streams)
-        for label in sorted(groups):
-            scaled = _scaled(groups[label], prefecture.weight)
-            if prefecture.cv > 0.0:
-                parts.append(CompoundModel(scaled, prefecture.cv))
-            else:
-                poisson.extend(scaled)
-    if county.weight > 0.0:
-        for streams in by_county.values():
-            scaled = _scaled(streams, county.weight)
-            if county.cv > 0.0:
-                parts.append(CompoundModel(scaled, county.cv))
+    by_prefecture: dict[str, list[ClaimStream]] = {}
+    for cid, streams in by_county.items():
+        by_prefecture.setdefault(instance.county(cid).prefecture, []).extend(streams)
+    for level, groups in ((prefecture, [by_prefecture[p] for p in sorted(by_prefecture)]),
+                          (county, list(by_county.values()))):
+        if level.weight == 0.0:
+            continue
+        for streams in groups:   # one independent part per prefecture / county of the pool
+            scaled = _scaled(streams, level.weight)
+            if level.cv > 0.0:
+                parts.append(CompoundModel(scaled, level.cv))
             else:
                 poisson.extend(scaled)
     main = list(_scaled(everything, national.weight))

@@ -59,7 +59,6 @@ from pooling.economics.pool_bounds import (
     GroupEconomics,
     GroupProgram,
     group_kappa,
-    national_kappa,
     rate_bound,
 )
 from pooling.optimise.candidates import PoolGroup, is_connected
@@ -454,10 +453,8 @@ def _bound(instance: Instance, spec: Spec, master: _Master, groups: dict[str, Po
     if kind == "min_rate_dispersion":
         log.bound_method = "trivial: a dispersion is >= 0 (no finer bound over pools not generated)"
         return 0.0
-    kappa = (national_kappa(instance, spec.solvency.level)
-             if spec.solvency.measure == "cvar" else None)
     cap = ("r*_P <= B_P / (E[Y_P] kappa), kappa = CVaR of the national (and, within one prefecture, "
-           "prefecture) shock's share of the rate multiplier, convex order" if kappa is not None
+           "prefecture) shock's share of the rate multiplier, convex order" if spec.solvency.measure == "cvar"
            else f"r*_P <= rates.max only (no cap for measure {spec.solvency.measure})")
     mean_kind = kind in LINEAR_OBJECTIVES
     rho = dict(zip(master.ids, rho_array)) if mean_kind else dict.fromkeys(master.ids, 0.0)
