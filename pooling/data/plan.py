@@ -18,12 +18,8 @@ from pooling.errors import InputError
 
 
 def load_plan(path: str | Path, instance: Instance) -> list[list[str]]:
-    """The pools of a plan file (its contracts: `load_plan_contracts`)."""
+    """The pools of a plan file (with its contracts: `read_plan`)."""
     return read_plan(path, instance)[0]
-
-
-def load_plan_contracts(path: str | Path, instance: Instance) -> list[tuple[frozenset[str], str]]:
-    return read_plan(path, instance)[1]
 
 
 def read_plan(path: str | Path, instance: Instance) -> tuple[list[list[str]], list[tuple[frozenset[str], str]]]:

@@ -181,7 +181,11 @@ class PoolOutcome:
 
 
 def _read_care(r: _Reader, where: str) -> tuple[CountyCare, ...]:
-    rows = r("county_care", list, optional=True) or []
+    return care_from_rows(r("county_care", list, optional=True) or [], where)
+
+
+def care_from_rows(rows: list, where: str = "pool") -> tuple[CountyCare, ...]:
+    """A pool's `county_care` entries of result.json as CountyCare, each field checked."""
     care = []
     for i, row in enumerate(rows):
         entry = _Reader(row, f"{where}.county_care[{i}]", "a pool of result.json")
@@ -202,6 +206,12 @@ def plan_portability(pools: list[PoolOutcome]) -> dict[str, Any]:
     """The plan's portability (empty when its pools carry no care figures)."""
     pairs = [(care, p.rate) for p in pools for care in p.pricing.care]
     return portability(pairs) if pairs else {}
+
+
+def _portability_entry(pools: list[PoolOutcome]) -> dict[str, Any]:
+    """{"portability": ...} for a plan's JSON, or {} when its pools carry no care figures."""
+    shares = plan_portability(pools)
+    return {"portability": shares} if shares else {}
 
 
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
@@ -363,7 +373,7 @@ class Result:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        } | ({"portability": plan_portability(self.pools)} if plan_portability(self.pools) else {}) \
+        } | _portability_entry(self.pools) \
           | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
           | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {})
 
@@ -442,7 +452,7 @@ class Evaluation:
             "numerics": dict(self.numerics),
             "spec": self.spec,
             "provenance": dict(self.provenance),
-        } | ({"portability": plan_portability(self.pools)} if plan_portability(self.pools) else {}) \
+        } | _portability_entry(self.pools) \
           | ({"explain": self.explain} if self.explain is not None else {})
 
     @classmethod

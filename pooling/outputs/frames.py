@@ -90,10 +90,10 @@ def _plan_of(result: Any) -> list[tuple[str, list[str], float]]:
 
 def _care_of(result: Any) -> dict[str, Any]:
     """Each county's CountyCare from a result's pools (JSON or objects)."""
-    from pooling.economics.care import CARE_FIELDS, CountyCare
+    from pooling.optimise.result import care_from_rows
     if isinstance(result, dict):
-        return {row["county"]: CountyCare(**{f: row[f] for f in CARE_FIELDS})
-                for p in result.get("pools", []) for row in p.get("county_care", [])}
+        return {care.county: care for p in result.get("pools", [])
+                for care in care_from_rows(p.get("county_care", []), f"pool {p.get('id')}")}
     return {c.county: c for p in result.pools for c in p.pricing.care}
 
 
