@@ -200,16 +200,25 @@ def test_brute_force_agrees_with_solve_on_the_effective_objectives(seed, kind, e
         c["province"] = "90"
     inst = load(data)
     spec = spec_from_dict(spec_dict(objective={"kind": kind}, pooling={"within": "none"}, **extra))
+    # With a rate gap the rates come from a MILP: HiGHS's feasibility tolerance (1e-7) separates them.
+    solve_matches_oracle(inst, spec, 1e-7)
+
+
+def solve_matches_oracle(inst, spec, tolerance: float):
+    """solve's objective = the brute-force oracle's (or both infeasible), and
+    evaluating solve's plan with its contracts gives solve's objective back.
+    Returns (result, evaluation), or None when infeasible."""
     result = solve(inst, spec)
     oracle = brute_force(inst, spec)
     if oracle.objective is None:
         assert result.status == "infeasible"
-        return
+        return None
     assert result.status == "optimal"
-    assert result.objective == pytest.approx(oracle.objective, abs=1e-7)
-    again = evaluate(inst, spec, [list(p.pricing.counties) for p in result.pools])
-    # With a rate gap the rates come from a MILP: HiGHS's feasibility tolerance (1e-7) separates them.
-    assert again.objective == pytest.approx(result.objective, abs=1e-7)
+    assert result.objective == pytest.approx(oracle.objective, abs=tolerance)
+    taken = [{"pool": list(p.pricing.counties), "option": o} for p in result.pools for o in p.pricing.contracts]
+    again = evaluate(inst, spec, [list(p.pricing.counties) for p in result.pools], contracts=taken)
+    assert again.objective == pytest.approx(result.objective, abs=tolerance)
+    return result, again
 
 
 def test_the_objectives_can_disagree():
