@@ -195,6 +195,24 @@ def test_ctrl_c_at_any_moment(tmp_path, delay):
         assert "interrupted" in err
 
 
+def test_ctrl_c_inside_pyomos_output_capture_is_an_interrupt(monkeypatch, tiny, tmp_path, capsys):
+    """Pyomo's output capture re-raises a Ctrl-C landing inside it as a
+    RuntimeError naming KeyboardInterrupt (CI run of 2026-11-30: exit 1 with a
+    traceback); the CLI must still say "interrupted" and exit 130."""
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    def interrupted(*_args, **_kwargs):
+        raise RuntimeError("KeyboardInterrupt:  (5: <pyomo.common.tee.redirect_fd object>)")
+
+    monkeypatch.setattr(Highs, "solve", interrupted)
+    inst, spec = tiny
+    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o"), "--workers", "1"]) \
+        == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _no_files(tmp_path / "o")
+
+
 def test_thread_count_can_change_between_runs_in_one_process(tiny, tmp_path):
     """HiGHS sizes its process-wide scheduler on the first run; a later run with
     another --threads used to end with status error and no plan (exit 1)."""

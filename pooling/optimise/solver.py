@@ -87,8 +87,15 @@ def run_highs(model: pyo.ConcreteModel, options: SolveOptions) -> SolverRun:
     highs_options = {"mip_rel_gap": options.mip_rel_gap, "mip_abs_gap": options.mip_abs_gap,
                      "threads": options.threads, "random_seed": options.random_seed}
     start = time.perf_counter()
-    results = solver.solve(model, time_limit=options.time_limit, solver_options=highs_options,
-                           load_solutions=False, raise_exception_on_nonoptimal_result=False)
+    try:
+        results = solver.solve(model, time_limit=options.time_limit, solver_options=highs_options,
+                               load_solutions=False, raise_exception_on_nonoptimal_result=False)
+    except RuntimeError as exc:
+        # Pyomo's output capture turns a Ctrl-C that lands inside it into a
+        # RuntimeError naming KeyboardInterrupt; it is still the user's interrupt.
+        if "KeyboardInterrupt" in str(exc):
+            raise KeyboardInterrupt from exc
+        raise
     seconds = time.perf_counter() - start
     has_incumbent = results.incumbent_objective is not None
     if has_incumbent:
