@@ -15,8 +15,10 @@ caller can price the maximiser exactly and ask again (lazy exact pricing).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -94,58 +96,122 @@ def shock_cvar(shock_cv: float, level: float) -> float:
     return float(stats.gamma.sf(q, shape + 1.0, scale=1.0 / shape) / (1.0 - level))
 
 
-KAPPA_QUADRATURE_NODES = 4096
-"""Quantile nodes of Theta_N in `two_shock_cvar` (midpoints of equal-probability cells)."""
 KAPPA_SAFETY = 1e-9
-"""Subtracted from the computed CVaR ratio against rounding. The quadrature itself
-errs low (a midpoint rule in probability on an integrand convex in the upper
-quantiles): against the closed form for equal shapes it is 5e-5 low at cv 0.05
-and 6e-4 at cv 0.3 (level 0.99), so kappa stays a lower bound (tests/test_generation.py)."""
+"""Subtracted from a computed CVaR ratio against rounding; the discretisation
+itself errs low by construction (`shocks_cvar`)."""
 
 
-def two_shock_cvar(a: float, theta_a: float, b: float, theta_b: float, level: float) -> float:
-    """CVaR_level(a X + b Z), X, Z independent Gamma(mean 1) with cvs theta_a,
-    theta_b: Rockafellar-Uryasev min_t t + E[(aX + bZ - t)+] / (1 - level), the
-    expectation over X by quantile quadrature and over Z in closed form
-    (E[(Z - s)+] = P(Gamma(k + 1) > s) - s P(Gamma(k) > s) for mean-1 shape k)."""
-    if theta_b == 0.0 or b == 0.0:
-        return a * shock_cvar(theta_a, level) + b
-    if theta_a == 0.0 or a == 0.0:
-        return a + b * shock_cvar(theta_b, level)
-    ka, kb = 1.0 / theta_a ** 2, 1.0 / theta_b ** 2
-    x = stats.gamma.ppf((np.arange(KAPPA_QUADRATURE_NODES) + 0.5) / KAPPA_QUADRATURE_NODES, ka, scale=1.0 / ka)
+def _cell_means(cv: float) -> np.ndarray:
+    """A mean-1 gamma of this cv replaced by its conditional means on cells of
+    probability (KAPPA_CELLS; finer in the upper tail): each value equally
+    likely after repeating by cell mass, so the result is cx-smaller (a
+    conditional expectation) and any CVaR of it is a lower bound."""
+    k = 1.0 / cv ** 2
+    upper = stats.gamma.ppf(KAPPA_CELLS, k, scale=1.0 / k)
+    partial = stats.gamma.cdf(upper, k + 1.0, scale=1.0 / k)   # E[X; X < q] = P(Gamma(k + 1) < q)
+    partial[-1] = 1.0
+    return np.diff(np.concatenate([[0.0], partial])) / np.diff(np.concatenate([[0.0], KAPPA_CELLS]))
+
+
+KAPPA_CELLS = np.concatenate([np.linspace(0.0, 0.9, 91)[1:], 1.0 - 0.1 * np.logspace(0.0, -6.0, 121)[1:], [1.0]])
+"""Cell boundaries (probabilities) of `_cell_means`: 90 equal cells to 0.9,
+then 120 cells geometric in 1 - u down to 1e-7 (the CVaR tail), then the rest."""
+
+
+def shocks_cvar(terms: list[tuple[float, float]], level: float) -> float:
+    """A lower bound on CVaR_level(sum_i w_i Theta_i), Theta_i independent
+    mean-1 gammas of cv theta_i (terms (w_i, theta_i)). The term with the
+    largest w theta stays continuous (E[(Z - s)+] in closed form:
+    P(Gamma(k + 1) > s) - s P(Gamma(k) > s) for mean-1 shape k); the others
+    are replaced by their cell means (`_cell_means`, cx-smaller, so the
+    result is a lower bound); Rockafellar-Uryasev min_t t + E[(S - t)+] /
+    (1 - level) over the discrete atoms. Against closed forms (equal cvs sum
+    to one gamma) it is within 2e-5 of the exact value (tests/test_generation.py)."""
+    constant = math.fsum(w for w, cv in terms if w == 0.0 or cv == 0.0)
+    random = sorted(((w, cv) for w, cv in terms if w > 0.0 and cv > 0.0), key=lambda t: t[0] * t[1])
+    if not random:
+        return constant
+    b, theta_b = random.pop()
+    if not random:
+        return constant + b * shock_cvar(theta_b, level)
+    atoms, mass = np.zeros(1), np.ones(1)
+    for w, cv in random:
+        means = _cell_means(cv)
+        cells = np.diff(np.concatenate([[0.0], KAPPA_CELLS]))
+        atoms = (atoms[:, None] + w * means[None, :]).ravel()
+        mass = (mass[:, None] * cells[None, :]).ravel()
+    kb = 1.0 / theta_b ** 2
 
     def objective(t: float) -> float:
-        s = (t - a * x) / b
+        s = (t - atoms) / b
         excess = stats.gamma.sf(s, kb + 1.0, scale=1.0 / kb) - np.maximum(s, 0.0) * stats.gamma.sf(
             s, kb, scale=1.0 / kb)
         excess = np.where(s <= 0.0, 1.0 - s, excess)     # Z > s surely: E[(Z - s)+] = 1 - s
-        return t + b * float(excess.mean()) / (1.0 - level)
-    best = optimize.minimize_scalar(objective, bounds=(a + b, a * 20 + b * 20), method="bounded",
+        return t + b * float(mass @ excess) / (1.0 - level)
+    total = b + sum(w for w, _ in random)
+    best = optimize.minimize_scalar(objective, bounds=(total, 20.0 * total), method="bounded",
                                     options={"xatol": 1e-10})
-    return float(best.fun)
+    return constant + float(best.fun)
 
 
-def group_kappa(instance: Instance, members, level: float) -> float:
-    """A lower bound on CVaR_level(Y_P) / E[Y_P] valid for every pool of `members`:
-    conditional expectation lowers CVaR (convex order). Given the national and,
-    when every member lies in one prefecture, that prefecture's shock, E[Y_P | .]
-    = E[Y_P] (w_N Theta_N + w_P Theta_P + w_C), so the ratio is at least
-    CVaR(w_N Theta_N + w_P Theta_P) + w_C (w_P's term is its mean 1 when the
-    members span prefectures)."""
+def two_shock_cvar(a: float, theta_a: float, b: float, theta_b: float, level: float) -> float:
+    """CVaR_level(a X + b Z) for independent mean-1 gammas (a lower bound, `shocks_cvar`)."""
+    return shocks_cvar([(a, theta_a), (b, theta_b)], level)
+
+
+def group_kappa(instance: Instance, members, level: float, largest: int | None = None) -> float:
+    """A lower bound on CVaR_level(Y_P) / E[Y_P] valid for every pool of `members`
+    with at most `largest` counties (default all of them). Conditional
+    expectation lowers CVaR (convex order): given the shocks, E[Y_P | .] =
+    E[Y_P] (w_N Theta_N + w_P sum_p a_p Theta_p + w_C sum_c b_c Theta_c), a, b
+    the prefectures' and counties' shares of E[Y_P]. For iid Theta, a weighted
+    sum is cx-smallest at equal weights over as many units as allowed
+    (majorisation), so the ratio is at least the CVaR of w_N Theta_N + w_P
+    Gamma(cv_P / sqrt m_P) + w_C Gamma(cv_C / sqrt m_C): m_C = `largest`,
+    m_P = the prefectures such a pool can touch."""
     params = instance.parameters
-    national, prefecture = params.national_shock, params.prefecture_shock
-    one_prefecture = len({instance.county(c).prefecture for c in members}) == 1
-    if one_prefecture and prefecture.weight > 0.0 and prefecture.cv > 0.0:
-        joint = two_shock_cvar(national.weight, national.cv, prefecture.weight, prefecture.cv, level)
-        return joint + (1.0 - national.weight - prefecture.weight) - KAPPA_SAFETY
-    return national.weight * shock_cvar(national.cv, level) + (1.0 - national.weight)
+    national, prefecture, county = params.national_shock, params.prefecture_shock, params.county_shock
+    largest = len(tuple(members)) if largest is None else largest
+    spanned = min(largest, len({instance.county(c).prefecture for c in members}))
+    return _kappa((national.weight, national.cv), (prefecture.weight, prefecture.cv),
+                  (county.weight, county.cv), spanned, largest, level)
+
+
+@functools.lru_cache(maxsize=4096)
+def _kappa(national, prefecture, county, prefectures: int, counties: int, level: float) -> float:
+    terms = [national, (prefecture[0], prefecture[1] / math.sqrt(prefectures)),
+             (county[0], county[1] / math.sqrt(counties))]
+    return shocks_cvar(terms, level) - KAPPA_SAFETY
+
+
+KAPPA_BAND_GROWTH = 1.25
+KAPPA_EXACT_SIZES = 6
+"""Pools of up to 6 counties get the kappa of their own size; larger sizes are
+split into bands [k, ceil(1.25 k)] (7-9, 10-13, ...) bounded with the kappa
+of the band's largest size (kappa falls with size as the county shocks
+diversify, fastest for small pools: on Henan's prefectures kappa is 1.135
+for 2 counties, 1.126 for 3, 1.107 for 12)."""
+
+
+def kappa_bands(instance: Instance, members, level: float, smallest: int, largest: int
+                ) -> list[tuple[int, int, float]]:
+    """(lowest size, highest size, kappa) bands covering pool sizes smallest..largest."""
+    bands, low = [], smallest
+    while low <= largest:
+        high = low if low <= KAPPA_EXACT_SIZES else min(largest, math.ceil(low * KAPPA_BAND_GROWTH))
+        bands.append((low, high, group_kappa(instance, members, level, high)))
+        low = high + 1
+    return bands
 
 
 def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, top: float,
-               max_counties: int | None, min_enrollees: int, min_size: int = 2) -> float:
+               max_counties: int | None, min_enrollees: int, min_size: int = 2,
+               weights: ObjectiveWeights | None = None,
+               edges: tuple[tuple[int, int], ...] | None = None) -> float:
     """An upper bound on max over pools P of the group (|P| >= min_size,
-    within max_counties and min_enrollees) of r*_P - avg_N rho(P).
+    within max_counties and min_enrollees) of s_P r*_P - avg_N rho(P), s_P the
+    objective's value of one unit of rate per enrollee (1 for the nominal mean
+    rate; `weights` bound it, ObjectiveWeights).
 
     Uses r*_P <= U(P) = min(top, (1 + slack) B_P / (kappa E_lo(P))), E_lo(P) =
     sum_c e_c <= E[Y_P] (fellow members only add in-network cost), and only
@@ -156,10 +222,28 @@ def rate_bound(econ: GroupEconomics, rho: np.ndarray, *, kappa: float | None, to
     """
     if _size_cap(econ, max_counties, min_enrollees, min_size) is None:
         return -math.inf
+    weights = weights or ObjectiveWeights.nominal(len(econ.ids))
     if kappa is None:
-        return top - float(np.min(rho))
+        return float(np.max(top * weights.at_top - rho))
     return GroupProgram.build(econ, rho, kappa=kappa, top=top, max_counties=max_counties,
-                              min_enrollees=min_enrollees, min_size=min_size).maximise()[0]
+                              min_enrollees=min_enrollees, min_size=min_size, weights=weights,
+                              edges=edges).maximise()[0]
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Per-county bounds on a linear objective's value s_P of one unit of a
+    pool's rate per enrollee, valid over the pools a program ranges over:
+    s_P r*_P <= (1 + slack) B_P sum_c N_c budget_c / (kappa E_lo(P) N_P) and
+    s_P top <= top sum_c N_c at_top_c / N_P (c over the members). For the
+    nominal mean rate both are 1 (s_P = 1)."""
+
+    budget: np.ndarray
+    at_top: np.ndarray
+
+    @classmethod
+    def nominal(cls, n: int) -> ObjectiveWeights:
+        return cls(np.ones(n), np.ones(n))
 
 
 def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int,
@@ -186,8 +270,10 @@ BOUND_RESOLUTION = 1e-6
 
 class GroupProgram:
     """max over allowed 0-1 vectors x of min(g1(x), g2(x)) with
-    g1 = top - avg rho and g2 = Num(x) / Den(x) = (1 + slack) B_P / (kappa
-    E_lo(P)) - avg rho, Num and Den quadratic in x, linearised by w_ij = x_i x_j.
+    g1 = top avg_N(at_top) - avg rho and g2 = Num(x) / Den(x) = (1 + slack)
+    B_P avg_N(budget weight) / (kappa E_lo(P)) - avg rho (ObjectiveWeights;
+    both weights 1 for the nominal rate), Num and Den quadratic in x,
+    linearised by w_ij = x_i x_j.
 
     Some x has min(g1, g2) > t iff max {Num - t Den : sum N_c (top - rho_c -
     t) x_c >= 0} > 0 (the g1 condition is linear in x for fixed t): `exceeds`
@@ -196,15 +282,20 @@ class GroupProgram:
 
     @classmethod
     def build(cls, econ: GroupEconomics, rho: np.ndarray, *, kappa: float, top: float,
-              max_counties: int | None, min_enrollees: int, min_size: int = 2) -> GroupProgram | None:
-        """The programme, or None when no pool of the group qualifies."""
+              max_counties: int | None, min_enrollees: int, min_size: int = 2,
+              weights: ObjectiveWeights | None = None,
+              edges: tuple[tuple[int, int], ...] | None = None) -> GroupProgram | None:
+        """The programme, or None when no pool of the group qualifies; with
+        `edges` (adjacent member positions) only connected pools are allowed."""
         size_cap = _size_cap(econ, max_counties, min_enrollees, min_size)
         if size_cap is None:
             return None
-        return cls(econ, rho, kappa, top, size_cap, min_enrollees, min_size)
+        return cls(econ, rho, kappa, top, size_cap, min_enrollees, min_size,
+                   weights or ObjectiveWeights.nominal(len(econ.ids)), edges)
 
     def __init__(self, econ: GroupEconomics, rho: np.ndarray, kappa: float, top: float, size_cap: int,
-                 min_enrollees: int, min_size: int):
+                 min_enrollees: int, min_size: int, weights: ObjectiveWeights,
+                 edges: tuple[tuple[int, int], ...] | None = None):
         self.deadline = econ.deadline
         n = len(econ.ids)
         money = float(econ.alone_mean.sum())   # scale money so the MILP is well conditioned
@@ -215,10 +306,12 @@ class GroupProgram:
         self.top = top
         self.people = econ.enrollees / econ.enrollees.sum()
         self.rho = np.asarray(rho, dtype=float)
-        self.num_q = np.outer(beta, self.people) - kappa * np.outer(e, self.people * self.rho)
+        self.top_gain = self.people * top * weights.at_top   # g1's numerator is (top_gain - people rho) x
+        self.num_q = np.outer(beta, self.people * weights.budget) - kappa * np.outer(e, self.people * self.rho)
         self.num_l = -fixed * self.people
         self.den_q = kappa * np.outer(e, self.people)
         self.n = n
+        self.size_range = (min_size, size_cap)
         self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         zeros = np.zeros(len(self.pairs))
         pair_rows, pair_lo, pair_hi = _pair_constraints(n, self.pairs)
@@ -229,10 +322,19 @@ class GroupProgram:
         self.lo = np.concatenate([pair_lo, [lo for _, lo, _ in rows]])
         self.hi = np.concatenate([pair_hi, [hi for _, _, hi in rows]])
         self.integrality = np.concatenate([np.ones(n), zeros])
-        self.bounds = optimize.Bounds(np.zeros(n + len(self.pairs)), np.ones(n + len(self.pairs)))
+        upper = np.ones(n + len(self.pairs))
+        if edges is not None:
+            flow, flow_lo, flow_hi, flow_integer, flow_upper = _connectivity(n, len(self.pairs), edges, size_cap)
+            self.matrix = sparse.vstack([sparse.hstack([self.matrix, sparse.csr_matrix(
+                (self.matrix.shape[0], flow.shape[1] - self.matrix.shape[1]))]), flow]).tocsr()
+            self.lo, self.hi = np.concatenate([self.lo, flow_lo]), np.concatenate([self.hi, flow_hi])
+            self.integrality = np.concatenate([self.integrality, flow_integer])
+            upper = np.concatenate([upper, flow_upper])
+        self.width = len(upper)
+        self.bounds = optimize.Bounds(np.zeros(self.width), upper)
         # Den >= kappa (smallest min_size e's)(smallest min_size N's) on allowed x
         self.den_min = kappa * np.sort(e)[:min_size].sum() * np.sort(self.people)[:min_size].sum()
-        self.cap_bound = top - float(np.min(self.rho))   # avg rho(P) >= the smallest rho
+        self.cap_bound = float(np.max(top * weights.at_top - self.rho))   # g1 <= its largest term
 
     def members(self, x: np.ndarray) -> frozenset[str]:
         return frozenset(cid for cid, v in zip(self.ids, x) if v > 0.5)
@@ -240,7 +342,7 @@ class GroupProgram:
     def cut(self, x: np.ndarray) -> None:
         """Exclude exactly the subset x: sum_{i in S} x_i - sum_{i not in S} x_i <= |S| - 1."""
         sign = np.where(x > 0.5, 1.0, -1.0)
-        row = np.concatenate([sign, np.zeros(len(self.pairs))])
+        row = np.concatenate([sign, np.zeros(self.width - self.n)])
         self.matrix = sparse.vstack([self.matrix, sparse.csr_matrix(row)]).tocsr()
         self.lo = np.append(self.lo, -np.inf)
         self.hi = np.append(self.hi, float((x > 0.5).sum()) - 1.0)
@@ -249,19 +351,19 @@ class GroupProgram:
         return float((x @ self.num_q @ x + self.num_l @ x) / (x @ self.den_q @ x))
 
     def g1(self, x: np.ndarray) -> float:
-        return float(self.top - (self.people * self.rho) @ x / (self.people @ x))
+        return float((self.top_gain - self.people * self.rho) @ x / (self.people @ x))
 
     def _coefficients(self, t: float) -> np.ndarray:
         q = self.num_q - t * self.den_q
         off = np.array([q[i, j] + q[j, i] for i, j in self.pairs])
-        return np.concatenate([np.diag(q) + self.num_l, off])
+        return np.concatenate([np.diag(q) + self.num_l, off, np.zeros(self.width - self.n - len(self.pairs))])
 
     def _solve(self, t: float, capped: bool) -> tuple[float, np.ndarray | None]:
         """(an upper bound on max Num - t Den, a maximiser or None if infeasible),
         with g1 >= t as a constraint when `capped`."""
         matrix, lo, hi = self.matrix, self.lo, self.hi
         if capped:
-            row = np.concatenate([self.people * (self.top - self.rho - t), np.zeros(len(self.pairs))])
+            row = np.concatenate([self.top_gain - self.people * (self.rho + t), np.zeros(self.width - self.n)])
             matrix = sparse.vstack([matrix, sparse.csr_matrix(row)]).tocsr()
             lo, hi = np.append(lo, 0.0), np.append(hi, np.inf)
         options = {"mip_rel_gap": 1e-9}
@@ -306,6 +408,91 @@ class GroupProgram:
                 return min(self.cap_bound, t + upper / self.den_min), best if best is not None else x
             t, best = value, x
         return min(self.cap_bound, t + max(upper, 0.0) / self.den_min), best
+
+
+class BandedProgram:
+    """GroupProgram per band of pool sizes, each with its own kappa
+    (`kappa_bands`): the same questions (exceeds, maximise, cut) answered
+    over the union of the bands. A band's maximum is kept until it is cut."""
+
+    def __init__(self, programs: list[GroupProgram]):
+        self.programs = programs
+        self._best: dict[int, tuple[float, np.ndarray | None]] = {}
+
+    @classmethod
+    def build(cls, econ: GroupEconomics, rho: np.ndarray, *, bands: list[tuple[int, int, float]], top: float,
+              min_enrollees: int, weights: ObjectiveWeights | None = None,
+              edges: tuple[tuple[int, int], ...] | None = None, **_ignored) -> BandedProgram | None:
+        """The programme over the bands, or None when no pool of any band qualifies."""
+        programs = [GroupProgram.build(econ, rho, kappa=kappa, top=top, max_counties=high,
+                                       min_enrollees=min_enrollees, min_size=low, weights=weights, edges=edges)
+                    for low, high, kappa in bands]
+        programs = [p for p in programs if p is not None]
+        return cls(programs) if programs else None
+
+    def members(self, x: np.ndarray) -> frozenset[str]:
+        return self.programs[0].members(x)
+
+    def exceeds(self, t: float) -> tuple[bool, np.ndarray | None]:
+        for program in self.programs:
+            beats, x = program.exceeds(t)
+            if beats:
+                return True, x
+        return False, None
+
+    def maximise(self) -> tuple[float, np.ndarray | None]:
+        """The largest band maximum (a band without a positive x reports <= 0)."""
+        for i, program in enumerate(self.programs):
+            if i not in self._best:
+                self._best[i] = program.maximise()
+        return max(self._best.values(), key=lambda vx: (vx[0], vx[1] is not None))
+
+    def cut(self, x: np.ndarray) -> None:
+        size = int((x > 0.5).sum())
+        for i, program in enumerate(self.programs):
+            if program.size_range[0] <= size <= program.size_range[1]:
+                program.cut(x)
+                self._best.pop(i, None)
+
+
+def _connectivity(n: int, pairs: int, edges: tuple[tuple[int, int], ...], size_cap: int):
+    """Rows that allow only connected x (single-commodity flow): a root r_i <=
+    x_i, one root, its supply s_i <= size_cap r_i equal to sum x; along each
+    edge both ways a flow f <= size_cap x at either end; every chosen node
+    consumes one unit (inflow - outflow + s_j = x_j). A chosen node that no
+    path of chosen nodes joins to the root cannot be fed, so x is connected.
+    Columns after x and the pairs: r (n), s (n), f (2 per edge). Returns
+    (matrix over all columns, lo, hi, integrality and upper bounds of the new columns)."""
+    arcs = [(i, j) for i, j in edges] + [(j, i) for i, j in edges]
+    r0, s0, f0 = n + pairs, n + pairs + n, n + pairs + 2 * n
+    width = f0 + len(arcs)
+    triples: list[tuple[int, int, float]] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def row(entries, low, high):
+        index = len(lo)
+        triples.extend((index, col, value) for col, value in entries)
+        lo.append(low)
+        hi.append(high)
+
+    for i in range(n):
+        row([(r0 + i, 1.0), (i, -1.0)], -np.inf, 0.0)                     # r_i <= x_i
+        row([(s0 + i, 1.0), (r0 + i, -float(size_cap))], -np.inf, 0.0)   # s_i <= size_cap r_i
+    row([(r0 + i, 1.0) for i in range(n)], 1.0, 1.0)                        # one root
+    row([(s0 + i, 1.0) for i in range(n)] + [(i, -1.0) for i in range(n)], 0.0, 0.0)   # supply = sum x
+    for a, (i, j) in enumerate(arcs):
+        row([(f0 + a, 1.0), (i, -float(size_cap))], -np.inf, 0.0)
+        row([(f0 + a, 1.0), (j, -float(size_cap))], -np.inf, 0.0)
+    for node in range(n):
+        entries = [(f0 + a, 1.0) for a, (_, j) in enumerate(arcs) if j == node]
+        entries += [(f0 + a, -1.0) for a, (i, _) in enumerate(arcs) if i == node]
+        row(entries + [(s0 + node, 1.0), (node, -1.0)], 0.0, 0.0)
+    rows, cols, vals = (list(t) for t in zip(*triples))
+    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(lo), width))
+    integer = np.concatenate([np.ones(n), np.zeros(n + len(arcs))])
+    upper = np.concatenate([np.ones(n), np.full(n + len(arcs), float(size_cap))])
+    return matrix, np.array(lo), np.array(hi), integer, upper
 
 
 def _pair_constraints(n: int, pairs: list[tuple[int, int]]):
