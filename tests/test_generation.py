@@ -852,3 +852,99 @@ def test_generation_with_regional_shocks_is_bounded_by_enumeration(kind):
     assert enumerated.status == "optimal"
     assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
     assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["s2-contiguous", "s5-effective-contiguous", "s4-coverage", "s4-max-min-rate"])
+def test_bound_milp_path_is_bounded_by_enumeration(name):
+    """Groups too large to list (SCREEN_LIMIT) are checked by the bound's MILP;
+    with the limit at 0 every case takes that path and must stay valid."""
+    seed, n, sections = GENERATION_CASES[name]
+    inst = _instance(seed, n)
+    spec = spec_from_dict(spec_dict(**sections))
+    pricer = _shared_pricer(seed, n, spec)
+    _, _, enumerated, _, _ = _generation_case(name)
+    generation = importlib.import_module("pooling.optimise.generation")
+    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer), \
+            mock.patch.object(generation, "SCREEN_LIMIT", 0):
+        generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
+    assert generated.candidate_generation["listed_lp_value"] is None   # the MILP path, not the listing
+    assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
+    if generated.objective is not None:
+        assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("trial", range(len(DUAL_RANGES)))
+def test_listed_pools_bound_equals_the_relaxation_pool_by_pool(trial):
+    """ListedPools.values, pool by pool: min(top, (1 + slack) B_P / (kappa
+    E(P))) - avg rho(P) with E(P) the stand-alone costs plus the migrants
+    fellow members bring in network (GroupEconomics.expected_cost), -inf if
+    B_P < 0; never above the MILP's relaxation (stand-alone costs only)."""
+    from pooling.economics.pool_bounds import ListedPools, ObjectiveWeights
+    econ = _economics(HIGH_FIXED_COST)
+    kappa = shock_cvar(BOUND_CV, BOUND_LEVEL)
+    rho = np.random.default_rng(100 + trial).uniform(*DUAL_RANGES[trial], len(econ.ids))
+    subsets = [frozenset(econ.ids[i] for i in pos) for pos in _subsets(range(len(econ.ids)), min_size=2)]
+    listing = ListedPools(econ, subsets, [(2, len(econ.ids), kappa)])
+    values = listing.values(rho, ObjectiveWeights.nominal(len(econ.ids)), 0.9)
+    negative = 0
+    for members, value in zip(subsets, values):
+        pos = list(econ.positions(members))
+        budget = econ.budget(members)
+        if budget < 0:
+            assert value == -math.inf
+            negative += 1
+            continue
+        avg = _avg_rho(econ.enrollees, rho, pos)
+        ratio = (1.0 + BOUND_PRICING_SLACK) * budget / (kappa * econ.expected_cost(members))
+        assert value == pytest.approx(min(0.9, ratio) - avg, abs=1e-12)
+        relaxed = (1.0 + BOUND_PRICING_SLACK) * budget / (kappa * econ.alone_mean[pos].sum())
+        assert value <= min(0.9, relaxed) - avg + 1e-12
+    assert negative > 0
+
+
+def test_effective_ratio_is_the_largest_ratio_over_the_box():
+    """effective_ratio against brute force over the box's corners (a ratio of
+    sums linear in each e_c peaks at a corner)."""
+    from pooling.economics.pool_bounds import effective_ratio
+    rng = np.random.default_rng(5)
+    n = 6
+    enrollees, total = rng.uniform(1e4, 1e5, n), rng.uniform(1e7, 1e8, n)
+    low = rng.uniform(0.5, 0.8, n)
+    high = low + rng.uniform(0.0, 0.2, n)
+    members = np.array([[int(b) for b in f"{mask:06b}"] for mask in range(1, 2 ** n)], dtype=float)
+    got = effective_ratio(members, enrollees, (total, low, high))
+    for row, x in enumerate(members):
+        best = max(
+            (enrollees * x * np.where(corner, high, low)).sum() / (total * x * np.where(corner, high, low)).sum()
+            for corner in itertools.product([False, True], repeat=n))
+        assert got[row] == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["max_mean_rate", "max_mean_effective_rate", "max_effective_coverage"])
+def test_listed_caps_bound_every_priced_pool_of_a_real_group(kind):
+    """On Tongliao (places of care, migrants, regional shocks): every proper
+    sub-pool's cap s_P U(P) is at least its exact s_P r*_P, and within 3% of it
+    at the median (the caps are what the listed bound is made of)."""
+    from pooling.economics.pool_bounds import GroupEconomics, ListedPools, kappa_bands
+    from pooling.optimise.generation import ObjectiveScale
+    inst = load_instance(INSTANCES / "tongliao.json")
+    spec = spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False},
+                                    solvency={"measure": "cvar", "level": 0.99}, objective={"kind": kind}))
+    (group,) = pool_groups(inst, spec)
+    econ = GroupEconomics(inst, spec, group)
+    n = len(group.members)
+    pools = [frozenset(group.members[i] for i in pos) for pos in _subsets(range(n), min_size=2) if len(pos) < n]
+    listing = ListedPools(econ, pools, kappa_bands(inst, group.members, 0.99, 2, n))
+    scale = ObjectiveScale(inst, spec)
+    caps = listing.caps(scale.weights(group.members), spec.rates.max)
+    maker = CandidateMaker(inst, spec, PoolPricer(inst, spec))
+    slack = []
+    for members, cap in zip(pools, caps):
+        cand = maker.make(members)
+        exact = scale.rate(cand, min(cand.column.max_rate, spec.rates.max))
+        if cand.pricing.budget < 0:
+            assert cap == -math.inf
+            continue
+        assert cap >= exact - 1e-12, (sorted(members), cap, exact)
+        slack.append(cap / exact - 1.0)
+    assert len(slack) > 200 and float(np.median(slack)) < 0.03

@@ -240,10 +240,38 @@ class ObjectiveWeights:
 
     budget: np.ndarray
     at_top: np.ndarray
+    effective_box: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """For the mean effective rate: (T_c, lowest e_c,P, highest e_c,P). Then
+    s_P / E[Y_P] = sum N_c e_c,P / (N_P sum T_c e_c,P) <= R_P / N_P, R_P the
+    largest such ratio with each e_c,P in its range (`effective_ratio`): the
+    network's effect on the rate and on s_P cancel, which `budget` ignores."""
 
     @classmethod
     def nominal(cls, n: int) -> ObjectiveWeights:
         return cls(np.ones(n), np.ones(n))
+
+
+def effective_ratio(members: np.ndarray, enrollees: np.ndarray, box: tuple[np.ndarray, np.ndarray, np.ndarray]
+                    ) -> np.ndarray:
+    """Per row of the 0-1 matrix `members` (pools x counties): max of sum N_c e_c
+    / sum T_c e_c over e_c in [low_c, high_c]. A ratio of sums is largest with
+    e_c at its top for the counties whose N_c / T_c exceeds the optimum and at
+    its bottom for the others, so the maximum is over the prefixes of the
+    members sorted by N_c / T_c, descending (computed for all rows at once)."""
+    total, low, high = box
+    order = np.argsort(-(enrollees / total), kind="stable")
+    x = members[:, order]
+    n_sorted, t_sorted = enrollees[order], total[order]
+    low_n, high_n = x * (n_sorted * low[order]), x * (n_sorted * high[order])
+    low_t, high_t = x * (t_sorted * low[order]), x * (t_sorted * high[order])
+    zero = np.zeros((x.shape[0], 1))
+    top_n = np.hstack([zero, np.cumsum(high_n, axis=1)])      # first k at their highest
+    top_t = np.hstack([zero, np.cumsum(high_t, axis=1)])
+    rest_n = low_n.sum(axis=1, keepdims=True) - np.hstack([zero, np.cumsum(low_n, axis=1)])
+    rest_t = low_t.sum(axis=1, keepdims=True) - np.hstack([zero, np.cumsum(low_t, axis=1)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (top_n + rest_n) / (top_t + rest_t)
+    return np.nanmax(np.where(top_t + rest_t > 0.0, ratios, np.nan), axis=1)
 
 
 def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int,
@@ -408,6 +436,51 @@ class GroupProgram:
                 return min(self.cap_bound, t + upper / self.den_min), best if best is not None else x
             t, best = value, x
         return min(self.cap_bound, t + max(upper, 0.0) / self.den_min), best
+
+
+class ListedPools:
+    """The pools of a group listed one by one (when they are few enough): the
+    bound s_P U(P) - avg rho(P) of `GroupProgram` for all of them at once,
+    from sparse member sums, so no MILP is needed to find the pools worth
+    pricing exactly."""
+
+    def __init__(self, econ: GroupEconomics, pools: list[frozenset[str]], bands: list[tuple[int, int, float]]):
+        self.econ = econ
+        self.pools = pools
+        rows = [r for r, members in enumerate(pools) for _ in members]
+        cols = [econ.index[c] for members in pools for c in sorted(members)]
+        self.matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pools), len(econ.ids)))
+        sizes = np.asarray(self.matrix.sum(axis=1)).ravel()
+        self.kappa = np.full(len(pools), np.nan)
+        for low, high, kappa in bands:
+            self.kappa[(sizes >= low) & (sizes <= high)] = kappa
+        if np.isnan(self.kappa).any():
+            raise ValueError("a listed pool's size lies in no kappa band")
+        self.budget = self.matrix @ econ.beta - econ.fixed
+        # E[Y_P] >= stand-alone costs + migrants brought in network by fellow members
+        self.expected = (self.matrix @ econ.alone_mean
+                         + np.asarray(self.matrix.multiply(self.matrix @ econ.extra).sum(axis=1)).ravel())
+        self.people = self.matrix @ econ.enrollees
+
+    def caps(self, weights: ObjectiveWeights, top: float) -> np.ndarray:
+        """Per pool, a bound on s_P r*_P: min(top avg_N(at_top), (1 + slack) B_P
+        avg_N(budget weight) / (kappa_k E_lo(P))); -inf where B_P < 0 (no rate
+        >= 0 is solvent)."""
+        n = self.econ.enrollees
+        at_top = top * (self.matrix @ (n * weights.at_top)) / self.people
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if weights.effective_box is not None:
+                ratio = effective_ratio(self.matrix.toarray(), n, weights.effective_box)
+                capped = (1.0 + BOUND_PRICING_SLACK) * self.budget * ratio / (self.kappa * self.people)
+            else:
+                capped = ((1.0 + BOUND_PRICING_SLACK) * self.budget * (self.matrix @ (n * weights.budget))
+                          / (self.kappa * self.expected * self.people))
+        capped = np.where(self.expected > 0.0, capped, np.inf)
+        return np.where(self.budget < 0.0, -np.inf, np.minimum(at_top, capped))
+
+    def values(self, rho: np.ndarray, weights: ObjectiveWeights, top: float) -> np.ndarray:
+        """Per pool: its cap minus avg_N rho (a bound on its reduced rate)."""
+        return self.caps(weights, top) - (self.matrix @ (self.econ.enrollees * rho)) / self.people
 
 
 class BandedProgram:

@@ -23,7 +23,10 @@ from pooling.risk.ruin import ruin_max_rate
 
 
 def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
-    return merge_streams(dataclasses.replace(st, rate=st.rate * weight) for st in streams)
+    """The streams merged, then their rates scaled by `weight` (merging first:
+    one new stream per distinct severity, not per flow)."""
+    return tuple(ClaimStream(rate=st.rate * weight, severity=st.severity, factor=st.factor)
+                 for st in merge_streams(streams))
 
 
 def pool_model(instance: Instance, members: frozenset[str],
