@@ -787,21 +787,28 @@ def _shocked_case():
 def test_kappa_by_pool_size_bounds_every_pool():
     """kappa_bands: for every pool of k counties, CVaR(Y_P) / E[Y_P] >= the
     kappa of k's band (exact pricing, regional shocks on); kappa falls with k;
-    the smallest pools come within 1% of it (the bound is not loose)."""
-    from pooling.economics.pool_bounds import kappa_bands
+    the smallest pools come within 1% of it (the bound is not loose). kappa_of
+    (listed pools: k counties in m prefectures) lies between the two."""
+    from pooling.economics.pool_bounds import kappa_bands, kappa_of
     inst, _spec, pricer = _shocked_case()
     ids = sorted(inst.ids)
     bands = kappa_bands(inst, ids, 0.99, 2, len(ids))
     kappas = [k for _, _, k in bands]
     assert kappas == sorted(kappas, reverse=True) and len(set(kappas)) == len(kappas)
     closest = math.inf
+    exact_kappa = kappa_of(inst, 0.99)
+    spans = set()
     for pos in _subsets(range(len(ids)), min_size=2):
         pricing = pricer.price([ids[i] for i in pos])
         kappa = next(k for low, high, k in bands if low <= len(pos) <= high)
         ratio = pricing.cvar / pricing.expected_cost
         assert ratio >= kappa
         closest = min(closest, ratio / kappa - 1.0)
+        prefectures = len({inst.county(ids[i]).prefecture for i in pos})   # the listed pools' kappa
+        assert ratio >= exact_kappa(len(pos), prefectures) >= kappa
+        spans.add(prefectures)
     assert closest < 0.01
+    assert spans == {1, 2} and exact_kappa(3, 1) > exact_kappa(3, 2)
 
 
 def _connected(edges, chosen) -> bool:
@@ -884,7 +891,7 @@ def test_listed_pools_bound_equals_the_relaxation_pool_by_pool(trial):
     kappa = shock_cvar(BOUND_CV, BOUND_LEVEL)
     rho = np.random.default_rng(100 + trial).uniform(*DUAL_RANGES[trial], len(econ.ids))
     subsets = [frozenset(econ.ids[i] for i in pos) for pos in _subsets(range(len(econ.ids)), min_size=2)]
-    listing = ListedPools(econ, subsets, [(2, len(econ.ids), kappa)])
+    listing = ListedPools(econ, subsets, lambda counties, prefectures: kappa)
     values = listing.values(rho, ObjectiveWeights.nominal(len(econ.ids)), 0.9)
     negative = 0
     for members, value in zip(subsets, values):
@@ -925,7 +932,7 @@ def test_listed_caps_bound_every_priced_pool_of_a_real_group(kind):
     """On Tongliao (places of care, migrants, regional shocks): every proper
     sub-pool's cap s_P U(P) is at least its exact s_P r*_P, and within 3% of it
     at the median (the caps are what the listed bound is made of)."""
-    from pooling.economics.pool_bounds import GroupEconomics, ListedPools, kappa_bands
+    from pooling.economics.pool_bounds import GroupEconomics, ListedPools, kappa_of
     from pooling.optimise.generation import ObjectiveScale
     inst = load_instance(INSTANCES / "tongliao.json")
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False},
@@ -934,7 +941,7 @@ def test_listed_caps_bound_every_priced_pool_of_a_real_group(kind):
     econ = GroupEconomics(inst, spec, group)
     n = len(group.members)
     pools = [frozenset(group.members[i] for i in pos) for pos in _subsets(range(n), min_size=2) if len(pos) < n]
-    listing = ListedPools(econ, pools, kappa_bands(inst, group.members, 0.99, 2, n))
+    listing = ListedPools(econ, pools, kappa_of(inst, 0.99))
     scale = ObjectiveScale(inst, spec)
     caps = listing.caps(scale.weights(group.members), spec.rates.max)
     maker = CandidateMaker(inst, spec, PoolPricer(inst, spec))

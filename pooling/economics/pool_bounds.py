@@ -69,6 +69,8 @@ class GroupEconomics:
                 if k is not None and k != i:
                     self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest])) - alone[i]
         self.alone_mean = alone
+        prefectures = sorted({c.prefecture for c in counties}, key=str)
+        self.prefecture_onehot = np.array([[c.prefecture == p for p in prefectures] for c in counties], dtype=float)
 
     def positions(self, members) -> np.ndarray:
         return np.array(sorted(self.index[c] for c in members), dtype=int)
@@ -182,6 +184,26 @@ def _kappa(national, prefecture, county, prefectures: int, counties: int, level:
     terms = [national, (prefecture[0], prefecture[1] / math.sqrt(prefectures)),
              (county[0], county[1] / math.sqrt(counties))]
     return shocks_cvar(terms, level) - KAPPA_SAFETY
+
+
+class KappaOf(Protocol):
+    """kappa for a pool of `counties` counties in `prefectures` prefectures."""
+
+    def __call__(self, counties: int, prefectures: int) -> float: ...
+
+
+def kappa_of(instance: Instance, level: float) -> KappaOf:
+    """The kappa of pools by their number of counties and of prefectures (the
+    `group_kappa` law with m_C = counties, m_P = prefectures exactly: a pool's
+    prefecture shares lie on a simplex of that many units)."""
+    params = instance.parameters
+    shocks = ((params.national_shock.weight, params.national_shock.cv),
+              (params.prefecture_shock.weight, params.prefecture_shock.cv),
+              (params.county_shock.weight, params.county_shock.cv))
+
+    def kappa(counties: int, prefectures: int) -> float:
+        return _kappa(*shocks, int(prefectures), int(counties), level)
+    return kappa
 
 
 KAPPA_BAND_GROWTH = 1.25
@@ -444,18 +466,15 @@ class ListedPools:
     from sparse member sums, so no MILP is needed to find the pools worth
     pricing exactly."""
 
-    def __init__(self, econ: GroupEconomics, pools: list[frozenset[str]], bands: list[tuple[int, int, float]]):
+    def __init__(self, econ: GroupEconomics, pools: list[frozenset[str]], kappa: KappaOf):
         self.econ = econ
         self.pools = pools
         rows = [r for r, members in enumerate(pools) for _ in members]
         cols = [econ.index[c] for members in pools for c in sorted(members)]
         self.matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pools), len(econ.ids)))
-        sizes = np.asarray(self.matrix.sum(axis=1)).ravel()
-        self.kappa = np.full(len(pools), np.nan)
-        for low, high, kappa in bands:
-            self.kappa[(sizes >= low) & (sizes <= high)] = kappa
-        if np.isnan(self.kappa).any():
-            raise ValueError("a listed pool's size lies in no kappa band")
+        sizes = np.asarray(self.matrix.sum(axis=1)).ravel().astype(int)
+        prefectures = np.asarray(((self.matrix @ econ.prefecture_onehot) > 0).sum(axis=1)).ravel().astype(int)
+        self.kappa = np.array([kappa(k, m) for k, m in zip(sizes, prefectures)])
         self.budget = self.matrix @ econ.beta - econ.fixed
         # E[Y_P] >= stand-alone costs + migrants brought in network by fellow members
         self.expected = (self.matrix @ econ.alone_mean

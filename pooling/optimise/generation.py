@@ -70,6 +70,7 @@ from pooling.economics.pool_bounds import (
     ListedPools,
     ObjectiveWeights,
     kappa_bands,
+    kappa_of,
     rate_bound,
 )
 from pooling.optimise.candidates import PoolGroup, group_subsets, is_connected
@@ -423,7 +424,7 @@ class _GroupSearch:
                 whole = len(self.group.members)
                 pools = [p for p in subsets or () if 1 < len(p) < whole]
                 if subsets is not None and pools:
-                    self._listing = ListedPools(self.econ, pools, self.kappa_bands)
+                    self._listing = ListedPools(self.econ, pools, kappa_of(self.instance, self.spec.solvency.level))
         return self._listing or None
 
     def listed_delta(self, rho: dict[str, float]) -> float:
