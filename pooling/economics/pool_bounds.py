@@ -3,14 +3,18 @@ pricing it (for column generation, pooling.optimise.generation).
 
 For CVaR: given the shocks a pool shares, E[Y_P | shocks] = E[Y_P] M with M a
 mix of unit-mean multipliers, and, CVaR respecting the convex order,
-CVaR_a(Y_P) >= E[Y_P] CVaR_a(M). Hence r*_P <= U(P) = min(r_max, B_P / (kappa
-E[Y_P])), kappa = `group_kappa` (the national shock, and the prefecture one
-within a prefecture), with B_P and a lower bound on E[Y_P] linear in the members.
+CVaR_a(Y_P) >= E[Y_P] CVaR_a(M) >= kappa E[Y_P], kappa = `group_kappa` (the
+national shock, and the prefecture and county shocks spread evenly over as
+many units as the pool can hold). Hence r*_P <= U(P) = min(r_max, B_P /
+(kappa E[Y_P])), with B_P and a lower bound on E[Y_P] linear in the members.
 `rate_bound` maximises U(P) - (enrollee-weighted mean of a dual rho over P)
 over all subsets: a fractional 0-1 quadratic programme, solved exactly by
 Dinkelbach's method (with the r_max cap as a linear constraint) on a MILP
-linearised with w_ij = x_i x_j. `GroupProgram.cut` excludes a subset, so a
-caller can price the maximiser exactly and ask again (lazy exact pricing).
+linearised with w_ij = x_i x_j (`GroupProgram`; `BandedProgram` runs one per
+band of pool sizes, each with its kappa). `GroupProgram.cut` excludes a
+subset, so a caller can price the maximiser exactly and ask again (lazy exact
+pricing). `ListedPools` computes the same kind of bound for every pool of a
+listed group at once, with no MILP.
 """
 
 from __future__ import annotations
@@ -353,7 +357,6 @@ class GroupProgram:
         fixed = econ.fixed / money * (1.0 + BOUND_PRICING_SLACK)
         e = econ.alone_mean / money
         self.ids = econ.ids
-        self.top = top
         self.people = econ.enrollees / econ.enrollees.sum()
         self.rho = np.asarray(rho, dtype=float)
         self.top_gain = self.people * top * weights.at_top   # g1's numerator is (top_gain - people rho) x
@@ -514,7 +517,7 @@ class BandedProgram:
     @classmethod
     def build(cls, econ: GroupEconomics, rho: np.ndarray, *, bands: list[tuple[int, int, float]], top: float,
               min_enrollees: int, weights: ObjectiveWeights | None = None,
-              edges: tuple[tuple[int, int], ...] | None = None, **_ignored) -> BandedProgram | None:
+              edges: tuple[tuple[int, int], ...] | None = None) -> BandedProgram | None:
         """The programme over the bands, or None when no pool of any band qualifies."""
         programs = [GroupProgram.build(econ, rho, kappa=kappa, top=top, max_counties=high,
                                        min_enrollees=min_enrollees, min_size=low, weights=weights, edges=edges)

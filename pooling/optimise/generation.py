@@ -388,7 +388,8 @@ class _GroupSearch:
                   "min_enrollees": rules.min_enrollees, "weights": self.weights}
         if self.kappa_bands is None:   # no cap below r_max: nothing to price or cut
             return max(best, rate_bound(self.econ, duals, kappa=None, **limits)), found
-        program = BandedProgram.build(self.econ, duals, bands=self.kappa_bands, edges=self.edges, **limits)
+        program = BandedProgram.build(self.econ, duals, bands=self.kappa_bands, edges=self.edges, top=limits["top"],
+                                      min_enrollees=rules.min_enrollees, weights=self.weights)
         if program is None:
             return best, found
         if len(whole) > 1:
