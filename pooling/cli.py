@@ -19,6 +19,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -416,8 +417,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_sigint_seen = False
+"""Set by `_on_sigint`: a Ctrl-C arrived during this run."""
+
+
+def _on_sigint(signum, frame) -> None:
+    """Python's own behaviour (raise KeyboardInterrupt), remembering that it
+    happened: libraries may turn the interrupt into another exception (numpy's
+    C import into an ImportError, Pyomo's output capture into a RuntimeError)."""
+    global _sigint_seen
+    _sigint_seen = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code (never raises for user input)."""
+    global _sigint_seen
+    _sigint_seen = False
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -441,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception:  # internal bug: show it in full, it is ours to fix
+        if _sigint_seen:   # a library turned the user's Ctrl-C into another exception
+            print("interrupted: nothing was written by the unfinished step", file=sys.stderr)
+            return EXIT_INTERRUPTED
         traceback.print_exc()
         print("internal error: please report it with the command and files above", file=sys.stderr)
         return EXIT_INTERNAL

@@ -221,3 +221,23 @@ def test_thread_count_can_change_between_runs_in_one_process(tiny, tmp_path):
         out = tmp_path / f"out{threads}"
         assert main(["solve", str(inst), "--spec", str(spec), "--out", str(out), "--threads", threads]) == 0
         assert json.loads((out / "result.json").read_text())["status"] == "optimal"
+
+
+def test_ctrl_c_turned_into_another_error_by_a_library_is_an_interrupt(monkeypatch, tiny, tmp_path, capsys):
+    """numpy's C import turns a Ctrl-C landing inside it into ImportError
+    ("PyCapsule_Import could not import module datetime": CI, 2026-12-01);
+    any exception after a SIGINT is the user's interrupt: exit 130, no traceback."""
+    import pooling.cli as cli
+
+    def interrupted_import(*_args, **_kwargs):
+        try:
+            cli._on_sigint(signal.SIGINT, None)
+        except KeyboardInterrupt as exc:
+            raise ImportError('PyCapsule_Import could not import module "datetime"') from exc
+
+    monkeypatch.setattr(cli, "_check_output", interrupted_import)
+    inst, spec = tiny
+    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o")]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is not cli._on_sigint   # the caller's handler is back
