@@ -75,12 +75,82 @@ def test_decomposed_equals_monolithic(seed, name):
     assert check.feasible and check.objective == pytest.approx(split.objective, abs=1e-8)
 
 
-@pytest.mark.parametrize("kind", ["min_rate_dispersion"])
-def test_coupled_objectives_and_instance_gap_are_one_block(kind):
+WITHIN = {"within": "prefecture"}
+COUPLED = {
+    "gap-instance": spec_dict(pooling=WITHIN, equalisation={"max_rate_gap": 0.01, "gap_scope": "instance"}),
+    "gap-instance-menu": spec_dict(pooling=WITHIN, equalisation={"max_rate_gap": 0.02, "gap_scope": "instance"},
+                                   rates={"min": 0.3, "max": 0.9, "step": 0.01}),
+    "gap-instance-coverage": spec_dict(pooling=WITHIN, objective={"kind": "max_effective_coverage"},
+                                       equalisation={"max_rate_gap": 0.01, "gap_scope": "instance"}),
+    "gap-instance-effective": spec_dict(pooling=WITHIN, objective={"kind": "max_mean_effective_rate"},
+                                        equalisation={"max_rate_gap": 0.01, "gap_scope": "instance"}),
+    "gap-instance-max-min": spec_dict(pooling=WITHIN, objective={"kind": "max_min_rate"},
+                                      equalisation={"max_rate_gap": 0.01, "gap_scope": "instance"}),
+    "dispersion-worse-off": spec_dict(pooling=WITHIN, objective={"kind": "min_rate_dispersion"},
+                                      equalisation={"no_county_worse_off": True}),
+    "dispersion-menu": spec_dict(pooling=WITHIN, objective={"kind": "min_rate_dispersion"},
+                                 rates={"min": 0.3, "max": 0.9, "step": 0.02}),
+    "dispersion-status-quo": spec_dict(scope="county", objective={"kind": "min_rate_dispersion"}),
+    "gap-instance-worse-off": spec_dict(pooling=WITHIN, equalisation={"no_county_worse_off": True,
+                                                                      "max_rate_gap": 0.01, "gap_scope": "instance"}),
+}
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+@pytest.mark.parametrize("name", sorted(COUPLED))
+def test_coupled_rules_decompose_exactly(seed, name):
+    """gap_scope "instance" and min_rate_dispersion: the blocks share one rate
+    window, searched exactly (pooling.optimise.windows); the answer is the
+    monolithic MILP's. Where the two differ in the 8th digit the decomposed plan
+    is the better one and still within the monolithic bound."""
+    inst = pooling.instance_from_dict(_instance(seed))
+    spec = pooling.spec_from_dict(COUPLED[name])
+    assert len(problem_blocks(inst, spec)) > 1
+    split = pooling.solve(inst, spec)
+    whole = pooling.solve(inst, spec, decompose=False)
+    assert "coupled by one rate window" in split.termination
+    if whole.status == "infeasible":
+        assert split.status in ("partial", "infeasible")
+        if split.status == "infeasible" and "smallest achievable gap" in " ".join(whole.diagnosis):
+            # Both name the same smallest instance-wide gap.
+            number = whole.diagnosis[0].split("smallest achievable gap is ")[1][:6]
+            assert f"smallest achievable gap is {number}" in " ".join(split.diagnosis)
+        return
+    assert split.status == whole.status == "optimal"
+    better = 1.0 if spec.objective.kind != "min_rate_dispersion" else -1.0
+    assert better * (split.objective - whole.objective) >= -1e-8
+    assert split.objective == pytest.approx(whole.objective, abs=1e-6)
+    assert better * (whole.bound - split.objective) >= -1e-8
+    assert split.gap <= whole.gap + 1e-6   # a dispersion of 1e-9 (the lexicographic slack) has a relative gap
+    assert split.mean_rate == pytest.approx(whole.mean_rate, abs=1e-6)
+    check = pooling.evaluate(inst, spec, [list(c) for c, _ in _plan(split)])
+    assert check.feasible and check.objective == pytest.approx(split.objective, abs=1e-8)
+
+
+@pytest.mark.parametrize("name", ["gap-instance", "gap-instance-max-min", "dispersion-worse-off"])
+def test_coupled_rules_with_generated_columns_keep_a_valid_bound(name):
     inst = pooling.instance_from_dict(_instance(3))
-    assert len(problem_blocks(inst, pooling.spec_from_dict(spec_dict(objective={"kind": kind})))) == 1
-    gap = spec_dict(equalisation={"max_rate_gap": 0.02, "gap_scope": "instance"})
-    assert len(problem_blocks(inst, pooling.spec_from_dict(gap))) == 1
+    spec = pooling.spec_from_dict(COUPLED[name])
+    generated = pooling.solve(inst, spec, candidates="generate")
+    enumerated = pooling.solve(inst, spec)
+    assert generated.pools and generated.status in ("optimal", "feasible")
+    if spec.objective.kind == "min_rate_dispersion":
+        assert generated.bound <= enumerated.objective + 1e-9
+    else:
+        assert generated.bound >= enumerated.objective - 1e-9
+
+
+def test_coupled_rules_give_partial_answers_and_resume(tmp_path):
+    inst = pooling.instance_from_dict(_hopeless(_instance(7)))
+    spec = pooling.spec_from_dict(COUPLED["gap-instance"])
+    first = pooling.solve(inst, spec, checkpoint=tmp_path)
+    assert first.status == "partial"
+    assert sorted(g["status"] for g in first.groups) == ["infeasible", "optimal", "optimal", "optimal"]
+    rates = [p.rate for p in first.pools]
+    assert max(rates) - min(rates) <= 0.01 + 1e-12
+    assert len(list(tmp_path.rglob("*.pickle"))) == 4   # every block's priced pools, written as they finish
+    again = pooling.solve(inst, spec, checkpoint=tmp_path, resume=True)
+    assert _comparable(again) == _comparable(first)
 
 
 def test_blocks_follow_groups_and_gap_scopes():

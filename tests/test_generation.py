@@ -85,7 +85,7 @@ random instances used here, so plans differ and bounds are not just rates.max.""
 
 TIMING_KEYS = ("wall_seconds", "timings")
 
-SOLVE_MODULE = importlib.import_module("pooling.optimise.solve")
+PROBLEM_MODULE = importlib.import_module("pooling.optimise.problem")
 """The module (the package attribute `pooling.solve` is the function)."""
 
 
@@ -365,7 +365,7 @@ def _generation_case(name):
     inst = _instance(seed, n)
     spec = spec_from_dict(spec_dict(**sections))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     maker = CandidateMaker(inst, spec, pricer)
@@ -467,7 +467,7 @@ def _zero_dispersion_case():
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "max_counties": 3},
                                     objective={"kind": "min_rate_dispersion"}))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     return enumerated, generated
@@ -522,7 +522,7 @@ def test_generation_never_claims_infeasibility():
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "max_counties": 2},
                                     equalisation={"max_cross_subsidy": 0.05}))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.status == "infeasible"
@@ -564,7 +564,7 @@ def test_tongliao_generation_finds_the_enumerated_optimum():
     inst = load_instance(INSTANCES / "tongliao.json")
     spec = load_spec(MODELS / "optimise_any.toml")
     pricer = PoolPricer(inst, spec)   # shared: the generated solve then prices nothing twice
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
         enumerated = solve(inst, spec)
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.candidate_generation == {"method": "enumeration", "mode": "auto"}
@@ -853,7 +853,7 @@ def test_generation_with_regional_shocks_is_bounded_by_enumeration(kind):
     inst, _, pricer = _shocked_case()
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False},
                                     solvency={"measure": "cvar", "level": 0.99}, objective={"kind": kind}))
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.status == "optimal"
@@ -871,7 +871,7 @@ def test_bound_milp_path_is_bounded_by_enumeration(name):
     pricer = _shared_pricer(seed, n, spec)
     _, _, enumerated, _, _ = _generation_case(name)
     generation = importlib.import_module("pooling.optimise.generation")
-    with mock.patch.object(SOLVE_MODULE, "PoolPricer", lambda instance, spec: pricer), \
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer), \
             mock.patch.object(generation, "SCREEN_LIMIT", 0):
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert generated.candidate_generation["listed_lp_value"] is None   # the MILP path, not the listing

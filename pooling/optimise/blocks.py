@@ -6,11 +6,12 @@ A block is a set of counties that no candidate pool and no rule crosses:
   "optimise"; one group for within = "none");
 - groups linked by a `max_rate_gap` group wider than them (gap_scope
   "province" over prefecture groups, say) are merged into one block;
-  gap_scope "instance" makes the whole instance one block;
-- min_rate_dispersion compares every pool with every other: one block (the
-  monolithic MILP). max_min_rate does too, but decomposes exactly in two passes
-  (`solve`): each block's best smallest rate, z = their minimum, then each
-  block's best mean rate with every rate >= z.
+  gap_scope "instance" and the min_rate_dispersion objective compare every
+  pool with every other: the blocks stay separate and share one rate window,
+  searched exactly (pooling.optimise.windows);
+- max_min_rate compares pools across blocks too, but decomposes exactly in two
+  passes (`solve`): each block's best smallest rate, z = their minimum, then
+  each block's best mean rate with every rate >= z.
 Under the mean-rate objective the blocks' problems share nothing: the
 optimum is the enrollee-weighted combination of the blocks' optima, and the
 same combination of the blocks' bounds is a valid bound. Each block is solved
@@ -41,10 +42,6 @@ from pooling.optimise.candidates import pool_groups
 from pooling.optimise.result import Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
-COUPLED_OBJECTIVES = ("min_rate_dispersion",)
-"""Objectives that compare pools across blocks with no decomposition built:
-solved as one block. (max_min_rate decomposes exactly in two passes: see solve.)"""
-
 
 @dataclass(frozen=True)
 class Block:
@@ -58,12 +55,7 @@ class Block:
 def problem_blocks(instance: Instance, spec: Spec) -> list[Block]:
     """The independent blocks of a problem (module docstring), in order of
     their smallest county id."""
-    everyone = [Block("instance", tuple(sorted(instance.ids)), instance.total_enrollees)]
-    if spec.objective.kind in COUPLED_OBJECTIVES:
-        return everyone
     gap = spec.equalisation.max_rate_gap
-    if gap is not None and spec.equalisation.gap_scope == "instance":
-        return everyone
     scope = spec.pooling.scope
     if scope == "county":
         groups = [(f"county {cid}", (cid,)) for cid in instance.ids]
@@ -74,7 +66,7 @@ def problem_blocks(instance: Instance, spec: Spec) -> list[Block]:
         groups = [(f"prefecture {p}", tuple(ids)) for p, ids in by_prefecture.items()]
     else:
         groups = [(g.label, g.members) for g in pool_groups(instance, spec)]
-    if gap is not None:
+    if gap is not None and spec.equalisation.gap_scope != "instance":
         groups = _merge_by(instance, groups, spec.equalisation.gap_scope)
     blocks = [Block(label, tuple(sorted(members)), sum(instance.county(c).enrollees for c in members))
               for label, members in groups]

@@ -16,9 +16,6 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass
-
-import pyomo.environ as pyo
 
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
@@ -27,29 +24,27 @@ from pooling.data.plan import read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
 from pooling.economics.explain import gain_decomposition, require_exact_measure
-from pooling.economics.objectives import LINEAR_OBJECTIVES, objective_denominator, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
-from pooling.economics.subsidy import price_of_equalisation, solvency_top_up
+from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints
-from pooling.execution.tasks import ExecutionPlan, ProgressBar, run_tasks
+from pooling.execution.tasks import ExecutionPlan, run_tasks
 from pooling.optimise.blocks import block_key, merge_results, problem_blocks
 from pooling.optimise.candidates import (
-    candidate_pools,
-    group_subsets,
-    pool_groups,
     pool_rule_violations,
 )
-from pooling.optimise.columns import Candidate, CandidateMaker, partition_rules, pool_variants
-from pooling.optimise.formulations.set_partition import (
-    Column,
-    build_set_partition,
-    fix_primary_and_maximise_mean,
-    menu_steps,
-    rates_are_free,
+from pooling.optimise.columns import Candidate, CandidateMaker
+from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE, candidate_plan: imported from here)
+    GENERATED_PROOF_TOLERANCE,
+    LEXICOGRAPHIC_TOLERANCE,
+    ColumnSolution,
+    candidate_plan,
+    objective_value,
+    smallest_gap,
+    solve_columns,
+    solve_whole,
 )
-from pooling.optimise.generation import GeneratedColumns, generate_columns
 from pooling.optimise.result import (
     Evaluation,
     Result,
@@ -58,174 +53,9 @@ from pooling.optimise.result import (
     mean_rate,
     numerics_summary,
     plan_outcomes,
-    relative_gap,
 )
-from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
-
-MIN_MILP_SECONDS = 1.0
-"""Under a time limit the MILP of a priced problem runs at least this long, so
-that the columns already paid for give a plan; a run may end up to this much
-past its limit."""
-
-
-def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
-    """One line per county that no admissible candidate pool contains, naming
-    the rule that blocks its best pool and the relaxation that would admit it."""
-    lines = []
-    for county in instance.counties:
-        mine = [c for c in candidates if county.id in c.pricing.counties]
-        if any(c.admissible for c in mine):
-            continue
-        label = f"county {county.id} ({county.name})"
-        if not mine:
-            lines.append(f'{label}: no candidate pool contains it under the pooling rules (scope '
-                         f'"{spec.pooling.scope}", min_enrollees {spec.pooling.min_enrollees})')
-            continue
-        best = max(mine, key=lambda c: c.pricing.max_rate - c.column.min_rate)
-        pool = "[" + ", ".join(best.pricing.counties) + "]"
-        r_star, bound = best.pricing.max_rate, best.lower
-        if bound.rule == "rates.min":
-            lines.append(
-                f"{label}: none of its {len(mine)} candidate pools is solvent at rates.min "
-                f"{spec.rates.min:.4g}; the best, {pool}, can pay at most {r_star:.4f} "
-                f"({spec.solvency.measure} at level {spec.solvency.level:g}); "
-                f"{_solvency_remedies(instance, spec, best.pricing)}")
-        elif not best.on_menu and r_star >= bound.value:
-            lines.append(f"{label}: no rate on the menu (step {spec.rates.step:g}) lies in its best "
-                         f"pool {pool}'s admissible range [{bound.value:.4f}, {r_star:.4f}]")
-        else:
-            lines.append(
-                f"{label}: every candidate pool breaks a rule; the best, {pool}, can pay at most "
-                f"{r_star:.4f} but {describe_bound(bound)}; {_relaxation(spec, bound, r_star)}")
-    return lines
-
-
-def _solvency_remedies(instance: Instance, spec: Spec, pricing) -> str:
-    """What would make a pool solvent at rates.min: only the remedies that
-    would actually work (a rate floor below 0 or a reserve share above 1 is
-    no remedy), and for VaR/CVaR the exact top-up that would."""
-    r_star, floor = pricing.max_rate, spec.rates.min
-    remedies = []
-    if r_star >= 0.0:
-        remedies.append(f"lowering rates.min to {r_star:.4f}")
-    if spec.solvency.measure == "ruin":
-        if spec.solvency.reserve_share < 1.0:
-            remedies.append("raising solvency.reserve_share (the ruin rate is simulated: re-solve to check)")
-        if not remedies:
-            return (f"it cannot pay even rate 0: its yearly net income "
-                    f"{pricing.revenue - pricing.fixed_costs:,.0f} {instance.currency} after fixed costs "
-                    f"does not keep its committed reserves from ruin; only outside funding would admit it")
-        return " or ".join(remedies) + " would admit it"
-    top_up = solvency_top_up(pricing, floor)
-    reserves = math.fsum(instance.county(cid).reserves for cid in pricing.counties)
-    share = spec.solvency.reserve_share + top_up / reserves if reserves > 0 else math.inf
-    if share <= 1.0:
-        remedies.append(f"raising solvency.reserve_share to {share:.4f}")
-    remedies.append(f"a top-up of {top_up:,.0f} {instance.currency} (its budget B_P {pricing.budget:,.0f} "
-                    f"must reach rates.min x {spec.solvency.measure.upper()} of its claims = "
-                    f"{floor * pricing.risk:,.0f})")
-    prefix = "" if r_star >= 0.0 else "it cannot pay even rate 0 (its budget is below zero); "
-    return prefix + " or ".join(remedies) + " would admit it"
-
-
-def _relaxation(spec: Spec, bound, r_star: float) -> str:
-    eq = spec.equalisation
-    short = bound.value - r_star
-    if bound.rule == "no_county_worse_off":
-        return f"raising equalisation.tolerance to {eq.tolerance + short:.4f} would admit it"
-    if bound.rule == "max_cross_subsidy":
-        return "raising equalisation.max_cross_subsidy would admit it"
-    if bound.rule == "max_expected_surplus":
-        return "raising equalisation.max_expected_surplus would admit it"
-    return "relaxing that rule would admit it"
-
-
-def _objective_value(kind: str, pools) -> float | None:
-    if not pools:
-        return None
-    rates = [p.rate for p in pools]
-    if kind == "max_mean_rate":
-        return mean_rate(pools)
-    if kind in LINEAR_OBJECTIVES:
-        return plan_value(kind, [p.pricing for p in pools], rates)
-    if kind == "max_min_rate":
-        return min(rates)
-    return max(rates) - min(rates)
-
-
-LEXICOGRAPHIC_TOLERANCE = 1e-9
-"""Second stage keeps the primary objective within this of its optimum."""
-
-
-GENERATED_PROOF_TOLERANCE = 1e-7
-"""With generated columns the plan is reported optimal when the bound valid
-over every pool is within this of its objective, in rate units (absolute:
-every objective is a rate or a difference of rates in [0, 1]; HiGHS's
-feasibility tolerance leaves ~1e-9 noise in them)."""
-
-
-def candidate_plan(instance: Instance, spec: Spec, options: SolveOptions):
-    """Per group, its allowed pools or None (generate columns); None overall
-    when every group is enumerated (the plain enumeration path)."""
-    if spec.pooling.scope != "optimise" or options.candidates == "enumerate":
-        return None
-    plan = []
-    for group in pool_groups(instance, spec):
-        if options.candidates == "generate" and len(group.members) > 1:
-            plan.append((group, None))
-        else:
-            plan.append((group, group_subsets(instance, spec, group, options.enumeration_limit)))
-    if all(subsets is not None for _, subsets in plan):
-        return None
-    return plan
-
-
-@dataclass(frozen=True)
-class ColumnSolution:
-    """The spec's set-partitioning MILP solved over some columns: the run that
-    gave the plan (the lexicographic second stage when there is one), the
-    chosen columns and their reported rates (empty without an incumbent)."""
-
-    run: SolverRun
-    model: pyo.ConcreteModel
-    primary_bound: float | None
-    chosen: list[int]
-    rates: list[float]
-    build_seconds: float
-    solve_seconds: float
-
-
-def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
-                  options: SolveOptions) -> ColumnSolution:
-    """Choose pools and rates among `columns` under the spec's rules and objective.
-
-    The one place rates are decided: `solve` calls it with every admissible
-    candidate, `evaluate` and the fixed-partition baselines with the pools of
-    one plan (the cover constraints then force every column in), so a plan
-    gets the same rates whichever path prices it."""
-    build_start = time.perf_counter()
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, partition_rules(spec),
-                                objective_denominator(spec.objective.kind, instance, instance.ids))
-    build_seconds = time.perf_counter() - build_start
-    run = run_highs(model, options)
-    primary_bound = run.bound
-    solve_seconds = run.seconds
-    if run.status == Status.OPTIMAL and spec.objective.kind != "max_mean_rate":
-        fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
-        second = run_highs(model, options)
-        solve_seconds += second.seconds
-        if second.has_incumbent:
-            run = second
-    chosen, rates = [], []
-    if run.has_incumbent:
-        chosen = [j for j in model.P if pyo.value(model.y[j]) > 0.5]
-        # With free rates r_P = r*_P y_P: a chosen y within HiGHS's integrality tolerance of 1
-        # (0.9999999) would shave r*_P, so a chosen pool pays its r*_P exactly.
-        free = rates_are_free(partition_rules(spec))
-        rates = [_reported_rate(columns[j].max_rate if free else pyo.value(model.r[j]), columns[j], spec)
-                 for j in chosen]
-    return ColumnSolution(run=run, model=model, primary_bound=primary_bound, chosen=chosen, rates=rates,
-                          build_seconds=build_seconds, solve_seconds=solve_seconds)
+from pooling.optimise.solver import SOLVER_NAME, Status, solver_version
+from pooling.optimise.windows import coupled, solve_coupled
 
 
 def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOptions:
@@ -271,7 +101,7 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     deadline = None if options.time_limit is None else time.time() + options.time_limit
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
-        return _solve_whole(instance, spec, options, deadline, plan)
+        return solve_whole(instance, spec, options, deadline, plan)
     store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
 
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
@@ -280,11 +110,13 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         if store is not None:
             done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
         return run_tasks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
-                         plan, on_result=(lambda i, r: store.save(keys[i], r)) if store is not None else None,
+                         plan, on_result=(lambda i, r: _keep(store, keys[i], r)) if store is not None else None,
                          done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
+    if coupled(spec):
+        return solve_coupled(instance, spec, options, blocks, deadline, plan, store, base, start)
     results = solve_blocks(spec, None)
     if spec.objective.kind == "max_min_rate" and all(r.pools for r in results):
         # Exact two-pass decomposition: the best smallest rate of the whole
@@ -299,191 +131,19 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
 
 
+def _keep(store: Checkpoints, key: str, result: Result) -> None:
+    """Checkpoint a finished block, unless the solver failed on it (a Ctrl-C
+    landing inside HiGHS ends its run with status error): resume redoes those."""
+    if result.status != Status.ERROR.value:
+        store.save(key, result)
+
+
 def _solve_block(shared, task) -> Result:
     """One block of a decomposed solve (a task: runs in a worker process)."""
     instance, spec, options = shared
     block, deadline, floor = task
-    return _solve_whole(instance.restricted(block.members), spec, options, deadline, None, floor)
-
-
-def _above_floor(admissible: list[Candidate], floor: float, spec: Spec) -> list[Candidate]:
-    """The columns with their lowest rate raised to `floor`, those that still
-    have an admissible rate (a menu rate, with a menu)."""
-    raised = []
-    for candidate in admissible:
-        column = dataclasses.replace(candidate.column, min_rate=max(candidate.column.min_rate, floor))
-        if column.max_rate < column.min_rate:
-            continue
-        if spec.rates.step is not None:
-            low, high = menu_steps(column, spec.rates.min, spec.rates.step)
-            if low > high:
-                continue
-        raised.append(dataclasses.replace(candidate, column=column))
-    return raised
-
-
-def _trivial_bound(spec: Spec) -> float:
-    """A bound valid before anything is solved: no rate exceeds rates.max, no
-    dispersion is below 0."""
-    return 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.time()
-
-
-def _solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
-                 plan: ExecutionPlan | None, floor: float | None = None) -> Result:
-    """The monolithic solve of `instance` (a whole instance or one block);
-    `floor` raises every pool's lowest admissible rate (the second pass of a
-    decomposed max_min_rate solve)."""
-    start = time.perf_counter()
-    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
-
-    def stopped(candidates, pricing_seconds, note) -> Result:
-        """The time limit struck before a plan: no plan, the trivial bound."""
-        return Result(status=Status.TIME_LIMIT.value, objective=None, bound=_trivial_bound(spec), gap=None,
-                      wall_seconds=time.perf_counter() - start, pools=[], provenance=prov,
-                      diagnosis=[note], termination="time limit", spec=spec.to_dict(),
-                      objective_kind=spec.objective.kind, candidate_pools=len(candidates), columns=0,
-                      solver_options=options.to_dict(), candidate_generation={"method": "stopped"},
-                      numerics=numerics_summary([c.pricing for c in candidates]),
-                      timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0})
-
-    if deadline is not None and _remaining(deadline) <= 0:
-        return stopped([], 0.0, "the time limit was reached before this part of the problem was started")
-    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
-    groups = candidate_plan(instance, spec, options)
-    generated: GeneratedColumns | None = None
-    if groups is None:
-        pools = pool_variants(instance, candidate_pools(instance, spec))
-        candidates = []
-        with ProgressBar(plan, len(pools), label="pools priced") as bar:
-            for pool, contracts in pools:
-                if deadline is not None and time.time() > deadline:
-                    return stopped(candidates, time.perf_counter() - start,
-                                   f"the time limit was reached while pricing ({len(candidates):,} of "
-                                   f"{len(pools):,} candidate pools priced)")
-                candidates.append(maker.make(pool, contracts))
-                bar.update()
-        admissible = [c for c in candidates if c.admissible]
-        method = {"method": "enumeration", "mode": options.candidates}
-    else:
-        if instance.contract_options:
-            raise InputError(f"{instance.source}: contract options are weighed exactly over enumerated candidate "
-                             f"pools, but this problem needs column generation (a group has more than "
-                             f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
-                             f"use a smaller max_counties, or drop contract_options")
-        generated = generate_columns(instance, spec, groups, maker, deadline)
-        candidates, admissible = generated.candidates, generated.columns
-        method = {"method": "column_generation", "mode": options.candidates,
-                  "enumeration_limit": options.enumeration_limit, **generated.log.to_dict()}
-    pricing_seconds = time.perf_counter() - start
-    base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind,
-                candidate_pools=len(candidates), columns=len(admissible),
-                solver_options=options.to_dict(), candidate_generation=method,
-                numerics=numerics_summary([c.pricing for c in candidates]))
-    unproven = Status.NO_SOLUTION.value if generated is not None else None
-
-    diagnosis = diagnose_uncovered(instance, spec, candidates)
-    if diagnosis:
-        return Result(status=unproven or Status.INFEASIBLE.value, objective=None, bound=None, gap=None,
-                      wall_seconds=time.perf_counter() - start, pools=[], provenance=prov,
-                      diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
-                      timings={"pricing": pricing_seconds, "build": 0.0, "solve": 0.0}, **base)
-
-    if floor is not None:
-        admissible = _above_floor(admissible, floor, spec)
-    columns = [c.column for c in admissible]
-    if deadline is not None:
-        # The MILP gets what is left, but at least MIN_MILP_SECONDS: with the
-        # columns priced, a plan is usually a moment away.
-        left = max(_remaining(deadline), MIN_MILP_SECONDS)
-        options = dataclasses.replace(options, time_limit=min(options.time_limit, left))
-    fixed = solve_columns(instance, spec, columns, options)
-    run = fixed.run
-    primary_bound, build_seconds, solve_seconds = fixed.primary_bound, fixed.build_seconds, fixed.solve_seconds
-    pools = plan_outcomes([admissible[j].pricing for j in fixed.chosen], fixed.rates)
-    objective = _objective_value(spec.objective.kind, pools)
-    status = run.status
-    bound = primary_bound
-    if generated is not None:
-        # The MILP's bound holds over the generated columns only.
-        bound = generated.bound
-        proven = objective is not None and bound is not None and \
-            abs(bound - objective) <= GENERATED_PROOF_TOLERANCE
-        if status == Status.OPTIMAL and not proven:
-            status = Status.FEASIBLE
-        if generated.log.stopped == "time limit" and status in (Status.OPTIMAL, Status.FEASIBLE):
-            status = Status.TIME_LIMIT
-        method["proven_optimal"] = status == Status.OPTIMAL
-    maximise = spec.objective.kind != "min_rate_dispersion"   # the primary objective's sense
-    if bound is not None:
-        # No rate exceeds rates.max and no dispersion is negative: a solver
-        # stopped early (say before its root LP) may report a looser bound.
-        bound = min(bound, _trivial_bound(spec)) if maximise else max(bound, _trivial_bound(spec))
-    if bound is not None and objective is not None:
-        bound = max(bound, objective) if maximise else min(bound, objective)
-    if run.status == Status.INFEASIBLE:
-        diagnosis = diagnose_coupling(instance, spec, columns, options)
-        if generated is not None:
-            status = Status.NO_SOLUTION
-            diagnosis = ["no plan found among the generated columns (infeasibility is not proven "
-                         "for groups whose columns were generated)"] + diagnosis
-    return Result(status=status.value, objective=objective, bound=bound,
-                  gap=relative_gap(objective, bound), wall_seconds=time.perf_counter() - start, pools=pools,
-                  contracts=contract_records(instance, pools),
-                  provenance=prov, diagnosis=diagnosis, termination=run.termination,
-                  mean_rate=mean_rate(pools) if pools else None,
-                  timings={"pricing": pricing_seconds, "build": build_seconds, "solve": solve_seconds},
-                  **base)
-
-
-def _reported_rate(value: float, column: Column, spec: Spec) -> float:
-    """The solver's rate without tolerance noise: snapped to the menu, or clipped
-    into the column's admissible range [L_P, r*_P]; either way inside
-    [rates.min, rates.max] (rates.min + k step can land 1 ulp past rates.max)."""
-    if spec.rates.step is not None:
-        k = round((value - spec.rates.min) / spec.rates.step)
-        value = spec.rates.min + k * spec.rates.step
-    else:
-        value = min(max(value, column.min_rate), column.max_rate)
-    return min(max(value, spec.rates.min), spec.rates.max)
-
-
-def _smallest_gap(columns: list[Column], instance: Instance, spec: Spec,
-                  options: SolveOptions) -> tuple[SolverRun, pyo.ConcreteModel]:
-    """The spec's MILP over `columns` with the rate gap turned into the
-    objective: the smallest gap any partition of `instance` allows."""
-    relaxed = dataclasses.replace(partition_rules(spec), max_rate_gap=1.0, objective="min_group_gap")
-    model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, relaxed)
-    return run_highs(model, options), model
-
-
-def diagnose_coupling(instance: Instance, spec: Spec, columns: list[Column],
-                      options: SolveOptions) -> list[str]:
-    """Why the MILP is infeasible although every county has an admissible pool."""
-    eq = spec.equalisation
-    if eq.max_rate_gap is None:
-        return ["no partition of the counties into admissible candidate pools exists: every county "
-                "is in some admissible pool, but those pools overlap in ways no partition can use"]
-    run, model = _smallest_gap(columns, instance, spec, options)
-    if run.objective is None:
-        return ["no partition of the counties into admissible candidate pools exists, "
-                "even without max_rate_gap"]
-    groups = {}
-    for g in model.G:
-        hi, lo = pyo.value(model.group_hi[g]), pyo.value(model.group_lo[g])
-        groups[g] = hi - lo
-    worst = max(groups, key=groups.get)
-    chosen = [columns[j] for j in model.P if pyo.value(model.y[j]) > 0.5 and worst in columns[j].gap_groups]
-    lowest = min(chosen, key=lambda c: c.max_rate)
-    highest = max(chosen, key=lambda c: c.min_rate)
-    return [f"no plan keeps every {eq.gap_scope} within max_rate_gap {eq.max_rate_gap:g}: the smallest "
-            f"achievable gap is {run.objective:.4f} (in {eq.gap_scope} {worst}), because pool "
-            f"[{', '.join(lowest.members)}] can pay at most {lowest.max_rate:.4f} while pool "
-            f"[{', '.join(highest.members)}] must pay at least {highest.min_rate:.4f}; setting "
-            f"max_rate_gap to {run.objective:.4f} would restore feasibility"]
+    window = None if floor is None else (floor, math.inf)
+    return solve_whole(instance.restricted(block.members), spec, options, deadline, None, window)
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
@@ -557,7 +217,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
             instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
     return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools),
                       feasible=not violations,
-                      objective=_objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
+                      objective=objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,
                       provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),
                       numerics=numerics_summary(priced), wall_seconds=time.perf_counter() - start)
@@ -631,7 +291,7 @@ def _coupling_violations(instance: Instance, spec: Spec, candidates: list[Candid
         alone = instance.restricted(cid for col in mine for cid in col.members)
         if solve_columns(alone, spec, mine, options).run.status != Status.INFEASIBLE:
             continue
-        smallest = _smallest_gap(mine, alone, spec, options)[0].objective
+        smallest = smallest_gap(mine, alone, spec, options)[0].objective
         lowest = min(mine, key=lambda c: c.max_rate)
         highest = max(mine, key=lambda c: c.min_rate)
         pair = (lowest, highest) if lowest is not highest else (lowest,)
@@ -655,3 +315,4 @@ def _coupling_violations(instance: Instance, spec: Spec, candidates: list[Candid
                     f"but pools spanning several {eq.gap_scope}s tie their rates together and no rates "
                     f"satisfy every {eq.gap_scope} at once"))
     return found
+

@@ -29,9 +29,10 @@ import pyomo.environ as pyo
 
 LINEAR_KINDS = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage")
 """Objectives sum_P w_P r_P / D: each chosen pool wants its highest rate."""
-OBJECTIVE_KINDS = (*LINEAR_KINDS, "max_min_rate", "min_rate_dispersion", "min_group_gap")
-"""The spec's objectives, and min_group_gap (smallest largest gap over the gap
-groups), used to diagnose an infeasible max_rate_gap."""
+OBJECTIVE_KINDS = (*LINEAR_KINDS, "max_min_rate", "min_rate_dispersion", "min_group_gap", "min_max_rate")
+"""The spec's objectives; min_group_gap (smallest largest gap over the gap
+groups), used to diagnose an infeasible max_rate_gap; min_max_rate (the lowest
+highest rate), which a decomposed min_rate_dispersion asks of each block."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ def build_set_partition(columns: list[Column], county_ids: list[str], total_enro
         m.widest = pyo.Var(bounds=(0.0, top))
         m.widest_link = pyo.Constraint(m.G, rule=lambda _m, g: _m.widest >= _m.group_hi[g] - _m.group_lo[g])
         m.objective = pyo.Objective(expr=m.widest, sense=pyo.minimize)
+    elif rules.objective == "min_max_rate":
+        m.plan_hi = pyo.Var(bounds=(0.0, top))
+        m.plan_hi_link = pyo.Constraint(m.P, rule=lambda _m, j: _m.plan_hi >= _m.r[j])
+        m.objective = pyo.Objective(expr=m.plan_hi, sense=pyo.minimize)
     else:
         m.plan_hi = pyo.Var(bounds=(0.0, top))
         m.plan_lo = pyo.Var(bounds=(0.0, top))
