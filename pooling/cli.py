@@ -61,8 +61,16 @@ def _load(args):
     return instance, spec
 
 
+def _not_interrupted() -> None:
+    """Before anything is written: a Ctrl-C that a library swallowed (HiGHS
+    stops and reports status error) still ends the run as interrupted."""
+    if _sigint_seen:
+        raise KeyboardInterrupt
+
+
 def _write(folder: str, name: str, data: dict) -> Path:
     from pooling.outputs.files import write_json_atomic
+    _not_interrupted()
     path = Path(folder) / name
     write_json_atomic(path, data)
     return path
@@ -71,6 +79,7 @@ def _write(folder: str, name: str, data: dict) -> Path:
 def _write_frame(args, stem: str, frame) -> Path:
     """--format csv|parquet: the pool frame beside the JSON (result.csv, ...)."""
     from pooling.outputs.frames import write_frame
+    _not_interrupted()
     return write_frame(frame, Path(args.out) / f"{stem}.{args.format}", args.format)
 
 
@@ -243,6 +252,7 @@ def cmd_generate(args) -> int:
     except ValueError as exc:
         raise InputError(f"generate: {exc}") from None
     instance = instance_from_dict(data, source="generated")  # validate before writing
+    _not_interrupted()
     write_json_atomic(Path(args.out), data)
     say(f"wrote {args.out}: {len(instance.counties)} counties in {len(instance.prefectures)} "
         f"prefectures, {instance.total_enrollees:,} enrollees (synthetic, seed {args.seed})")

@@ -241,3 +241,30 @@ def test_ctrl_c_turned_into_another_error_by_a_library_is_an_interrupt(monkeypat
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
     assert signal.getsignal(signal.SIGINT) is not cli._on_sigint   # the caller's handler is back
+
+
+def test_ctrl_c_swallowed_by_the_solver_writes_nothing(monkeypatch, tiny, tmp_path, capsys):
+    """HiGHS stops on a Ctrl-C landing inside its run and reports status error
+    with no exception (CI, 2026-12-01: "the solver ended with status error",
+    exit 1, and a result.json written); the CLI must still say "interrupted",
+    exit 130 and write nothing."""
+    import pooling.cli as cli
+    from pooling.optimise import solve as solve_module
+
+    real = solve_module.solve
+
+    def swallowed(*args, **kwargs):
+        result = real(*args, **kwargs)
+        try:
+            cli._on_sigint(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass   # what HiGHS does with it
+        return result
+
+    monkeypatch.setattr(solve_module, "solve", swallowed)
+    inst, spec = tiny
+    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o"), "--workers", "1"]) \
+        == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "result.json").exists()
