@@ -70,8 +70,11 @@ class ProgressBar:
             self._bar = tqdm(total=total, initial=done, desc=label or plan.label, file=sys.stderr,
                              dynamic_ncols=True, smoothing=0.1)
 
-    def update(self) -> None:
+    def update(self, **status) -> None:
+        """One more done; `status` (name=value) is shown after the counts."""
         if self._bar is not None:
+            if status:
+                self._bar.set_postfix(status, refresh=False)
             self._bar.update(1)
 
     def close(self) -> None:

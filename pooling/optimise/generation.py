@@ -73,6 +73,7 @@ from pooling.economics.pool_bounds import (
     kappa_of,
     rate_bound,
 )
+from pooling.execution.tasks import ExecutionPlan, ProgressBar
 from pooling.optimise.candidates import PoolGroup, group_subsets, is_connected
 from pooling.optimise.columns import Candidate, CandidateMaker, top_rate
 
@@ -479,11 +480,20 @@ class _GroupSearch:
 
 
 def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
-                     maker: CandidateMaker, deadline: float | None = None) -> GeneratedColumns:
+                     maker: CandidateMaker, deadline: float | None = None,
+                     progress: ExecutionPlan | None = None) -> GeneratedColumns:
     """Columns for the MILP: every allowed pool of the groups with a subset list
     (enumerated) and generated columns for the others (module docstring).
     Past `deadline` (time.time()) the rounds stop and the bound is the
-    trivial one (rates.max), since the exact check would take longer still."""
+    trivial one (rates.max), since the exact check would take longer still.
+    `progress`: a bar of rounds (out of MAX_ROUNDS, the most there can be) with
+    the master LP's value, groups still searching and pools priced."""
+    with ProgressBar(progress, MAX_ROUNDS, label="generation rounds") as bar:
+        return _generate(instance, spec, plan, maker, deadline, bar)
+
+
+def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
+              maker: CandidateMaker, deadline: float | None, bar: ProgressBar) -> GeneratedColumns:
     master = _Master(instance, spec)
     cache: dict[frozenset[str], Candidate] = {}
     log = GenerationLog()
@@ -545,6 +555,7 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
             added = sum(master.add(k, cache[k]) for k, _ in ranked[:NEW_COLUMNS_PER_GROUP])
             if not added:
                 active.discard(label)
+        bar.update(lp=f"{value:.6f}", searching=len(active), priced=len(cache))
     log.converged = not active
     log.master_lp_value = value
 
