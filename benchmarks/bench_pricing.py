@@ -10,9 +10,10 @@ set: mean ms per pool, the speed-up (sum of old times / sum of new times), and t
 largest relative differences of VaR, CVaR and max rate against the stored
 reference and against the old engine re-run here.
 
-The new engine's per-(severity set) memo (claims._severity_grid) is warm after a
-group's first pool, as it is in a solve; `cold_ms` reports the first pool of each
-set with every memo cleared.
+The new engine's pure memos (per severity set: claims._severity_grid and
+_key_quadrature; per lattice size: _phase_steps, _cell_transform; per county:
+care.county_care's flows and their streams) are warm after a group's first pools, as they are in a
+solve; `cold_ms` reports the first pool of each set with every memo cleared.
 
 Writes benchmarks/results/bench_pricing.{json,md}.
 Run: python benchmarks/bench_pricing.py [--repeat N] [--step K]   (K: every K-th pool)
@@ -65,8 +66,11 @@ def run(repeat: int, step: int) -> dict:
         pricer = pricers[key]
         members = frozenset(ref["members"])
         if ref["set"] not in cold:
-            claims._severity_grid.cache_clear()
-            claims._shock_quantiles.cache_clear()
+            for memo in (claims._severity_grid, claims._key_quadrature, claims._shock_quantiles,
+                         claims._phase_steps, claims._cell_transform):
+                memo.cache_clear()
+            for memo in ("_care", "_severities", "_care_totals"):                # care.county_care's flows
+                instance.__dict__.pop(memo, None)
             started = time.perf_counter()
             pricer._price(members)
             cold[ref["set"]] = (time.perf_counter() - started) * 1e3

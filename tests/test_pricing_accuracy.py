@@ -15,13 +15,19 @@ quarter of its span, Richardson-extrapolated.
 
 from __future__ import annotations
 
+import math
+import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pooling import load_instance
+from pooling.economics import care
 from pooling.economics.pools import PoolPricer, pool_model
 from pooling.risk import claims
+from pooling.risk.claims import ClaimStream, merge_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -98,3 +104,73 @@ def test_price_does_not_depend_on_what_was_priced_before(name):
     for priced in (after, again):
         assert (priced.var, priced.cvar, priced.max_rate) == (alone.var, alone.cvar, alone.max_rate)
         assert priced.numerics == alone.numerics
+
+
+def test_fast_paths_are_bit_identical_to_what_they_replace():
+    """The pricing shortcuts of issue 12 change no bit: a county's claim streams
+    (built once per flow, severities shared per instance) against streams built
+    afresh from each flow's fields, the merge by severity identity against a
+    merge by severity value, Horner's scaling by 1 / (d + 1) against numpy's
+    complex division, and prices with every memo cleared against prices with
+    them warm."""
+    rng = random.Random(12)
+    # The frozen reference instances, and today's (with places approved by several counties).
+    for instance in [pricing_reference.instance(name) for name in ("henan", "china", "tongliao")] + [
+            load_instance(ROOT / "instances" / f"{name}.json") for name in ("henan", "xinyang")]:
+        ids = sorted(instance.ids)
+        prefectures: dict[str, set[str]] = {}
+        for cid in ids:
+            prefectures.setdefault(instance.county(cid).prefecture, set()).add(cid)
+        candidates = [frozenset(rng.sample(ids, min(len(ids), rng.choice([1, 2, 5, 12])))) for _ in range(20)]
+        candidates += [frozenset(p) for p in sorted(prefectures.values(), key=sorted)[:3]]
+        if len(ids) <= 200:
+            candidates.append(frozenset(ids))      # places approved by the whole province in network
+        for members in candidates:
+            for cid in sorted(members):
+                county = instance.county(cid)
+                afresh = []
+                for flow in care.county_care(instance, county):
+                    if flow.approved_by and flow.approved_by <= members:
+                        afresh.append(ClaimStream(flow.admissions, flow.severity, 1.0))
+                    else:
+                        terms = flow.out_of_network
+                        afresh.append(ClaimStream(flow.admissions * terms.claim_share, flow.severity, terms.factor))
+                assert repr(care.county_streams(instance, county, members)) == repr(afresh)
+
+    # Merging: equal severities held as distinct objects, in a shuffled order.
+    instance = pricing_reference.instance("china")
+    streams = [s for cid in sorted(instance.ids)[:40]
+               for s in care.county_streams(instance, instance.county(cid), frozenset({cid}))]
+    rng.shuffle(streams)
+    totals: dict = {}
+    for s in streams:
+        if s.rate > 0.0 and s.factor > 0.0:
+            totals[(s.severity, s.factor)] = totals.get((s.severity, s.factor), 0.0) + s.rate
+    by_value = tuple(ClaimStream(rate, sev, fac)
+                     for (sev, fac), rate in sorted(totals.items(), key=lambda kv: (kv[0][0].sort_key, kv[0][1])))
+    assert repr(merge_streams(streams)) == repr(by_value)
+
+    # Horner's step as numpy computes phi z / (d + 1), on wide-ranging values.
+    gen = np.random.default_rng(12)
+    phi = gen.standard_normal(4096) * np.exp(gen.uniform(-300, 300, 4096)) * np.exp(2j * np.pi * gen.random(4096))
+    for d in range(claims.TAYLOR_DEGREE):
+        scaled = phi.copy()
+        scaled.view(np.float64)[:] *= claims._HORNER_SCALES[d]
+        assert np.array_equal((phi / (d + 1)).view(np.float64), scaled.view(np.float64))
+    assert all(s == 1.0 / (d + 1) and math.isfinite(s) for d, s in enumerate(claims._HORNER_SCALES))
+
+    # Cold memos against warm ones, pool by pool.
+    sample = [r for r in REFERENCE if r["variant"] == "base"][::25]
+    warm = {}
+    for ref in sample:
+        pricer = PoolPricer(pricing_reference.instance(ref["instance"]), pricing_reference.spec(ref["spec"]))
+        warm[tuple(ref["members"])] = pricer._price(frozenset(ref["members"]))
+    for ref in sample:
+        instance = pricing_reference.instance(ref["instance"])
+        for memo in (claims._severity_grid, claims._key_quadrature, claims._shock_quantiles,
+                     claims._phase_steps, claims._cell_transform):
+            memo.cache_clear()
+        for memo in ("_care", "_severities", "_care_totals"):
+            instance.__dict__.pop(memo, None)
+        cold = PoolPricer(instance, pricing_reference.spec(ref["spec"]))._price(frozenset(ref["members"]))
+        assert repr(cold) == repr(warm[tuple(ref["members"])])

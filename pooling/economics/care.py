@@ -19,6 +19,8 @@ the migrants' and residents' parts of both.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -54,13 +56,6 @@ class CareFlow:
     approved_by: frozenset[str]       # in network iff non-empty and inside the pool
     out_of_network: OutOfNetworkTerms
 
-    def contract_price(self, members: frozenset[str], contracted: Contracted) -> float | None:
-        """The price factor of a contract covering this flow (migrants at a
-        contracted place not already in network), else None."""
-        if self.who != MIGRANT or not contracted or (self.approved_by and self.approved_by <= members):
-            return None
-        return contracted.get(self.place)
-
     def cost(self) -> float:
         """Expected cost of all these admissions, claimed or not, at the place's
         list price (a contract's negotiated price changes what the fund pays,
@@ -68,19 +63,34 @@ class CareFlow:
         D stay plan-independent, and a discount shows as a lower effective rate)."""
         return self.admissions * self.severity.expected_value
 
+    def priced(self, members: frozenset[str], contracted: Contracted = None) -> tuple[ClaimStream, bool]:
+        """The claims pool `members` pays per unit of rate for this flow, and
+        whether the flow is in network: all of it in network (at a contract's
+        price factor for migrants at a contracted place the pool does not
+        already approve); a share q at phi times its cost out of network."""
+        approved = self.approved_by
+        if approved and approved <= members:
+            return self.in_network_stream, True
+        if contracted and self.who == MIGRANT:
+            price = contracted.get(self.place)
+            if price is not None:
+                return ClaimStream(self.admissions, self.severity, price), True
+        return self.out_of_network_stream, False
+
     def in_network(self, members: frozenset[str], contracted: Contracted = None) -> bool:
-        if self.approved_by and self.approved_by <= members:
-            return True
-        return self.contract_price(members, contracted) is not None
+        return self.priced(members, contracted)[1]
 
     def stream(self, members: frozenset[str], contracted: Contracted = None) -> ClaimStream:
-        """The claims the pool pays per unit of rate: all of them in network (at
-        a contract's price factor); a share q at phi times their cost out of network."""
-        price = self.contract_price(members, contracted)
-        if price is not None:
-            return ClaimStream(self.admissions, self.severity, price)
-        if self.in_network(members):
-            return ClaimStream(self.admissions, self.severity, 1.0)
+        return self.priced(members, contracted)[0]
+
+    # A flow's two streams without contracts, built once: pricing asks for them
+    # for every pool the county is in (a frozen dataclass keeps them in __dict__).
+    @functools.cached_property
+    def in_network_stream(self) -> ClaimStream:
+        return ClaimStream(self.admissions, self.severity, 1.0)
+
+    @functools.cached_property
+    def out_of_network_stream(self) -> ClaimStream:
         terms = self.out_of_network
         return ClaimStream(self.admissions * terms.claim_share, self.severity, terms.factor)
 
@@ -124,6 +134,12 @@ def county_care(instance: Instance, county: County) -> tuple[CareFlow, ...]:
         flows = tuple([_flow(instance, county, RESIDENT, key, residents * w) for key, w in county.care_at_home]
                       + [_flow(instance, county, MIGRANT, key, migrants * w)
                          for key, w in county.migrant_destinations])
+        # Equal severities (each county holds its own copy) as one object, so a
+        # pool's streams merge by identity (risk.claims.merge_streams) instead of
+        # by comparing severity values, the costly part of merging.
+        shared = instance.__dict__.setdefault("_severities", {})
+        flows = tuple(f if shared.setdefault(f.severity, f.severity) is f.severity
+                      else dataclasses.replace(f, severity=shared[f.severity]) for f in flows)
         cache[county.id] = flows
     return flows
 
@@ -151,29 +167,42 @@ class CountyCare:
 
 def care_in_pool(instance: Instance, county: County, members: frozenset[str],
                  contracted: Contracted = None) -> CountyCare:
-    flows = county_care(instance, county)
-    sums = {(who, part): [] for who in (RESIDENT, MIGRANT) for part in ("eligible", "total", "adm", "in")}
-    for flow in flows:
-        stream = flow.stream(members, contracted)
-        sums[flow.who, "eligible"].append(stream.mean)
-        sums[flow.who, "total"].append(flow.cost())     # at list prices: T_c is plan-independent
-        sums[flow.who, "adm"].append(flow.admissions)
-        if flow.in_network(members, contracted):
-            sums[flow.who, "in"].append(flow.admissions)
-    total = {key: math.fsum(values) for key, values in sums.items()}
+    resident, migrant, migrant_in = [], [], []
+    for flow in county_care(instance, county):
+        stream, inside = flow.priced(members, contracted)
+        if flow.who == RESIDENT:
+            resident.append(stream.mean)
+        else:
+            migrant.append(stream.mean)
+            if inside:
+                migrant_in.append(flow.admissions)
+    resident_eligible, migrant_eligible = math.fsum(resident), math.fsum(migrant)
+    resident_total, migrant_total, migrant_admissions = _plan_free_totals(instance, county)
     return CountyCare(
         county=county.id, enrollees=county.enrollees,
-        eligible=total[RESIDENT, "eligible"] + total[MIGRANT, "eligible"],
-        total=total[RESIDENT, "total"] + total[MIGRANT, "total"],
-        resident_eligible=total[RESIDENT, "eligible"], resident_total=total[RESIDENT, "total"],
-        migrant_eligible=total[MIGRANT, "eligible"], migrant_total=total[MIGRANT, "total"],
-        migrant_admissions=total[MIGRANT, "adm"], migrant_in_network_admissions=total[MIGRANT, "in"])
+        eligible=resident_eligible + migrant_eligible, total=resident_total + migrant_total,
+        resident_eligible=resident_eligible, resident_total=resident_total,
+        migrant_eligible=migrant_eligible, migrant_total=migrant_total,
+        migrant_admissions=migrant_admissions, migrant_in_network_admissions=math.fsum(migrant_in))
+
+
+def _plan_free_totals(instance: Instance, county: County) -> tuple[float, float, float]:
+    """A county's residents' and migrants' cost of all care (at list prices: T_c
+    does not depend on the plan) and its migrants' admissions, memoised."""
+    cache = instance.__dict__.setdefault("_care_totals", {})
+    totals = cache.get(county.id)
+    if totals is None:
+        flows = county_care(instance, county)
+        totals = cache[county.id] = (math.fsum([f.cost() for f in flows if f.who == RESIDENT]),
+                                     math.fsum([f.cost() for f in flows if f.who == MIGRANT]),
+                                     math.fsum([f.admissions for f in flows if f.who == MIGRANT]))
+    return totals
 
 
 def county_streams(instance: Instance, county: County, members: frozenset[str],
                    contracted: Contracted = None) -> list[ClaimStream]:
     """Claim streams of one county's enrollees when it belongs to pool `members`."""
-    return [flow.stream(members, contracted) for flow in county_care(instance, county)]
+    return [flow.priced(members, contracted)[0] for flow in county_care(instance, county)]
 
 
 CARE_FIELDS = ("county", "enrollees", "eligible", "total", "resident_eligible", "resident_total",

@@ -95,6 +95,7 @@ precision and is computed as such (the theta -> 0 limit).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -223,8 +224,9 @@ class ClaimStream:
     severity: Severity
     factor: float = 1.0
 
-    @property
+    @functools.cached_property
     def mean(self) -> float:
+        # cached: a county's streams are reused for every pool it is in (economics.care)
         return self.rate * self.factor * self.severity.expected_value
 
     @property
@@ -303,31 +305,50 @@ class CompoundModel:
 
 
 def merge_streams(streams) -> tuple[ClaimStream, ...]:
-    """Add the rates of streams with the same severity and factor; drop zero-cost ones."""
-    totals: dict[tuple[Severity, float], float] = {}
+    """Add the rates of streams with the same severity and factor (in stream
+    order); drop zero-cost ones. A pool's hundreds of streams share a few
+    severity objects, so each (severity object, factor) is matched to its
+    (severity, factor) total once: comparing Severity values is the costly part."""
+    totals: dict[tuple[Severity, float], int] = {}     # key -> index into keys/rates
+    seen: dict[tuple[int, float], int] = {}             # (id(severity), factor) -> the same index
+    held = []                                           # keeps those severities alive (ids stay theirs)
+    keys: list[tuple[Severity, float]] = []
+    rates: list[float] = []
     for s in streams:
         if s.rate <= 0.0 or s.factor <= 0.0:
             continue
-        key = (s.severity, s.factor)
-        totals[key] = totals.get(key, 0.0) + s.rate
-    ordered = sorted(totals.items(), key=lambda item: (item[0][0].sort_key, item[0][1]))
-    return tuple(ClaimStream(rate=rate, severity=sev, factor=fac) for (sev, fac), rate in ordered)
+        ident = (id(s.severity), s.factor)
+        i = seen.get(ident)
+        if i is None:
+            key = (s.severity, s.factor)
+            i = totals.get(key)
+            if i is None:
+                i = totals[key] = len(keys)
+                keys.append(key)
+                rates.append(0.0)
+            seen[ident] = i
+            held.append(s.severity)
+        rates[i] += s.rate
+    ordered = sorted(range(len(keys)), key=lambda i: (keys[i][0].sort_key, keys[i][1]))
+    return tuple(ClaimStream(rate=rates[i], severity=keys[i][0], factor=keys[i][1]) for i in ordered)
 
 
 @dataclass(frozen=True)
 class LatticeLaw:
-    """A distribution with mass pmf[i] at start + span * i."""
+    """A distribution with mass pmf[i] at start + span * i (pmf read-only: the
+    engines set it so, and its mean and variance are cached, the self-checks and
+    the result both reading them)."""
 
     start: float
     span: float
     pmf: np.ndarray = field(repr=False)
     discretised_variance: float | None = None  # closed-form Var of the discretised model
 
-    @property
+    @cached_property
     def mean(self) -> float:
         return self.start * float(self.pmf.sum()) + self.span * float(self.pmf @ np.arange(len(self.pmf)))
 
-    @property
+    @cached_property
     def variance(self) -> float:
         idx = np.arange(len(self.pmf), dtype=float)
         mass = float(self.pmf.sum())
@@ -800,8 +821,34 @@ def _severity_quadrature(streams) -> tuple[np.ndarray, np.ndarray, float, float]
     quad[0:len(x):2] -= coarse_p[:(len(x) + 1) // 2] / 3.0
     if len(fine_x) > len(x):
         quad[-1] -= coarse_p[-1] / 3.0
-    quad /= math.fsum(quad)
+    quad /= math.fsum(quad.tolist())                       # the same sum, without numpy scalars
     return fine_x, quad, float(quad @ (fine_x * fine_x)), float(fine_p @ (fine_x * fine_x))
+
+
+_HORNER_SCALES = tuple(1.0 / (d + 1) for d in range(TAYLOR_DEGREE))
+"""1 / (d + 1) for Horner's scheme: numpy divides a complex array by the real
+d + 1 as (re + im * 0) * (1 / (d + 1)), (im - re * 0) * (1 / (d + 1)) (Smith's
+algorithm with a zero imaginary part), so scaling both parts by these is the
+same arithmetic without the complex division (checked bit for bit against the
+division in tests/test_pricing_accuracy.py)."""
+
+
+@lru_cache(maxsize=64)
+def _phase_steps(n: int) -> np.ndarray:
+    """-i w_j span = -2 pi i j / n at the n/2 + 1 frequencies of an n-cell output
+    lattice (a pure memo per n, read-only)."""
+    z = -2j * np.pi * np.arange(n // 2 + 1) / n
+    z.setflags(write=False)
+    return z
+
+
+@lru_cache(maxsize=64)
+def _cell_transform(n: int) -> np.ndarray:
+    """sinc(w_j span / 2) = np.sinc(j / n), the transform of one output cell, at
+    the n/2 + 1 frequencies (a pure memo per n, read-only)."""
+    cell = np.sinc(np.arange(n // 2 + 1) / n)
+    cell.setflags(write=False)
+    return cell
 
 
 def _severity_transform(points: np.ndarray, quad: np.ndarray, span: float, n: int) -> np.ndarray:
@@ -809,24 +856,37 @@ def _severity_transform(points: np.ndarray, quad: np.ndarray, span: float, n: in
     rfft sign), without an FFT over the severity's own fine grid: x = k span + u
     with k the nearest output cell, exp(-i w u) expanded to TAYLOR_DEGREE in
     w u (|w u| <= pi/2), and the cell sums of q u^d transformed by one batched
-    rfft of length n (cells folded mod n)."""
+    rfft of length n (cells folded mod n). Arrays are degree-major (one row per
+    power of u), so every step runs on contiguous rows and Horner's scheme
+    updates one array in place."""
     scaled = points / span
     cells = np.floor(scaled + 0.5)
     offset = scaled - cells                               # in [-1/2, 1/2]
-    terms = np.empty((len(points), TAYLOR_DEGREE + 1))
-    terms[:, 0] = quad
+    terms = np.empty((TAYLOR_DEGREE + 1, len(points)))
+    terms[0] = quad
     for d in range(TAYLOR_DEGREE):
-        np.multiply(terms[:, d], offset, out=terms[:, d + 1])
+        np.multiply(terms[d], offset, out=terms[d + 1])
     # Points are sorted, so each output cell's points are one run: sum the runs.
-    first = np.flatnonzero(np.diff(cells, prepend=-1.0))
-    sums = np.add.reduceat(terms, first, axis=0)
-    moments = np.zeros((n, TAYLOR_DEGREE + 1))
-    np.add.at(moments, cells[first].astype(np.int64) % n, sums)
-    spectra = np.fft.rfft(moments, axis=0)
-    z = -2j * np.pi * np.arange(n // 2 + 1) / n            # -i w_j span
-    phi = spectra[:, TAYLOR_DEGREE]
-    for d in range(TAYLOR_DEGREE - 1, -1, -1):
-        phi = spectra[:, d] + phi * z / (d + 1)
+    first = np.flatnonzero(cells[1:] != cells[:-1])
+    first += 1
+    first = np.concatenate(([0], first))
+    sums = np.add.reduceat(terms, first, axis=1)
+    moments = np.zeros((TAYLOR_DEGREE + 1, n))
+    slots = cells[first].astype(np.int64)
+    if slots[-1] < n:
+        # Distinct slots: storing the sums is adding them to 0 (+ 0.0 turns a
+        # -0.0 into the +0.0 that adding to 0 gives).
+        moments[:, slots] = sums + 0.0
+    else:
+        np.add.at(moments.T, slots % n, sums.T)
+    spectra = np.fft.rfft(moments, axis=-1)
+    z = _phase_steps(n)                                   # -i w_j span
+    phi = spectra[TAYLOR_DEGREE].copy()
+    flat = phi.view(np.float64)
+    for d in range(TAYLOR_DEGREE - 1, -1, -1):            # phi = spectra[d] + phi z / (d + 1)
+        phi *= z
+        flat *= _HORNER_SCALES[d]
+        phi += spectra[d]
     return phi
 
 
@@ -884,9 +944,19 @@ def _band_severity(model: CompoundModel) -> _BandSeverity | None:
     components = model.components
     if len(components) == 1:
         (single,) = components
+        lam = single.expected_count
+        if len(single.streams) == 1:
+            # One stream: its weight is rate / rate = 1.0 exactly, so its quadrature
+            # is the component's, memoised (a national single-county pool).
+            (stream,) = single.streams
+            quadrature = _key_quadrature((stream.severity, stream.factor))
+            if quadrature is None:
+                return None
+            points, quad, quad_second, fine_second, overhang = quadrature
+            return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
+                                 overhang, (single.shock_cv * single.mean) ** 2)
         if _uniform_quadrature_points(single.streams) > MAX_QUADRATURE_POINTS:
             return None
-        lam = single.expected_count
         points, quad, quad_second, fine_second = _severity_quadrature(single.streams)
         overhang = float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
                                              for s, f in ((s, s.factor) for s in single.streams))
@@ -948,7 +1018,7 @@ def _severity_transforms(points: np.ndarray, quad: np.ndarray, owner: np.ndarray
     folded = cells.max() >= n                             # then two runs may share a slot
     moments = np.zeros((count, n))
     flat = moments.reshape(-1)
-    z = -2j * np.pi * np.arange(n // 2 + 1) / n            # -i w_j span
+    z = _phase_steps(n)                                   # -i w_j span
     phi = None
     for d in range(TAYLOR_DEGREE, -1, -1):
         if folded:
@@ -1003,10 +1073,13 @@ def _band_law(model: CompoundModel, severity: _BandSeverity, low: float, span: f
     edge = np.abs(transform[n // 4:])
     if not np.all(edge <= BAND_TOLERANCE):
         return None
-    transform *= np.sinc(np.arange(n // 2 + 1) / n)
-    pmf = np.fft.irfft(transform, n)
-    pmf = np.roll(pmf, -(start_index % n))
-    np.maximum(pmf, 0.0, out=pmf)
+    transform *= _cell_transform(n)
+    wrapped = np.fft.irfft(transform, n)
+    # Unroll (np.roll by -start_index) and clamp round-off below 0, in one pass.
+    shift = start_index % n
+    pmf = np.empty(n)
+    np.maximum(wrapped[shift:], 0.0, out=pmf[:n - shift])
+    np.maximum(wrapped[:shift], 0.0, out=pmf[n - shift:])
     return pmf, start_index
 
 
