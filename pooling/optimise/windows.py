@@ -334,6 +334,12 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
         parts.append(Block(sub, priced[i], weights_of(sub, spec, kind, sub.ids)))
     eq = spec.equalisation
     width = eq.max_rate_gap if eq.max_rate_gap is not None and eq.gap_scope == "instance" else math.inf
+    if width < math.inf:
+        # The blocks drop the instance-wide gap: a window of width gap implies it,
+        # and a wider (relaxed) window only needs a valid bound; without it, rates
+        # are free under a linear objective and each block's MILP is a pure
+        # set partition.
+        spec = dataclasses.replace(spec, equalisation=dataclasses.replace(eq, max_rate_gap=None))
     search_log, outcome, final_kind = [], None, kind
     if parts:
         stage_kind = MIN_MAX if kind == "min_rate_dispersion" else kind
@@ -356,8 +362,7 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
     smallest = None
     if outcome is not None and outcome.window is None and outcome.finished and kind != "min_rate_dispersion":
         # No window of width max_rate_gap fits every block: the smallest that does.
-        loose = dataclasses.replace(spec, equalisation=dataclasses.replace(spec.equalisation, max_rate_gap=None))
-        widest = search(WindowSolver(parts, loose, options, MIN_MAX, deadline),
+        widest = search(WindowSolver(parts, spec, options, MIN_MAX, deadline),
                         breakpoints(parts, spec, math.inf, True), math.inf,
                         combiner(MIN_MAX, parts, math.inf), deadline)
         smallest = -widest.value if widest.value is not None and widest.finished else None
