@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec
 from pooling.economics.objectives import objective_denominator
+from pooling.execution.checkpoints import Checkpoints
+from pooling.execution.tasks import ExecutionPlan, run_tasks
 from pooling.optimise.candidates import pool_groups
 from pooling.optimise.result import Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
@@ -101,6 +104,24 @@ def _merge_by(instance: Instance, groups: list[tuple[str, tuple[str, ...]]], key
         label = groups[parts[0]][0] if len(parts) == 1 else f"{key} {value} ({len(parts)} groups)"
         out.append((label, members))
     return out
+
+
+def run_blocks(fn: Callable[[Any, Any], Any], tasks: list, shared: tuple, blocks: list[Block], keys: list[str],
+               plan: ExecutionPlan, store: Checkpoints | None, keep: Callable[[Any], bool] = lambda _: True) -> list:
+    """`fn(shared, task)` for each block's task on the plan's backend, the
+    largest blocks first; with a checkpoint `store`, finished tasks are saved
+    under their key as they finish (those `keep` accepts) and saved ones are
+    not run again (when resuming)."""
+    done = {}
+    if store is not None:
+        done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
+
+    def save(index: int, value: Any) -> None:
+        if store is not None and keep(value):
+            store.save(keys[index], value)
+
+    return run_tasks(fn, tasks, shared, plan, on_result=save, done=done,
+                     order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
 
 
 def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Block,

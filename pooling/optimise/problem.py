@@ -328,12 +328,12 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
                        objective=None, bound=None, gap=None, wall_seconds=seconds, pools=[], provenance=prov,
                        diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                        timings={"pricing": seconds, "build": 0.0, "solve": 0.0},
-                       **_base(spec, options, priced))
+                       **priced_fields(spec, options, priced))
         priced = dataclasses.replace(priced, early=early)
     return priced
 
 
-def _base(spec: Spec, options: SolveOptions, priced: PricedProblem) -> dict:
+def priced_fields(spec: Spec, options: SolveOptions, priced: PricedProblem) -> dict:
     """The fields of a Result that come from the spec, options and pricing."""
     return dict(spec=spec.to_dict(), objective_kind=spec.objective.kind,
                 candidate_pools=len(priced.candidates), columns=len(priced.admissible),
@@ -355,7 +355,7 @@ def solve_priced(instance: Instance, spec: Spec, options: SolveOptions, deadline
     start = time.perf_counter()
     prov = provenance(instance, spec, SOLVER_NAME, solver_version())
     admissible = priced.admissible if window is None else in_window(priced.admissible, window, spec)
-    base = _base(spec, options, priced)
+    base = priced_fields(spec, options, priced)
     method = base["candidate_generation"]
     columns = [c.column for c in admissible]
     if deadline is not None:

@@ -29,8 +29,8 @@ from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints
-from pooling.execution.tasks import ExecutionPlan, run_tasks
-from pooling.optimise.blocks import block_key, merge_results, problem_blocks
+from pooling.execution.tasks import ExecutionPlan
+from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks
 from pooling.optimise.candidates import (
     pool_rule_violations,
 )
@@ -105,13 +105,11 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
 
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
-        keys = [block_key(instance, block_spec, options, b, floor) for b in blocks]
-        done = {}
-        if store is not None:
-            done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
-        return run_tasks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
-                         plan, on_result=(lambda i, r: _keep(store, keys[i], r)) if store is not None else None,
-                         done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
+        # A block that ended in a solver error (a Ctrl-C landing inside HiGHS)
+        # is not checkpointed: resume solves it again.
+        return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
+                          blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
+                          store, keep=lambda r: r.status != Status.ERROR.value)
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
@@ -129,13 +127,6 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         results = [dataclasses.replace(again, bound=first.bound) if again.pools else again
                    for first, again in zip(results, second)]
     return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
-
-
-def _keep(store: Checkpoints, key: str, result: Result) -> None:
-    """Checkpoint a finished block, unless the solver failed on it (a Ctrl-C
-    landing inside HiGHS ends its run with status error): resume redoes those."""
-    if result.status != Status.ERROR.value:
-        store.save(key, result)
 
 
 def _solve_block(shared, task) -> Result:

@@ -43,7 +43,7 @@ from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
 from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator
 from pooling.execution.checkpoints import Checkpoints
-from pooling.execution.tasks import ExecutionPlan, run_tasks
+from pooling.execution.tasks import ExecutionPlan
 from pooling.optimise import blocks as blocks_module
 from pooling.optimise.columns import top_rate
 from pooling.optimise.formulations.set_partition import menu_steps
@@ -55,10 +55,11 @@ from pooling.optimise.problem import (
     in_window,
     objective_value,
     price_problem,
+    priced_fields,
     solve_columns,
     solve_priced,
 )
-from pooling.optimise.result import Result, numerics_summary, relative_gap
+from pooling.optimise.result import Result, relative_gap
 from pooling.optimise.solver import Status
 
 WINDOW_TOLERANCE = 1e-9
@@ -216,9 +217,10 @@ class Outcome:
 
 def search(solver: WindowSolver, values: list[float], width: float, combine, deadline: float | None) -> Outcome:
     """Branch and bound over the window start L in `values` (module
-    docstring). `combine(answers, lo, hi, exact_point)` turns the blocks'
-    answers for a window into (value of the plan or None, bound over the
-    windows it stands for, valid bound, plan's window or None); larger is better."""
+    docstring). `combine(answers, last_start)` turns the blocks' answers for
+    the relaxed window of the starts up to `last_start` into (value of the
+    plan or None, bound over the windows it stands for, bound valid over every
+    pool, the plan's window or None); larger is better."""
     if not values:
         return Outcome(None, None, -math.inf, True, 0, 0)
     best: list = [None, None]          # value, window
@@ -231,7 +233,7 @@ def search(solver: WindowSolver, values: list[float], width: float, combine, dea
         evaluated += 1
         lo, hi = values[i], min(values[j] + width, solver.spec.rates.max)
         answers = solver.answers((lo, hi), previous)
-        value, bound, valid, plan_window = combine(answers, lo, values[j], i == j)
+        value, bound, valid, plan_window = combine(answers, values[j])
         if value is not None and (best[0] is None or value > best[0]):
             best[0], best[1] = value, plan_window
         if i == j or bound == -math.inf or (value is not None and bound <= value + WINDOW_TOLERANCE):
@@ -258,10 +260,6 @@ def search(solver: WindowSolver, values: list[float], width: float, combine, dea
     return Outcome(best[0], best[1], bound, finished, evaluated, solver.milps)
 
 
-def weights_of(instance: Instance, spec: Spec, kind: str, members) -> float:
-    return objective_denominator(kind if kind in LINEAR_OBJECTIVES else MEAN_RATE, instance, members)
-
-
 def combiner(kind: str, blocks: list[Block], width: float):
     """`combine` for `search` under objective `kind` (see search)."""
     total = math.fsum(b.weight for b in blocks)
@@ -270,7 +268,7 @@ def combiner(kind: str, blocks: list[Block], width: float):
         low, high = min(a.low for a in answers), max(a.high for a in answers)
         return (low, low + width) if high - low <= width + WINDOW_TOLERANCE else None
 
-    def combine(answers, lo, last_start, point):
+    def combine(answers, last_start):
         if kind == MIN_MAX:
             # Larger is better: minus the dispersion. Every L of the interval is at
             # most last_start and each block's highest rate at least its bound, so
@@ -319,19 +317,15 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
     every block priced once (in parallel, checkpointed), the window searched on
     the priced columns, then each block solved in the chosen window and merged."""
     keys = [blocks_module.block_key(instance, spec, options, b, "priced") for b in blocks]
-    done = {}
-    if store is not None:
-        done = {i: p for i, k in enumerate(keys) if (p := store.load(k)) is not None}
-    priced = run_tasks(_price_block, [(b, deadline) for b in blocks], (instance, spec, options), plan,
-                       on_result=(lambda i, p: store.save(keys[i], p)) if store is not None else None,
-                       done=done, order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
+    priced = blocks_module.run_blocks(_price_block, [(b, deadline) for b in blocks], (instance, spec, options),
+                                      blocks, keys, plan, store)
     usable = [i for i, p in enumerate(priced) if p.early is None]
     results: list[Result | None] = [p.early for p in priced]
-    kind = spec.objective.kind
+    kind, original = spec.objective.kind, spec
     parts = []
     for i in usable:
         sub = instance.restricted(blocks[i].members)
-        parts.append(Block(sub, priced[i], weights_of(sub, spec, kind, sub.ids)))
+        parts.append(Block(sub, priced[i], objective_denominator(kind, sub, sub.ids)))
     eq = spec.equalisation
     width = eq.max_rate_gap if eq.max_rate_gap is not None and eq.gap_scope == "instance" else math.inf
     if width < math.inf:
@@ -370,7 +364,8 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
     for index, i in enumerate(usable):
         if outcome is None or outcome.window is None:
             # The instance-wide diagnosis goes with the first block only.
-            results[i] = _no_window(parts[index].priced, outcome, width, smallest, base, index == 0)
+            results[i] = _no_window(original, options, parts[index].priced, outcome, width, smallest, base,
+                                    index == 0)
         else:
             results[i] = solve_priced(parts[index].instance, final_spec, options, deadline, priced[i],
                                       outcome.window)
@@ -378,8 +373,8 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
     return _certified(merged, spec, outcome, search_log)
 
 
-def _no_window(priced: PricedProblem, outcome: Outcome | None, width: float, smallest: float | None,
-               base: dict[str, Any], say: bool) -> Result:
+def _no_window(spec: Spec, options: SolveOptions, priced: PricedProblem, outcome: Outcome | None, width: float,
+               smallest: float | None, base: dict[str, Any], say: bool) -> Result:
     """A block's result when no common window was found: infeasible, or stopped."""
     finished = outcome is not None and outcome.finished
     if finished:
@@ -395,10 +390,7 @@ def _no_window(priced: PricedProblem, outcome: Outcome | None, width: float, sma
     return Result(status=status.value, objective=None, bound=None, gap=None,
                   wall_seconds=priced.pricing_seconds, pools=[], diagnosis=[what] if say else [], termination=what,
                   timings={"pricing": priced.pricing_seconds, "build": 0.0, "solve": 0.0},
-                  candidate_pools=len(priced.candidates), columns=len(priced.admissible),
-                  candidate_generation=dict(priced.method),
-                  numerics=numerics_summary([c.pricing for c in priced.candidates]),
-                  **{k: base[k] for k in ("spec", "objective_kind", "solver_options", "provenance")})
+                  provenance=base["provenance"], **priced_fields(spec, options, priced))
 
 
 def _certified(merged: Result, spec: Spec, outcome: Outcome | None, log: list[Outcome]) -> Result:
@@ -417,10 +409,9 @@ def _certified(merged: Result, spec: Spec, outcome: Outcome | None, log: list[Ou
     else:
         bound = min(max(outcome.bound, objective), spec.rates.max)
     status = merged.status
-    proven = outcome.finished and abs(bound - objective) <= GENERATED_PROOF_TOLERANCE
-    if status == Status.OPTIMAL.value and not proven:
-        status = Status.FEASIBLE.value if outcome.finished else Status.TIME_LIMIT.value
-    if status == Status.FEASIBLE.value and not outcome.finished:
+    if not outcome.finished and status in (Status.OPTIMAL.value, Status.FEASIBLE.value):
         status = Status.TIME_LIMIT.value
+    elif status == Status.OPTIMAL.value and abs(bound - objective) > GENERATED_PROOF_TOLERANCE:
+        status = Status.FEASIBLE.value
     return dataclasses.replace(merged, objective=objective, bound=bound, gap=relative_gap(objective, bound),
                                status=status, termination=termination)

@@ -95,7 +95,6 @@ precision and is computed as such (the theta -> 0 limit).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -224,7 +223,7 @@ class ClaimStream:
     severity: Severity
     factor: float = 1.0
 
-    @functools.cached_property
+    @cached_property
     def mean(self) -> float:
         # cached: a county's streams are reused for every pool it is in (economics.care)
         return self.rate * self.factor * self.severity.expected_value
