@@ -312,6 +312,8 @@ def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int
 
 MILP_TIME_LIMIT = 1
 """scipy.optimize.milp's status for an iteration or time limit reached."""
+MILP_INFEASIBLE = 2
+"""scipy.optimize.milp's status for an infeasible problem."""
 
 
 class BoundTimeLimit(Exception):
@@ -330,8 +332,8 @@ class GroupProgram:
     linearised by w_ij = x_i x_j.
 
     Some x has min(g1, g2) > t iff max {Num - t Den : sum N_c (top - rho_c -
-    t) x_c >= 0} > 0 (the g1 condition is linear in x for fixed t): `exceeds`
-    asks that once, `maximise` iterates it (Dinkelbach) to the maximum.
+    t) x_c >= 0} > 0 (the g1 condition is linear in x for fixed t):
+    `maximise` iterates that question (Dinkelbach) from a floor to the maximum.
     """
 
     @classmethod
@@ -411,49 +413,49 @@ class GroupProgram:
         off = np.array([q[i, j] + q[j, i] for i, j in self.pairs])
         return np.concatenate([np.diag(q) + self.num_l, off, np.zeros(self.width - self.n - len(self.pairs))])
 
-    def _solve(self, t: float, capped: bool) -> tuple[float, np.ndarray | None]:
-        """(an upper bound on max Num - t Den, a maximiser or None if infeasible),
-        with g1 >= t as a constraint when `capped`."""
-        matrix, lo, hi = self.matrix, self.lo, self.hi
-        if capped:
-            row = np.concatenate([self.top_gain - self.people * (self.rho + t), np.zeros(self.width - self.n)])
-            matrix = sparse.vstack([matrix, sparse.csr_matrix(row)]).tocsr()
-            lo, hi = np.append(lo, 0.0), np.append(hi, np.inf)
+    def _solve(self, t: float) -> tuple[float, np.ndarray | None]:
+        """(an upper bound on max Num - t Den subject to g1 >= t, a maximiser),
+        or (0, None) when no allowed x reaches 0 (the bound is then <= 0)."""
+        coefficients = self._coefficients(t)
+        g1_row = np.concatenate([self.top_gain - self.people * (self.rho + t), np.zeros(self.width - self.n)])
+        # Only the sign of the maximum matters to the proof: Num - t Den >= 0 as
+        # a row prunes every node that cannot reach it (an objective cutoff),
+        # and "infeasible" then proves the maximum < 0 (1.5-2x faster).
+        matrix = sparse.vstack([self.matrix, sparse.csr_matrix(g1_row), sparse.csr_matrix(coefficients)]).tocsr()
+        lo, hi = np.append(self.lo, [0.0, 0.0]), np.append(self.hi, [np.inf, np.inf])
         options = {"mip_rel_gap": 1e-9}
         if self.deadline is not None:
             left = self.deadline - time.time()
             if left <= 0:
                 raise BoundTimeLimit
             options["time_limit"] = left
-        res = optimize.milp(-self._coefficients(t), constraints=optimize.LinearConstraint(matrix, lo, hi),
+        res = optimize.milp(-coefficients, constraints=optimize.LinearConstraint(matrix, lo, hi),
                             integrality=self.integrality, bounds=self.bounds, options=options)
         if res.status == MILP_TIME_LIMIT:
             raise BoundTimeLimit
+        if res.status == MILP_INFEASIBLE:
+            return 0.0, None
         if res.x is None:
-            return -math.inf, None
+            raise RuntimeError(f"a pool-bound MILP ended with status {res.status}: {res.message}")
         upper = -res.mip_dual_bound if res.mip_dual_bound is not None else -res.fun
         return float(upper), np.round(res.x[:self.n])
 
-    def exceeds(self, t: float) -> tuple[bool, np.ndarray | None]:
-        """Whether some allowed x may have min(g1, g2) > t (False proves none
-        does), with the MILP's maximiser of Num - t Den under g1 >= t."""
-        upper, x = self._solve(t, capped=True)
-        return (x is not None and upper > 1e-12), x
+    def maximise(self, floor: float = 0.0) -> tuple[float, np.ndarray | None]:
+        """(an upper bound on max min(g1, g2), clipped below at `floor`, and an
+        x attaining it, or None when no x beats the floor).
 
-    def maximise(self) -> tuple[float, np.ndarray | None]:
-        """(an upper bound on max min(g1, g2), clipped below at 0, and an x
-        attaining it, or None when no x has a positive value).
-
-        Dinkelbach's iteration for the capped problem: from t = 0, solve
+        Dinkelbach's iteration for the capped problem: from t = floor, solve
         max {Num - t Den : g1 >= t}; if that is <= 0 no x beats t (a proof);
         otherwise its maximiser x has g2 > t and g1 >= t, so t rises to
         h(x) = min(g1(x), g2(x)). t takes finitely many values, so this ends,
         at the exact maximum. Should t stall (g1(x) = t), the MILP's bound
-        still caps every x: g2 <= t + bound / min Den.
+        still caps every x: g2 <= t + bound / min Den. Starting at the floor
+        (the best value the caller already has) skips the iterations below it:
+        a band that cannot beat it costs one MILP.
         """
-        t, best = 0.0, None
+        t, best = floor, None
         for _ in range(DINKELBACH_ITERATIONS):
-            upper, x = self._solve(t, capped=True)
+            upper, x = self._solve(t)
             if x is None or upper <= 1e-12:
                 return min(self.cap_bound, t), best
             value = min(self.g1(x), self.g2(x))
@@ -507,8 +509,8 @@ class ListedPools:
 
 class BandedProgram:
     """GroupProgram per band of pool sizes, each with its own kappa
-    (`kappa_bands`): the same questions (exceeds, maximise, cut) answered
-    over the union of the bands. A band's maximum is kept until it is cut."""
+    (`kappa_bands`): the same questions (maximise above a floor, cut)
+    answered over the union of the bands. A band's maximum is kept until it is cut."""
 
     def __init__(self, programs: list[GroupProgram]):
         self.programs = programs
@@ -528,18 +530,14 @@ class BandedProgram:
     def members(self, x: np.ndarray) -> frozenset[str]:
         return self.programs[0].members(x)
 
-    def exceeds(self, t: float) -> tuple[bool, np.ndarray | None]:
-        for program in self.programs:
-            beats, x = program.exceeds(t)
-            if beats:
-                return True, x
-        return False, None
-
-    def maximise(self) -> tuple[float, np.ndarray | None]:
-        """The largest band maximum (a band without a positive x reports <= 0)."""
+    def maximise(self, floor: float = 0.0) -> tuple[float, np.ndarray | None]:
+        """The largest band maximum, each clipped below at `floor` (a band
+        without an x above its floor reports <= the floor). A band's result
+        is kept until a cut touches it: an upper bound from a lower floor is
+        still one at a higher floor."""
         for i, program in enumerate(self.programs):
             if i not in self._best:
-                self._best[i] = program.maximise()
+                self._best[i] = program.maximise(floor)
         return max(self._best.values(), key=lambda vx: (vx[0], vx[1] is not None))
 
     def cut(self, x: np.ndarray) -> None:

@@ -27,10 +27,11 @@ For such groups `generate_columns` builds the columns iteratively:
    priced (coupling rules and all objectives).
 4. Exact check and bound: pooling.economics.pool_bounds caps every pool's r*_P by a
    bound U(P) linear-fractional in the members and maximises U(P) - avg
-   rho(P) over all subsets exactly (MILP): one MILP asks whether any subset
-   can beat the best exact value seen so far (by BOUND_RESOLUTION); if so the
-   maximiser is found, priced exactly and cut off, up to EXACT_CHECK_CUTS
-   times, after which the remaining maximum is computed. delta_g is the larger of
+   rho(P) over all subsets exactly (MILP, Dinkelbach's iteration started at
+   the best exact value seen so far plus BOUND_RESOLUTION: a size band that
+   cannot beat it costs one MILP); a maximiser above it is priced exactly and
+   cut off, up to EXACT_CHECK_CUTS times, after which the remaining maximum
+   is computed. delta_g is the larger of
    that and the exact values seen. Then
        mean rate <= z_LP + sum_g (N_g / N) max(0, delta_g)
    over *every* allowed pool (adding delta_g N_c / N to the duals of group g
@@ -283,6 +284,7 @@ class _GroupSearch:
                  if d in position and position[c] < position[d]}
         self.edges = tuple(sorted(edges)) if rules.contiguous else None   # the bound's MILP: connected pools only
         self.certified: tuple[tuple[float, ...], float] | None = None   # (duals, delta) of the last check
+        self.stopped_early = False   # the time limit cut an exact check short (its bound is valid, looser)
         self._listing: ListedPools | bool | None = None   # False: too many pools to list (use the MILP)
 
     def navigable(self, members: frozenset[str]) -> bool:
@@ -395,25 +397,30 @@ class _GroupSearch:
             return best, found
         if len(whole) > 1:
             program.cut(np.ones(len(whole)))
-        for _ in range(EXACT_CHECK_CUTS):
-            target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
-            if not program.exceeds(target)[0]:
-                return max(target, best), found   # no pool can beat the target: proven
-            value, x = program.maximise()   # cut the maximiser itself: the bound falls fastest
-            if x is None:
-                return max(value, best), found
-            members = program.members(x)
-            if self.allowed(members):
-                rr = self.reduced_rate(members, rho)
-                if rr is not None:
-                    best = max(best, rr)
-                    if rr > REDUCED_COST_TOLERANCE:
-                        found[members] = rr
-                        if stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP:
-                            return max(value, best), found
-            program.cut(x)
-        return max(program.maximise()[0], best), found
-
+        proven = None   # a bound over every pool once one maximisation over all bands is done
+        try:
+            for _ in range(EXACT_CHECK_CUTS):
+                target = max(best, 0.0) + BOUND_RESOLUTION   # can any pool beat the best seen?
+                value, x = program.maximise(target)   # cut the maximiser itself: the bound falls fastest
+                proven = max(value, best)
+                if x is None or value <= target:
+                    return proven, found   # no pool can beat the target: proven
+                members = program.members(x)
+                if self.allowed(members):
+                    rr = self.reduced_rate(members, rho)
+                    if rr is not None:
+                        best = max(best, rr)
+                        if rr > REDUCED_COST_TOLERANCE:
+                            found[members] = rr
+                            if stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP:
+                                return max(value, best), found
+                program.cut(x)
+            return max(program.maximise(max(best, 0.0) + BOUND_RESOLUTION)[0], best), found
+        except BoundTimeLimit:
+            if proven is None:
+                raise
+            self.stopped_early = True   # the bound holds, only looser than the cuts would make it
+            return max(proven, best), found
 
     def _listed(self) -> ListedPools | None:
         """Every allowed pool of two or more counties short of the whole group,
@@ -569,6 +576,7 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
     linear = spec.objective.kind in LINEAR_OBJECTIVES
     if linear and log.stopped != "time limit":
         _price_listed_support(master, searches, cache, deadline)
+    bound = None   # each round's bound is valid; a later round only tightens it
     for _ in range(CERTIFY_ROUNDS):
         _add_priced(master, searches, cache)
         value, rho_array, _ = master.solve()
@@ -579,18 +587,24 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
             log.listed_lp_value = value
         if log.stopped == "time limit" or (deadline is not None and time.time() > deadline):
             log.stopped = "time limit"
-            log.bound_method = "trivial: the time limit struck before the bound over every pool was computed"
-            bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
             break
         try:
-            bound, improved = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
+            round_bound, improved = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
         except BoundTimeLimit:
             log.stopped = "time limit"
-            log.bound_method = "trivial: the time limit struck while the bound over every pool was computed"
-            bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
+            break
+        bound = round_bound if bound is None else min(bound, round_bound)
+        if any(search.stopped_early for search in searches.values()):
+            log.stopped = "time limit"
+            log.bound_method += ("; the time limit cut an exact check short: its group's bound is the "
+                                 "largest any remaining pool can reach, before the cuts that would tighten it")
             break
         if not improved:
             break
+    if bound is None:
+        log.bound_method = ("trivial: the time limit struck before the bound over every pool was computed"
+                            if log.stopped == "time limit" else log.bound_method)
+        bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
     _add_priced(master, searches, cache)
     columns = list(master.columns.values())
     column_counts = Counter(group_of[min(k)] for k in master.columns)
