@@ -10,7 +10,9 @@ import pytest
 from pooling import InputError, instance_from_dict, spec_from_dict
 from pooling.optimise.candidates import (
     candidate_pools,
+    group_subsets,
     is_connected,
+    pool_groups,
     pool_rule_violations,
 )
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
@@ -83,3 +85,16 @@ def test_too_many_subsets_is_refused_clearly():
     spec = spec_from_dict(spec_dict(pooling={"within": "none"}), source="wide.toml")
     with pytest.raises(InputError, match=re.escape("wide.toml: pooling: a group of 20 counties has 1,048,575 subsets")):
         candidate_pools(inst, spec)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_listing_stops_exactly_at_its_cap(seed):
+    """group_subsets lists every allowed pool of an 11-county group (the ESU
+    stack against the filtered power set), and refuses one subset short of them."""
+    inst = instance_from_dict(random_instance_dict(100 + seed, n_counties=11, n_prefectures=1))
+    spec = spec_from_dict(spec_dict(pooling={"contiguous": True}))
+    (group,) = pool_groups(inst, spec)
+    expected = {s for s in _all_subsets(inst.ids) if _bfs_connected(inst, s)}
+    listed = group_subsets(inst, spec, group, len(expected))
+    assert listed is not None and len(listed) == len(expected) and set(listed) == expected
+    assert group_subsets(inst, spec, group, len(expected) - 1) is None

@@ -56,34 +56,37 @@ def _connected_subsets(instance: Instance, group: list[str], limit: int):
     """All connected subsets of `group` with at most `limit` counties, each once.
 
     Grows each set from its smallest member, adding only larger neighbours
-    drawn from an extension list (the ESU scheme), so no set repeats.
+    drawn from an extension list (the ESU scheme), so no set repeats. The
+    recursion runs on an explicit stack (a generator per level would pass
+    every set up through all the levels above it) and each frame carries the
+    set's closed neighbourhood as a bit mask, so nothing is recomputed.
     """
     order = sorted(group)
-    rank = {cid: i for i, cid in enumerate(order)}
-    inside = set(order)
-
-    def neighbours(cid):
-        return [o for o in instance.county(cid).adjacent if o in inside]
-
-    def extend(subset, extension, root):
-        yield frozenset(subset)
-        if len(subset) == limit:
-            return
-        extension = list(extension)
-        while extension:
-            w = extension.pop()
-            new_ext = list(extension)
-            border = set(subset)
-            for s in subset:
-                border.update(neighbours(s))
-            for u in neighbours(w):
-                if rank[u] > rank[root] and u not in border and u not in new_ext:
-                    new_ext.append(u)
-            yield from extend(subset + [w], new_ext, root)
-
-    for root in order:
-        ext = [u for u in neighbours(root) if rank[u] > rank[root]]
-        yield from extend([root], ext, root)
+    position = {cid: i for i, cid in enumerate(order)}
+    neighbours = [[position[o] for o in instance.county(cid).adjacent if o in position] for cid in order]
+    around = [sum(1 << j for j in nbrs) for nbrs in neighbours]
+    for root in range(len(order)):
+        # A frame: (members, extension list, extension mask, members and their neighbours as a mask).
+        ext = [u for u in neighbours[root] if u > root]
+        stack = [([root], ext, sum(1 << u for u in ext), around[root] | (1 << root))]
+        yield frozenset([order[root]])
+        while stack:
+            members, ext, ext_mask, closed = stack[-1]
+            if not ext or len(members) == limit:
+                stack.pop()
+                continue
+            w = ext.pop()
+            ext_mask &= ~(1 << w)
+            stack[-1] = (members, ext, ext_mask, closed)
+            child_ext, child_mask = list(ext), ext_mask
+            for u in neighbours[w]:
+                bit = 1 << u
+                if u > root and not (closed | child_mask) & bit:
+                    child_ext.append(u)
+                    child_mask |= bit
+            child = members + [w]
+            yield frozenset(order[i] for i in child)
+            stack.append((child, child_ext, child_mask, closed | around[w]))
 
 
 def _count_subsets(size: int, limit: int) -> int:
@@ -123,11 +126,13 @@ def group_subsets(instance: Instance, spec: Spec, group: PoolGroup,
         if _count_subsets(len(group.members), limit) > cap:
             return None
         subsets = (frozenset(c) for k in range(1, limit + 1) for c in combinations(group.members, k))
+    people = {c: instance.county(c).enrollees for c in group.members}
+    floor = rules.min_enrollees
     pools = []
     for seen, subset in enumerate(subsets, start=1):
         if seen > cap:
             return None
-        if sum(instance.county(c).enrollees for c in subset) >= rules.min_enrollees:
+        if floor <= 0 or sum(people[c] for c in subset) >= floor:
             pools.append(subset)
     return pools
 
