@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,46 +120,8 @@ def run_blocks(fn: Callable[[Any, Any], Any], tasks: list, shared: tuple, blocks
         if store is not None and keep(value):
             store.save(keys[index], value)
 
-    return run_tasks(fn, tasks, shared, plan, on_result=save, done=done, order=run_order(blocks))
-
-
-def run_order(blocks: list[Block]) -> list[int]:
-    """The order blocks are started in: the largest first (the longest tasks
-    first balance a pool of workers)."""
-    return sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members))
-
-
-BLOCK_COST_GROWTH = math.sqrt(2.0)
-"""A block's expected solve time grows about this much per county (a block
-of 26 counties took 160 s, one of 8 about 0.5 s: 2^(18/2) = 512 against 320
-measured), so its fair share of a time limit does too."""
-
-BLOCK_COST_COUNTIES = 60
-"""Counties beyond which the cost estimate stops growing (keeps it finite)."""
-
-
-def time_shares(blocks: list[Block], workers: int) -> list[float]:
-    """Per block, the fraction of the time left when it starts that it may use
-    under a time limit: its expected cost over that of the blocks not started
-    before it (`run_order`), times the workers running them, at most 1. So a
-    large block started first cannot hold its worker until the limit while
-    small ones wait, and time a block leaves unused passes to those after it.
-    The last block started may use all the time left."""
-    weights = [BLOCK_COST_GROWTH ** min(len(b.members), BLOCK_COST_COUNTIES) for b in blocks]
-    shares = [1.0] * len(blocks)
-    waiting = 0.0   # summed from the last block started, so the last one's share is exactly 1
-    for index in reversed(run_order(blocks)):
-        waiting += weights[index]
-        shares[index] = min(1.0, max(1, workers) * weights[index] / waiting)
-    return shares
-
-
-def own_deadline(deadline: float | None, share: float) -> float | None:
-    """A block's deadline from the run's and its share of the time left now."""
-    if deadline is None:
-        return None
-    now = time.time()
-    return min(deadline, now + share * max(0.0, deadline - now))
+    return run_tasks(fn, tasks, shared, plan, on_result=save, done=done,
+                     order=sorted(range(len(blocks)), key=lambda i: -len(blocks[i].members)))
 
 
 def block_key(instance: Instance, spec: Spec, options: SolveOptions, block: Block,

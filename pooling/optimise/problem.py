@@ -275,11 +275,8 @@ class PricedProblem:
 
 
 def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
-                  plan: ExecutionPlan | None, generation_deadline: float | None = None) -> PricedProblem:
-    """Enumerate (or generate) and price the candidate pools of `instance`;
-    column generation stops at `generation_deadline` when given (a block's
-    share of a time limit: enumerated pricing is bounded by the enumeration
-    limit and always finishes unless the run's deadline strikes)."""
+                  plan: ExecutionPlan | None) -> PricedProblem:
+    """Enumerate (or generate) and price the candidate pools of `instance`."""
     start = time.perf_counter()
     prov = provenance(instance, spec, SOLVER_NAME, solver_version())
 
@@ -318,8 +315,7 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
                              f"pools, but this problem needs column generation (a group has more than "
                              f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
                              f"use a smaller max_counties, or drop contract_options")
-        generated = generate_columns(instance, spec, groups, maker,
-                                     deadline if generation_deadline is None else generation_deadline, plan)
+        generated = generate_columns(instance, spec, groups, maker, deadline, plan)
         candidates, admissible = generated.candidates, generated.columns
         generated_bound, generation_stopped = generated.bound, generated.log.stopped == "time limit"
         method = {"method": "column_generation", "mode": options.candidates,
@@ -346,10 +342,9 @@ def priced_fields(spec: Spec, options: SolveOptions, priced: PricedProblem) -> d
 
 
 def solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
-                plan: ExecutionPlan | None, window: tuple[float, float] | None = None,
-                generation_deadline: float | None = None) -> Result:
+                 plan: ExecutionPlan | None, window: tuple[float, float] | None = None) -> Result:
     """The monolithic solve of `instance` (a whole instance or one block)."""
-    priced = price_problem(instance, spec, options, deadline, plan, generation_deadline)
+    priced = price_problem(instance, spec, options, deadline, plan)
     return priced.early or solve_priced(instance, spec, options, deadline, priced, window)
 
 

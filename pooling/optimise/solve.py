@@ -30,14 +30,7 @@ from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints
 from pooling.execution.tasks import ExecutionPlan
-from pooling.optimise.blocks import (
-    block_key,
-    merge_results,
-    own_deadline,
-    problem_blocks,
-    run_blocks,
-    time_shares,
-)
+from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks
 from pooling.optimise.candidates import (
     pool_rule_violations,
 )
@@ -110,13 +103,11 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     if len(blocks) <= 1:
         return solve_whole(instance, spec, options, deadline, plan)
     store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
-    shares = time_shares(blocks, plan.workers)   # under a time limit: each block's share of the time left
 
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
         # A block that ended in a solver error (a Ctrl-C landing inside HiGHS)
         # is not checkpointed: resume solves it again.
-        return run_blocks(_solve_block, [(b, deadline, floor, share) for b, share in zip(blocks, shares)],
-                          (instance, block_spec, options),
+        return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
                           blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
                           store, keep=lambda r: r.status != Status.ERROR.value)
 
@@ -141,10 +132,9 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
 def _solve_block(shared, task) -> Result:
     """One block of a decomposed solve (a task: runs in a worker process)."""
     instance, spec, options = shared
-    block, deadline, floor, share = task
+    block, deadline, floor = task
     window = None if floor is None else (floor, math.inf)
-    return solve_whole(instance.restricted(block.members), spec, options, deadline, None, window,
-                       generation_deadline=own_deadline(deadline, share))
+    return solve_whole(instance.restricted(block.members), spec, options, deadline, None, window)
 
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
