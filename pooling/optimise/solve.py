@@ -109,7 +109,8 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         # is not checkpointed: resume solves it again.
         return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
                           blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
-                          store, keep=lambda r: r.status != Status.ERROR.value)
+                          store, keep=lambda r: r.status != Status.ERROR.value,
+                          limited=deadline is not None)
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
