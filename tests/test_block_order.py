@@ -1,6 +1,6 @@
-"""Blocks start largest first without a time limit (the run ends soonest) and
-smallest first under one (as many blocks as possible have a plan if it
-strikes)."""
+"""Blocks start largest first without a time limit (the run ends soonest);
+under one, the workers - 1 largest first and then the smallest first (as many
+blocks as possible have a plan if it strikes)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def test_order_is_largest_first_without_a_limit_and_smallest_first_under_one():
     blocks = _blocks([3, 20, 3, 10])
     assert run_order(blocks) == [1, 3, 0, 2]
     assert run_order(blocks, limited=True) == [0, 2, 3, 1]   # ties in block order either way
+    assert run_order(blocks, limited=True, workers=2) == [1, 0, 2, 3]
+    assert run_order(blocks, limited=True, workers=3) == [1, 3, 0, 2]
+    assert run_order(blocks, limited=False, workers=2) == [1, 3, 0, 2]
 
 
 def _sizes_in_start_order(time_limit):
@@ -39,7 +42,7 @@ def _sizes_in_start_order(time_limit):
 
 
 def test_a_decomposed_solve_starts_blocks_in_that_order():
-    """Two prefectures of 6 and 5 counties solved in process: the larger
-    first without a limit, the smaller first under one; same answer."""
+    """Two prefectures of 6 and 5 counties solved in process (one worker):
+    the larger first without a limit, the smaller first under one."""
     assert _sizes_in_start_order(None) == [6, 5]
     assert _sizes_in_start_order(300.0) == [5, 6]
