@@ -195,6 +195,14 @@ def test_ctrl_c_at_any_moment(tmp_path, delay):
         assert "interrupted" in err
 
 
+def _solve_is_interrupted(tiny, out, capsys, *extra: str) -> None:
+    """`pooling solve` on the tiny instance exits 130 saying "interrupted", no traceback."""
+    inst, spec = tiny
+    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(out), *extra]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
 def test_ctrl_c_inside_pyomos_output_capture_is_an_interrupt(monkeypatch, tiny, tmp_path, capsys):
     """Pyomo's output capture re-raises a Ctrl-C landing inside it as a
     RuntimeError naming KeyboardInterrupt (CI run of 2026-11-30: exit 1 with a
@@ -205,11 +213,7 @@ def test_ctrl_c_inside_pyomos_output_capture_is_an_interrupt(monkeypatch, tiny, 
         raise RuntimeError("KeyboardInterrupt:  (5: <pyomo.common.tee.redirect_fd object>)")
 
     monkeypatch.setattr(Highs, "solve", interrupted)
-    inst, spec = tiny
-    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o"), "--workers", "1"]) \
-        == EXIT_INTERRUPTED
-    err = capsys.readouterr().err
-    assert "interrupted" in err and "Traceback" not in err
+    _solve_is_interrupted(tiny, tmp_path / "o", capsys, "--workers", "1")
     assert _no_files(tmp_path / "o")
 
 
@@ -236,10 +240,7 @@ def test_ctrl_c_turned_into_another_error_by_a_library_is_an_interrupt(monkeypat
             raise ImportError('PyCapsule_Import could not import module "datetime"') from exc
 
     monkeypatch.setattr(cli, "_check_output", interrupted_import)
-    inst, spec = tiny
-    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o")]) == EXIT_INTERRUPTED
-    err = capsys.readouterr().err
-    assert "interrupted" in err and "Traceback" not in err
+    _solve_is_interrupted(tiny, tmp_path / "o", capsys)
     assert signal.getsignal(signal.SIGINT) is not cli._on_sigint   # the caller's handler is back
 
 
@@ -262,9 +263,5 @@ def test_ctrl_c_swallowed_by_the_solver_writes_nothing(monkeypatch, tiny, tmp_pa
         return result
 
     monkeypatch.setattr(solve_module, "solve", swallowed)
-    inst, spec = tiny
-    assert main(["solve", str(inst), "--spec", str(spec), "--out", str(tmp_path / "o"), "--workers", "1"]) \
-        == EXIT_INTERRUPTED
-    err = capsys.readouterr().err
-    assert "interrupted" in err and "Traceback" not in err
+    _solve_is_interrupted(tiny, tmp_path / "o", capsys, "--workers", "1")
     assert not (tmp_path / "o" / "result.json").exists()

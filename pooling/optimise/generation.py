@@ -601,9 +601,8 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
             break
         if not improved:
             break
-    if bound is None:
-        log.bound_method = ("trivial: the time limit struck before the bound over every pool was computed"
-                            if log.stopped == "time limit" else log.bound_method)
+    if bound is None:   # only the time limit breaks off before the first round's bound
+        log.bound_method = "trivial: the time limit struck before the bound over every pool was computed"
         bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
     _add_priced(master, searches, cache)
     columns = list(master.columns.values())
