@@ -341,8 +341,15 @@ def _execution_plan(args, label: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from pooling.data.options import add_solve_arguments
+    from pooling.data.provenance import versions
     from pooling.data.stress import PRESETS
-    parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.")
+    parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
+    found = versions()
+    parser.add_argument("--version", action="version", help="print the versions of pooling, Python and the "
+                        "numerical libraries, and exit",
+                        version=f"pooling {found.pop('pooling')} (" + ", ".join(f"{k} {v}" for k, v in found.items())
+                        + ")")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("solve", help="choose the optimal pooling plan and write result.json")

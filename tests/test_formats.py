@@ -1,10 +1,11 @@
-"""Files keep their meaning: format versions (data.formats) and a result as a
-plan (issue 21, items 6 and 8)."""
+"""Files keep their meaning: format versions (data.formats), a result as a plan,
+provenance paths and `pooling --version` (issue 21, items 6, 8, 9)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import warnings
@@ -13,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import pooling
-from pooling.cli import main
+from pooling.cli import DEFAULT_INSTANCE, DEFAULT_SPEC, main
 from pooling.data.formats import CURRENT_VERSIONS, FORMAT_FIELD, format_tag
 from pooling.data.generate import generate_instance
-from pooling.data.instance import ADMIN_FINANCING_V1, instance_from_dict
+from pooling.data.instance import ADMIN_FINANCING_V1, instance_from_dict, load_instance
 from pooling.data.plan import read_plan
-from pooling.data.spec import spec_from_dict
+from pooling.data.provenance import provenance, recorded_path
+from pooling.data.spec import load_spec, spec_from_dict
 from pooling.economics.pools import PoolPricer
 from pooling.errors import FormatWarning, InputError
 from pooling.optimise.result import Evaluation, Result
@@ -271,3 +273,50 @@ def test_a_result_without_a_plan_is_not_a_plan(tmp_path):
                                 "bound": 0.5}))
     with pytest.raises(InputError, match="bound is not a known field"):
         read_plan(path, instance)
+
+
+# ------------------------------------------------------------------ item 9: provenance and --version
+def test_provenance_records_typed_and_defaulted_paths_alike(monkeypatch):
+    monkeypatch.chdir(REPO)
+    typed = provenance(load_instance("instances/tongliao.json"), load_spec("./models/../models/default.toml"),
+                       None, None)
+    defaulted = provenance(load_instance(DEFAULT_INSTANCE), load_spec(DEFAULT_SPEC), None, None)
+    assert typed == defaulted
+    assert (typed["instance"], typed["spec"]) == ("instances/tongliao.json", "models/default.toml")
+
+
+def test_provenance_paths_outside_the_working_folder_are_absolute(tmp_path, monkeypatch):
+    inst, _ = _write_inputs(tmp_path)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    monkeypatch.chdir(tmp_path / "work")
+    real = str(Path(os.path.realpath(tmp_path)) / "tiny.json")
+    assert recorded_path("../tiny.json") == recorded_path(str(inst)) == real
+    monkeypatch.chdir(tmp_path)
+    assert recorded_path("link/tiny.json") == recorded_path(str(inst)) == "tiny.json"
+    assert recorded_path("<memory>") == "<memory>"
+
+
+def test_cli_solve_records_the_default_inputs_as_if_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    runs = {}
+    for name, args in (("defaulted", []), ("typed", [str(DEFAULT_INSTANCE.relative_to(REPO)), "--spec",
+                                                     str(DEFAULT_SPEC.relative_to(REPO))])):
+        assert main(["solve", *args, "--quiet", "--out", str(tmp_path / name)]) == 0
+        runs[name] = json.loads((tmp_path / name / "result.json").read_text())["provenance"]
+    assert runs["defaulted"] == runs["typed"]
+    assert runs["typed"]["instance"] == "instances/tongliao.json"
+
+
+def test_version_prints_the_versions_and_exits_0(capsys):
+    assert main(["--version"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"pooling {pooling_version()} (Python ")
+    for library in ("numpy", "scipy", "pyomo", "highspy"):
+        assert f"{library} " in printed
+    assert printed.count("\n") == 1
+
+
+def pooling_version() -> str:
+    from importlib import metadata
+    return metadata.version("pooling")
