@@ -313,6 +313,7 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
     counties, places = national.assemble_counties(model, ids, nbr, national.CONTRIBUTION_UPLIFT, NAMES)
 
     instance = {
+        "format": "pooling.instance/2",  # pooling.data.formats: the current instance format
         "name": "tongliao",
         "year": YEAR,
         "currency": "CNY",

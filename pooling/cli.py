@@ -21,9 +21,10 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from pathlib import Path
 
-from pooling.errors import InputError, NumericsError
+from pooling.errors import FormatWarning, InputError, NumericsError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -340,8 +341,15 @@ def _execution_plan(args, label: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from pooling.data.options import add_solve_arguments
+    from pooling.data.provenance import versions
     from pooling.data.stress import PRESETS
-    parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.")
+    parser = argparse.ArgumentParser(prog="pooling", description="Actuarial fund-pooling optimiser.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
+    found = versions()
+    parser.add_argument("--version", action="version", help="print the versions of pooling, Python and the "
+                        "numerical libraries, and exit",
+                        version=f"pooling {found.pop('pooling')} (" + ", ".join(f"{k} {v}" for k, v in found.items())
+                        + ")")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("solve", help="choose the optimal pooling plan and write result.json")
@@ -447,10 +455,23 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread else None
     try:
-        return _main(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return _main(argv)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
+
+
+def _show_warning(default):
+    """A FormatWarning (a file read by an older format's rules) printed as
+    ``warning: ...`` like the CLI's other warnings; any other as Python shows it."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FormatWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 def _main(argv: list[str] | None) -> int:

@@ -19,3 +19,10 @@ class InputError(PoolingError):
 
 class NumericsError(PoolingError):
     """A numerical routine could not reach its stated accuracy."""
+
+
+class FormatWarning(UserWarning):
+    """A file read by an older format version's rules where they differ from
+    the current ones (data.formats): the reading is right for the file as
+    written, and the message says how to state the current meaning instead.
+    The CLI prints it as ``warning: ...`` on stderr."""

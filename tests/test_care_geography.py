@@ -84,8 +84,10 @@ def test_bad_geography_is_named(mutate, message):
 
 
 def test_running_costs_default_to_the_county_budget():
+    """From pooling.instance/2 (tests/test_formats.py: without a format, version 1, the fund pays)."""
     data = geography_dict()
     del data["parameters"]["admin_financing"]
+    data["format"] = "pooling.instance/2"
     inst = load(data)
     assert inst.parameters.admin_financing == "county_budget"
     assert inst.parameters.fund_fixed_cost == 0.0

@@ -42,6 +42,8 @@ import numpy as np
 from scipy.spatial import Delaunay
 from scipy.stats import norm
 
+from pooling.data.formats import FORMAT_FIELD, format_tag
+
 # ---------------------------------------------------------------- fitted (census 2010, fitted 2026-11-23)
 # Enrollees = agricultural-hukou registered population x 98.3% participation:
 # log-normal fit (mean and sd of log enrollees over 2,565 units), truncated to the
@@ -309,6 +311,7 @@ def generate_instance(counties: int, prefectures: int, seed: int) -> dict:
         "approved_by": list(ids),
     })
     return {
+        FORMAT_FIELD: format_tag("instance"),
         "name": f"synthetic-{counties}-{prefectures}-{seed}",
         "year": 2012,
         "currency": "CNY",

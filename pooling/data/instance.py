@@ -1,8 +1,10 @@
 """Instance data model: counties, their funds and risk profiles (DESIGN §County data).
 
-An instance file is JSON with top-level keys ``name``, ``year``, ``currency``,
-``parameters``, ``counties`` (and an optional ``description``). Everything is
-validated once, here; the rest of the package trusts an `Instance`.
+An instance file is JSON with top-level keys ``format`` (``"pooling.instance/2"``;
+absent: version 1, data.formats), ``name``, ``year``, ``currency``,
+``parameters``, ``counties`` (and optional ``description``, ``places``,
+``contract_options``). Everything is validated once, here; the rest of the
+package trusts an `Instance`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import dataclasses
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pooling.data.fields import FieldReader, describe, encodable, require_path
+from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.geography import (  # noqa: F401  (re-exported: the instance's parts)
     ADMIN_FINANCING,
     DEFAULT_ADMIN_FINANCING,
@@ -39,7 +43,7 @@ from pooling.data.laws import (  # noqa: F401  (re-exported: readers and limits 
     read_shock_cv,
     read_tail_index,
 )
-from pooling.errors import InputError
+from pooling.errors import FormatWarning, InputError
 from pooling.risk.severity import Severity
 
 WEIGHT_SUM_TOLERANCE = 1e-6
@@ -62,6 +66,13 @@ inpatient risk to pool (actual rates are 1e4 times larger)."""
 MIGRANT_FACTOR_RANGE = (0.01, 10.0)
 """h: migrants' admission rate relative to residents'."""
 YEAR_RANGE = (1900, 2200)
+ADMIN_FINANCING_V1 = "risk_fund"
+"""parameters.admin_financing when a pooling.instance/1 file (any instance
+without a format field) omits it: the fund paid the running costs until the
+field existed, and docs/formats.md promised that files without it load as
+before. From pooling.instance/2 the default is DEFAULT_ADMIN_FINANCING."""
+
+
 @dataclass(frozen=True)
 class Parameters:
     """Instance-wide parameters (DESIGN §County data, instance-level; §Care geography)."""
@@ -261,12 +272,14 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
     if sha256 is None:
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    version = read_version(data, "instance", source)
     top = FieldReader(data, source)
+    top.raw(FORMAT_FIELD, None)
     name = top.string("name")
     year = top.integer("year", low=YEAR_RANGE[0], high=YEAR_RANGE[1])
     currency = top.string("currency")
     description = top.string("description", default="")
-    parameters = _read_parameters(top.table("parameters"))
+    parameters = _read_parameters(top.table("parameters"), version)
     places = read_places(top.raw("places", []), source)
     raw_options = top.raw("contract_options", [])
     raw_counties = top.raw("counties")
@@ -302,7 +315,22 @@ def _check_unique_ids(raw_counties: list, source: str) -> None:
             first[cid] = index
 
 
-def _read_parameters(reader: FieldReader) -> Parameters:
+def _admin_financing(reader: FieldReader, version: int) -> str:
+    """parameters.admin_financing, its default by the file's format version
+    (data.formats.CHANGES): a version-1 file that omits it is read as written,
+    with a FormatWarning saying how to ask for the current default."""
+    if reader.has("admin_financing") or version >= 2:
+        return reader.string("admin_financing", choices=ADMIN_FINANCING, default=DEFAULT_ADMIN_FINANCING)
+    reader.raw("admin_financing", None)
+    warnings.warn(f'{reader.where}: no "{FORMAT_FIELD}" field, so the file is read as {format_tag("instance", 1)}, '
+                  f'where an absent {reader.path}admin_financing means "{ADMIN_FINANCING_V1}" (the fund pays the '
+                  f'running costs F and a_c); since {format_tag("instance", 2)} it means "{DEFAULT_ADMIN_FINANCING}". '
+                  f'Add "admin_financing": "{ADMIN_FINANCING_V1}" to keep this reading without this warning, or '
+                  f'"{FORMAT_FIELD}": "{format_tag("instance")}" for the current one', FormatWarning, stacklevel=4)
+    return ADMIN_FINANCING_V1
+
+
+def _read_parameters(reader: FieldReader, version: int) -> Parameters:
     tiers = read_tiers(reader)
     prefecture_shock, county_shock = read_regional_shocks(reader)
     params = Parameters(
@@ -314,8 +342,7 @@ def _read_parameters(reader: FieldReader) -> Parameters:
         outside_severity=read_severity(reader.table("outside_severity")),
         frequency_shock_cv=read_shock_cv(reader, "frequency_shock_cv"),
         tiers=tiers, prefecture_shock=prefecture_shock, county_shock=county_shock,
-        admin_financing=reader.string("admin_financing", choices=ADMIN_FINANCING,
-                                      default=DEFAULT_ADMIN_FINANCING),
+        admin_financing=_admin_financing(reader, version),
     )
     reader.finish()
     return params

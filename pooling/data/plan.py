@@ -1,10 +1,17 @@
 """Pooling plans given by the user: ``{"pools": [["id", ...], ...]}``, and
-optionally ``"contracts": [{"pool": ["id", ...], "option": "ID"}, ...]``.
+optionally ``"format": "pooling.plan/1"`` and ``"contracts": [{"pool": ["id",
+...], "option": "ID"}, ...]``.
 
 A plan must partition the instance's counties: every county exactly once,
 no unknown ids, no empty pools. A contract names one of the plan's pools (its
 counties, in any order) and a contract option of the instance whose origin
 includes one of them.
+
+A result.json (or evaluation.json) is a plan too: its pools' counties and the
+contracts it takes (`plan_of_output`); the rest of it (rates, bound, figures)
+is what `evaluate` computes again. It is recognised by its format tag, or,
+written before tags existed, by the `status` and `provenance` every result
+and evaluation holds.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pooling.data.fields import FieldReader, describe
+from pooling.data.formats import FORMAT_FIELD, check_version, file_format, read_version
 from pooling.data.instance import Instance, parse_json_bytes, read_file_bytes
 from pooling.errors import InputError
 
@@ -26,12 +34,63 @@ def read_plan(path: str | Path, instance: Instance) -> tuple[list[list[str]], li
     """(pools, contracts as (pool's counties, option id)) of a plan file."""
     path = Path(path)
     data = parse_json_bytes(read_file_bytes(path, "plan"), str(path))
-    reader = FieldReader(data, str(path))
-    pools = reader.raw("pools")
-    contracts = reader.raw("contracts", [])
-    reader.finish()
+    output = _output_kind(data, str(path))
+    if output is not None:
+        pools, contracts = plan_of_output(data, output, str(path))
+    else:
+        read_version(data, "plan", str(path))
+        reader = FieldReader(data, str(path))
+        reader.raw(FORMAT_FIELD, None)
+        pools = reader.raw("pools")
+        contracts = reader.raw("contracts", [])
+        reader.finish()
     plan = validate_plan(pools, instance, str(path))
     return plan, validate_contracts(contracts, plan, instance, str(path))
+
+
+OUTPUT_KINDS = ("result", "evaluation")
+"""Files `pooling` writes that hold a plan a user may evaluate again."""
+
+
+def _output_kind(data: Any, where: str) -> str | None:
+    """"result" or "evaluation" when `data` is one (by its tag; untagged, by
+    the `status` and `provenance` no plan file has), else None."""
+    kind, version = file_format(data, where, "plan")
+    if kind in OUTPUT_KINDS:
+        check_version(kind, version, where)
+        return kind
+    if kind is None and isinstance(data, dict) and "status" in data and "provenance" in data:
+        return "result" if "bound" in data else "evaluation"
+    return None
+
+
+def plan_of_output(data: dict, kind: str, where: str) -> tuple[Any, list]:
+    """(pools, contracts) of a result.json or evaluation.json, in a plan
+    file's shape: each pool's counties, each contract's pool counties and
+    option. Everything else in the file is ignored: `evaluate` gives the pools
+    the rates the spec's rules give them."""
+    pools = data.get("pools")
+    if not isinstance(pools, list):
+        raise InputError(f"{where}: a {kind} file used as a plan must have a list of pools, got {describe(pools)}")
+    if not pools:
+        raise InputError(f"{where}: the {kind} has no plan (status {describe(data.get('status'))}); "
+                         f"nothing to evaluate")
+    counties = []
+    for index, pool in enumerate(pools):
+        if not isinstance(pool, dict) or "counties" not in pool:
+            raise InputError(f"{where}: pools[{index}] must be a pool of a {kind} file (an object with counties), "
+                             f"got {describe(pool)}")
+        counties.append(pool["counties"])
+    contracts = data.get("contracts", [])
+    if not isinstance(contracts, list):
+        raise InputError(f"{where}: contracts must be a list, got {describe(contracts)}")
+    taken = []
+    for index, contract in enumerate(contracts):
+        if not isinstance(contract, dict) or "counties" not in contract or "option" not in contract:
+            raise InputError(f"{where}: contracts[{index}] must name its pool's counties and its option, "
+                             f"got {describe(contract)}")
+        taken.append({"pool": contract["counties"], "option": contract["option"]})
+    return counties, taken
 
 
 def validate_contracts(contracts: Any, plan: list[list[str]], instance: Instance,

@@ -1,8 +1,10 @@
 """Model spec: the pooling policy to study (DESIGN §Decisions and constraints).
 
-A spec is a TOML file under ``models/`` with tables ``[pooling]``,
-``[solvency]``, ``[rates]``, ``[objective]`` and optionally ``[simulation]``.
-Unknown tables and keys are errors. Defaults are stated here and in
+A spec is a TOML file under ``models/`` with a top-level ``format =
+"pooling.spec/1"`` (absent: version 1, data.formats), tables ``[pooling]``,
+``[solvency]``, ``[rates]``, ``[objective]`` and optionally
+``[equalisation]``, ``[network]``, ``[simulation]``. Unknown tables and keys
+are errors. Defaults are stated here and in
 docs/formats.md; required fields are the ones with no sensible default.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pooling.data.fields import FieldReader, require_path
+from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
 from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
@@ -133,10 +136,11 @@ class Spec:
     network: Network = Network()
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved spec (defaults filled in), as stored in results."""
-        return {section: dataclasses.asdict(getattr(self, section))
-                for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network",
-                                "simulation")}
+        """The resolved spec (defaults filled in, the current format tag), as
+        stored in results."""
+        return {FORMAT_FIELD: format_tag("spec")} | {
+            section: dataclasses.asdict(getattr(self, section))
+            for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network", "simulation")}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -160,7 +164,9 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     if sha256 is None:
         canonical = json.dumps(data, sort_keys=True, default=str)
         sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    read_version(data, "spec", source)   # every version so far means the same (data.formats.CHANGES)
     top = FieldReader(data, source)
+    top.raw(FORMAT_FIELD, None)
     pooling = _read_pooling(top.table("pooling"))
     solvency = _read_solvency(top.table("solvency"))
     rates = _read_rates(top.table("rates"))

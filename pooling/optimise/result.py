@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.economics.care import CARE_FIELDS, CountyCare, portability
 from pooling.economics.pools import PoolPricing
 from pooling.errors import InputError
@@ -61,11 +62,16 @@ class _Reader:
 
 def _same_as_file(obj: Any, data: dict[str, Any], where: str, what: str) -> None:
     """A read-back object must write the file's content exactly: name the first
-    field that differs (an unknown key, or a value the object cannot hold)."""
+    field that differs (an unknown key, or a value the object cannot hold).
+    The format tag is the one exception: the object writes the current one
+    (a file of an older version, or one without a tag, was checked by
+    `read_version` and is read as its version means)."""
     try:
         written = obj.to_dict()
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InputError(f"{where}: cannot be read back ({type(exc).__name__}: {exc}): not {what}") from None
+    if FORMAT_FIELD in written:
+        data = {FORMAT_FIELD: written[FORMAT_FIELD]} | {k: v for k, v in data.items() if k != FORMAT_FIELD}
     for key in list(data) + [k for k in written if k not in data]:
         if key not in written:
             raise InputError(f"{where}: unknown field {key!r}: not {what}")
@@ -322,6 +328,7 @@ class Result:
         Anything else is an InputError naming the file and field."""
         what = "a result.json written by `pooling solve`"
         r = _Reader(data, source, what)
+        read_version(data, "result", source)   # every result version so far means the same
         spec, pools = _spec_and_pools(r, source)
         result = cls(
             status=r("status", str), objective=r.number("objective", optional=True),
@@ -354,6 +361,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            FORMAT_FIELD: format_tag("result"),
             "status": self.status,
             "objective_kind": self.objective_kind,
             "objective": self.objective,
@@ -437,6 +445,7 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            FORMAT_FIELD: format_tag("evaluation"),
             "status": "feasible" if self.feasible else "infeasible",
             "subsidy": self.subsidy,
             "feasible": self.feasible,
@@ -461,6 +470,7 @@ class Evaluation:
         gives that content back exactly."""
         what = "an evaluation.json written by `pooling evaluate`"
         r = _Reader(data, source, what)
+        read_version(data, "evaluation", source)
         spec, pools = _spec_and_pools(r, source)
         violations = [Violation.from_dict(v, where=f"{source}: violations[{i}]")
                       for i, v in enumerate(r("violations", list))]

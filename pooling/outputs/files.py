@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pooling.data.formats import KIND_NAMES, read_version
 from pooling.data.instance import parse_json_bytes, read_file_bytes
 from pooling.errors import InputError
 from pooling.execution.atomic import write_bytes_atomic
@@ -16,12 +17,21 @@ if TYPE_CHECKING:
     from pooling.optimise.result import Result
 
 
+def load_output_json(path: Path, kind: str) -> dict[str, Any]:
+    """Read a file `pooling` wrote, of `kind` ("result", "evaluation" or
+    "stress"): a JSON object whose format tag, if any, names that kind in a
+    version this program reads (data.formats); its fields are checked by
+    whoever reads them."""
+    data = parse_json_bytes(read_file_bytes(path, kind), str(path))
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected {KIND_NAMES[kind]}, an object, got {type(data).__name__}")
+    read_version(data, kind, str(path))
+    return data
+
+
 def load_result_json(path: Path) -> dict[str, Any]:
     """Read a result.json written by `pooling solve` (validated by the simulator)."""
-    data = parse_json_bytes(read_file_bytes(path, "result"), str(path))
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a result object")
-    return data
+    return load_output_json(path, "result")
 
 
 def read_result(path: str | Path) -> Result:

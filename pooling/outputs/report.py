@@ -25,7 +25,7 @@ from typing import Any
 
 from pooling.data.instance import Instance, load_instance
 from pooling.errors import InputError, NumericsError
-from pooling.outputs.files import load_result_json, write_text_atomic
+from pooling.outputs.files import load_output_json, load_result_json, write_text_atomic
 
 REPORT_EXTRA = "pip install 'pooling[report]'"
 HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
@@ -153,7 +153,7 @@ def _check_counties(ids: list[str], instance: Instance, where: str) -> None:
 
 
 def _load_stress(path: Path) -> dict[str, Any]:
-    data = load_result_json(path)
+    data = load_output_json(path, "stress")
     where = f"{path}: not a stress.json written by `pooling simulate`"
     for key in ("scenarios", "years", "ruin_target", "pools", "plan"):
         if key not in data:
@@ -271,7 +271,7 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
         _check_counties([c for p in stress["pools"] for c in p["counties"]], instance, str(stress_path))
         _same_instance(stress, instance, Path(stress_path), warnings)
     if evaluation_path is not None:
-        evaluation = load_result_json(Path(evaluation_path))
+        evaluation = load_output_json(Path(evaluation_path), "evaluation")
         Evaluation.from_dict(evaluation, source=str(evaluation_path))
         _check_counties([c for p in evaluation["pools"] for c in p["counties"]], instance, str(evaluation_path))
         _same_instance(evaluation, instance, Path(evaluation_path), warnings)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import check_int
@@ -244,6 +245,7 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
 
     n_any = int(any_ruin.sum())
     data = {
+        FORMAT_FIELD: format_tag("stress"),
         "scenarios": scenarios,
         "years": years,
         "seed": seed,
