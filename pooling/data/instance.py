@@ -234,6 +234,9 @@ def parse_json_bytes(raw: bytes, where: str) -> Any:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys(where))
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to read (lists or objects inside each other "
+                         f"thousands of levels deep)") from None
 
 
 def read_file_bytes(path: Path, what: str) -> bytes:
