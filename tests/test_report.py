@@ -656,10 +656,15 @@ def test_a_bad_result_stress_or_evaluation_file_exits_2_naming_the_field(tonglia
     assert not (tmp_path / "out").exists()
 
 
-def test_json_nested_too_deeply_exits_2(tmp_path, capsys):
-    """Python's JSON parser gives up (RecursionError) on lists nested
-    thousands deep: any file the CLI reads is refused with a message."""
-    (tmp_path / "result.json").write_text("[" * 100_000 + "]" * 100_000)
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"pools": ' + "1" * 5000 + "}", "a number with more digits than can be read"),
+])
+def test_json_python_cannot_parse_exits_2(tmp_path, capsys, text, message):
+    """Python's JSON parser gives up on lists nested thousands deep
+    (RecursionError) and integers of over 4,300 digits (ValueError): any file
+    the CLI reads is refused with a message."""
+    (tmp_path / "result.json").write_text(text)
     assert _run(["report", str(tmp_path / "result.json"), "--out", str(tmp_path / "out")]) == 2
-    assert "nested too deeply" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

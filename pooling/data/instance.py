@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,9 @@ def parse_json_bytes(raw: bytes, where: str) -> Any:
     except RecursionError:
         raise InputError(f"{where}: JSON nested too deeply to read (lists or objects inside each other "
                          f"thousands of levels deep)") from None
+    except ValueError:  # Python reads integers of up to 4,300 digits (sys.get_int_max_str_digits)
+        raise InputError(f"{where}: not valid JSON: a number with more digits than can be read "
+                         f"(over {sys.get_int_max_str_digits():,})") from None
 
 
 def read_file_bytes(path: Path, what: str) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any
 from pooling.data.fields import FieldReader, describe
 from pooling.data.instance import MAX_ENROLLEES, Instance, parse_json_bytes, read_file_bytes
 from pooling.data.plan import validate_plan
-from pooling.data.spec import MAX_SCENARIOS, OBJECTIVES, Spec, spec_from_dict
+from pooling.data.spec import MAX_COUNT, MAX_SCENARIOS, OBJECTIVES, Spec, spec_from_dict
 from pooling.errors import InputError
 
 MAX_REPORTED_MONEY = 1e20
@@ -31,8 +31,6 @@ surplus, top-up or compensation may hold: instances keep every pool below
 2e9 enrollees x 5 admissions x 1e8 CNY = 1e18 of expected cost, so a larger
 figure is not one pooling wrote, and it keeps the report's sums and figure
 axes far from float overflow."""
-MAX_COUNT = 2_000_000_000
-"""Counts (columns, pools priced, generation rounds): far above any run."""
 HORIZON_YEARS = (1, 100)
 """stress.json `years`: the horizon `simulate --years` and spec simulation.years accept."""
 PORTABILITY_KEYS = ("migrant_in_network_share", "migrant_effective_rate", "resident_effective_rate",
@@ -318,7 +316,7 @@ def _portability(top: FieldReader) -> dict[str, float | None] | None:
     if top.raw("portability", None) is None:
         return None
     table = top.table("portability")
-    return {key: _number_or_none(table, key, low=0.0, high=1.0) for key in PORTABILITY_KEYS}
+    return {key: _number_or_none(table, key) for key in PORTABILITY_KEYS}
 
 
 # ---------------------------------------------------------------- result.json
@@ -332,9 +330,9 @@ def read_result_record(data: Any, instance: Instance, source: str) -> ResultReco
     spec = spec_from_dict(spec_table, source=f"{source}: spec")
     return ResultRecord(
         source=source, status=top.string("status"), objective_kind=top.string("objective_kind", choices=OBJECTIVES),
-        objective=_number_or_none(top, "objective", low=0.0, high=1.0),
-        bound=_number_or_none(top, "bound", low=0.0, high=1.0), gap=_number_or_none(top, "gap", low=0.0),
-        mean_rate=_number_or_none(top, "mean_rate", low=0.0, high=1.0),
+        objective=_number_or_none(top, "objective"),
+        bound=_number_or_none(top, "bound"), gap=_number_or_none(top, "gap"),
+        mean_rate=_number_or_none(top, "mean_rate"),
         wall_seconds=top.number("wall_seconds", low=0.0), pools=_pools(top, instance, complete=False),
         diagnosis=tuple(top.string_list("diagnosis")), termination=_text_or_none(top, "termination"),
         columns=top.integer("columns", low=0, high=MAX_COUNT),
@@ -368,8 +366,8 @@ def _group(reader: FieldReader) -> GroupRecord:
     return GroupRecord(
         label=reader.string("group"), counties=len(reader.string_list("counties")),
         enrollees=None if enrollees is None else reader.integer("enrollees", low=0, high=MAX_ENROLLEES),
-        status=reader.string("status"), objective=_number_or_none(reader, "objective", low=0.0, high=1.0),
-        bound=_number_or_none(reader, "bound", low=0.0, high=1.0), gap=_number_or_none(reader, "gap", low=0.0),
+        status=reader.string("status"), objective=_number_or_none(reader, "objective"),
+        bound=_number_or_none(reader, "bound"), gap=_number_or_none(reader, "gap"),
         pools=tuple(reader.string_list("pools")), diagnosis=tuple(reader.string_list("diagnosis")))
 
 
@@ -379,8 +377,8 @@ def _baseline(reader: FieldReader) -> BaselineRecord:
         raise reader.fail("pools", f"must be a list of pools, got {describe(pools)}")
     return BaselineRecord(
         name=reader.string("name"), status=reader.string("status"),
-        **{key: _number_or_none(reader, key, low=0.0, high=1.0)
-           for key in ("objective", "mean_rate", "min_rate", "max_rate")}, pools=len(pools))
+        **{key: _number_or_none(reader, key) for key in ("objective", "mean_rate", "min_rate", "max_rate")},
+        pools=len(pools))
 
 
 def _provenance(table: FieldReader) -> tuple[tuple[str, str], ...]:
@@ -435,8 +433,8 @@ def read_evaluation_record(data: Any, instance: Instance, source: str) -> Evalua
         subsidy = _subsidy(top.table("subsidy"), instance)
     return EvaluationRecord(
         source=source, status=top.string("status", choices=("feasible", "infeasible")),
-        objective=top.number("objective", low=0.0, high=1.0),
-        mean_rate=_number_or_none(top, "mean_rate", low=0.0, high=1.0),
+        objective=top.number("objective"),
+        mean_rate=_number_or_none(top, "mean_rate"),
         rates_from=top.string("rates_from"), pools=pools, violations=violations, subsidy=subsidy,
         instance_sha256=_sha256(top))
 
@@ -447,7 +445,7 @@ def _violation(reader: FieldReader, ids: set[str]) -> ViolationRecord:
     if unknown:
         raise reader.fail("pools", f'name pools of this file, got "{unknown[0]}", which is not one')
     return ViolationRecord(rule=reader.string("rule"), pools=tuple(pools),
-                           rates=_numbers(reader, "rates", low=-MAX_REPORTED_MONEY, high=1.0),
+                           rates=_numbers(reader, "rates", low=-MAX_REPORTED_MONEY, high=MAX_REPORTED_MONEY),
                            limit=_number_or_none(reader, "limit", low=-MAX_REPORTED_MONEY,
                                                  high=MAX_REPORTED_MONEY),
                            message=reader.string("message"))
