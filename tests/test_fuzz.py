@@ -89,18 +89,30 @@ def _parent(data, path):
     return data
 
 
+ACTIONS = ["perturb", "perturb", "perturb", "replace", "number", "delete", "add"]
+SHAPE_ACTIONS = ["shorten", "lengthen", "id", "id"]
+"""For files the program wrote (result, stress, evaluation): lists of the wrong
+length and strings replaced by an id (a county, a pool, an unknown one)."""
+IDS = ["900101", "900102", "900103", "outside", "P01", "P02", "nowhere", ""]
+
+
 @st.composite
-def mutated(draw, base: dict, max_mutations: int = 3):
+def mutated(draw, base: dict, max_mutations: int = 3, shapes: bool = False, min_mutations: int = 0):
     """`base` with a few random edits: a value replaced (by an extreme number,
-    a wrong type, a nested value), a key deleted, or an unknown key added."""
+    a wrong type, a nested value), a key deleted, or an unknown key added;
+    with `shapes` also a list shortened or lengthened, or a string replaced
+    by an id."""
     data = copy.deepcopy(base)
-    for _ in range(draw(st.integers(0, max_mutations))):
+    for _ in range(draw(st.integers(min_mutations, max_mutations))):
         paths = [p for p, _ in _paths(data) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
         parent = _parent(data, path)
-        action = draw(st.sampled_from(["perturb", "perturb", "perturb", "replace", "number", "delete", "add"]))
+        action = draw(st.sampled_from(ACTIONS + SHAPE_ACTIONS if shapes else ACTIONS))
+        if action in SHAPE_ACTIONS:
+            _reshape(draw, data, action)
+            continue
         if action == "perturb":
             numeric = [p for p, v in _paths(data) if p and isinstance(v, int | float) and not isinstance(v, bool)]
             if not numeric:
@@ -122,6 +134,24 @@ def mutated(draw, base: dict, max_mutations: int = 3):
         elif isinstance(parent, dict):
             parent[draw(TEXT)] = draw(SCALARS)
     return data
+
+
+def _reshape(draw, data, action: str) -> None:
+    """A list one item shorter or longer (its last item repeated), or a string made an id."""
+    if action == "id":
+        strings = [p for p, v in _paths(data) if p and isinstance(v, str)]
+        if strings:
+            path = draw(st.sampled_from(strings))
+            _parent(data, path)[path[-1]] = draw(st.sampled_from(IDS))
+        return
+    lists = [p for p, v in _paths(data) if p and isinstance(v, list) and v]
+    if lists:
+        path = draw(st.sampled_from(lists))
+        items = _parent(data, path)[path[-1]]
+        if action == "shorten":
+            items.pop()
+        else:
+            items.append(copy.deepcopy(items[-1]))
 
 
 def _json_text(data) -> str:
@@ -335,3 +365,37 @@ def test_fuzzed_simulate(solved, flags, result_edit):
                 continue  # keep the run small; --scenarios ranges are in test_cli
             argv += [f"{flag}={value}"]
         run_cli("simulate", argv, out)
+
+
+@pytest.fixture(scope="module")
+def reported(solved):
+    """The simulate fuzz's solved plan, also stress-tested and evaluated with
+    the price of equalisation: the three files `pooling report` reads."""
+    common = ["--spec", str(solved / "s.toml"), "--out", str(solved)]
+    assert main(["simulate", str(solved / "i.json"), *common, "--result", str(solved / "result.json"),
+                 "--scenarios", "200", "--years", "2"]) in (0, 3)
+    _write(solved / "p.json", _json_text({"pools": [["900101", "900102"], ["900103"]]}))
+    assert main(["evaluate", str(solved / "i.json"), *common, "--plan", str(solved / "p.json"), "--subsidy"]) in (0, 3)
+    return {name: json.loads((solved / name).read_text(encoding="utf-8"))
+            for name in ("result.json", "stress.json", "evaluation.json")}
+
+
+REPORT_FUZZ = settings(FUZZ, max_examples=max(1, EXAMPLES // 4))
+"""A report that renders draws five figures (1.5-4 s here): a quarter of the budget, every case edited."""
+
+
+@REPORT_FUZZ
+@given(which=st.sampled_from(["result.json", "stress.json", "evaluation.json"]), data=st.data())
+def test_fuzzed_report_inputs(reported, which, data):
+    """`pooling report` on a result, stress and evaluation file, one of them
+    edited (wrong types, lengths, ids): a report (0) or a message (2)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, content in reported.items():
+            edited = data.draw(mutated(content, max_mutations=3, shapes=True, min_mutations=1)) \
+                if name == which else content
+            _write(tmp / name, _json_text(edited))
+        out = tmp / "out"
+        code, _, _ = run_cli("report", ["report", str(tmp / "result.json"), "--stress", str(tmp / "stress.json"),
+                                        "--evaluation", str(tmp / "evaluation.json"), "--out", str(out)], out)
+        assert code in (0, 2)

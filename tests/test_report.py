@@ -6,11 +6,13 @@ exactly."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from matplotlib.patches import Polygon
 
 import pooling
 from pooling.cli import main
+from pooling.data.report_inputs import read_result_record, read_stress_record
 from pooling.optimise.result import Evaluation, Result
 from pooling.outputs import figures
 from pooling.outputs.frames import county_frame, price_alone, spec_from_result
@@ -39,6 +42,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def _run(argv: list[str]) -> int:
     return main(argv)
+
+
+def _pools(path: Path, instance) -> tuple:
+    """The pools of a result.json as the report reads them."""
+    return read_result_record(json.loads(path.read_text(encoding="utf-8")), instance, str(path)).pools
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +156,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tongliao, tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text(json.dumps({"status": "optimal"}))
     assert _run(["report", str(tmp_path / "bad.json"), "--instance", str(TONGLIAO)]) == 2
-    assert "missing field" in capsys.readouterr().err
+    assert "bad.json: spec is missing" in capsys.readouterr().err
     assert _run(["report", str(tongliao / "result.json"), "--stress", str(tongliao / "result.json"),
                  "--out", str(tmp_path / "s")]) == 2
     assert "not a stress.json" in capsys.readouterr().err
@@ -186,7 +194,7 @@ def _county_patches(fig) -> list[Polygon]:
 
 def test_the_map_has_one_colour_per_pool(status_quo):
     instance = pooling.load_instance(TONGLIAO)
-    pools = json.loads((status_quo / "result.json").read_text())["pools"]
+    pools = _pools(status_quo / "result.json", instance)
     assert len(pools) == 8
     fig = figures.pool_map(instance, pools)
     patches = _county_patches(fig)
@@ -194,7 +202,7 @@ def test_the_map_has_one_colour_per_pool(status_quo):
     colour_of: dict[str, set] = {}
     for patch in patches:
         colour_of.setdefault(patch.get_label(), set()).add(tuple(np.round(patch.get_facecolor(), 6)))
-    assert sorted(colour_of) == sorted(p["id"] for p in pools)
+    assert sorted(colour_of) == sorted(p.id for p in pools)
     assert all(len(c) == 1 for c in colour_of.values())
     assert len({next(iter(c)) for c in colour_of.values()}) == len(pools)
     # ... and the rendered picture shows each of those colours over a real area.
@@ -207,13 +215,12 @@ def test_the_map_has_one_colour_per_pool(status_quo):
 
 def test_the_tongliao_map_is_one_pool_and_a_partial_map_shows_the_counties_without_plan(tongliao, partial):
     instance = pooling.load_instance(TONGLIAO)
-    pools = json.loads((tongliao / "result.json").read_text())["pools"]
-    patches = _county_patches(figures.pool_map(instance, pools))
+    patches = _county_patches(figures.pool_map(instance, _pools(tongliao / "result.json", instance)))
     assert len({tuple(p.get_facecolor()) for p in patches}) == 1
     assert {p.get_label() for p in patches} == {"P01"}
     inst = pooling.load_instance(partial / "instance.json")
-    data = json.loads((partial / "result.json").read_text())
-    labels = {p.get_gid(): p.get_label() for p in _county_patches(figures.pool_map(inst, data["pools"]))}
+    labels = {p.get_gid(): p.get_label()
+              for p in _county_patches(figures.pool_map(inst, _pools(partial / "result.json", inst)))}
     assert labels["county:900201"] == labels["county:900202"] == "no plan"
     assert labels["county:900101"] != "no plan"
 
@@ -241,21 +248,21 @@ def test_the_layout_is_deterministic_and_keeps_neighbours_close():
 
 def test_the_loss_figure_marks_budget_var_and_cvar_where_the_result_says(tongliao):
     instance = pooling.load_instance(TONGLIAO)
-    pool = json.loads((tongliao / "result.json").read_text())["pools"][0]
+    pool = _pools(tongliao / "result.json", instance)[0]
     from pooling.economics.pools import pool_model
     from pooling.risk.claims import lattice_law
-    law = lattice_law(pool_model(instance, frozenset(pool["counties"])))
-    fig = figures.loss_distributions([dict(pool, law=law)], "CNY", "cvar", 0.99)
+    law = lattice_law(pool_model(instance, frozenset(pool.counties)))
+    fig = figures.loss_distributions([(pool, law)], "CNY", "cvar", 0.99)
     ax = fig.axes[0]
     marks = {line.get_label(): line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1}
-    assert marks["budget"] == pytest.approx(pool["budget"] / 1e6)
-    assert marks["CVaR 0.99"] == pytest.approx(pool["rate"] * pool["cvar"] / 1e6)
-    assert marks["VaR 0.99"] == pytest.approx(pool["rate"] * pool["var"] / 1e6)
+    assert marks["budget"] == pytest.approx(pool.budget / 1e6)
+    assert marks["CVaR 0.99"] == pytest.approx(pool.rate * pool.cvar / 1e6)
+    assert marks["VaR 0.99"] == pytest.approx(pool.rate * pool.var / 1e6)
     # at the maximum solvent rate, rate x CVaR is the budget
     assert marks["CVaR 0.99"] == pytest.approx(marks["budget"], rel=1e-9)
     curve = max(ax.get_lines(), key=lambda line: len(line.get_xdata()))
     x, y = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
-    assert x[np.argmax(y)] == pytest.approx(pool["rate"] * pool["expected_cost"] / 1e6, rel=0.02)
+    assert x[np.argmax(y)] == pytest.approx(pool.rate * pool.expected_cost / 1e6, rel=0.02)
 
 
 def test_the_rate_figure_has_one_line_per_county_coloured_by_gain_or_loss(tongliao):
@@ -272,11 +279,12 @@ def test_the_rate_figure_has_one_line_per_county_coloured_by_gain_or_loss(tongli
 
 
 def test_the_stress_figure_draws_each_year_with_its_interval(tongliao):
-    stress = json.loads((tongliao / "stress.json").read_text())
+    stress = read_stress_record(json.loads((tongliao / "stress.json").read_text()), pooling.load_instance(TONGLIAO),
+                                "stress.json")
     fig = figures.stress_figure(stress, ["P01"])
     left = fig.axes[0]
     line = next(line for line in left.get_lines() if line.get_label() == "P01")
-    assert list(line.get_ydata()) == stress["pools"][0]["ruin_probability_by_year"]
+    assert list(line.get_ydata()) == list(stress.pools[0].ruin_by_year)
     assert len(left.collections) == 1  # the shaded interval
 
 
@@ -392,3 +400,273 @@ def test_the_page_renders_in_headless_chromium(tongliao, tmp_path):
     assert image.shape[:2] == (2000, 1200)
     colours = np.unique((image[:, :, :3] * 255).round().astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 200  # text, tables and the map's colours, not a blank page
+
+
+# ---------------------------------------------------------------- hostile text
+
+SCRIPT, IMG, LINK, MATH = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", \
+    "$\\frac{$"
+HOSTILE_IDS = (SCRIPT, IMG, LINK, MATH + "|a")
+"""County ids (the first two in one prefecture, the last two in another)."""
+HOSTILE_TEXT = {
+    "title": f"{SCRIPT} | {LINK} {MATH}", "currency": IMG, "prefecture 1": f"<b onmouseover=alert(2)>{MATH}",
+    "prefecture 2": "[p](javascript:alert(3))|", "province": "![i](javascript:alert(4)) *x* _y_ `z` ~~s~~",
+    "stress": "<svg onload=alert(5)>", "names": (f"=HYPERLINK(\"http://x\") {SCRIPT}", f"{MATH} County",
+                                                 f"{LINK} | col", f"-{IMG}\n# heading\n- item"),
+}
+"""Every string of a hostile instance and spec that the report shows, by where it comes from."""
+HOSTILE_SPEC = ('[pooling]\nscope = "optimise"\nwithin = "prefecture"\n[solvency]\nmeasure = "cvar"\nlevel = 0.99\n'
+                'reserve_share = 0.5\n[rates]\nmin = 0.3\nmax = 0.9\n'
+                f'[simulation.stress.{json.dumps(HOSTILE_TEXT["stress"])}]\nfrequency_multiplier = 1.1\n'
+                '[equalisation]\nmax_rate_gap = 0.0\n')
+
+
+def _hostile_instance() -> dict:
+    prefectures = (HOSTILE_TEXT["prefecture 1"], HOSTILE_TEXT["prefecture 1"], HOSTILE_TEXT["prefecture 2"],
+                   HOSTILE_TEXT["prefecture 2"])
+    counties = []
+    for k, (cid, name, prefecture) in enumerate(zip(HOSTILE_IDS, HOSTILE_TEXT["names"], prefectures)):
+        partner = HOSTILE_IDS[k ^ 1]
+        counties.append(county(cid, prefecture, name=name, province=HOSTILE_TEXT["province"], adjacent=[partner],
+                               enrollees=10_000 * (k + 1), contribution_per_capita=(260.0, 420.0, 300.0, 520.0)[k]))
+    data = instance_dict(counties)
+    data.update(name=HOSTILE_TEXT["title"], currency=HOSTILE_TEXT["currency"])
+    return data
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Path:
+    """A plan of an instance whose every name, id, title and currency is
+    markup, solved, stress-tested under a scenario named as markup, its
+    status quo evaluated with the price of equalisation, and reported."""
+    out = tmp_path_factory.mktemp("hostile")
+    (out / "i.json").write_text(json.dumps(_hostile_instance()), encoding="utf-8")
+    (out / "s.toml").write_text(HOSTILE_SPEC, encoding="utf-8")
+    (out / "plan.json").write_text(json.dumps({"pools": [[cid] for cid in HOSTILE_IDS]}), encoding="utf-8")
+    common = ["--spec", str(out / "s.toml"), "--out", str(out)]
+    assert _run(["solve", str(out / "i.json"), *common, "--workers", "1", "--quiet", "--format", "csv"]) == 0
+    assert _run(["simulate", str(out / "i.json"), *common, "--result", str(out / "result.json"), "--scenarios",
+                 "300", "--years", "2", "--stress", HOSTILE_TEXT["stress"]]) in (0, 3)
+    (out / "equalised.toml").write_text(HOSTILE_SPEC + "no_county_worse_off = true\n", encoding="utf-8")
+    assert _run(["evaluate", str(out / "i.json"), "--spec", str(out / "equalised.toml"), "--out", str(out),
+                 "--plan", str(out / "plan.json"), "--subsidy"]) == 3
+    assert _run(["report", str(out / "result.json"), "--stress", str(out / "stress.json"), "--evaluation",
+                 str(out / "evaluation.json")]) == 0
+    return out
+
+
+def _hostile_strings() -> list[str]:
+    """What the report must show as text: every hostile string it shows, line breaks as spaces."""
+    texts = [*HOSTILE_IDS, *HOSTILE_TEXT["names"]] + [v for k, v in HOSTILE_TEXT.items()
+                                                      if k not in ("names", "province")]  # provinces are not shown
+    return [" ".join(t.splitlines()) for t in texts]
+
+
+class _Page(HTMLParser):
+    """Every element with its attributes, and the text a reader sees."""
+
+    def __init__(self, html_text: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict]] = []
+        self.texts: list[str] = []
+        self.feed(html_text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+    @property
+    def text(self) -> str:
+        return re.sub(r"\s+", " ", "".join(self.texts))
+
+
+MARKDOWN_ELEMENTS = {"h1": set(), "h2": set(), "p": set(), "ul": set(), "li": set(), "em": set(), "table": set(),
+                     "thead": set(), "tbody": set(), "tr": set(), "th": {"style"}, "td": {"style"},
+                     "img": {"src", "alt"}}
+"""What the Markdown renderer may make of report.md: the report's own structure, nothing from an input."""
+PAGE_ELEMENTS = {"html": {"lang"}, "head": set(), "meta": {"charset", "name", "content"}, "title": set(),
+                 "style": set(), "body": set(), "h1": set(), "h2": set(), "p": {"class"}, "ul": set(), "li": set(),
+                 "table": set(), "thead": set(), "tbody": set(), "tr": set(), "th": set(), "td": {"class"},
+                 "figure": {"id"}, "img": {"src", "alt"}, "figcaption": set()}
+"""The elements and attributes report.html is built from."""
+
+
+def _markdown_to_html(text: str) -> str:
+    """report.md rendered as a permissive renderer would: raw HTML passed through, GFM tables."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (the test extra)")
+    return markdown_it.MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(text)
+
+
+def _only_the_report_structure(page: _Page, allowed: dict[str, set], images: set[str]) -> None:
+    for tag, attrs in page.elements:
+        assert tag in allowed, f"<{tag} {attrs}> is not part of the report"
+        assert set(attrs) <= allowed[tag], f"<{tag} {attrs}>: attributes from an input"
+        assert not any("javascript:" in (value or "").lower() for value in attrs.values()), (tag, attrs)
+        if tag == "img":
+            assert attrs["src"] in images or attrs["src"].startswith("data:image/png;base64,"), attrs["src"]
+
+
+def test_hostile_names_are_text_in_the_markdown_twin(hostile):
+    """Rendered by a Markdown renderer that passes raw HTML through, report.md
+    makes no element, attribute or link from any input string, and shows
+    each of them as written."""
+    text = (hostile / "report.md").read_text(encoding="utf-8")
+    page = _Page(_markdown_to_html(text))
+    images = {p.name for p in hostile.glob("report-*.png")}
+    assert len(images) == 5
+    _only_the_report_structure(page, MARKDOWN_ELEMENTS, images)
+    assert {attrs["src"] for tag, attrs in page.elements if tag == "img"} == images
+    for shown in _hostile_strings():
+        assert shown in page.text, shown
+    assert sum(1 for tag, _ in page.elements if tag == "h2") == text.count("\n## ")  # no heading from a name
+    assert sum(1 for tag, _ in page.elements if tag == "table") == text.count("\n|---")
+
+
+def test_hostile_names_are_text_in_the_page(hostile):
+    page = _Page((hostile / "report.html").read_text(encoding="utf-8"))
+    _only_the_report_structure(page, PAGE_ELEMENTS, set())
+    for shown in _hostile_strings():
+        assert shown in page.text, shown
+
+
+def test_hostile_names_are_drawn_as_written_in_the_figures(hostile):
+    """Names holding mathtext (`$\\frac{$`) are drawn as written: the report's
+    figures exist, and a county label is the name itself."""
+    for name in ("report-map", "report-rates", "report-losses", "report-stress", "report-subsidy"):
+        assert imread(hostile / f"{name}.png").shape[0] > 100, name
+    instance = pooling.load_instance(hostile / "i.json")
+    fig = figures.pool_map(instance, _pools(hostile / "result.json", instance))
+    labels = [t for ax in fig.axes for t in ax.texts if "frac" in t.get_text()]
+    assert labels and all(not t.get_parse_math() for t in labels)
+    figures.png_bytes(fig)
+
+
+def test_hostile_names_cannot_start_a_spreadsheet_formula(hostile):
+    """result.csv (solve --format csv) has the names: none starts a formula."""
+    rows = list(csv.reader(io.StringIO((hostile / "result.csv").read_text(encoding="utf-8"))))
+    names = rows[0].index("names")
+    assert any(row[names].startswith("'-<img") for row in rows[1:])
+    for row in rows[1:]:
+        for cell in row:
+            if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                float(cell)  # only a negative number may start so
+
+
+def test_escape_markdown_shows_any_text_as_written():
+    """The law of `escape_markdown`: in every place the report puts text (a
+    paragraph, a list item, a heading, emphasis, a table cell), any string
+    renders as itself (line breaks as spaces, surrounding spaces dropped) and
+    makes no element."""
+    pytest.importorskip("markdown_it", reason="markdown-it-py (the test extra)")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pooling.outputs.escaping import escape_markdown
+
+    pieces = st.sampled_from(list("ab1 _*-+=#>`~|[]()!$\\<&;:/.{}^\"'\t\n0\xa0")
+                             + ["javascript:", "<script>", "&lt;", "```", "    ", "1.", "---", "http://x.y"])
+    texts = st.one_of(st.text(max_size=20), st.lists(pieces, max_size=14).map("".join))
+
+    def visible(text: str) -> str:
+        return re.sub(r"[ \t]+", " ", " ".join(text.splitlines()).replace("\x00", "\ufffd")).strip()
+
+    places = {"p": ("{}", True, {"p"}), "li": ("- {}", True, {"ul", "li"}), "h2": ("## {}", False, {"h2"}),
+              "em": ("*{}*", False, {"p", "em"}),
+              "td": ("| h |\n|---|\n| {} |", False, {"table", "thead", "tbody", "tr", "th", "td"})}
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @given(texts)
+    def law(text):
+        if not visible(text):
+            return
+        for place, (template, block_start, structure) in places.items():
+            page = _Page(_markdown_to_html(template.format(escape_markdown(text, block_start=block_start))))
+            assert {tag for tag, _ in page.elements} <= structure, (place, text)
+            shown = visible("".join(page.texts))
+            assert (shown[2:] if place == "td" else shown) == visible(text), (place, text)
+
+    law()
+
+
+# ---------------------------------------------------------------- files that are not what they should be
+
+def _edit(path: list, value):
+    """An edit setting the field at `path` (keys and indices) to `value`."""
+    def apply(data):
+        for step in path[:-1]:
+            data = data[step]
+        data[path[-1]] = value
+    return apply
+
+
+BAD_FILES = [
+    ("result.json", ["numerics", "max_mean_rel_error"], "x", "numerics.max_mean_rel_error must be a number"),
+    ("result.json", ["pools", 0, "max_rate"], 1.5, "pools[0].max_rate must be in [-1e+20, 1], got 1.5"),
+    ("result.json", ["pools", 0, "counties"], ["outside"], 'pools[0]: county "outside" is not in instance'),
+    ("result.json", ["pools", 0, "counties"], [], "pools[0] must be a non-empty list of county ids"),
+    ("result.json", ["pools", 0, "budget"], 1e300, "pools[0].budget must be in [-1e+20, 1e+20]"),
+    ("result.json", ["candidate_generation"], {"method": "column_generation", "rounds": "many"},
+     'candidate_generation.rounds must be an integer, got "many"'),
+    ("result.json", ["baselines", 0], 7, "baselines[0] must be a baseline object, got 7"),
+    ("result.json", ["baselines", 0, "objective"], "high", 'baselines[0].objective must be a number, got "high"'),
+    ("result.json", ["provenance", "instance"], "x" * 5000, "not found"),
+    ("stress.json", ["pools", 0, "ruin_probability_ci"], [0.1], "pools[0].ruin_probability_ci must hold 2 numbers"),
+    ("stress.json", ["pools", 0, "deficit_probability_ci"], [0.5, 0.6],
+     "pools[0].deficit_probability_ci must be an interval [low, high] holding the estimate"),
+    ("stress.json", ["pools", 0, "ruin_probability_by_year"], [0.0], "ruin_probability_by_year must hold 3 numbers"),
+    ("stress.json", ["pools", 0, "ruin_probability_by_year", 1], "0", "ruin_probability_by_year[1] must be a number"),
+    ("stress.json", ["scenarios"], 10**400, "scenarios must be in [1, 10000000], got an integer of 401 digits"),
+    ("stress.json", ["pools", 0, "counties"], ["outside"], 'pools[0]: county "outside" is not in instance'),
+    ("stress.json", ["plan", "any_ruin_probability"], 2, "plan.any_ruin_probability must be in [0, 1]"),
+    ("stress.json", ["stress"], "epidemic", 'stress must be a list of strings, got "epidemic"'),
+    ("evaluation.json", ["subsidy", "pools", 0, "counties"], ["outside"],
+     'subsidy: pools[0]: county "outside" is not in instance'),
+    ("evaluation.json", ["subsidy", "pools", 0, "county_compensation", 0, "id"], "150521",
+     'subsidy.pools[0].county_compensation[0].id must be a county of this pool, got "150521"'),
+    ("evaluation.json", ["subsidy", "total_top_up"], "lots", 'subsidy.total_top_up must be a number, got "lots"'),
+    ("evaluation.json", ["violations", 0, "rates"], ["x"], 'violations[0].rates[0] must be a number, got "x"'),
+    ("evaluation.json", ["violations", 0, "pools"], ["P99"], 'violations[0].pools name pools of this file'),
+    ("evaluation.json", ["pools", 1, "id"], "P01", 'pools[1].id "P01" is also the id of pools[0]'),
+]
+"""(file, field, value, what the error says). Before the validating readers, 10 of these were a
+traceback (ValueError, TypeError, OverflowError, KeyError, OSError), 10 a page that silently showed
+them (a pool of no county, a budget of 1e300, "epidemic" as the scenarios e+p+i+...), and 3 exited 2
+with a vaguer message."""
+
+
+@pytest.mark.parametrize(("name", "field", "value", "message"), BAD_FILES,
+                         ids=[f"{n}:{'.'.join(map(str, f))}" for n, f, _, _ in BAD_FILES])
+def test_a_bad_result_stress_or_evaluation_file_exits_2_naming_the_field(tongliao, tmp_path, capsys, name, field,
+                                                                          value, message):
+    data = json.loads((tongliao / name).read_text(encoding="utf-8"))
+    _edit(field, value)(data)
+    files = {n: tongliao / n for n in ("result.json", "stress.json", "evaluation.json")}
+    files[name] = tmp_path / name
+    files[name].write_text(json.dumps(data), encoding="utf-8")
+    capsys.readouterr()
+    code = _run(["report", str(files["result.json"]), "--stress", str(files["stress.json"]), "--evaluation",
+                 str(files["evaluation.json"]), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and f"{tmp_path / name}: " in err and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"pools": ' + "1" * 5000 + "}", "a number with more digits than can be read"),
+])
+def test_json_python_cannot_parse_exits_2(tmp_path, capsys, text, message):
+    """Python's JSON parser gives up on lists nested thousands deep
+    (RecursionError) and integers of over 4,300 digits (ValueError): any file
+    the CLI reads is refused with a message."""
+    (tmp_path / "result.json").write_text(text)
+    assert _run(["report", str(tmp_path / "result.json"), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,12 @@ def parse_json_bytes(raw: bytes, where: str) -> Any:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys(where))
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to read (lists or objects inside each other "
+                         f"thousands of levels deep)") from None
+    except ValueError:  # Python reads integers of up to 4,300 digits (sys.get_int_max_str_digits)
+        raise InputError(f"{where}: not valid JSON: a number with more digits than can be read "
+                         f"(over {sys.get_int_max_str_digits():,})") from None
 
 
 def read_file_bytes(path: Path, what: str) -> bytes:

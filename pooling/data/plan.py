@@ -127,9 +127,11 @@ def validate_contracts(contracts: Any, plan: list[list[str]], instance: Instance
     return out
 
 
-def validate_plan(pools: Any, instance: Instance, where: str = "plan") -> list[list[str]]:
-    """Check that `pools` is a partition of the instance's county ids."""
-    if not isinstance(pools, (list, tuple)) or not pools:
+def validate_plan(pools: Any, instance: Instance, where: str = "plan", *,
+                  complete: bool = True) -> list[list[str]]:
+    """Check that `pools` is a partition of the instance's county ids (not
+    `complete`: disjoint pools of its ids, maybe none, as in a partial result)."""
+    if not isinstance(pools, (list, tuple)) or (complete and not pools):
         raise InputError(f"{where}: pools must be a non-empty list of lists of county ids, got {describe(pools)}")
     known = set(instance.ids)
     seen: dict[str, int] = {}
@@ -149,7 +151,7 @@ def validate_plan(pools: Any, instance: Instance, where: str = "plan") -> list[l
             seen[cid] = index
             members.append(cid)
         plan.append(members)
-    missing = sorted(known - set(seen))
+    missing = sorted(known - set(seen)) if complete else []
     if missing:
         shown = ", ".join(f'"{m}"' for m in missing[:10])
         raise InputError(f"{where}: {len(missing)} counties are in no pool: {shown}"

@@ -5,7 +5,11 @@ pool's loss distribution with budget, VaR and CVaR, the stress test's deficit
 and ruin probabilities with 95% intervals, and the price of equalisation.
 
 Every function returns a `matplotlib.figure.Figure`; `png_bytes` renders one
-(deterministically: no timestamp or software tag in the file). The map's
+(deterministically: no timestamp or software tag in the file). Figures are
+built and drawn under `PLAIN_FIGURE_TEXT` (`plain_text`): names, ids and the
+currency come from input files and are drawn as written, never parsed as
+mathtext or LaTeX. They take the report's validated records
+(`pooling.data.report_inputs`). The map's
 county patches carry ``gid = "county:ID"`` and the pool id as their label, so
 a test (or a reader) can check one colour per pool from the figure itself.
 
@@ -18,9 +22,10 @@ each other, but positions, shapes and areas are not geographic.
 from __future__ import annotations
 
 import colorsys
+import functools
 import io
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -32,6 +37,9 @@ from scipy.sparse.csgraph import connected_components, shortest_path
 from scipy.spatial import Voronoi
 
 from pooling.data.instance import Instance
+from pooling.data.report_inputs import PoolRecord, StressRecord, SubsidyRecord
+from pooling.outputs.escaping import PLAIN_FIGURE_TEXT
+from pooling.risk.claims import LatticeLaw
 
 NO_PLAN_COLOUR = (0.86, 0.86, 0.86, 1.0)
 GAIN, LOSS, SAME = "#1a9850", "#d73027", "#7f7f7f"
@@ -65,6 +73,17 @@ def pool_colours(count: int) -> list[tuple[float, float, float, float]]:
     return colours
 
 
+def plain_text(draw):
+    """Run a figure function under `PLAIN_FIGURE_TEXT`: every text it creates
+    (and every tick label made while drawing) is shown as written."""
+    @functools.wraps(draw)
+    def wrapped(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_FIGURE_TEXT):
+            return draw(*args, **kwargs)
+    return wrapped
+
+
+@plain_text
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (no timestamp or software tag: same figure, same bytes)."""
     buffer = io.BytesIO()
@@ -213,7 +232,8 @@ def county_cells(positions: dict[str, np.ndarray], radius: float = 0.75) -> dict
 
 # ---------------------------------------------------------------- figures
 
-def pool_map(instance: Instance, pools: list[dict[str, Any]], title: str = "") -> Figure:
+@plain_text
+def pool_map(instance: Instance, pools: Sequence[PoolRecord], title: str = "") -> Figure:
     """Counties as cells of the adjacency layout, coloured by pool (grey,
     hatched: no plan); up to 60 counties each cell is labelled with the
     county's name, its pool and rate, above that each pool's id and rate are
@@ -221,7 +241,7 @@ def pool_map(instance: Instance, pools: list[dict[str, Any]], title: str = "") -
     positions = graph_layout(instance)
     cells = county_cells(positions)
     colours = pool_colours(len(pools))
-    pool_of = {cid: k for k, pool in enumerate(pools) for cid in pool["counties"]}
+    pool_of = {cid: k for k, pool in enumerate(pools) for cid in pool.counties}
     n = len(instance.counties)
     size = min(11.0, 5.0 + 0.9 * math.sqrt(n))
     fig = Figure(figsize=(size, size * 0.8))
@@ -231,23 +251,23 @@ def pool_map(instance: Instance, pools: list[dict[str, Any]], title: str = "") -
         face = colours[k] if k is not None else NO_PLAN_COLOUR
         ax.add_patch(Polygon(cells[county.id], closed=True, facecolor=face, edgecolor="white",
                              linewidth=1.2 if n <= 200 else 0.3, hatch=None if k is not None else "//",
-                             gid=f"county:{county.id}", label=pools[k]["id"] if k is not None else "no plan"))
+                             gid=f"county:{county.id}", label=pools[k].id if k is not None else "no plan"))
         if n <= MAX_LABELLED_COUNTIES:
             x, y = positions[county.id]
             small = 7 if n <= 20 else 5
             ax.text(x, y + 0.02, _short(county.name, county.id), ha="center", va="bottom", fontsize=small,
                     color="#111111")
-            ax.text(x, y - 0.02, f"{pools[k]['id']} {pools[k]['rate']:.4f}" if k is not None else "no plan",
+            ax.text(x, y - 0.02, f"{pools[k].id} {pools[k].rate:.4f}" if k is not None else "no plan",
                     ha="center", va="top", fontsize=small, fontweight="bold", color="#111111",
                     bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
     if n > MAX_LABELLED_COUNTIES and len(pools) <= 40:
         for pool in pools:
-            xy = np.mean([positions[c] for c in pool["counties"] if c in positions], axis=0)
-            ax.text(xy[0], xy[1] + 0.05, f"{pool['id']}\n{pool['rate']:.4f}", ha="center", va="bottom",
+            xy = np.mean([positions[c] for c in pool.counties], axis=0)
+            ax.text(xy[0], xy[1] + 0.05, f"{pool.id}\n{pool.rate:.4f}", ha="center", va="bottom",
                     fontsize=9 if len(pools) <= 12 else 7, fontweight="bold",
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85, "linewidth": 0})
-    handles = [Patch(facecolor=colours[k], label=f"{p['id']}  rate {p['rate']:.4f}  ({len(p['counties'])} "
-                     f"{'county' if len(p['counties']) == 1 else 'counties'})") for k, p in enumerate(pools)]
+    handles = [Patch(facecolor=colours[k], label=f"{p.id}  rate {p.rate:.4f}  ({len(p.counties)} "
+                     f"{'county' if len(p.counties) == 1 else 'counties'})") for k, p in enumerate(pools)]
     if len(pool_of) < n:
         handles.append(Patch(facecolor=NO_PLAN_COLOUR, hatch="//", label="no plan"))
     if handles and len(handles) <= 21:
@@ -272,6 +292,7 @@ def _short(name: str, county_id: str = "") -> str:
     return name
 
 
+@plain_text
 def rate_change(instance: Instance, plan_rates: dict[str, float], alone: dict[str, float],
                 pool_ids: dict[str, str] | None = None) -> Figure:
     """Each county's rate alone (the status quo) against its rate in the plan:
@@ -316,11 +337,13 @@ def rate_change(instance: Instance, plan_rates: dict[str, float], alone: dict[st
     return fig
 
 
-def loss_distributions(panels: list[dict[str, Any]], currency: str, measure: str, level: float) -> Figure:
+@plain_text
+def loss_distributions(panels: Sequence[tuple[PoolRecord, LatticeLaw]], currency: str, measure: str,
+                       level: float) -> Figure:
     """One panel per pool: the law of claims paid (rate x Y_P, exact lattice
     law) as a density, with the pool's budget, expected claims, VaR and CVaR of
-    claims paid marked. Each panel dict: id, rate, budget, var, cvar,
-    expected_cost (of Y_P, as in result.json) and law (start, span, pmf)."""
+    claims paid marked. Each panel: the pool (its budget, var, cvar and
+    expected_cost of Y_P, as in result.json) and the law of its Y_P."""
     count = max(len(panels), 1)
     columns = min(3, count)
     rows = math.ceil(count / columns)
@@ -329,8 +352,8 @@ def loss_distributions(panels: list[dict[str, Any]], currency: str, measure: str
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
     scale = 1e6
-    for ax, panel in zip(axes.flat, panels):
-        law, rate = panel["law"], panel["rate"]
+    for ax, (panel, law) in zip(axes.flat, panels):
+        rate = panel.rate
         pmf = np.asarray(law.pmf, dtype=float)
         paid = rate * (law.start + law.span * np.arange(len(pmf))) / scale
         cdf = np.cumsum(pmf)
@@ -339,19 +362,19 @@ def loss_distributions(panels: list[dict[str, Any]], currency: str, measure: str
         density = pmf / (rate * law.span / scale) if rate > 0 else pmf
         ax.plot(paid[lo:hi + 1], density[lo:hi + 1], color="#3b6ea8", linewidth=1.2)
         ax.fill_between(paid[lo:hi + 1], density[lo:hi + 1], color="#3b6ea8", alpha=0.2)
-        marks = [("budget", panel["budget"], "#000000", "-", 2.6),
-                 ("expected", rate * panel["expected_cost"], "#7f7f7f", ":", 1.3),
-                 (f"VaR {level:g}", rate * panel["var"], "#e08214", "--", 1.3),
-                 (f"CVaR {level:g}", rate * panel["cvar"], "#d6604d", (0, (3, 2)), 1.5)]
+        marks = [("budget", panel.budget, "#000000", "-", 2.6),
+                 ("expected", rate * panel.expected_cost, "#7f7f7f", ":", 1.3),
+                 (f"VaR {level:g}", rate * panel.var, "#e08214", "--", 1.3),
+                 (f"CVaR {level:g}", rate * panel.cvar, "#d6604d", (0, (3, 2)), 1.5)]
         for label, value, colour, style, width in marks:
             ax.axvline(value / scale, color=colour, linestyle=style, linewidth=width, label=label)
-        left = min(paid[lo], panel["budget"] / scale)
-        right = max(paid[hi], panel["budget"] / scale, rate * panel["cvar"] / scale)
+        left = min(paid[lo], panel.budget / scale)
+        right = max(paid[hi], panel.budget / scale, rate * panel.cvar / scale)
         pad = 0.04 * (right - left) if right > left else 1.0
         ax.set_xlim(left - pad, right + pad)
         ax.set_ylim(bottom=0)
         ax.set_yticks([])
-        ax.set_title(f"{panel['id']}: rate {rate:.4f}", fontsize=9)
+        ax.set_title(f"{panel.id}: rate {rate:.4f}", fontsize=9)
         ax.set_xlabel(f"claims paid (million {currency})", fontsize=8)
         ax.tick_params(labelsize=7)
     if panels:
@@ -362,22 +385,23 @@ def loss_distributions(panels: list[dict[str, Any]], currency: str, measure: str
     return fig
 
 
-def stress_figure(stress: dict[str, Any], pool_ids: list[str]) -> Figure:
+@plain_text
+def stress_figure(stress: StressRecord, pool_ids: list[str]) -> Figure:
     """Left: each pool's probability of ruin by the end of each year, with 95%
     Wilson intervals (shaded) and the target 1 - level; right: year-1 deficit
     and ruin-over-the-horizon probabilities per pool with their intervals.
     At most 12 pools, those with the highest ruin probability."""
     from pooling.simulation.stress_test import wilson_interval
-    pools = list(zip(pool_ids, stress["pools"]))
-    shown = sorted(pools, key=lambda item: (-item[1]["ruin_probability"], item[0]))[:12]
+    pools = list(zip(pool_ids, stress.pools))
+    shown = sorted(pools, key=lambda item: (-item[1].ruin_probability, item[0]))[:12]
     shown.sort(key=lambda item: item[0])
-    n = stress["scenarios"]
-    target = stress["ruin_target"]
+    n = stress.scenarios
+    target = stress.ruin_target
     colours = pool_colours(len(shown))
     fig = Figure(figsize=(11, 4.2))
     left, right = fig.subplots(1, 2)
     for colour, (pid, pool) in zip(colours, shown):
-        by_year = pool["ruin_probability_by_year"]
+        by_year = pool.ruin_by_year
         years = np.arange(1, len(by_year) + 1)
         bands = np.array([wilson_interval(int(round(p * n)), n) for p in by_year])
         left.plot(years, by_year, marker="o", color=colour, label=pid, linewidth=1.4, markersize=4)
@@ -385,19 +409,18 @@ def stress_figure(stress: dict[str, Any], pool_ids: list[str]) -> Figure:
     left.axhline(target, color="#b2182b", linestyle="--", linewidth=1.2, label=f"target {target:.3g}")
     left.set_xlabel("year")
     left.set_ylabel("P(ruined by the end of the year)")
-    left.set_xticks(range(1, stress["years"] + 1) if stress["years"] <= 20 else
-                    range(1, stress["years"] + 1, max(1, stress["years"] // 10)))
+    left.set_xticks(range(1, stress.years + 1) if stress.years <= 20 else
+                    range(1, stress.years + 1, max(1, stress.years // 10)))
     left.set_ylim(bottom=0)
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
     left.set_title("Ruin by year (95% intervals)", fontsize=10)
     x = np.arange(len(shown))
     width = 0.38
-    for offset, key, colour, label in ((-width / 2, "deficit_probability", "#e08214", "deficit in year 1"),
-                                       (width / 2, "ruin_probability", "#b2182b",
-                                        f"ruin within {stress['years']} year(s)")):
-        values = np.array([pool[key] for _, pool in shown])
-        intervals = np.array([pool[f"{key}_ci"] for _, pool in shown]).reshape(-1, 2)
+    for offset, key, colour, label in ((-width / 2, "deficit", "#e08214", "deficit in year 1"),
+                                       (width / 2, "ruin", "#b2182b", f"ruin within {stress.years} year(s)")):
+        values = np.array([getattr(pool, f"{key}_probability") for _, pool in shown])
+        intervals = np.array([getattr(pool, f"{key}_interval") for _, pool in shown]).reshape(-1, 2)
         errors = np.vstack([values - intervals[:, 0], intervals[:, 1] - values]) if len(shown) else None
         right.bar(x + offset, values, width, color=colour, label=label, yerr=errors, capsize=3)
     right.axhline(target, color="#b2182b", linestyle="--", linewidth=1.0)
@@ -410,30 +433,31 @@ def stress_figure(stress: dict[str, Any], pool_ids: list[str]) -> Figure:
     return fig
 
 
-def subsidy_figure(subsidy: dict[str, Any], currency: str) -> Figure:
+@plain_text
+def subsidy_figure(subsidy: SubsidyRecord, currency: str) -> Figure:
     """The price of equalisation per pool: rate without subsidy and the rate
     the equalisation requires (left), and the top-up that pays for it (right)."""
-    pools = subsidy.get("pools", [])
+    pools = subsidy.pools
     fig = Figure(figsize=(11, 1.5 + 0.35 * max(len(pools), 3)))
     left, right = fig.subplots(1, 2)
     rows = np.arange(len(pools))
     for row, pool in zip(rows, pools):
-        a, b = pool["rate_without_subsidy"], pool["rate_required"]
+        a, b = pool.rate_without_subsidy, pool.rate_required
         colour = LOSS if b > a + 1e-12 else GAIN
         left.plot([a, b], [row, row], color=colour, linewidth=2)
         left.scatter([a], [row], color="white", edgecolor="#444444", zorder=3, s=30)
         left.scatter([b], [row], color=colour, zorder=3, s=36)
-    left.set_yticks(rows, [p["id"] for p in pools], fontsize=8)
+    left.set_yticks(rows, [p.id for p in pools], fontsize=8)
     left.set_xlabel("rate")
     left.grid(axis="x", alpha=0.3)
     left.set_title("Rate without subsidy (circle) and required (dot)", fontsize=10)
-    top_ups = [p["top_up"] / 1e6 for p in pools]
+    top_ups = [p.top_up / 1e6 for p in pools]
     right.barh(rows, top_ups, color="#3b6ea8")
     right.set_xlim(0.0, max(top_ups, default=0.0) * 1.1 or 1.0)
-    right.set_yticks(rows, [p["id"] for p in pools], fontsize=8)
+    right.set_yticks(rows, [p.id for p in pools], fontsize=8)
     right.set_xlabel(f"top-up (million {currency} per year)")
     right.grid(axis="x", alpha=0.3)
-    right.set_title(f"Top-up per pool; total {subsidy.get('total_top_up', 0.0) / 1e6:,.2f}M, county "
-                    f"compensation {subsidy.get('total_compensation', 0.0) / 1e6:,.2f}M", fontsize=10)
+    right.set_title(f"Top-up per pool; total {subsidy.total_top_up / 1e6:,.2f}M, county "
+                    f"compensation {subsidy.total_compensation / 1e6:,.2f}M", fontsize=10)
     fig.tight_layout()
     return fig

@@ -15,6 +15,7 @@ from typing import Any
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec, spec_from_dict
 from pooling.errors import InputError
+from pooling.outputs.escaping import escape_spreadsheet_cell
 
 REPORT_EXTRA = "pip install 'pooling[report]'"
 FORMATS = ("csv", "parquet")
@@ -50,17 +51,30 @@ def check_format(fmt: str | None) -> None:
 
 
 def write_frame(frame, path: Path, fmt: str) -> Path:
-    """Write a frame atomically as CSV (UTF-8, no index) or parquet; returns the path."""
+    """Write a frame atomically as CSV (UTF-8, no index) or parquet; returns the path.
+    CSV is opened in spreadsheets: a text cell that would start a formula (a
+    county name such as ``=HYPERLINK(...)``) is written with a leading
+    apostrophe (`escape_spreadsheet_cell`); parquet keeps every value as it is."""
     from pooling.outputs.files import write_bytes_atomic, write_text_atomic
     check_format(fmt)
     path = Path(path)
     if fmt == "csv":
-        write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
+        write_text_atomic(path, spreadsheet_safe(frame).to_csv(index=False, lineterminator="\n"))
     else:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+def spreadsheet_safe(frame):
+    """A copy of `frame` whose text cells cannot start a spreadsheet formula."""
+    from pandas.api.types import is_numeric_dtype
+    safe = frame.copy()
+    for column in safe.columns:
+        if not is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(escape_spreadsheet_cell)
+    return safe
 
 
 def spec_from_result(data: dict[str, Any], source: str = "result.json") -> Spec:

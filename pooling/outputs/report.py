@@ -11,20 +11,35 @@ VaR and CVaR, the stress test, the price of equalisation and the rules a plan
 breaks, the groups of a decomposed solve, the spec and the provenance.
 
 The report is built as a list of blocks (headings, paragraphs, tables,
-figures) and rendered twice, so the two files cannot drift apart.
+figures) of plain text and rendered twice, so the two files cannot drift
+apart; each renderer escapes all the text it writes (`pooling.outputs.escaping`),
+so a name from an input file is shown as written, never as markup. The
+input files are read through validating readers (`pooling.data.report_inputs`):
+a file that is not what it should be is an InputError naming the field.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pooling.data.instance import Instance, load_instance
+from pooling.data.report_inputs import (
+    BaselineRecord,
+    EvaluationRecord,
+    GroupRecord,
+    ResultRecord,
+    StressRecord,
+    read_evaluation_record,
+    read_result_record,
+    read_stress_record,
+)
+from pooling.data.spec import Spec
 from pooling.errors import InputError, NumericsError
+from pooling.outputs.escaping import escape_html, escape_markdown
 from pooling.outputs.files import load_output_json, load_result_json, write_text_atomic
 
 REPORT_EXTRA = "pip install 'pooling[report]'"
@@ -116,6 +131,14 @@ def check_report_libraries() -> None:
         raise InputError(f"pooling report needs matplotlib, which is not installed: {REPORT_EXTRA}") from None
 
 
+def _is_file(path: Path) -> bool:
+    """Whether a file is there; a path the system cannot look up (too long) is not one."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def find_instance(result: dict[str, Any], result_path: Path, instance_path: str | Path | None,
                   warnings: list[str]) -> Instance:
     """The instance a result was solved on: --instance if given, else the path
@@ -133,7 +156,7 @@ def find_instance(result: dict[str, Any], result_path: Path, instance_path: str 
         given = Path(recorded_path)
         tries = [given] if given.is_absolute() else \
             [given] + [folder / given for folder in [result_path.parent, *result_path.resolve().parent.parents]]
-        path = next((p for p in tries if p.is_file()), None)
+        path = next((p for p in tries if _is_file(p)), None)
         if path is None:
             raise InputError(f"{result_path}: instance {recorded_path} (from provenance.instance) not found from "
                              f"here or from {result_path.parent}: pass --instance INSTANCE.json")
@@ -144,39 +167,36 @@ def find_instance(result: dict[str, Any], result_path: Path, instance_path: str 
     return instance
 
 
-def _check_counties(ids: list[str], instance: Instance, where: str) -> None:
-    known = set(instance.ids)
-    missing = [c for c in ids if c not in known]
-    if missing:
-        raise InputError(f"{where}: county {missing[0]!r} is not in instance {instance.source} "
-                         f"({len(missing)} unknown); pass the instance it was made from with --instance")
+STRESS_FIELDS = ("scenarios", "years", "ruin_target", "pools", "plan")
+"""Fields every stress.json has: a file without them is another kind of file."""
 
 
-def _load_stress(path: Path) -> dict[str, Any]:
+def read_stress_file(path: Path, instance: Instance) -> StressRecord:
+    """A stress.json written by `pooling simulate`, validated."""
     data = load_output_json(path, "stress")
-    where = f"{path}: not a stress.json written by `pooling simulate`"
-    for key in ("scenarios", "years", "ruin_target", "pools", "plan"):
-        if key not in data:
-            raise InputError(f"{where} (no {key!r})")
-    if not isinstance(data["pools"], list):
-        raise InputError(f"{where} ('pools' is not a list)")
-    needed = ("counties", "rate", "deficit_probability", "deficit_probability_ci", "ruin_probability",
-              "ruin_probability_ci", "ruin_probability_by_year", "mean_surplus", "passed")
-    for i, pool in enumerate(data["pools"]):
-        lacking = [k for k in needed if not isinstance(pool, dict) or k not in pool]
-        if lacking:
-            raise InputError(f"{where} (pools[{i}] has no {lacking[0]!r})")
-    return data
+    lacking = [key for key in STRESS_FIELDS if key not in data]
+    if lacking:
+        raise InputError(f"{path}: not a stress.json written by `pooling simulate` (no {lacking[0]!r})")
+    return read_stress_record(data, instance, str(path))
+
+
+def read_evaluation_file(path: Path, instance: Instance) -> EvaluationRecord:
+    """An evaluation.json written by `pooling evaluate`, validated as the
+    report reads it, then as `Evaluation.from_dict` reads it back."""
+    from pooling.optimise.result import Evaluation
+    data = load_output_json(path, "evaluation")
+    evaluation = read_evaluation_record(data, instance, str(path))
+    Evaluation.from_dict(data, source=str(path))
+    return evaluation
 
 
 # ---------------------------------------------------------------- words
 
-def certificate_words(result: dict[str, Any]) -> str:
+def certificate_words(result: ResultRecord) -> str:
     """The status, objective, bound and gap of a result in a sentence or two."""
-    status = result["status"]
-    kind = result.get("objective_kind", "max_mean_rate")
-    what = OBJECTIVE_WORDS.get(kind, kind)
-    objective, bound, gap = result.get("objective"), result.get("bound"), result.get("gap")
+    status = result.status
+    what = OBJECTIVE_WORDS.get(result.objective_kind, result.objective_kind)
+    objective, bound, gap = result.objective, result.bound, result.gap
     value = f"{what} is {_rate(objective)}"
     gap_text = "-" if gap is None else f"{100 * gap:.4g}%"
     if status == "optimal":
@@ -187,7 +207,7 @@ def certificate_words(result: dict[str, Any]) -> str:
                 f"(gap {gap_text}).")
     if status == "time_limit":
         return ("The time limit was reached. " + (f"Best plan found: {value}; bound {_rate(bound)} "
-                f"(gap {gap_text}), so it may not be optimal." if result.get("pools") else "No plan was found."))
+                f"(gap {gap_text}), so it may not be optimal." if result.pools else "No plan was found."))
     if status == "partial":
         return (f"Partial: the problem splits into independent blocks, and some have no plan (see the groups "
                 f"below). Over the blocks with a plan, {value}; bound {_rate(bound)} (gap {gap_text}).")
@@ -199,51 +219,42 @@ def certificate_words(result: dict[str, Any]) -> str:
     return f"Status {status}: no certificate."
 
 
-def spec_words(spec: dict[str, Any]) -> list[str]:
+def spec_words(spec: Spec) -> list[str]:
     """The resolved spec (result.json `spec`) as sentences."""
-    pooling, solvency = spec.get("pooling", {}), spec.get("solvency", {})
-    rates, eq = spec.get("rates", {}), spec.get("equalisation", {})
-    scope = pooling.get("scope")
-    if scope == "county":
+    pooling, solvency, rates, eq = spec.pooling, spec.solvency, spec.rates, spec.equalisation
+    if pooling.scope == "county":
         who = "Each county keeps its own fund (no pooling)."
-    elif scope == "prefecture":
+    elif pooling.scope == "prefecture":
         who = "Each prefecture pools all its counties into one fund."
     else:
-        within = pooling.get("within", "none")
         who = ("Counties may pool in any grouping the optimiser chooses"
-               + (f", within the same {within}" if within != "none" else "")
-               + (", and each pool must be contiguous (connected by shared borders)" if pooling.get("contiguous")
-                  else "")
-               + (f", at most {pooling['max_counties']} counties per pool" if pooling.get("max_counties") else "")
-               + (f", at least {pooling['min_enrollees']:,} enrollees per pool" if pooling.get("min_enrollees")
-                  else "") + ".")
-    measure = str(solvency.get("measure", "cvar"))
-    level = solvency.get("level")
-    if measure == "ruin":
+               + (f", within the same {pooling.within}" if pooling.within != "none" else "")
+               + (", and each pool must be contiguous (connected by shared borders)" if pooling.contiguous else "")
+               + (f", at most {pooling.max_counties} counties per pool" if pooling.max_counties else "")
+               + (f", at least {pooling.min_enrollees:,} enrollees per pool" if pooling.min_enrollees else "")
+               + ".")
+    if solvency.measure == "ruin":
         risk = (f"Solvency: the probability that a pool's reserves run out within "
-                f"{solvency.get('horizon_years', 1)} year(s) is at most {1 - level:.4g} (simulated)")
+                f"{solvency.horizon_years} year(s) is at most {1 - solvency.level:.4g} (simulated)")
     else:
-        risk = (f"Solvency: each pool's {'VaR' if measure == 'var' else 'CVaR'} at level {level:g} of one "
-                f"year's claims paid is "
-                f"covered by its budget")
-    risk += (f", where the budget is its revenue plus {100 * solvency.get('reserve_share', 0):g}% of its "
+        risk = (f"Solvency: each pool's {'VaR' if solvency.measure == 'var' else 'CVaR'} at level "
+                f"{solvency.level:g} of one year's claims paid is covered by its budget")
+    risk += (f", where the budget is its revenue plus {100 * solvency.reserve_share:g}% of its "
              f"members' reserves, less fixed and per-capita costs.")
-    menu = f" in steps of {rates['step']:g}" if rates.get("step") else ""
-    lines = [who, risk, f"Reimbursement rates lie between {rates.get('min', 0):g} and {rates.get('max', 1):g}{menu}."]
+    menu = f" in steps of {rates.step:g}" if rates.step else ""
+    lines = [who, risk, f"Reimbursement rates lie between {rates.min:g} and {rates.max:g}{menu}."]
     rules = []
-    if eq.get("max_rate_gap") is not None:
-        rules.append(f"rates of any two pools in the same {eq.get('gap_scope', 'instance')} differ by at most "
-                     f"{eq['max_rate_gap']:g}")
-    if eq.get("no_county_worse_off"):
+    if eq.max_rate_gap is not None:
+        rules.append(f"rates of any two pools in the same {eq.gap_scope} differ by at most {eq.max_rate_gap:g}")
+    if eq.no_county_worse_off:
         rules.append("no county gets a lower rate than it could pay alone"
-                     + (f" (tolerance {eq['tolerance']:g})" if eq.get("tolerance") else ""))
-    if eq.get("max_cross_subsidy") is not None:
-        rules.append(f"each county's expected net outflow is at most {eq['max_cross_subsidy']:g} of its revenue")
-    if eq.get("max_expected_surplus") is not None:
-        rules.append(f"each pool's expected surplus is at most {eq['max_expected_surplus']:g} of its revenue")
+                     + (f" (tolerance {eq.tolerance:g})" if eq.tolerance else ""))
+    if eq.max_cross_subsidy is not None:
+        rules.append(f"each county's expected net outflow is at most {eq.max_cross_subsidy:g} of its revenue")
+    if eq.max_expected_surplus is not None:
+        rules.append(f"each pool's expected surplus is at most {eq.max_expected_surplus:g} of its revenue")
     lines.append("Equalisation rules: " + ("; ".join(rules) if rules else "none") + ".")
-    kind = spec.get("objective", {}).get("kind", "max_mean_rate")
-    lines.append(f"Objective: {OBJECTIVE_WORDS.get(kind, kind)}.")
+    lines.append(f"Objective: {OBJECTIVE_WORDS.get(spec.objective.kind, spec.objective.kind)}.")
     return lines
 
 
@@ -253,106 +264,98 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
                  evaluation_path: str | Path | None = None,
                  instance_path: str | Path | None = None) -> Report:
     """Read the files, check them against each other and build the report
-    (nothing is written). Bad input is an InputError naming the file."""
-    from pooling.optimise.result import Evaluation, Result
-    from pooling.outputs.frames import price_alone, spec_from_result
+    (nothing is written). Bad input is an InputError naming the file and field."""
+    from pooling.optimise.result import Result
+    from pooling.outputs.frames import price_alone
     check_report_libraries()
     result_path = Path(result_path)
     data = load_result_json(result_path)
-    Result.from_dict(data, source=str(result_path))  # validates the whole file
     warnings: list[str] = []
     instance = find_instance(data, result_path, instance_path, warnings)
-    spec = spec_from_result(data, str(result_path))
-    pools = data["pools"]
-    _check_counties([c for p in pools for c in p["counties"]], instance, str(result_path))
+    result = read_result_record(data, instance, str(result_path))  # what the report shows, field by field
+    Result.from_dict(data, source=str(result_path))  # and the whole file is a result.json
     stress = evaluation = None
     if stress_path is not None:
-        stress = _load_stress(Path(stress_path))
-        _check_counties([c for p in stress["pools"] for c in p["counties"]], instance, str(stress_path))
-        _same_instance(stress, instance, Path(stress_path), warnings)
+        stress = read_stress_file(Path(stress_path), instance)
+        _same_instance(stress.instance_sha256, instance, Path(stress_path), warnings)
     if evaluation_path is not None:
-        evaluation = load_output_json(Path(evaluation_path), "evaluation")
-        Evaluation.from_dict(evaluation, source=str(evaluation_path))
-        _check_counties([c for p in evaluation["pools"] for c in p["counties"]], instance, str(evaluation_path))
-        _same_instance(evaluation, instance, Path(evaluation_path), warnings)
+        evaluation = read_evaluation_file(Path(evaluation_path), instance)
+        _same_instance(evaluation.instance_sha256, instance, Path(evaluation_path), warnings)
 
     report = Report(title=f"Pooling report: {instance.name} ({instance.year})", warnings=warnings)
     currency = instance.currency
-    _summary(report, data, instance, result_path)
-    alone = price_alone(instance, spec)
-    _plan_section(report, data, instance, currency)
-    _rates_section(report, data, instance, alone)
-    _loss_section(report, data, instance, spec, currency)
+    _summary(report, result, instance, result_path)
+    alone = price_alone(instance, result.spec)
+    _plan_section(report, result, instance, currency)
+    _rates_section(report, result, instance, alone)
+    _loss_section(report, result, instance, currency)
     if stress is not None:
-        _stress_section(report, stress, data, Path(stress_path), currency)
+        _stress_section(report, stress, result, Path(stress_path), currency)
     if evaluation is not None:
-        _evaluation_section(report, evaluation, data, instance, Path(evaluation_path), currency)
-    if data.get("groups"):
-        _groups_section(report, data["groups"])
-    if data.get("baselines"):
-        _baselines_section(report, data["baselines"])
-    _spec_section(report, data)
+        _evaluation_section(report, evaluation, result, instance, Path(evaluation_path), currency)
+    if result.groups:
+        _groups_section(report, result.groups)
+    if result.baselines:
+        _baselines_section(report, result.baselines)
+    _spec_section(report, result)
     for k, warning in enumerate(warnings):
         report.blocks.insert(k, ("p", f"Warning: {warning}."))
     return report
 
 
-def _same_instance(data: dict[str, Any], instance: Instance, path: Path, warnings: list[str]) -> None:
-    provenance = data.get("provenance")
-    recorded = provenance.get("instance_sha256") if isinstance(provenance, dict) else None
-    if isinstance(recorded, str) and recorded and recorded != instance.sha256:
+def _same_instance(recorded: str | None, instance: Instance, path: Path, warnings: list[str]) -> None:
+    if recorded and recorded != instance.sha256:
         warnings.append(f"{path} was computed on a different instance file than the result's "
                         f"(sha256 {recorded[:12]}... vs {instance.sha256[:12]}...)")
 
 
-def _summary(report: Report, data: dict[str, Any], instance: Instance, result_path: Path) -> None:
-    pools = data["pools"]
-    covered = sum(len(p["counties"]) for p in pools)
+def _summary(report: Report, result: ResultRecord, instance: Instance, result_path: Path) -> None:
+    pools = result.pools
+    covered = sum(len(p.counties) for p in pools)
     report.paragraph(f"{instance.name}, policy year {instance.year}: {len(instance.counties)} counties in "
                      f"{len(instance.prefectures)} prefecture(s), {instance.total_enrollees:,} enrollees. "
-                     f"Plan from {result_path.name}: status {data['status']}, {len(pools)} pool(s) covering "
+                     f"Plan from {result_path.name}: status {result.status}, {len(pools)} pool(s) covering "
                      f"{covered} of {len(instance.counties)} counties.")
-    report.paragraph(certificate_words(data))
-    if data.get("mean_rate") is not None and data.get("objective_kind") != "max_mean_rate":
-        report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(data['mean_rate'])}.")
+    report.paragraph(certificate_words(result))
+    if result.mean_rate is not None and result.objective_kind != "max_mean_rate":
+        report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(result.mean_rate)}.")
     from pooling.outputs.summaries import portability_line
-    receive = portability_line(data)
+    receive = portability_line({"portability": result.portability})
     if receive:
         report.paragraph(receive[0].upper() + receive[1:] + ".")
     if not pools:
-        report.paragraph(f"This result has no plan (status {data['status']}): there is no pool to map, price "
+        report.paragraph(f"This result has no plan (status {result.status}): there is no pool to map, price "
                          f"or stress-test. The counties are shown alone below.")
-    report.items([f"Diagnosis: {line}" for line in data.get("diagnosis", [])])
+    report.items([f"Diagnosis: {line}" for line in result.diagnosis])
 
 
-def _plan_section(report: Report, data: dict[str, Any], instance: Instance, currency: str) -> None:
+def _plan_section(report: Report, result: ResultRecord, instance: Instance, currency: str) -> None:
     from pooling.outputs.figures import pool_map
-    pools = data["pools"]
+    pools = result.pools
     report.heading("The plan")
     report.figure("report-map", "Pool map", MAP_CAPTION, pool_map(instance, pools))
     if not pools:
         return
     rows = []
     for p in pools:
-        names = ", ".join(instance.county(c).name for c in p["counties"])
-        risk = p["cvar"] if data["spec"]["solvency"]["measure"] != "var" else p["var"]
-        rows.append([p["id"], names, p["enrollees"], p["rate"], p["max_rate"], _money(p["budget"], currency),
-                     _money(p["rate"] * p["expected_cost"], currency), _money(p["rate"] * p["var"], currency),
-                     _money(p["rate"] * p["cvar"], currency), _money(p["budget"] - p["rate"] * risk, currency)])
+        names = ", ".join(instance.county(c).name for c in p.counties)
+        risk = p.cvar if result.spec.solvency.measure != "var" else p.var
+        rows.append([p.id, names, p.enrollees, p.rate, p.max_rate, _money(p.budget, currency),
+                     _money(p.rate * p.expected_cost, currency), _money(p.rate * p.var, currency),
+                     _money(p.rate * p.cvar, currency), _money(p.budget - p.rate * risk, currency)])
     report.table(["pool", "counties", "enrollees", "rate", "max rate", "budget", "expected claims paid",
                   "VaR of claims paid", "CVaR of claims paid", "margin"], rows,
                  note="Claims paid = rate x eligible cost Y. Budget = revenue + committed reserves - costs; "
                       "margin = budget - rate x the solvency measure (VaR or CVaR), at least 0 in a solvent pool.")
 
 
-def _rates_section(report: Report, data: dict[str, Any], instance: Instance, alone: dict[str, float]) -> None:
+def _rates_section(report: Report, result: ResultRecord, instance: Instance, alone: dict[str, float]) -> None:
     from pooling.outputs.figures import rate_change
-    pools = data["pools"]
-    plan_rates = {c: p["rate"] for p in pools for c in p["counties"]}
-    pool_ids = {c: p["id"] for p in pools for c in p["counties"]}
+    plan_rates = {c: p.rate for p in result.pools for c in p.counties}
+    pool_ids = {c: p.id for p in result.pools for c in p.counties}
     report.heading("Who gains, who loses")
     source = ("Status quo: each county's maximum solvent rate on its own, priced here under the result's spec "
-              "(result.json" + (" has baselines but they give no per-county rates" if data.get("baselines")
+              "(result.json" + (" has baselines but they give no per-county rates" if result.baselines
                                 else " holds no status-quo rates") + ").")
     if plan_rates:
         changes = [plan_rates[c] - alone[c] for c in plan_rates]
@@ -380,25 +383,25 @@ def _rates_section(report: Report, data: dict[str, Any], instance: Instance, alo
                  rows, note=note)
 
 
-def _loss_section(report: Report, data: dict[str, Any], instance: Instance, spec, currency: str) -> None:
+def _loss_section(report: Report, result: ResultRecord, instance: Instance, currency: str) -> None:
     from pooling.economics.pools import pool_model
     from pooling.outputs.figures import MAX_LOSS_PANELS, MEASURE_NAMES, loss_distributions
     from pooling.risk.claims import lattice_law
-    pools = data["pools"]
+    pools = result.pools
     if not pools:
         return
     report.heading("Loss distributions")
-    chosen = sorted(pools, key=lambda p: (-p["enrollees"], p["id"]))[:MAX_LOSS_PANELS]
-    chosen.sort(key=lambda p: p["id"])
+    chosen = sorted(pools, key=lambda p: (-p.enrollees, p.id))[:MAX_LOSS_PANELS]
+    chosen.sort(key=lambda p: p.id)
     panels, failed = [], []
     for p in chosen:
         try:
-            law = lattice_law(pool_model(instance, frozenset(p["counties"])))
+            law = lattice_law(pool_model(instance, frozenset(p.counties)))
         except NumericsError as exc:
-            failed.append(f"{p['id']}: {exc}")
+            failed.append(f"{p.id}: {exc}")
             continue
-        panels.append(dict(p, law=law))
-    measure, level = spec.solvency.measure, spec.solvency.level
+        panels.append((p, law))
+    measure, level = result.spec.solvency.measure, result.spec.solvency.level
     note = "" if len(chosen) == len(pools) else \
         f" The {len(chosen)} largest pools by enrollees of {len(pools)} are shown."
     if panels:
@@ -411,22 +414,21 @@ def _loss_section(report: Report, data: dict[str, Any], instance: Instance, spec
     report.items([f"Loss distribution not drawn for {line}" for line in failed])
 
 
-def _stress_section(report: Report, stress: dict[str, Any], data: dict[str, Any], path: Path,
+def _stress_section(report: Report, stress: StressRecord, result: ResultRecord, path: Path,
                     currency: str) -> None:
     from pooling.outputs.figures import stress_figure
-    ids = {frozenset(p["counties"]): p["id"] for p in data["pools"]}
-    pool_ids = [ids.get(frozenset(p["counties"]), f"S{i + 1}") for i, p in enumerate(stress["pools"])]
+    ids = {frozenset(p.counties): p.id for p in result.pools}
+    pool_ids = [ids.get(frozenset(p.counties), f"S{i + 1}") for i, p in enumerate(stress.pools)]
     report.heading("Stress test")
-    plan = stress["plan"]
-    names = "+".join(stress.get("stress", [])) or "none"
-    any_ci = plan.get("any_ruin_probability_ci", [math.nan, math.nan])
+    names = "+".join(stress.stress) or "none"
+    low, high = stress.any_ruin_interval
+    share = "-" if stress.reserve_share is None else f"{100 * stress.reserve_share:g}%"
     report.paragraph(
-        f"From {path.name}: {stress['scenarios']:,} simulated paths of {stress['years']} year(s), stress "
-        f"scenario(s) {names}, seed {stress.get('seed')}. Each pool starts from "
-        f"{100 * stress.get('reserve_share', math.nan):g}% of its members' reserves. The plan "
-        f"{'passed' if plan.get('passed') else 'FAILED'}: the probability that some pool is ruined is "
-        f"{plan.get('any_ruin_probability', math.nan):.4f} (95% interval {any_ci[0]:.4f} to {any_ci[1]:.4f}) "
-        f"against a target of {stress['ruin_target']:.4g} per pool.")
+        f"From {path.name}: {stress.scenarios:,} simulated paths of {stress.years} year(s), stress "
+        f"scenario(s) {names}, seed {stress.seed}. Each pool starts from {share} of its members' reserves. The "
+        f"plan {'passed' if stress.passed else 'FAILED'}: the probability that some pool is ruined is "
+        f"{stress.any_ruin_probability:.4f} (95% interval {low:.4f} to {high:.4f}) against a target of "
+        f"{stress.ruin_target:.4g} per pool.")
     if any(i not in ids.values() for i in pool_ids):
         report.paragraph("Some stress-tested pools are not pools of this result (ids S1, S2, ...): the stress "
                          "test was run on another plan.")
@@ -434,91 +436,84 @@ def _stress_section(report: Report, stress: dict[str, Any], data: dict[str, Any]
                   "intervals (by year: computed here from the probability and the number of paths), against the "
                   "target 1 - level.", stress_figure(stress, pool_ids))
     rows = []
-    for pid, p in zip(pool_ids, stress["pools"]):
-        low, high = p["ruin_probability_ci"]
-        rows.append([pid, p["rate"], p["deficit_probability"], p["ruin_probability"], f"{low:.4f} - {high:.4f}",
-                     ", ".join(f"{v:.4f}" for v in p["ruin_probability_by_year"]),
-                     _money(p["mean_surplus"], currency), p["passed"]])
+    for pid, p in zip(pool_ids, stress.pools):
+        low, high = p.ruin_interval
+        rows.append([pid, p.rate, p.deficit_probability, p.ruin_probability, f"{low:.4f} - {high:.4f}",
+                     ", ".join(f"{v:.4f}" for v in p.ruin_by_year), _money(p.mean_surplus, currency), p.passed])
     report.table(["pool", "rate", "P(deficit, year 1)", "P(ruin)", "95% interval", "P(ruin) by year",
                   "mean surplus, year 1", "passed"], rows)
 
 
-def _evaluation_section(report: Report, evaluation: dict[str, Any], data: dict[str, Any], instance: Instance,
+def _evaluation_section(report: Report, evaluation: EvaluationRecord, result: ResultRecord, instance: Instance,
                         path: Path, currency: str) -> None:
     from pooling.outputs.figures import subsidy_figure
     report.heading("Evaluation of a plan")
-    same = sorted(map(sorted, (p["counties"] for p in evaluation["pools"]))) == \
-        sorted(map(sorted, (p["counties"] for p in data["pools"])))
+    same = {frozenset(p.counties) for p in evaluation.pools} == {frozenset(p.counties) for p in result.pools}
     report.paragraph(
         f"From {path.name}: {'the same partition as the result' if same else 'a different partition'} "
-        f"({len(evaluation['pools'])} pools) is {evaluation['status']} under its spec; objective "
-        f"{_rate(evaluation.get('objective'))}, mean rate {_rate(evaluation.get('mean_rate'))}; rates "
-        + ("as `solve` would give them." if evaluation.get("rates_from") == "solve"
+        f"({len(evaluation.pools)} pools) is {evaluation.status} under its spec; objective "
+        f"{_rate(evaluation.objective)}, mean rate {_rate(evaluation.mean_rate)}; rates "
+        + ("as `solve` would give them." if evaluation.rates_from == "solve"
            else "shown at each pool's maximum solvent rate (the plan breaks a rule)."))
-    violations = evaluation.get("violations", [])
-    if violations:
-        report.paragraph(f"{len(violations)} rule(s) broken:")
+    if evaluation.violations:
+        report.paragraph(f"{len(evaluation.violations)} rule(s) broken:")
         report.table(["rule", "pools", "rates", "limit", "message"],
-                     [[v["rule"], ", ".join(v["pools"]), ", ".join(f"{r:.4f}" for r in v["rates"]),
-                       v.get("limit"), v["message"]] for v in violations])
+                     [[v.rule, ", ".join(v.pools), ", ".join(f"{r:.4f}" for r in v.rates), v.limit, v.message]
+                      for v in evaluation.violations])
     else:
         report.paragraph("No rule is broken.")
-    subsidy = evaluation.get("subsidy")
-    if subsidy:
-        report.paragraph(f"Price of equalisation: a total top-up of {_money(subsidy['total_top_up'], currency)} "
+    subsidy = evaluation.subsidy
+    if subsidy is not None:
+        report.paragraph(f"Price of equalisation: a total top-up of {_money(subsidy.total_top_up, currency)} "
                          f"per year keeps every pool solvent with no county worse off; county compensation "
-                         f"{_money(subsidy['total_compensation'], currency)} per year. {subsidy.get('definition', '')}")
+                         f"{_money(subsidy.total_compensation, currency)} per year. {subsidy.definition}")
         report.figure("report-subsidy", "Price of equalisation",
                       "Per pool: the rate without subsidy and the rate the equalisation requires, and the yearly "
                       "top-up that pays for the difference.", subsidy_figure(subsidy, currency))
-        rows = [[p["id"], ", ".join(instance.county(c).name for c in p["counties"]), p["rate_without_subsidy"],
-                 p["rate_required"], _money(p["top_up"], currency),
-                 _money(math.fsum(c.get("compensation", 0.0) for c in p.get("county_compensation", [])), currency)]
-                for p in subsidy["pools"]]
+        rows = [[p.id, ", ".join(instance.county(c).name for c in p.counties), p.rate_without_subsidy,
+                 p.rate_required, _money(p.top_up, currency), _money(p.compensation, currency)]
+                for p in subsidy.pools]
         report.table(["pool", "counties", "rate without subsidy", "rate required", "top-up", "compensation"], rows)
     else:
         report.paragraph("No price of equalisation in this file (run `pooling evaluate` with --subsidy).")
 
 
-def _groups_section(report: Report, groups: list[dict[str, Any]]) -> None:
+def _groups_section(report: Report, groups: tuple[GroupRecord, ...]) -> None:
     report.heading("Independent blocks")
     report.paragraph("The problem was split into independent blocks, solved separately; a block without a plan "
                      "does not stop the others.")
-    rows = [[g.get("group"), len(g.get("counties", [])), g.get("enrollees"), g.get("status"), g.get("objective"),
-             g.get("bound"), g.get("gap"), ", ".join(g.get("pools", [])) or "-",
-             "; ".join(g.get("diagnosis", [])) or "-"] for g in groups]
+    rows = [[g.label, g.counties, g.enrollees, g.status, g.objective, g.bound, g.gap, ", ".join(g.pools) or "-",
+             "; ".join(g.diagnosis) or "-"] for g in groups]
     report.table(["block", "counties", "enrollees", "status", "objective", "bound", "gap", "pools", "diagnosis"],
                  rows)
 
 
-def _baselines_section(report: Report, baselines: list[dict[str, Any]]) -> None:
+def _baselines_section(report: Report, baselines: tuple[BaselineRecord, ...]) -> None:
     report.heading("Baselines")
     report.table(["plan", "status", "objective", "mean rate", "min rate", "max rate", "pools"],
-                 [[b.get("name"), b.get("status"), b.get("objective"), b.get("mean_rate"), b.get("min_rate"),
-                   b.get("max_rate"), len(b.get("pools", []))] for b in baselines],
+                 [[b.name, b.status, b.objective, b.mean_rate, b.min_rate, b.max_rate, b.pools] for b in baselines],
                  note="Under the same spec (solve --compare).")
 
 
-def _spec_section(report: Report, data: dict[str, Any]) -> None:
+def _spec_section(report: Report, result: ResultRecord) -> None:
     report.heading("Spec, certificate and provenance")
-    report.items(spec_words(data["spec"]))
-    generation = data.get("candidate_generation") or {}
-    lines = [certificate_words(data),
-             f"Solver termination: {data.get('termination') or '-'}; {data.get('columns')} usable columns of "
-             f"{data.get('candidate_pools')} candidate pools; {data.get('wall_seconds', 0.0):.2f} s."]
-    if generation.get("method") == "column_generation":
-        lines.append(f"Columns were generated ({generation.get('rounds')} rounds); the bound is "
-                     f"{generation.get('bound_method')}; "
-                     + ("proven optimal." if generation.get("proven_optimal") else "optimality not proven."))
-    numerics = data.get("numerics") or {}
-    if numerics:
-        lines.append(f"Pricing self-checks over {numerics.get('pools_priced')} pools: mean error at most "
-                     f"{numerics.get('max_mean_rel_error', math.nan):.2g}, variance error at most "
-                     f"{numerics.get('max_variance_rel_error', math.nan):.2g}, VaR/CVaR resolution error at most "
-                     f"{numerics.get('max_resolution_rel_diff', math.nan):.2g} (relative).")
+    report.items(spec_words(result.spec))
+    generation = result.generation
+    lines = [certificate_words(result),
+             f"Solver termination: {result.termination or '-'}; {result.columns} usable columns of "
+             f"{result.candidate_pools} candidate pools; {result.wall_seconds:.2f} s."]
+    if generation.method == "column_generation":
+        lines.append(f"Columns were generated ({generation.rounds} rounds); the bound is "
+                     f"{generation.bound_method}; "
+                     + ("proven optimal." if generation.proven_optimal else "optimality not proven."))
+    numerics = result.numerics
+    if numerics is not None:
+        lines.append(f"Pricing self-checks over {numerics.pools_priced} pools: mean error at most "
+                     f"{numerics.max_mean_rel_error:.2g}, variance error at most "
+                     f"{numerics.max_variance_rel_error:.2g}, VaR/CVaR resolution error at most "
+                     f"{numerics.max_resolution_rel_diff:.2g} (relative).")
     report.items(lines)
-    provenance = data.get("provenance") or {}
-    report.table(["provenance", "value"], [[k, "-" if v is None else str(v)] for k, v in provenance.items()])
+    report.table(["provenance", "value"], [list(row) for row in result.provenance])
 
 
 # ---------------------------------------------------------------- render
@@ -548,62 +543,58 @@ def render_html(report: Report) -> str:
     """The page: inline CSS, figures as data: URIs, no script, nothing fetched."""
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html.escape(report.title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-           f"<h1>{html.escape(report.title)}</h1>"]
+           f"<title>{escape_html(report.title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           f"<h1>{escape_html(report.title)}</h1>"]
     for block in report.blocks:
         kind = block[0]
         if kind == "h2":
-            out.append(f"<h2>{html.escape(block[1])}</h2>")
+            out.append(f"<h2>{escape_html(block[1])}</h2>")
         elif kind == "p":
-            out.append(f"<p>{html.escape(block[1])}</p>")
+            out.append(f"<p>{escape_html(block[1])}</p>")
         elif kind == "list":
-            out.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in block[1]) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{escape_html(line)}</li>" for line in block[1]) + "</ul>")
         elif kind == "table":
             _, header, rows, note = block
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            head = "".join(f"<th>{escape_html(h)}</th>" for h in header)
             body = "".join("<tr>" + "".join(
-                (NUM_TD if _numeric(v) else "<td>") + f"{html.escape(v)}</td>" for v in row) + "</tr>"
+                (NUM_TD if _numeric(v) else "<td>") + f"{escape_html(v)}</td>" for v in row) + "</tr>"
                 for row in rows)
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             if note:
-                out.append(f'<p class="note">{html.escape(note)}</p>')
+                out.append(f'<p class="note">{escape_html(note)}</p>')
         elif kind == "figure":
             fig = report.figures[block[1]]
             data = base64.b64encode(fig.png).decode("ascii")
             out.append(f'<figure id="{fig.name}"><img src="data:image/png;base64,{data}" '
-                       f'alt="{html.escape(fig.title)}"><figcaption>{html.escape(fig.caption)}</figcaption>'
+                       f'alt="{escape_html(fig.title)}"><figcaption>{escape_html(fig.caption)}</figcaption>'
                        f"</figure>")
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(report: Report) -> str:
     """The Markdown twin: the same blocks, figures as PNG files beside it."""
-    out = [f"# {report.title}", ""]
+    out = [f"# {escape_markdown(report.title)}", ""]
     for block in report.blocks:
         kind = block[0]
         if kind == "h2":
-            out += [f"## {block[1]}", ""]
+            out += [f"## {escape_markdown(block[1])}", ""]
         elif kind == "p":
-            out += [block[1], ""]
+            out += [escape_markdown(block[1], block_start=True), ""]
         elif kind == "list":
-            out += [f"- {line}" for line in block[1]] + [""]
+            out += [f"- {escape_markdown(line, block_start=True)}" for line in block[1]] + [""]
         elif kind == "table":
             _, header, rows, note = block
-            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("| " + " | ".join(escape_markdown(h) for h in header) + " |")
             out.append("|" + "|".join("---:" if rows and all(_numeric(r[i]) for r in rows) else "---"
                                       for i in range(len(header))) + "|")
-            out += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+            out += ["| " + " | ".join(escape_markdown(v) for v in row) + " |" for row in rows]
             out.append("")
             if note:
-                out += [f"*{note}*", ""]
+                out += [f"*{escape_markdown(note)}*", ""]
         elif kind == "figure":
             fig = report.figures[block[1]]
-            out += [f"![{fig.title}]({fig.name}.png)", "", f"*{fig.caption}*", ""]
+            out += [f"![{escape_markdown(fig.title)}]({fig.name}.png)", "", f"*{escape_markdown(fig.caption)}*", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
