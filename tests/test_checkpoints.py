@@ -7,18 +7,25 @@ does not replace a result unless told."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import math
+import os
 import pickle
+import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pooling
 from pooling.cli import main
 from pooling.data.inputs import as_problem
 from pooling.data.options import SolveOptions
-from pooling.execution.checkpoints import FORMAT, VERSION, payload_digest
+from pooling.execution import checkpoints as checkpoints_module
+from pooling.execution.checkpoints import FORMAT, VERSION, Checkpoints, payload_digest
 from pooling.execution.tasks import ExecutionPlan
 from pooling.optimise.blocks import block_key, problem_blocks
 from pooling.optimise.result import Result, mean_rate, relative_gap
@@ -111,6 +118,71 @@ def test_a_planted_cell_pickle_is_never_opened(tmp_path, capsys):
     envelope = _envelope(tmp_path / "out" / "cells" / f"{sweep.cells[0].key}.json")
     assert (envelope["format"], envelope["version"], envelope["kind"], envelope["key"]) == \
         (FORMAT, VERSION, "cell", sweep.cells[0].key)
+
+
+def test_nothing_in_the_package_unpickles_or_evaluates():
+    """Files are data, never code: no module imports a deserialiser that can
+    run code, or calls eval/exec (process pools pickle in memory, not here)."""
+    package = Path(pooling.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
+                found.append(f"{path.name}:{node.lineno} {node.func.id}()")
+            found += [f"{path.name}:{node.lineno} import {n}" for n in names
+                      if n.split(".")[0] in ("pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib")]
+    assert found == []
+
+
+JSON_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+def _bits(data):
+    """The data with every float as its bit pattern (0.0 and -0.0 differ)."""
+    if isinstance(data, float):
+        return ("float", struct.pack("<d", data))
+    if isinstance(data, list):
+        return [_bits(v) for v in data]
+    if isinstance(data, dict):
+        return {k: _bits(v) for k, v in data.items()}
+    return data
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(payload=JSON_DATA)
+def test_a_payload_reads_back_exactly(tmp_path_factory, payload):
+    folder = tmp_path_factory.mktemp("roundtrip")
+    Checkpoints(folder, kind="block").save("k", payload)
+    loaded = Checkpoints(folder, resume=True, kind="block").load("k")
+    assert _bits(loaded) == _bits(payload)
+
+
+def test_the_envelope_is_checked(tmp_path, capsys, monkeypatch):
+    store = Checkpoints(tmp_path, resume=True, kind="block")
+    Checkpoints(tmp_path, kind="block").save("a", {"x": 0.1})
+    assert Checkpoints(tmp_path, kind="block").load("a") is None        # not resuming: nothing read
+    assert store.load("a") == {"x": 0.1} and store.load("missing") is None
+    (tmp_path / "b.json").write_bytes((tmp_path / "a.json").read_bytes())   # a file under another key
+    assert store.load("b") is None
+    assert Checkpoints(tmp_path, resume=True, kind="cell").load("a") is None
+    os.mkfifo(tmp_path / "c.json")                                        # would block a reader
+    assert store.load("c") is None
+    monkeypatch.setattr(checkpoints_module, "MAX_CHECKPOINT_BYTES", 8)
+    assert store.load("a") is None
+    err = capsys.readouterr().err
+    for reason in ("was written for 'block' 'a', not block b", "was written for 'block' 'a', not cell a",
+                   "is not a regular file", "is larger than 8 bytes"):
+        assert reason in err
+    Checkpoints(tmp_path, kind="block").save("nan", {"x": math.nan})     # JSON cannot hold it: not kept
+    assert not (tmp_path / "nan.json").exists() and "not kept" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- never trusted

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,12 @@ class Checkpoints:
         self._tell_legacy()
         path = self.path(key)
         try:
-            if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+            if not stat.S_ISREG(path.stat().st_mode):   # a FIFO or a device would block or never end
+                raise CheckpointError("is not a regular file")
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_CHECKPOINT_BYTES + 1)
+            if len(raw) > MAX_CHECKPOINT_BYTES:
                 raise CheckpointError(f"is larger than {MAX_CHECKPOINT_BYTES:,} bytes")
-            raw = path.read_bytes()
         except FileNotFoundError:
             return None
         except CheckpointError as exc:
