@@ -98,6 +98,7 @@ def cmd_solve(args) -> int:
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
     path = _write(args.out, "result.json", data)
+    _say_replaced(path, getattr(args, "previous_status", None), result.status)
     say(result_summary(data, instance))
     if args.compare:
         say(baselines_table(data["baselines"]))
@@ -114,6 +115,47 @@ def cmd_solve(args) -> int:
               file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+COMPLETE_STATUSES = ("optimal", "feasible")
+"""A result with a plan for every county, not cut short by the time limit."""
+
+
+def _previous_status(out: Path) -> str | None:
+    """The status of the result.json already in the output folder (None: none there)."""
+    import json
+    path = out / "result.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return "unreadable"
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else "unknown"
+
+
+def _check_previous_result(args) -> None:
+    """`solve` does not replace a result unless asked: --resume (continue
+    that run) or --overwrite (start afresh); checked before any work."""
+    previous = _previous_status(Path(args.out))
+    args.previous_status = previous
+    if previous is not None and not (args.resume or args.overwrite):
+        path = Path(args.out) / "result.json"
+        raise InputError(f"{path} already holds a result (status {previous}); pass --resume to reuse the blocks "
+                         f"that run finished ({Path(args.out) / 'blocks'}) and replace it, --overwrite to solve "
+                         f"afresh and replace it, or another --out; nothing was written")
+
+
+def _say_replaced(path: Path, previous: str | None, status: str) -> None:
+    """On stderr: a result.json was replaced; loudly if a complete plan gave way to an incomplete one."""
+    if previous is None:
+        return
+    if previous in COMPLETE_STATUSES and status not in COMPLETE_STATUSES:
+        print(f"warning: replaced {path}, which held a complete plan (status {previous}), by this run's "
+              f"result with status {status}", file=sys.stderr)
+    else:
+        print(f"replaced {path} (it held status {previous})", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:
@@ -314,6 +356,8 @@ def _check_output(args) -> None:
         check_report_libraries()
     elif getattr(args, "out", None) is not None:
         check_writable_folder(Path(args.out))
+    if args.command == "solve":
+        _check_previous_result(args)
     if getattr(args, "format", None) is not None:
         from pooling.outputs.frames import check_format
         check_format(args.format)
@@ -361,8 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
     _add_execution_arguments(p, "independent blocks")
-    p.add_argument("--resume", action="store_true",
-                   help="reuse the blocks a previous, interrupted run finished (kept in OUT/blocks/)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="reuse the blocks a previous run finished (kept in OUT/blocks/, each verified "
+                            "before use) and solve the rest; replaces OUT/result.json")
+    again.add_argument("--overwrite", action="store_true",
+                       help="solve afresh and replace the result already in OUT/result.json "
+                            "(without --resume or --overwrite, an existing result is never replaced)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
                         "(pip install 'pooling[report]')")

@@ -221,8 +221,8 @@ def test_thread_count_can_change_between_runs_in_one_process(tiny, tmp_path):
     """HiGHS sizes its process-wide scheduler on the first run; a later run with
     another --threads used to end with status error and no plan (exit 1)."""
     inst, spec = tiny
-    for threads in ("1", "2", "1"):
-        out = tmp_path / f"out{threads}"
+    for run, threads in enumerate(("1", "2", "1")):
+        out = tmp_path / f"out{run}"   # a folder per run: solve does not replace a result unless told
         assert main(["solve", str(inst), "--spec", str(spec), "--out", str(out), "--threads", threads]) == 0
         assert json.loads((out / "result.json").read_text())["status"] == "optimal"
 

@@ -110,15 +110,15 @@ def test_cli_sweep_resumes_after_a_kill_without_redoing_cells(tmp_path):
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = out / "cells"
     give_up = time.time() + 300
-    while proc.poll() is None and len(list(cells.glob("*.pickle"))) < 3 and time.time() < give_up:
+    while proc.poll() is None and len(list(cells.glob("*.json"))) < 3 and time.time() < give_up:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    before = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.pickle")}
+    before = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.json")}
     assert 3 <= len(before) < 12 and not (out / "sweep.csv").exists()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    after = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.pickle")}
+    after = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.json")}
     assert len(after) == 12 and all(after[name] == stamp for name, stamp in before.items())
     with (out / "sweep.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 12

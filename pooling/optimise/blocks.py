@@ -39,8 +39,8 @@ from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec
 from pooling.economics.objectives import objective_denominator
-from pooling.execution.checkpoints import Checkpoints
 from pooling.execution.tasks import ExecutionPlan, run_tasks
+from pooling.optimise.block_records import BlockStore
 from pooling.optimise.candidates import pool_groups
 from pooling.optimise.result import Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
@@ -107,15 +107,17 @@ def _merge_by(instance: Instance, groups: list[tuple[str, tuple[str, ...]]], key
 
 
 def run_blocks(fn: Callable[[Any, Any], Any], tasks: list, shared: tuple, blocks: list[Block], keys: list[str],
-               plan: ExecutionPlan, store: Checkpoints | None, keep: Callable[[Any], bool] = lambda _: True,
+               plan: ExecutionPlan, store: BlockStore | None, keep: Callable[[Any], bool] = lambda _: True,
                limited: bool = False) -> list:
     """`fn(shared, task)` for each block's task on the plan's backend, in
     `run_order` (`limited`: under a time limit); with a checkpoint `store`,
     finished tasks are saved under their key as they finish (those `keep`
-    accepts) and saved ones are not run again (when resuming)."""
+    accepts and the store keeps: pooling.optimise.block_records) and, when
+    resuming, saved ones that verify are not run again."""
     done = {}
     if store is not None:
         done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
+        store.summarise(len(keys), len(done))
 
     def save(index: int, value: Any) -> None:
         if store is not None and keep(value):

@@ -28,8 +28,9 @@ from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
-from pooling.execution.checkpoints import Checkpoints
+from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.execution.tasks import ExecutionPlan
+from pooling.optimise.block_records import BlockStore, with_resume_count
 from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks
 from pooling.optimise.candidates import (
     pool_rule_violations,
@@ -88,8 +89,9 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     the paths of their files. Independent blocks (pooling.optimise.blocks) are
     solved separately and merged, on `workers` local processes or the Dask
     `scheduler` (the result does not depend on either); with `checkpoint` a
-    folder, each finished block is written there at once and `resume` reuses
-    them."""
+    folder, each finished block is written there at once (JSON) and `resume`
+    reuses those whose plan verifies against the inputs
+    (pooling.optimise.block_records), saying on stderr what it reused."""
     instance, spec = as_problem(instance, spec, "solve")
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
@@ -101,21 +103,32 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     deadline = None if options.time_limit is None else time.time() + options.time_limit
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
+        if checkpoint is not None and resume:
+            tell("resume: this problem is one block, which keeps no checkpoint: solved from the start")
         return solve_whole(instance, spec, options, deadline, plan)
-    store = Checkpoints(checkpoint, resume) if checkpoint is not None else None
+    store = Checkpoints(checkpoint, resume, kind="block") if checkpoint is not None else None
 
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
-        # A block that ended in a solver error (a Ctrl-C landing inside HiGHS)
-        # is not checkpointed: resume solves it again.
+        # Only finished blocks are checkpointed (block_records): one that ended
+        # in a solver error (a Ctrl-C landing inside HiGHS), by the time limit
+        # or without a plan is solved again on resume.
+        keys = [block_key(instance, block_spec, options, b, floor) for b in blocks]
+        records = None if store is None else \
+            BlockStore(store, instance, block_spec, {k: (b.label, b.members) for k, b in zip(keys, blocks)}, floor)
         return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
-                          blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
-                          store, keep=lambda r: r.status != Status.ERROR.value,
+                          blocks, keys, plan, records, keep=lambda r: r.status != Status.ERROR.value,
                           limited=deadline is not None)
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
     if coupled(spec):
-        return solve_coupled(instance, spec, options, blocks, deadline, plan, store, base, start)
+        # Its blocks' checkpoints would be every priced candidate pool, which
+        # cannot be verified more cheaply than priced again: none are kept.
+        if store is not None and resume:
+            tell(f"resume: this solve's blocks share one rate window and keep no checkpoints; "
+                 f"all {len(blocks)} are solved again")
+        return with_resume_count(solve_coupled(instance, spec, options, blocks, deadline, plan, None, base, start),
+                                 store)
     results = solve_blocks(spec, None)
     if spec.objective.kind == "max_min_rate" and all(r.pools for r in results):
         # Exact two-pass decomposition: the best smallest rate of the whole
@@ -127,7 +140,8 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         second = solve_blocks(mean_spec, floor)
         results = [dataclasses.replace(again, bound=first.bound) if again.pools else again
                    for first, again in zip(results, second)]
-    return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
+    return with_resume_count(merge_results(instance, spec, blocks, results, base, time.perf_counter() - start),
+                             store)
 
 
 def _solve_block(shared, task) -> Result:

@@ -32,14 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance, load_instance, read_file_bytes
 from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec, load_spec, spec_from_dict
 from pooling.errors import InputError
 from pooling.execution.atomic import write_bytes_atomic
-from pooling.execution.checkpoints import Checkpoints
+from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.execution.tasks import ExecutionPlan, run_tasks
+from pooling.optimise.block_records import FINISHED, PlanRejected, agreeing, canonical, check_certificate, verify_plan
+from pooling.optimise.problem import objective_value
+from pooling.optimise.result import mean_rate
 from pooling.optimise.solve import evaluate, solve
 
 MAX_CELLS = 10_000
@@ -139,19 +143,32 @@ def _cell_key(instance: Instance, spec: Spec, options: dict) -> str:
 
 
 def solve_cell(_shared, cell: Cell) -> dict[str, Any]:
-    """Solve one cell and summarise it as a table row (a task: may run in a worker)."""
+    """Solve one cell (a task: may run in a worker): its table row and its
+    plan, {"row": ..., "plan": [{"counties", "contracts", "rate"}, ...]}, the
+    JSON data its checkpoint holds."""
     instance = load_instance(cell.instance)
     spec = spec_from_dict(cell.spec, source=cell.instance)
     result = solve(instance, spec, options=SolveOptions(**cell.options))
+    outcome = {name: getattr(result, name) for name in OUTCOME_FIELDS}
+    plan = [{"counties": list(p.pricing.counties), "contracts": list(p.pricing.contracts), "rate": p.rate}
+            for p in result.pools]
+    return {"row": cell_row(cell, instance, spec, outcome, result.pools), "plan": plan}
+
+
+OUTCOME_FIELDS = ("status", "objective", "bound", "gap", "mean_rate", "wall_seconds")
+"""The solve's figures a row copies (the rest it computes from the plan)."""
+
+
+def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any], pools) -> dict[str, Any]:
+    """A cell's table row from its solve's `outcome` (OUTCOME_FIELDS) and plan."""
     row: dict[str, Any] = {field: value for field, value in cell.values}
-    rates = [p.rate for p in result.pools]
-    row.update(instance=cell.instance, status=result.status, objective=result.objective, bound=result.bound,
-               gap=result.gap, mean_rate=result.mean_rate, min_rate=min(rates, default=None),
-               max_rate=max(rates, default=None), pools=len(result.pools), wall_seconds=result.wall_seconds)
+    rates = [p.rate for p in pools]
+    row.update(instance=cell.instance, min_rate=min(rates, default=None), max_rate=max(rates, default=None),
+               pools=len(pools), **outcome)
     row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None)
-    if result.pools:
-        plan = [list(p.pricing.counties) for p in result.pools]
-        rate_of = {c: p.rate for p in result.pools for c in p.pricing.counties}
+    if pools:
+        plan = [list(p.pricing.counties) for p in pools]
+        rate_of = {c: p.rate for p in pools for c in p.pricing.counties}
         pricing = evaluate(instance, spec, plan, subsidy=spec.solvency.measure != "ruin")
         if pricing.subsidy is not None:
             row["subsidy_top_up"] = pricing.subsidy["total_top_up"]
@@ -159,6 +176,42 @@ def solve_cell(_shared, cell: Cell) -> dict[str, Any]:
                      for c in p["county_compensation"] if c["solvent_alone"]}
             row["counties_worse_off"] = sum(1 for c, r in alone.items() if rate_of[c] < r - WORSE_OFF_TOLERANCE)
         row["migrants_in_network"] = migrants_in_network(instance, plan)
+    return row
+
+
+def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
+    """A finished cell's row from its checkpoint, once verified: its plan
+    re-priced under the cell's instance and spec and checked against every
+    rule (optimise.block_records.verify_plan), the objective recomputed from
+    it, and the whole row computed again from the plan and compared with the
+    stored one. PlanRejected says what does not match."""
+    if not isinstance(payload, dict) or set(payload) != {"row", "plan"} or \
+            not isinstance(payload["row"], dict) or not isinstance(payload["plan"], list):
+        raise PlanRejected("it is not a sweep cell record")
+    stored, entries = payload["row"], []
+    if stored.get("status") not in FINISHED or not payload["plan"]:
+        raise PlanRejected(f"it holds no finished plan (status {stored.get('status')!r})")
+    for entry in payload["plan"]:
+        if not isinstance(entry, dict) or set(entry) != {"counties", "contracts", "rate"} or \
+                not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                        for v in (entry["counties"], entry["contracts"])):
+            raise PlanRejected("its plan is not a list of pools with counties, contracts and a rate")
+        entries.append((tuple(entry["counties"]), tuple(entry["contracts"]), entry["rate"]))
+    raw = load_instance(cell.instance)
+    instance, spec = as_problem(raw, spec_from_dict(cell.spec, source=cell.instance), "sweep")
+    pools = verify_plan(instance, spec, entries)
+    outcome = {name: stored.get(name) for name in OUTCOME_FIELDS}
+    outcome["objective"] = agreeing(outcome["objective"], objective_value(spec.objective.kind, pools), "objective")
+    outcome["mean_rate"] = mean_rate(pools)
+    check_certificate(spec, outcome["objective"], outcome["bound"], outcome["gap"])
+    seconds = outcome["wall_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise PlanRejected(f"wall_seconds {seconds!r} is not a duration")
+    row = cell_row(cell, raw, spec, outcome, pools)
+    if canonical(row) != canonical(stored):
+        field = next((k for k in list(row) + list(stored) if canonical(row.get(k)) != canonical(stored.get(k))),
+                     "a field")
+        raise PlanRejected(f"{field} {stored.get(field)!r} does not match its plan re-priced ({row.get(field)!r})")
     return row
 
 
@@ -175,11 +228,32 @@ def migrants_in_network(instance: Instance, plan: list[list[str]]) -> float:
 
 
 def run_sweep(sweep: Sweep, out: Path, plan: ExecutionPlan) -> list[dict[str, Any]]:
-    """Every cell's row, in grid order; finished cells come from OUT/cells/."""
-    store = Checkpoints(out / "cells", resume=True)
-    done = {i: row for i, c in enumerate(sweep.cells) if (row := store.load(c.key)) is not None}
-    return run_tasks(solve_cell, list(sweep.cells), None, plan,
-                     on_result=lambda i, row: store.save(sweep.cells[i].key, row), done=done)
+    """Every cell's row, in grid order. Finished cells come from OUT/cells/
+    once they verify (`restore_cell`); a cell whose checkpoint does not is
+    said on stderr, naming the file, and solved again."""
+    store = Checkpoints(out / "cells", resume=True, kind="cell")
+    done = {}
+    for index, cell in enumerate(sweep.cells):
+        payload = store.load(cell.key)
+        if payload is None:
+            continue
+        try:
+            done[index] = {"row": restore_cell(payload, cell), "plan": payload["plan"]}
+        except PlanRejected as exc:
+            store.reject(cell.key, f"cell {dict(cell.values)} of {Path(cell.instance).name}: {exc}")
+    if done or store.rejected:
+        failed = f" ({store.rejected} of them had a checkpoint that failed verification)" if store.rejected else ""
+        tell(f"sweep: {len(done)} of {len(sweep.cells)} cells reused from {store.folder} (each plan verified by "
+             f"re-pricing its pools), {len(sweep.cells) - len(done)} to solve{failed}")
+    records = run_tasks(solve_cell, list(sweep.cells), None, plan,
+                        on_result=lambda i, record: _keep(store, sweep.cells[i], record), done=done)
+    return [record["row"] for record in records]
+
+
+def _keep(store: Checkpoints, cell: Cell, record: dict[str, Any]) -> None:
+    """A finished cell is kept; one without a finished plan is solved again by the next run."""
+    if record["row"].get("status") in FINISHED and record["plan"]:
+        store.save(cell.key, record)
 
 
 def write_table(rows: list[dict[str, Any]], fields: tuple[str, ...], out: Path) -> list[Path]:
