@@ -97,7 +97,7 @@ def cmd_solve(args) -> int:
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
-    path = _write(args.out, "result.json", data)
+    path = _write(args.out, _result_name(args, result.status), data)
     _say_replaced(path, getattr(args, "previous_status", None), result.status)
     say(result_summary(data, instance))
     if args.compare:
@@ -136,24 +136,36 @@ def _previous_status(out: Path) -> str | None:
 
 
 def _check_previous_result(args) -> None:
-    """`solve` does not replace a result unless asked: --resume (continue
-    that run) or --overwrite (start afresh); checked before any work."""
-    previous = _previous_status(Path(args.out))
-    args.previous_status = previous
-    if previous is not None and not (args.resume or args.overwrite):
-        path = Path(args.out) / "result.json"
-        raise InputError(f"{path} already holds a result (status {previous}); pass --resume to reuse the blocks "
-                         f"that run finished ({Path(args.out) / 'blocks'}) and replace it, --overwrite to solve "
-                         f"afresh and replace it, or another --out; nothing was written")
+    """Note, before any work, what OUT/result.json holds (if anything): `solve`
+    replaces a result and says so, but keeps a complete plan (`optimal`,
+    `feasible`) rather than replace it by an incomplete one unless --overwrite."""
+    args.previous_status = _previous_status(Path(args.out))
+
+
+INCOMPLETE_NAME = "result.incomplete.json"
+"""Where `solve` writes an incomplete result that would have replaced a complete one."""
+
+
+def _result_name(args, status: str) -> str:
+    """result.json, or INCOMPLETE_NAME when this run's incomplete result would
+    replace a complete plan and --overwrite was not given."""
+    previous = getattr(args, "previous_status", None)
+    if previous in COMPLETE_STATUSES and status not in COMPLETE_STATUSES and not args.overwrite:
+        return INCOMPLETE_NAME
+    return "result.json"
 
 
 def _say_replaced(path: Path, previous: str | None, status: str) -> None:
-    """On stderr: a result.json was replaced; loudly if a complete plan gave way to an incomplete one."""
+    """On stderr: what became of the result.json that was in the output folder."""
     if previous is None:
         return
-    if previous in COMPLETE_STATUSES and status not in COMPLETE_STATUSES:
+    if path.name == INCOMPLETE_NAME:
+        print(f"warning: kept {path.with_name('result.json')}, which holds a complete plan (status {previous}); "
+              f"this run's result (status {status}) is in {path}. Pass --resume to finish from the blocks "
+              f"kept in {path.with_name('blocks')}, or --overwrite to replace it", file=sys.stderr)
+    elif previous in COMPLETE_STATUSES and status not in COMPLETE_STATUSES:
         print(f"warning: replaced {path}, which held a complete plan (status {previous}), by this run's "
-              f"result with status {status}", file=sys.stderr)
+              f"result with status {status} (--overwrite)", file=sys.stderr)
     else:
         print(f"replaced {path} (it held status {previous})", file=sys.stderr)
 
@@ -410,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reuse the blocks a previous run finished (kept in OUT/blocks/, each verified "
                             "before use) and solve the rest; replaces OUT/result.json")
     again.add_argument("--overwrite", action="store_true",
-                       help="solve afresh and replace the result already in OUT/result.json "
-                            "(without --resume or --overwrite, an existing result is never replaced)")
+                       help="replace OUT/result.json even when it holds a complete plan and this run's "
+                            "result is incomplete (without it, that result goes to OUT/result.incomplete.json)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
                         "(pip install 'pooling[report]')")

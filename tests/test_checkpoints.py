@@ -356,18 +356,21 @@ def _cli_files(tmp_path: Path) -> tuple[str, str]:
     return str(tmp_path / "i.json"), str(tmp_path / "s.toml")
 
 
-def test_solve_does_not_replace_a_result_unless_told(tmp_path, capsys):
+def test_solve_never_replaces_a_complete_result_by_an_incomplete_one_unless_told(tmp_path, capsys):
     inst, spec = _cli_files(tmp_path)
     out = tmp_path / "out"
     args = ["solve", inst, "--spec", spec, "--out", str(out), "--workers", "1", "--quiet"]
     assert main(args) == 0
     written = (out / "result.json").read_bytes()
     capsys.readouterr()
-    assert main(args + ["--time-limit", "5"]) == 2
+    # A run cut short keeps the complete result and writes its own beside it.
+    assert main(args + ["--time-limit", "0.001"]) in (3, 4)
     err = capsys.readouterr().err
-    assert f"error: {out / 'result.json'} already holds a result (status optimal)" in err
+    assert f"warning: kept {out / 'result.json'}, which holds a complete plan (status optimal)" in err
     assert "--resume" in err and "--overwrite" in err and "Traceback" not in err
     assert (out / "result.json").read_bytes() == written
+    assert json.loads((out / "result.incomplete.json").read_text())["status"] not in ("optimal", "feasible")
+    # A complete run replaces it and says so.
     assert main(args + ["--resume"]) == 0
     err = capsys.readouterr().err
     assert "resume: 6 of 6 blocks reused" in err and f"replaced {out / 'result.json'} (it held status optimal)" in err
@@ -375,9 +378,11 @@ def test_solve_does_not_replace_a_result_unless_told(tmp_path, capsys):
     assert resumed["timings"]["resumed_blocks"] == 6
     assert {k: v for k, v in resumed.items() if k not in TIMING_KEYS} == \
         {k: v for k, v in json.loads(written).items() if k not in TIMING_KEYS}
+    # --overwrite replaces it by an incomplete one, with a warning.
     assert main(args + ["--overwrite", "--time-limit", "0.001"]) in (3, 4)
     assert f"warning: replaced {out / 'result.json'}, which held a complete plan (status optimal), by this " \
            f"run's result with status" in capsys.readouterr().err
+    assert json.loads((out / "result.json").read_text())["status"] not in ("optimal", "feasible")
 
 
 def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
