@@ -49,7 +49,21 @@ def read_census(path: Path, required: list[str] | None = None) -> list[dict]:
     missing = [c for c in required or [] if c not in rows[0]]
     if missing:
         fail(f"census file {path}: missing columns {missing}")
+    for row in rows:
+        if row.get("name_zh"):
+            row["name_zh"] = normalise_name(row["name_zh"])
     return rows
+
+
+MISREAD_CITY = "\u5dff"
+"""巿 (U+5DFF, fu2, an apron), which the census table has in place of 市 (U+5E02, city)
+in 25 unit names (禹州巿, 巿中区, ...): a look-alike left by digitisation. No county-level
+name uses 巿, so every one is read as 市."""
+
+
+def normalise_name(name: str) -> str:
+    """A census unit name as it is written: MISREAD_CITY replaced by 市."""
+    return name.replace(MISREAD_CITY, "\u5e02")
 
 
 def num(row: dict, key: str, path: Path) -> float:

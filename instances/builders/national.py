@@ -202,9 +202,13 @@ def assemble_counties(model: dict, ids: list[str], adjacency: dict, uplift: dict
         care = {local(k): w for k, w in m["resident_care"].items()}
         dest = {local(k): w for k, w in m["migrant_destinations"].items()}
         referenced |= {k for k in list(care) + list(dest) if k not in in_file}
+        # One convention in every file: `name` is the census's Chinese name and
+        # `name_en` the romanised name, where cases.NAMES has one.
+        record = {"id": cid, "name": r["name_zh"]}
+        if cid in names:
+            record["name_en"] = names[cid]
         counties.append({
-            "id": cid,
-            "name": names.get(cid, r["name_zh"]),
+            **record,
             "prefecture": r["prefecture_code"],
             "province": r["province_code"],
             "enrollees": m["enrollees"],
