@@ -20,7 +20,7 @@ from tests.factories import INSTANCES, REPO
 
 sys.path.insert(0, str(INSTANCES))
 
-from builders import census  # noqa: E402
+from builders import census
 
 BUNDLED = ["tongliao", "xinyang", "binzhou", "henan", "china"]
 REFERENCE_COPIES = sorted((REPO / "benchmarks" / "reference_instances").glob("*.json.gz"))
