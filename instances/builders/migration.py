@@ -212,6 +212,7 @@ def gravity_destinations(rows: list[dict], path: Path, fund: list[bool], enrolle
 
     # ---- sourced destination shares that the gravity model cannot reproduce (chain
     # migration): set the share, scale the county's other destinations to the rest.
+    gravity_only = {c: destinations[c] for c in sorted(SOURCED_DESTINATION_SHARES) if c in destinations}
     for c, shares in sorted(SOURCED_DESTINATION_SHARES.items()):
         if c not in destinations:
             continue
@@ -222,4 +223,4 @@ def gravity_destinations(rows: list[dict], path: Path, fund: list[bool], enrolle
     return {"destinations": destinations, "cities": cities, "beta_intra": beta_intra,
             "beta_inter": beta_inter, "inter_share_other": other_share, "f_central": f_central,
             "own_prefecture_share": own_prefecture_share, "central_east_share": central_east_share,
-            "inter_share": {code[i]: inter_share[i] for i in origins}}
+            "inter_share": {code[i]: inter_share[i] for i in origins}, "gravity_only": gravity_only}

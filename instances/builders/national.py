@@ -148,7 +148,8 @@ def national_model(rows: list[dict], path: Path, districts: str = "threshold") -
         "outpatient_pc": round(spend_pc * (1.0 - cal.INPATIENT_SHARE), 2),
         "outside_mean": price("prefecture", None),
         **{k: gravity[k] for k in ("beta_intra", "beta_inter", "inter_share_other", "f_central",
-                                   "own_prefecture_share", "central_east_share", "inter_share")},
+                                   "own_prefecture_share", "central_east_share", "inter_share",
+                                   "gravity_only")},
     }
     return model
 

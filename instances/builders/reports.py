@@ -160,7 +160,8 @@ def case_report(model: dict) -> str:
         top = sorted(g["migrant_destinations"].items(), key=lambda kv: (-kv[1], kv[0]))[:6]
         out.append(f"Gushi 411525: migrant_share {g['migrant_share']}, inter-provincial "
                    f"{model['inter_share']['411525']}; Beijing (city:110100) {beijing:.4f} of its migrants "
-                   f"(source: ~150,000 of ~500,000 = 0.30); top: "
+                   f"(source: ~150,000 of ~500,000 = 0.30; gravity alone "
+                   f"{model['gravity_only']['411525'].get('city:110100', 0.0):.4f}); top: "
                    + ", ".join(f"{k} {w:.3f}" for k, w in top))
     for label, code, src in (("Jincheng 140500", "140500", "0.76 / 0.15 / 0.09 (2006)"),
                              ("Yichun 230700", "230700", "0.10 / 0.34 / 0.56 (2006)"),
