@@ -253,3 +253,30 @@ def test_readme_sweep_figures_match_solves():
     assert low[1] == low[2]
     assert (f"the mean rate is {low[0]} with no gap allowed, {low[1]} at 0.01 and 0.02, {low[3]} at 0.05 "
             f"(CVaR 0.99; {high} at 0.995)") in text
+
+
+def _place_counts(name: str) -> dict[str, int]:
+    """Places of a file by kind: county:, province:, and city: inside / outside its provinces."""
+    data = _file(name)
+    provinces = {c["province"] for c in data["counties"]}
+    counts: dict[str, int] = {}
+    for place in data["places"]:
+        kind = place["id"].split(":")[0]
+        if kind == "city":
+            kind += "_in" if place["province"] in provinces else "_out"
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def test_quoted_place_counts_and_gushis_figures_match_the_files():
+    text = " ".join(_readme().split())
+    xinyang, henan, china = (_place_counts(name) for name in ("xinyang", "henan", "china"))
+    assert (xinyang["province"], xinyang["city_in"]) == (1, 5)      # city:411500 and 4 other Henan cities
+    assert (f"`city:411500`, `province:410000`, {xinyang['county']} `county:` places elsewhere in Henan and "
+            f"{xinyang['city_in'] - 1 + xinyang['city_out']} `city:` places") in text
+    assert (f"henan.json's places are the {henan['city_in']} Henan cities, `province:410000` and "
+            f"{henan['city_out']} other-province cities") in text
+    assert f"china.json's are the {china['city_in']} cities" in text and china["province"] == 31
+    gushi = next(c for c in _file("xinyang")["counties"] if c["id"] == "411525")
+    quoted = f"net absence {gushi['migrant_share']:.2%}, the `migrant_share`, and {gushi['enrollees']:,} enrollees"
+    assert quoted in text
