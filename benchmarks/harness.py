@@ -152,14 +152,22 @@ def _violations(instance, spec, plan):
     return [v for pool in plan or [] for v in pool_rule_violations(instance, spec, pool)]
 
 
+FIXED_PLAN_STATUS = {"optimal": "feasible", "partial": "infeasible"}
+"""solve's status for a fixed partition (scope county or prefecture) -> the baseline's."""
+
+
 def _fixed_scope(scope):
     def run(ctx):
         spec = ctx["spec"]
         fixed = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope=scope))
         res = solve(ctx["instance"], fixed, options=ctx["options"])
-        status = "feasible" if res.status == "optimal" else res.status
+        # The plan is fixed: "optimal" means it is feasible; "partial" means some of
+        # its blocks (a county alone, say) have no solvent rate, so the plan as a
+        # whole is infeasible and the solved blocks' objective is not its value.
+        status = FIXED_PLAN_STATUS.get(res.status, res.status)
+        objective = res.objective if status == "feasible" else None
         plan = [list(p.pricing.counties) for p in res.pools] or None
-        return _record(status, res.objective, timings=dict(res.timings),
+        return _record(status, objective, timings=dict(res.timings),
                        size={"pools": len(res.pools) or res.candidate_pools}, plan=plan,
                        library_status=res.status, plan_violations=_violations(ctx["instance"], spec, plan))
     return run
@@ -322,14 +330,20 @@ def run_all(args):
         entries = [e for e in entries if not e.scaling_only]
     for entry in entries:
         inst = entry.load()
-        start = time.perf_counter()
-        scenarios = sample_scenarios(inst, args.scenarios, args.seed)
-        sampling = time.perf_counter() - start
+        unsupported = registry.scenario_pair_unsupported(inst)
+        scenarios, sampling = None, None
+        if unsupported is None:
+            start = time.perf_counter()
+            scenarios = sample_scenarios(inst, args.scenarios, args.seed)
+            sampling = time.perf_counter() - start
+        else:
+            print(f"{entry.name}: scenario pair skipped: {unsupported}", flush=True)
         instances.append({"name": entry.name, "counties": len(inst.counties),
                           "prefectures": len({c.prefecture for c in inst.counties}),
                           "enrollees": inst.total_enrollees, "origin": entry.origin,
                           "series": list(entry.series), "scaling_only": entry.scaling_only,
-                          "scenario_sampling_seconds": sampling})
+                          "scenario_sampling_seconds": sampling,
+                          "scenario_pair_skipped": unsupported})
         for spec_name in registry.specs_for(entry, args.quick):
             spec = build_spec(spec_name)
             ctx = {"instance": inst, "spec": spec, "options": options, "scenarios": scenarios}
@@ -339,7 +353,8 @@ def run_all(args):
                 pools = None
             case = []
             for method in METHODS:
-                reason = registry.skip_reason(entry, spec_name, method.name, pools, args.all_exact)
+                reason = registry.skip_reason(entry, spec_name, method.name, pools, args.all_exact,
+                                               scenarios_unsupported=unsupported)
                 if reason is None and method.name == "compact":
                     for series in entry.series:
                         n = compact_hit_limit.get((series, spec_name))
@@ -733,7 +748,10 @@ def markdown(doc):
               "|---|---:|---:|---:|---|---:|"]
     for i in doc["instances"]:
         lines.append(f"| {i['name']} | {i['counties']} | {i['prefectures']} | {i['enrollees']:,} | "
-                     f"{i['origin']} | {i['scenario_sampling_seconds']:.2f} |")
+                     f"{i['origin']} | {_fmt(i['scenario_sampling_seconds'], '.2f')} |")
+    skipped = [i for i in doc["instances"] if i.get("scenario_pair_skipped")]
+    if skipped:
+        lines += [""] + [f"Scenario pair not run on {i['name']}: {i['scenario_pair_skipped']}." for i in skipped]
     lines += ["", "Specs: " + "; ".join(f"**{k}**: {v}" for k, v in SPEC_NOTES.items())
               + ". All: CVaR 99%, reserve_share 0.5, rates [0.3, 0.9], max_mean_rate.", ""]
 

@@ -28,7 +28,9 @@ Methods, by the problem they solve:
   status_quo, prefecture (pooling.optimise.baselines);
 - sampled scenarios (S years drawn once per instance, pooling.economics.loss_scenarios):
   set_partitioning_on_scenarios (columns priced by sample CVaR) and compact
-  (pooling.optimise.formulations.compact), on the very same scenarios.
+  (pooling.optimise.formulations.compact), on the very same scenarios. The
+  pair is skipped, with the reason recorded, on an instance whose sampled
+  scenarios cannot express its network (scenario_pair_unsupported).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pooling import Instance, Spec, instance_from_dict, load_instance, spec_from_dict
+from pooling.economics.care import county_care
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,10 +155,35 @@ methods skip cases with more candidate pools unless --all-exact (none of the
 registry's full-run cases exceed it; a guard for added instances)."""
 
 
+def scenario_pair_unsupported(instance: Instance) -> str | None:
+    """Why the scenario pair cannot run on `instance`, or None when it can.
+
+    Sampled scenarios (pooling.economics.loss_scenarios.sample_scenarios) keep a
+    county's care at a place as home, bilateral (one approving county) or never
+    in network; a place approved by several counties of the instance (a city's
+    hospitals approved by every fund of its prefecture, as in every bundled
+    instance since issue 13) is in network only for a pool holding all of them,
+    which neither they nor the compact model can express, so sample_scenarios
+    refuses it. This is the same test, made before sampling so that the harness
+    can record the skip instead of stopping.
+    """
+    ids = set(instance.ids)
+    for county in instance.counties:
+        for flow in county_care(instance, county):
+            if len(flow.approved_by) > 1 and flow.approved_by <= ids:
+                return (f'care at "{flow.place}" (county {county.id}) is in network only for a pool '
+                        f"holding all {len(flow.approved_by)} of its approving counties; sampled "
+                        "scenarios and the compact model cannot express that (exact methods only)")
+    return None
+
+
 def skip_reason(instance: InstanceEntry, spec: str, method: str, candidate_pools: int | None = None,
-                all_exact: bool = False) -> str | None:
+                all_exact: bool = False, scenarios_unsupported: str | None = None) -> str | None:
     """Why (instance, spec, method) is not run, or None when it is. `candidate_pools`
-    is the number of pools the spec allows (None if enumeration is refused)."""
+    is the number of pools the spec allows (None if enumeration is refused);
+    `scenarios_unsupported` is scenario_pair_unsupported's reason for the instance."""
+    if method in SCENARIO_METHODS and scenarios_unsupported is not None:
+        return scenarios_unsupported
     if instance.scaling_only and method not in SCENARIO_METHODS:
         return "scaling-series instance: scenario pair only"
     if instance.scaling_only and spec not in COMPACT_SPECS:

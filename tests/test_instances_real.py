@@ -63,7 +63,7 @@ def test_national_instance_shape():
 def test_case_study_figures():
     xinyang = pooling.load_instance(INSTANCES / "xinyang.json")
     gushi = xinyang.county("411525")
-    assert gushi.name == "Gushi County"
+    assert (gushi.name, gushi.name_en) == ("固始县", "Gushi County")
     assert 0.39 < gushi.migrant_share < 0.41
     binzhou = pooling.load_instance(INSTANCES / "binzhou.json")
     rich = binzhou.county("371626")

@@ -320,7 +320,7 @@ def test_frames_have_one_row_per_pool_or_county(tongliao, partial):
     result = pooling.read_result(tongliao / "result.json")
     frame = result.to_frame(instance)
     assert list(frame["id"]) == ["P01"] and frame.loc[0, "n_counties"] == 8
-    assert frame.loc[0, "rate"] == result.pools[0].rate and "Horqin District" in frame.loc[0, "names"]
+    assert frame.loc[0, "rate"] == result.pools[0].rate and "科尔沁区" in frame.loc[0, "names"]
     assert "names" not in result.to_frame().columns
     evaluation = Evaluation.from_dict(json.loads((tongliao / "evaluation.json").read_text()))
     ev = evaluation.to_frame()

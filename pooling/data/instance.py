@@ -131,6 +131,8 @@ class County:
     admin_in_fund: bool = True
     """parameters.admin_financing == "risk_fund", copied here by the loader so
     every per-county cost is read in one place (`per_capita_costs`)."""
+    name_en: str | None = None
+    """Optional second name (the bundled files: `name` Chinese, `name_en` romanised)."""
 
     @property
     def revenue(self) -> float:
@@ -366,6 +368,7 @@ def _read_county(item: Any, source: str, index: int, admin_in_fund: bool = True)
     reader = FieldReader(item, _county_where(item, source, index))
     county_id = reader.string("id")
     name = reader.string("name")
+    name_en = reader.string("name_en") if reader.has("name_en") else None
     prefecture = reader.string("prefecture")
     province = reader.string("province") if reader.has("province") else None
     enrollees = reader.integer("enrollees", low=1, high=MAX_ENROLLEES)
@@ -385,7 +388,7 @@ def _read_county(item: Any, source: str, index: int, admin_in_fund: bool = True)
                   admin_per_capita=admin, outpatient_per_capita=outpatient,
                   admission_rate=admission_rate, severity=severity, migrant_share=migrant_share,
                   migrant_destinations=destinations, adjacent=tuple(adjacent),
-                  resident_care=resident_care, admin_in_fund=admin_in_fund)
+                  resident_care=resident_care, admin_in_fund=admin_in_fund, name_en=name_en)
 
 
 def _read_weights(reader: FieldReader, key: str) -> tuple[tuple[str, float], ...]:

@@ -255,8 +255,8 @@ def pool_map(instance: Instance, pools: Sequence[PoolRecord], title: str = "") -
         if n <= MAX_LABELLED_COUNTIES:
             x, y = positions[county.id]
             small = 7 if n <= 20 else 5
-            ax.text(x, y + 0.02, _short(county.name, county.id), ha="center", va="bottom", fontsize=small,
-                    color="#111111")
+            ax.text(x, y + 0.02, _short(county.name_en or county.name, county.id), ha="center", va="bottom",
+                    fontsize=small, color="#111111")
             ax.text(x, y - 0.02, f"{pools[k].id} {pools[k].rate:.4f}" if k is not None else "no plan",
                     ha="center", va="top", fontsize=small, fontweight="bold", color="#111111",
                     bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
@@ -283,7 +283,8 @@ def pool_map(instance: Instance, pools: Sequence[PoolRecord], title: str = "") -
 def _short(name: str, county_id: str = "") -> str:
     """A county's name for a figure, without its administrative suffix. Names
     in scripts the bundled DejaVu fonts cannot draw (e.g. Chinese characters)
-    would show as empty boxes: the county id is used instead."""
+    would show as empty boxes: the county id is used instead (callers pass the
+    county's `name_en` first where the file gives one)."""
     if county_id and any(ord(ch) > 0x24F for ch in name):
         return county_id
     for suffix in (" Autonomous County", " County", " District", " Banner", " City"):
@@ -322,7 +323,7 @@ def rate_change(instance: Instance, plan_rates: dict[str, float], alone: dict[st
         ax.scatter([a], [row], color="white", edgecolor="#444444", zorder=3, s=36)
         ax.scatter([p], [row], color=colour, zorder=3, s=44)
         ax.text(max(a, p) + 0.002, row, f"{p - a:+.4f}", va="center", fontsize=7, color=colour)
-    labels = [(f"{_short(c.name)} ({c.id})" if _short(c.name, c.id) != c.id else c.id)
+    labels = [(f"{_short(c.name_en or c.name)} ({c.id})" if _short(c.name_en or c.name, c.id) != c.id else c.id)
               + (f" {pool_ids[c.id]}" if pool_ids and c.id in pool_ids else "") for c in counties]
     ax.set_yticks(range(len(counties)), labels, fontsize=8)
     ax.set_xlabel("reimbursement rate")
