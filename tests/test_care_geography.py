@@ -22,6 +22,7 @@ from pooling.errors import InputError
 from pooling.optimise.bruteforce import brute_force
 from pooling.optimise.solve import evaluate, solve
 from tests.factories import county, instance_dict, random_instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 CITY = {"id": "city:9001", "name": "Prefecture city hospitals", "level": "prefecture",
         "prefecture": "9001", "province": "90", "severity": {"dist": "lognormal", "mean": 9000.0, "cv": 1.0},
@@ -140,14 +141,14 @@ def test_tiers_price_out_of_network_care_by_where_it_is_bought():
     residents, migrants = lam * 0.7, lam * 0.3
     want_resident = residents * (0.8 * home + 0.2 * 0.9 * 0.8 * city)
     want_migrant = migrants * (0.3 * 0.9 * 0.8 * 4000.0 + 0.3 * 0.9 * 0.8 * city + 0.4 * 0.4 * 0.5 * far)
-    assert care.resident_eligible == pytest.approx(want_resident, rel=1e-12)
-    assert care.migrant_eligible == pytest.approx(want_migrant, rel=1e-12)
+    assert care.resident_eligible == pytest.approx(want_resident, rel=ROUNDING)
+    assert care.migrant_eligible == pytest.approx(want_migrant, rel=ROUNDING)
     assert care.total == pytest.approx(residents * (0.8 * home + 0.2 * city)
-                                       + migrants * (0.3 * 4000.0 + 0.3 * city + 0.4 * far), rel=1e-12)
+                                       + migrants * (0.3 * 4000.0 + 0.3 * city + 0.4 * far), rel=ROUNDING)
     assert care.migrant_in_network_admissions == 0.0
     whole = care_in_pool(inst, a, frozenset({"A", "B", "C"}))   # the city is approved by A, B and C
-    assert whole.migrant_in_network_admissions == pytest.approx(0.6 * migrants, rel=1e-12)
-    assert whole.resident_eligible == pytest.approx(residents * (0.8 * home + 0.2 * city), rel=1e-12)
+    assert whole.migrant_in_network_admissions == pytest.approx(0.6 * migrants, rel=ROUNDING)
+    assert whole.resident_eligible == pytest.approx(residents * (0.8 * home + 0.2 * city), rel=ROUNDING)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -180,13 +181,13 @@ def test_without_penalty_the_effective_objectives_are_nominal(kind):
     result = solve(inst, spec)
     assert result.status == "optimal"
     if kind == "max_mean_effective_rate":
-        assert result.objective == pytest.approx(result.mean_rate, abs=1e-12)
+        assert result.objective == pytest.approx(result.mean_rate, abs=ROUNDING)
         nominal = solve(inst, spec_from_dict(spec_dict()))
         assert result.objective == pytest.approx(nominal.objective, abs=1e-9)
     else:
         cost = [(c.total, p.rate) for p in result.pools for c in p.pricing.care]
         weighted = math.fsum(t * r for t, r in cost) / math.fsum(t for t, _ in cost)
-        assert result.objective == pytest.approx(weighted, abs=1e-12)
+        assert result.objective == pytest.approx(weighted, abs=ROUNDING)
 
 
 CASES = [(seed, kind, extra) for seed in (11, 12)
@@ -256,11 +257,11 @@ def test_gain_decomposition_sums_to_the_total(kind, financing):
     for plan in ([["A", "B", "C"]], [["A", "B"], ["C"]], [["A"], ["B"], ["C"]]):
         out = evaluate(inst, spec, plan, explain=True)
         explained = out.explain
-        assert math.fsum(explained["parts"].values()) == pytest.approx(explained["total"], abs=1e-12)
-        assert explained["plan"] == pytest.approx(out.objective, abs=1e-12)
+        assert math.fsum(explained["parts"].values()) == pytest.approx(explained["total"], abs=ROUNDING)
+        assert explained["plan"] == pytest.approx(out.objective, abs=ROUNDING)
         assert set(explained["parts"]) == set(PARTS)
         if len(plan) == 3:
-            assert all(abs(v) < 1e-12 for v in explained["parts"].values())
+            assert all(abs(v) < ROUNDING for v in explained["parts"].values())
         if financing == "county_budget":
             assert explained["parts"]["fixed_cost_saving"] == 0.0
         elif len(plan) < 3:
@@ -308,7 +309,7 @@ def test_every_partition_of_the_geography_instance_prices():
     for size in (1, 2, 3):
         for members in itertools.combinations(["A", "B", "C"], size):
             priced = pricer.price(members)
-            assert priced.expected_cost == pytest.approx(math.fsum(c.eligible for c in priced.care), rel=1e-12)
+            assert priced.expected_cost == pytest.approx(math.fsum(c.eligible for c in priced.care), rel=ROUNDING)
 
 
 # ------------------------------------------------------------------ shocks priced = shocks simulated
@@ -334,7 +335,7 @@ def test_regional_shocks_priced_equal_shocks_simulated(members):
         low, high = pool[f"{name}_ci"]
         half = (high - low) / 2 * widen
         assert abs(pool[name] - exact) <= half + 1e-9 * exact, (name, pool[name], exact, pool[f"{name}_ci"])
-    assert pool["exact_var"] == pytest.approx(priced.var, rel=1e-12)
+    assert pool["exact_var"] == pytest.approx(priced.var, rel=ROUNDING)
 
 
 def test_real_counties_price_the_same_in_every_file():

@@ -32,6 +32,7 @@ from pooling.optimise.formulations.set_partition import (
 from pooling.optimise.solver import Status, run_highs
 from pooling.risk.measures import sample_var_cvar
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 SCENARIOS = 150
 SEED = 11
@@ -264,7 +265,7 @@ def test_scenario_max_rate_is_budget_over_sample_cvar():
     _, cvar = sample_var_cvar(losses, spec.solvency.level)
     # R-U definition, minimised over the sample points (a minimiser is one of them).
     ru = min(t + np.maximum(losses - t, 0).mean() / (1 - spec.solvency.level) for t in losses)
-    assert cvar == pytest.approx(ru, rel=1e-12)
+    assert cvar == pytest.approx(ru, rel=ROUNDING)
     expected = min(spec.rates.max, pool_budget(instance, spec, pool) / cvar)
     assert scenario_max_rate(instance, spec, s, pool) == expected
 

@@ -15,6 +15,7 @@ from pooling.optimise.result import Result
 from pooling.optimise.solve import evaluate, solve
 from tests.factories import random_instance_dict, spec_dict
 from tests.test_care_geography import TIERS, geography_dict, solve_matches_oracle
+from tests.tolerances import ROUNDING
 
 MILP_AGREEMENT = 1e-6
 OPTION = {"id": "A-far", "origin": "A", "destination": "city:8001", "annual_cost": 50_000.0,
@@ -56,7 +57,7 @@ def test_a_contract_brings_its_migrants_in_network_and_never_lowers_the_share():
         assert with_it.migrant_in_network_admissions >= without.migrant_in_network_admissions
         far = a.enrollees * a.migrant_share * a.admission_rate * 0.4
         assert with_it.migrant_in_network_admissions == pytest.approx(
-            without.migrant_in_network_admissions + far, rel=1e-12)
+            without.migrant_in_network_admissions + far, rel=ROUNDING)
         assert with_it.effective_share >= without.effective_share
 
 
@@ -148,7 +149,7 @@ def test_plan_file_contracts_round_trip(tmp_path):
     out = evaluate(inst, spec, path, explain=True)
     assert out.pools[0].pricing.contracts == ("A-far",)
     assert out.contracts[0]["annual_cost"] == 50_000.0
-    assert sum(out.explain["parts"].values()) == pytest.approx(out.explain["total"], abs=1e-12)
+    assert sum(out.explain["parts"].values()) == pytest.approx(out.explain["total"], abs=ROUNDING)
 
 
 def test_settlement_rules_replace_the_tiers():
@@ -182,8 +183,8 @@ def test_a_contract_is_priced_not_only_reported(members):
     from pooling.economics.pools import PoolPricer
     pricer = PoolPricer(inst, spec_from_dict(spec_dict()))
     without, with_it = pricer.price(members), pricer.price(members, ("A-far",))
-    assert with_it.expected_cost == pytest.approx(sum(c.eligible for c in with_it.care), rel=1e-12)
+    assert with_it.expected_cost == pytest.approx(sum(c.eligible for c in with_it.care), rel=ROUNDING)
     assert with_it.expected_cost > without.expected_cost
     assert with_it.cvar > without.cvar
-    assert with_it.budget == pytest.approx(without.budget - OPTION["annual_cost"], rel=1e-12)
+    assert with_it.budget == pytest.approx(without.budget - OPTION["annual_cost"], rel=ROUNDING)
     assert with_it.max_rate < without.max_rate

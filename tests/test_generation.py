@@ -50,6 +50,7 @@ from tests.factories import (
     spec_dict,
     tiny_instance_dict,
 )
+from tests.tolerances import ROUNDING
 
 ECONOMICS_TOLERANCE = 1e-12
 """GroupEconomics and the pricer add the same few terms in a different order
@@ -431,16 +432,16 @@ def test_generated_plan_is_valid_and_bounded_by_enumeration(name):
                 if own.usable:
                     assert pool.rate >= own.max_rate - spec.equalisation.tolerance - 1e-9
     if kind == "max_min_rate":
-        assert generated.objective == pytest.approx(min(rates), abs=1e-12)
+        assert generated.objective == pytest.approx(min(rates), abs=ROUNDING)
     elif kind == MINIMISE:
-        assert generated.objective == pytest.approx(max(rates) - min(rates), abs=1e-12)
+        assert generated.objective == pytest.approx(max(rates) - min(rates), abs=ROUNDING)
     elif kind == "max_mean_rate":
         mean = sum(p.pricing.enrollees * p.rate for p in generated.pools) / inst.total_enrollees
-        assert generated.objective == pytest.approx(mean, abs=1e-12)
+        assert generated.objective == pytest.approx(mean, abs=ROUNDING)
     else:
         from pooling.economics.objectives import plan_value
         value = plan_value(kind, [p.pricing for p in generated.pools], rates)
-        assert generated.objective == pytest.approx(value, abs=1e-12)
+        assert generated.objective == pytest.approx(value, abs=ROUNDING)
     if spec.rates.step is not None:
         for rate in rates:
             k = (rate - spec.rates.min) / spec.rates.step
@@ -903,9 +904,9 @@ def test_listed_pools_bound_equals_the_relaxation_pool_by_pool(trial):
             continue
         avg = _avg_rho(econ.enrollees, rho, pos)
         ratio = (1.0 + BOUND_PRICING_SLACK) * budget / (kappa * econ.expected_cost(members))
-        assert value == pytest.approx(min(0.9, ratio) - avg, abs=1e-12)
+        assert value == pytest.approx(min(0.9, ratio) - avg, abs=ROUNDING)
         relaxed = (1.0 + BOUND_PRICING_SLACK) * budget / (kappa * econ.alone_mean[pos].sum())
-        assert value <= min(0.9, relaxed) - avg + 1e-12
+        assert value <= min(0.9, relaxed) - avg + BOUND_VALIDITY_TOLERANCE
     assert negative > 0
 
 
@@ -924,7 +925,7 @@ def test_effective_ratio_is_the_largest_ratio_over_the_box():
         best = max(
             (enrollees * x * np.where(corner, high, low)).sum() / (total * x * np.where(corner, high, low)).sum()
             for corner in itertools.product([False, True], repeat=n))
-        assert got[row] == pytest.approx(best, rel=1e-12)
+        assert got[row] == pytest.approx(best, rel=ROUNDING)
 
 
 @pytest.mark.parametrize("kind", ["max_mean_rate", "max_mean_effective_rate", "max_effective_coverage"])
@@ -952,6 +953,6 @@ def test_listed_caps_bound_every_priced_pool_of_a_real_group(kind):
         if cand.pricing.budget < 0:
             assert cap == -math.inf
             continue
-        assert cap >= exact - 1e-12, (sorted(members), cap, exact)
+        assert cap >= exact - BOUND_VALIDITY_TOLERANCE, (sorted(members), cap, exact)
         slack.append(cap / exact - 1.0)
     assert len(slack) > 200 and float(np.median(slack)) < 0.03

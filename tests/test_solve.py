@@ -11,6 +11,7 @@ from pooling import evaluate, instance_from_dict, solve, spec_from_dict
 from pooling.economics.pools import PoolPricer
 from pooling.optimise.bruteforce import brute_force, set_partitions
 from tests.factories import random_instance_dict, spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 POORER = (220.0, 360.0)
 """Contributions per head: rates land between rates.min and rates.max, so
@@ -89,7 +90,7 @@ def test_baselines_are_fixed_partitions():
     # The status quo objective is the enrollee-weighted mean of single-county max rates.
     pricer = PoolPricer(inst, spec_from_dict(spec_dict("county", rates={"min": 0.0})))
     expected = math.fsum(c.enrollees * pricer.price([c.id]).max_rate for c in inst.counties)
-    assert status_quo.objective == pytest.approx(expected / inst.total_enrollees, rel=1e-12)
+    assert status_quo.objective == pytest.approx(expected / inst.total_enrollees, rel=ROUNDING)
 
 
 def test_infeasible_names_the_county_and_the_fix():
@@ -119,7 +120,7 @@ def test_evaluate_prices_a_plan_and_flags_rules():
     pricer = PoolPricer(inst, spec)
     expected = math.fsum(pricer.price(p).max_rate * pricer.price(p).enrollees
                          for p in (["900101", "900103"], ["900102"])) / inst.total_enrollees
-    assert ev.objective == pytest.approx(expected, rel=1e-12)
+    assert ev.objective == pytest.approx(expected, rel=ROUNDING)
     ok = evaluate(inst, spec, [["900101", "900102", "900103"]])
     assert ok.feasible and ok.violations == []
     assert ok.to_dict()["pools"][0]["counties"] == ["900101", "900102", "900103"]

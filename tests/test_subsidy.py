@@ -7,6 +7,7 @@ import pytest
 from pooling import InputError, evaluate, instance_from_dict, spec_from_dict
 from pooling.economics.pools import PoolPricer
 from tests.factories import spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 
 def test_top_up_makes_the_required_rate_exactly_solvent():
@@ -24,10 +25,10 @@ def test_top_up_makes_the_required_rate_exactly_solvent():
     assert rich.max_rate > priced.max_rate, "test instance must have a county that loses by pooling"
     assert pool["rate_required"] == pytest.approx(max(pricer.price([c]).max_rate for c in inst.ids))
     # With the top-up, CVaR of claims at the required rate equals the budget: solvent, no slack.
-    assert pool["rate_required"] * priced.cvar == pytest.approx(priced.budget + pool["top_up"], rel=1e-12)
+    assert pool["rate_required"] * priced.cvar == pytest.approx(priced.budget + pool["top_up"], rel=ROUNDING)
     comp = {c["id"]: c["compensation"] for c in pool["county_compensation"]}
     expected_rich = dict(priced.county_expected_cost)["900102"] * (rich.max_rate - priced.max_rate)
-    assert comp["900102"] == pytest.approx(expected_rich, rel=1e-12)
+    assert comp["900102"] == pytest.approx(expected_rich, rel=ROUNDING)
     assert all(v >= 0 for v in comp.values())
 
 
