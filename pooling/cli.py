@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
                         "(pip install 'pooling[report]')")
-    p.set_defaults(func=cmd_solve)
+    p.set_defaults(func=cmd_solve, solves=True)
 
     p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
     p.add_argument("instance", help="instance JSON")
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "
                         "(pip install 'pooling[report]')")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, solves=True)
 
     p = sub.add_parser("simulate", help="Monte Carlo stress test of a solved plan; writes stress.json")
     p.add_argument("instance", help="instance JSON")
@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep); finished cells are "
                                                       "kept in OUT/cells/ and skipped when the sweep runs again")
     _add_execution_arguments(p, "the cells")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, solves=True)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")
     p.add_argument("instance", help="instance JSON")
@@ -463,6 +463,8 @@ def _main(argv: list[str] | None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as stop:  # --help (0) or a usage error (2), already printed
             return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+        if getattr(args, "solves", False):
+            import pooling.optimise  # noqa: F401  (before scipy loads: the package docstring says why)
         _check_output(args)
         return args.func(args)
     except InputError as exc:

@@ -42,7 +42,6 @@ from pooling.optimise.formulations.set_partition import (
     menu_steps,
     rates_are_free,
 )
-from pooling.optimise.generation import generate_columns
 from pooling.optimise.result import (
     Result,
     contract_records,
@@ -315,6 +314,7 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
                              f"pools, but this problem needs column generation (a group has more than "
                              f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
                              f"use a smaller max_counties, or drop contract_options")
+        from pooling.optimise.generation import generate_columns  # scipy.optimize/.stats: only when needed
         generated = generate_columns(instance, spec, groups, maker, deadline, plan)
         candidates, admissible = generated.candidates, generated.columns
         generated_bound, generation_stopped = generated.bound, generated.log.stopped == "time limit"
