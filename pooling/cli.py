@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def cmd_solve(args) -> int:
     instance, spec = _load(args)
     plan = _execution_plan(args, "blocks solved")
     result = solve(instance, spec, options=options, workers=plan.workers, scheduler=plan.scheduler,
-                   progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume)
+                   progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume,
+                   started=args.started)
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
@@ -318,11 +320,11 @@ def _check_output(args) -> None:
         check_format(args.format)
 
 
-def _add_execution_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+def _add_execution_arguments(parser: argparse.ArgumentParser, work: str, workers_note: str = "") -> None:
     """--workers, --scheduler, --progress | --quiet: where `work` runs and what is shown."""
     from pooling.execution.tasks import MAX_WORKERS
     parser.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), metavar="N",
-                        help=f"local worker processes for {work} (default: every core)")
+                        help=f"local worker processes for {work} (default: every core{workers_note})")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help=f"run {work} on a Dask distributed scheduler (pip install 'pooling[distributed]')")
     shown = parser.add_mutually_exclusive_group()
@@ -352,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the baselines (status quo, prefecture pooling, greedy merging) "
                         "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
-    _add_execution_arguments(p, "independent blocks")
+    _add_execution_arguments(p, "independent blocks",
+                             "; fewer, or none, when the blocks are too small to repay starting them")
     p.add_argument("--resume", action="store_true",
                    help="reuse the blocks a previous, interrupted run finished (kept in OUT/blocks/)")
     p.add_argument("--format", choices=("csv", "parquet"),
@@ -454,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    started = time.monotonic()   # --time-limit counts from here
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -463,6 +467,7 @@ def _main(argv: list[str] | None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as stop:  # --help (0) or a usage error (2), already printed
             return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+        args.started = started
         if getattr(args, "solves", False):
             import pooling.optimise  # noqa: F401  (before scipy loads: the package docstring says why)
         _check_output(args)

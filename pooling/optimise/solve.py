@@ -29,8 +29,9 @@ from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints
-from pooling.execution.tasks import ExecutionPlan
-from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks
+from pooling.execution.deadline import Deadline, passed
+from pooling.execution.tasks import NOT_STARTED, ExecutionPlan
+from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks, unsolved
 from pooling.optimise.candidates import (
     pool_rule_violations,
 )
@@ -38,12 +39,15 @@ from pooling.optimise.columns import Candidate, CandidateMaker
 from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE, candidate_plan: imported from here)
     GENERATED_PROOF_TOLERANCE,
     LEXICOGRAPHIC_TOLERANCE,
+    MIN_MILP_SECONDS,
+    NOT_STARTED_NOTE,
     ColumnSolution,
     candidate_plan,
     objective_value,
     smallest_gap,
     solve_columns,
     solve_whole,
+    stopped_result,
 )
 from pooling.optimise.result import (
     Evaluation,
@@ -79,17 +83,20 @@ def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOpti
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
           options: SolveOptions | None = None, workers: int = 1, scheduler: str | None = None,
           progress: bool | None = False, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-          **solver_options) -> Result:
+          started: float | None = None, **solver_options) -> Result:
     """Choose the plan that optimises the spec's objective; see module docstring.
 
     Solver options come as `options` (a SolveOptions) and/or keywords
     (time_limit=60, threads=2, ...) that override it; `time_limit` covers the
-    whole run (pricing, generation, MILP). `instance` and `spec` may also be
-    the paths of their files. Independent blocks (pooling.optimise.blocks) are
-    solved separately and merged, on `workers` local processes or the Dask
-    `scheduler` (the result does not depend on either); with `checkpoint` a
-    folder, each finished block is written there at once and `resume` reuses
-    them."""
+    whole run (starting workers, pricing, generation, bounds, MILPs), counted
+    from `started` (a time.monotonic() reading: the command line passes its
+    own start) or from this call. `instance` and `spec` may also be the paths
+    of their files. Independent blocks (pooling.optimise.blocks) are solved
+    separately and merged, on up to `workers` local processes (as many as pay
+    for their start-up) or the Dask `scheduler` (the result does not depend on
+    either); with `checkpoint` a folder, each finished block is written there
+    at once and `resume` reuses them. Blocks the time limit stops before they
+    start are not checkpointed."""
     instance, spec = as_problem(instance, spec, "solve")
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
@@ -97,8 +104,10 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     plan = ExecutionPlan(workers=workers, scheduler=scheduler, progress=progress, label="blocks solved")
     if not isinstance(resume, bool):
         raise InputError(f"resume must be True or False, got {resume!r}")
+    if started is not None and (isinstance(started, bool) or not isinstance(started, int | float)):
+        raise InputError(f"started must be a time.monotonic() reading, got {started!r}")
     start = time.perf_counter()
-    deadline = None if options.time_limit is None else time.time() + options.time_limit
+    deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
         return solve_whole(instance, spec, options, deadline, plan)
@@ -106,11 +115,16 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
 
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
         # A block that ended in a solver error (a Ctrl-C landing inside HiGHS)
-        # is not checkpointed: resume solves it again.
-        return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
-                          blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
-                          store, keep=lambda r: r.status != Status.ERROR.value,
-                          limited=deadline is not None)
+        # is not checkpointed: resume solves it again; nor is one the time
+        # limit stopped before it started.
+        results = run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
+                             blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
+                             store, keep=lambda r: r.status != Status.ERROR.value, deadline=deadline,
+                             grace=MIN_MILP_SECONDS + ABANDON_SECONDS)
+        for i, why in unsolved(results).items():
+            results[i] = stopped_result(instance, block_spec, options,
+                                        NOT_STARTED_NOTE if why == "not started" else ABANDONED_NOTE)
+        return results
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
@@ -130,10 +144,22 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
 
 
+ABANDON_SECONDS = 0.5
+"""How long past the deadline and the last MILP's grace (MIN_MILP_SECONDS) a
+decomposed solve waits for a block still in a worker before it abandons it:
+time for that block's result to be assembled and sent back."""
+
+ABANDONED_NOTE = "the time limit was reached before this part of the problem was finished"
+"""The diagnosis of a block abandoned in a worker (still starting up, or running past the limit)."""
+
+
 def _solve_block(shared, task) -> Result:
-    """One block of a decomposed solve (a task: runs in a worker process)."""
+    """One block of a decomposed solve (a task: runs in a worker process);
+    NOT_STARTED when the deadline has passed before it starts."""
     instance, spec, options = shared
     block, deadline, floor = task
+    if passed(deadline):
+        return NOT_STARTED
     window = None if floor is None else (floor, math.inf)
     return solve_whole(instance.restricted(block.members), spec, options, deadline, None, window)
 
