@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
