@@ -182,12 +182,17 @@ def test_blocks_not_started_are_marked_and_never_checkpointed(tmp_path):
                      blocks, [f"k{i}" for i in range(len(blocks))], ExecutionPlan(), store, deadline=gone)
     assert unsolved(out) == dict.fromkeys(range(len(blocks)), "not started")
     assert not (tmp_path / "blocks").exists() or not any((tmp_path / "blocks").iterdir())
-    # solve records them as time_limit with no plan, saying they were not started.
-    result = pooling.solve(inst, spec, time_limit=1e-9, checkpoint=tmp_path / "cli-blocks")
-    assert result.status == "time_limit" and not result.pools
-    assert all(g["status"] == "time_limit" and "before this part of the problem was started" in g["diagnosis"][0]
-               for g in result.groups)
-    assert not (tmp_path / "cli-blocks").exists() or not any((tmp_path / "cli-blocks").iterdir())
+    # solve records them as time_limit with no plan, saying they were not started; also when
+    # the blocks share one rate window (pooling.optimise.windows prices them first).
+    coupled = pooling.spec_from_dict(spec_dict(pooling={"within": "prefecture"},
+                                               equalisation={"max_rate_gap": 0.02, "gap_scope": "instance"}))
+    for which, problem_spec in (("separate", spec), ("coupled", coupled)):
+        folder = tmp_path / f"{which}-blocks"
+        result = pooling.solve(inst, problem_spec, time_limit=1e-9, checkpoint=folder)
+        assert result.status == "time_limit" and not result.pools
+        assert all(g["status"] == "time_limit" and "before this part of the problem was started" in
+                   " ".join(g["diagnosis"] + result.diagnosis) for g in result.groups)
+        assert not folder.exists() or not any(folder.iterdir()), which
 
 
 def _children(pid: int) -> set[tuple[int, str]]:

@@ -59,6 +59,11 @@ until this long after it, so that the columns already paid for give a plan;
 no MILP runs later than that, so a run ends at most this much past its limit
 (`milp_options`)."""
 
+BLOCK_GRACE_SECONDS = MIN_MILP_SECONDS + 0.5
+"""How long past the deadline a decomposed solve waits for a block a worker
+has begun before it abandons it: a MILP's grace, and half a second for the
+block's result to be assembled and sent back."""
+
 LAST_MILP_SECONDS = 1e-3
 """The time limit of a MILP asked for after the deadline's grace is over: HiGHS
 then stops at once (only a plan its presolve finds is kept)."""
@@ -272,6 +277,14 @@ def milp_options(options: SolveOptions, deadline: Deadline | None) -> SolveOptio
 
 NOT_STARTED_NOTE = "the time limit was reached before this part of the problem was started"
 """The diagnosis of a problem (or block) the time limit stopped before any of its work."""
+
+ABANDONED_NOTE = "the time limit was reached before this part of the problem was finished"
+"""The diagnosis of a block abandoned in a worker (running past the limit and its grace)."""
+
+
+def unsolved_note(why: str) -> str:
+    """The diagnosis of a block `blocks.unsolved` reports ("not started" or "abandoned")."""
+    return NOT_STARTED_NOTE if why == "not started" else ABANDONED_NOTE
 
 
 def stopped_result(instance: Instance, spec: Spec, options: SolveOptions, note: str,

@@ -37,10 +37,9 @@ from pooling.optimise.candidates import (
 )
 from pooling.optimise.columns import Candidate, CandidateMaker
 from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE, candidate_plan: imported from here)
+    BLOCK_GRACE_SECONDS,
     GENERATED_PROOF_TOLERANCE,
     LEXICOGRAPHIC_TOLERANCE,
-    MIN_MILP_SECONDS,
-    NOT_STARTED_NOTE,
     ColumnSolution,
     candidate_plan,
     objective_value,
@@ -48,6 +47,7 @@ from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE
     solve_columns,
     solve_whole,
     stopped_result,
+    unsolved_note,
 )
 from pooling.optimise.result import (
     Evaluation,
@@ -120,10 +120,9 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         results = run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
                              blocks, [block_key(instance, block_spec, options, b, floor) for b in blocks], plan,
                              store, keep=lambda r: r.status != Status.ERROR.value, deadline=deadline,
-                             grace=MIN_MILP_SECONDS + ABANDON_SECONDS)
+                             grace=BLOCK_GRACE_SECONDS)
         for i, why in unsolved(results).items():
-            results[i] = stopped_result(instance, block_spec, options,
-                                        NOT_STARTED_NOTE if why == "not started" else ABANDONED_NOTE)
+            results[i] = stopped_result(instance, block_spec, options, unsolved_note(why))
         return results
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
@@ -142,15 +141,6 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         results = [dataclasses.replace(again, bound=first.bound) if again.pools else again
                    for first, again in zip(results, second)]
     return merge_results(instance, spec, blocks, results, base, time.perf_counter() - start)
-
-
-ABANDON_SECONDS = 0.5
-"""How long past the deadline and the last MILP's grace (MIN_MILP_SECONDS) a
-decomposed solve waits for a block still in a worker before it abandons it:
-time for that block's result to be assembled and sent back."""
-
-ABANDONED_NOTE = "the time limit was reached before this part of the problem was finished"
-"""The diagnosis of a block abandoned in a worker (still starting up, or running past the limit)."""
 
 
 def _solve_block(shared, task) -> Result:

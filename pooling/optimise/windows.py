@@ -49,6 +49,7 @@ from pooling.optimise import blocks as blocks_module
 from pooling.optimise.columns import top_rate
 from pooling.optimise.formulations.set_partition import menu_steps
 from pooling.optimise.problem import (
+    BLOCK_GRACE_SECONDS,
     GENERATED_PROOF_TOLERANCE,
     LEXICOGRAPHIC_TOLERANCE,
     PricedProblem,
@@ -59,6 +60,8 @@ from pooling.optimise.problem import (
     priced_fields,
     solve_columns,
     solve_priced,
+    stopped_result,
+    unsolved_note,
 )
 from pooling.optimise.result import Result, relative_gap
 from pooling.optimise.solver import Status
@@ -317,7 +320,11 @@ def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks:
     the priced columns, then each block solved in the chosen window and merged."""
     keys = [blocks_module.block_key(instance, spec, options, b, "priced") for b in blocks]
     priced = blocks_module.run_blocks(_price_block, [(b, deadline) for b in blocks], (instance, spec, options),
-                                      blocks, keys, plan, store)
+                                      blocks, keys, plan, store, deadline=deadline,
+                                      grace=BLOCK_GRACE_SECONDS)
+    for i, why in blocks_module.unsolved(priced).items():   # not saved: priced afresh on resume
+        early = stopped_result(instance.restricted(blocks[i].members), spec, options, unsolved_note(why))
+        priced[i] = PricedProblem([], [], {"method": "stopped"}, 0.0, early=early)
     usable = [i for i, p in enumerate(priced) if p.early is None]
     results: list[Result | None] = [p.early for p in priced]
     kind, original = spec.objective.kind, spec
