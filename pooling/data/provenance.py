@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata
 
@@ -10,6 +11,7 @@ from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 
 
+@functools.cache   # a lookup scans the installed distributions (~1.5 ms); a run asks per block
 def package_version(name: str) -> str:
     try:
         return metadata.version(name)

@@ -333,7 +333,6 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
 
     if passed(deadline):
         return stopped([], NOT_STARTED_NOTE)
-    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
     maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
     groups = candidate_plan(instance, spec, options)
     generated_bound, generation_stopped = None, False
@@ -367,7 +366,8 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
     if diagnosis and generation_stopped:
         # Not a finding about the problem: the time limit struck before every county had a column.
         early = Result(status=Status.TIME_LIMIT.value, objective=None, bound=generated_bound, gap=None,
-                       wall_seconds=seconds, pools=[], provenance=prov,
+                       wall_seconds=seconds, pools=[], provenance=provenance(instance, spec, SOLVER_NAME,
+                                                                             solver_version()),
                        diagnosis=["the time limit was reached while generating columns, before every county had "
                                   "an admissible pool; among the pools priced so far:"] + diagnosis,
                        termination="time limit", timings={"pricing": seconds, "build": 0.0, "solve": 0.0},
@@ -375,7 +375,8 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
         priced = dataclasses.replace(priced, early=early)
     elif diagnosis:
         early = Result(status=Status.NO_SOLUTION.value if priced.generated else Status.INFEASIBLE.value,
-                       objective=None, bound=None, gap=None, wall_seconds=seconds, pools=[], provenance=prov,
+                       objective=None, bound=None, gap=None, wall_seconds=seconds, pools=[],
+                       provenance=provenance(instance, spec, SOLVER_NAME, solver_version()),
                        diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                        timings={"pricing": seconds, "build": 0.0, "solve": 0.0},
                        **priced_fields(spec, options, priced))
