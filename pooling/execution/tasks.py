@@ -44,13 +44,14 @@ from pooling.execution.deadline import Deadline, passed
 MAX_WORKERS = 256
 """More worker processes than this is a typo on any machine this runs on."""
 
-WORKER_START_SECONDS = 1.5
-"""What starting worker processes costs before the first task runs in them:
-a spawned interpreter importing numpy, scipy and Pyomo and receiving the
-shared data (benchmarks/bench_overhead.py measures it: on the 2-core
-development machine 1.0-1.3 s for one or two workers at once when idle,
-several seconds under load). Workers are used only when the time they are
-expected to save exceeds this (`workers_worth_starting`)."""
+WORKER_START_SECONDS = 1.0
+"""What starting worker processes costs before the first task runs in them,
+on an idle machine: a spawned interpreter importing numpy, scipy and Pyomo
+and receiving the shared data (benchmarks/bench_overhead.py: 0.8 s for one
+worker and 1.6 s for two on the 2-core development machine at a load
+average of 5; `machine_slowdown` stretches it on a busy machine). Workers
+are used only when the time they are expected to save exceeds it
+(`workers_worth_starting`)."""
 
 PARENT_POLL_SECONDS = 0.5
 """How often a worker checks that the process that started it is alive

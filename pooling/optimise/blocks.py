@@ -177,7 +177,13 @@ def block_costs(instance: Instance, spec: Spec, options: SolveOptions, blocks: l
     costs = [BLOCK_SECONDS] * len(blocks)
     if spec.pooling.scope != "optimise":
         for i, block in enumerate(blocks):
-            pools = [[c] for c in block.members] if spec.pooling.scope == "county" else [block.members]
+            if spec.pooling.scope == "county":
+                pools = [[c] for c in block.members]
+            else:   # one pool a prefecture (a block may join several under a gap rule)
+                by_prefecture: dict[str, list[str]] = {}
+                for c in block.members:
+                    by_prefecture.setdefault(instance.county(c).prefecture, []).append(c)
+                pools = list(by_prefecture.values())
             costs[i] += POOL_SECONDS * len(pool_variants(instance, pools))
         return costs
     for group in pool_groups(instance, spec):
