@@ -57,24 +57,27 @@ SOLVE_IMPORTS = ("import pooling.optimise; import pooling.optimise.solve, poolin
 
 WORKER_PROBE = """
 import sys, time
-from pooling.execution.tasks import _run_pool
-from pooling.data.instance import load_instance
-from pooling.data.spec import load_spec
-from pooling.data.options import SolveOptions
-from pooling.optimise.solve import _solve_block
 
 if __name__ == "__main__":
+    # Everything inside the guard: a spawned worker re-imports this file, and
+    # should import only what pooling's own workers import (the CLI's main
+    # module is as light).
+    from pooling.data.instance import load_instance
+    from pooling.data.options import SolveOptions
+    from pooling.data.spec import load_spec
+    from pooling.execution.deadline import Deadline
+    from pooling.execution.tasks import _run_pool
+    from pooling.optimise.blocks import problem_blocks
+    from pooling.optimise.solve import _solve_block
+
     shared = (load_instance(sys.argv[1]), load_spec(sys.argv[2]), SolveOptions())
     workers = int(sys.argv[3])
+    blocks = problem_blocks(shared[0], shared[1])[:workers]
+    # A deadline already passed: each block returns at once, so what is timed is
+    # the workers' start (interpreter, the block solver's imports, the shared
+    # data) and one round trip each; the pool itself even for one worker.
+    tasks = [(b, Deadline.after(0.0), None) for b in blocks]
     start = time.perf_counter()
-    # _solve_block with a deadline already passed returns at once: what is timed is the
-    # workers' start (interpreter, imports of the block solver, the shared data) and the round trip.
-    from pooling.execution.deadline import Deadline
-    from pooling.optimise.blocks import problem_blocks
-    blocks = problem_blocks(shared[0], shared[1])[:max(workers, 2)]
-    gone = Deadline.after(0.0)
-    tasks = [(b, gone, None) for b in blocks]
-    # the pool itself, even for one worker (run_tasks runs a single worker's tasks in process)
     _run_pool(_solve_block, tasks, shared, workers, list(range(len(tasks))), lambda i, r: None, None, 0.0)
     print(time.perf_counter() - start)
 """
@@ -120,8 +123,14 @@ def extract(rev: str, folder: Path) -> Tree:
     return Tree(f"baseline {rev}", folder, _commit(rev))
 
 
+ONLY: str | None = None
+"""--only: the text a case's name must contain to be run."""
+
+
 def measure(trees: list[Tree], name: str, args_of, repeat: int, check=None, cwd_of=None) -> list[dict]:
     """Run the case `repeat` times on each tree, interleaved; one row per tree."""
+    if ONLY is not None and ONLY not in name:
+        return []
     samples: dict[str, list] = {t.label: [] for t in trees}
     for _ in range(repeat):
         for tree in trees:
@@ -150,8 +159,12 @@ def main(argv=None) -> None:
     parser.add_argument("--henan-repeat", type=int, default=2, help="runs of each Henan case (default 2)")
     parser.add_argument("--baseline", metavar="REV", help="also run the cases on this commit")
     parser.add_argument("--skip-henan", action="store_true", help="no Henan time-limit cases")
+    parser.add_argument("--only", metavar="TEXT", help="re-run only the cases whose name contains TEXT and keep "
+                                                       "the other rows of the existing overhead.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    global ONLY
+    ONLY = args.only
     work = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
     trees = [Tree("current", ROOT, _commit() + ("+" if _dirty() else ""))]
     if args.baseline:
@@ -208,9 +221,21 @@ def main(argv=None) -> None:
             "small_instance": "pooling generate " + " ".join(SMALL_INSTANCE)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.only is not None:
+        rows, meta = _merged(out / "overhead.json", rows, meta, args.only)
     (out / "overhead.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (out / "overhead.md").write_text(markdown(rows, meta))
     print(f"wrote {out / 'overhead.md'}")
+
+
+def _merged(path: Path, rows: list[dict], meta: dict, only: str) -> tuple[list[dict], dict]:
+    """The existing results with the re-run rows in place of theirs (same case
+    and tree; new ones appended), the re-run noted in the metadata."""
+    old = json.loads(path.read_text()) if path.exists() else {"meta": meta, "rows": []}
+    fresh = {(r["case"], r["tree"]): r for r in rows}
+    merged = [fresh.pop((r["case"], r["tree"]), r) for r in old["rows"]] + list(fresh.values())
+    reruns = [*old["meta"].get("reruns", []), {"only": only, "trees": meta["trees"]}]
+    return merged, dict(old["meta"], reruns=reruns)
 
 
 def _dirty() -> bool:
@@ -247,6 +272,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines.append(f"| {r['case']} | {r['tree']} ({r['commit']}) | {r['best_seconds']:.2f} | "
                      f"{r['median_seconds']:.2f} | {r['best_cpu_seconds']:.2f} | {r['load_average']:.1f} | "
                      f"{r.get('status', '-')} | {planned} | {over} |")
+    current = {r["case"]: r for r in rows if r["tree"] == "current"}
+    compared = [(r, current[r["case"]]) for r in rows if r["tree"] != "current" and r["case"] in current]
+    if compared:
+        lines += ["", "Best times, baseline -> current:", ""]
+        lines += [f"- {now['case']}: {old['best_seconds']:.2f} s -> {now['best_seconds']:.2f} s "
+                  f"({old['best_seconds'] / now['best_seconds']:.1f}x; CPU {old['best_cpu_seconds']:.2f} -> "
+                  f"{now['best_cpu_seconds']:.2f} s)" for old, now in compared]
+    starts = [r for r in rows if "inside_seconds" in r]
+    if starts:
+        lines += ["", "Worker start-up inside the probe (spawn to the last trivial result): "
+                  + "; ".join(f"{r['case'].split(', ')[1]} {r['inside_seconds']:.2f} s at load "
+                              f"{r['load_average']:.1f}" for r in starts) + "."]
     if meta.get("notes"):
         lines += ["", meta["notes"]]
     return "\n".join(lines) + "\n"

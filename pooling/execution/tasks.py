@@ -47,9 +47,9 @@ MAX_WORKERS = 256
 WORKER_START_SECONDS = 1.0
 """What starting worker processes costs before the first task runs in them,
 on an idle machine: a spawned interpreter importing numpy, scipy and Pyomo
-and receiving the shared data (benchmarks/bench_overhead.py: 0.8 s for one
-worker and 1.6 s for two on the 2-core development machine at a load
-average of 5; `machine_slowdown` stretches it on a busy machine). Workers
+and receiving the shared data (benchmarks/bench_overhead.py: 0.8-1.0 s for
+one worker and 1.6-2.3 s for two on the 2-core development machine at a
+load average of 4-5; `machine_slowdown` stretches it on a busy machine). Workers
 are used only when the time they are expected to save exceeds it
 (`workers_worth_starting`)."""
 
