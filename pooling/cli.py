@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -93,7 +94,8 @@ def cmd_solve(args) -> int:
     instance, spec = _load(args)
     plan = _execution_plan(args, "blocks solved")
     result = solve(instance, spec, options=options, workers=plan.workers, scheduler=plan.scheduler,
-                   progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume)
+                   progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume,
+                   started=args.started)
     data = result.to_dict()
     if args.compare:
         data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
@@ -375,11 +377,11 @@ def _check_output(args) -> None:
         check_format(args.format)
 
 
-def _add_execution_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+def _add_execution_arguments(parser: argparse.ArgumentParser, work: str, workers_note: str = "") -> None:
     """--workers, --scheduler, --progress | --quiet: where `work` runs and what is shown."""
     from pooling.execution.tasks import MAX_WORKERS
     parser.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), metavar="N",
-                        help=f"local worker processes for {work} (default: every core)")
+                        help=f"local worker processes for {work} (default: every core{workers_note})")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help=f"run {work} on a Dask distributed scheduler (pip install 'pooling[distributed]')")
     shown = parser.add_mutually_exclusive_group()
@@ -416,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the baselines (status quo, prefecture pooling, greedy merging) "
                         "under the same spec; adds them to result.json and prints a comparison")
     add_solve_arguments(p)
-    _add_execution_arguments(p, "independent blocks")
+    _add_execution_arguments(p, "independent blocks",
+                             "; fewer, or none, when the blocks are too small to repay starting them")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="reuse the blocks a previous run finished (kept in OUT/blocks/, each verified "
@@ -427,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/result.csv or .parquet "
                         "(pip install 'pooling[report]')")
-    p.set_defaults(func=cmd_solve)
+    p.set_defaults(func=cmd_solve, solves=True)
 
     p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
     p.add_argument("instance", help="instance JSON")
@@ -443,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "
                         "(pip install 'pooling[report]')")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, solves=True)
 
     p = sub.add_parser("simulate", help="Monte Carlo stress test of a solved plan; writes stress.json")
     p.add_argument("instance", help="instance JSON")
@@ -487,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep); finished cells are "
                                                       "kept in OUT/cells/ and skipped when the sweep runs again")
     _add_execution_arguments(p, "the cells")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, solves=True)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")
     p.add_argument("instance", help="instance JSON")
@@ -536,6 +539,7 @@ def _show_warning(default):
 
 
 def _main(argv: list[str] | None) -> int:
+    started = time.monotonic()   # --time-limit counts from here
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -545,6 +549,9 @@ def _main(argv: list[str] | None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as stop:  # --help (0) or a usage error (2), already printed
             return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+        args.started = started
+        if getattr(args, "solves", False):
+            import pooling.optimise  # noqa: F401  (before scipy loads: the package docstring says why)
         _check_output(args)
         return args.func(args)
     except InputError as exc:

@@ -102,8 +102,9 @@ class OptionSpec:
 
 SOLVE_OPTIONS = (
     OptionSpec("time_limit", float,
-               "stop the MILP after S seconds and return the incumbent (status time_limit); "
-               "pricing and column generation before it are not limited"),
+               "stop the whole run after S seconds, counted from its start (starting workers, pricing, "
+               "column generation, bounds and MILPs share one deadline), and return the best plan found "
+               "(status time_limit); a MILP reached near the limit may run up to 1 s past it"),
     OptionSpec("mip_rel_gap", float,
                "relative optimality gap at which HiGHS stops (default 1e-9: proven optimal)"),
     OptionSpec("mip_abs_gap", float, "absolute optimality gap on the mean rate (default 1e-10)"),

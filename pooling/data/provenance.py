@@ -11,6 +11,7 @@ run from the same folder records the same bytes, on any machine.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from importlib import metadata
@@ -25,6 +26,7 @@ LIBRARIES = ("numpy", "scipy", "pyomo", "highspy")
 """The libraries whose versions can change a result (`versions`)."""
 
 
+@functools.cache   # a lookup scans the installed distributions (~1.5 ms); a run asks per block
 def package_version(name: str) -> str:
     try:
         return metadata.version(name)

@@ -27,7 +27,6 @@ import dataclasses
 from dataclasses import dataclass
 
 from pooling.data.fields import FieldReader
-from pooling.data.instance import read_shock_cv, read_tail_index
 
 MAX_MULTIPLIER = 10.0
 """frequency_multiplier and migrant_share_multiplier: a tenfold change is far
@@ -88,6 +87,8 @@ shares x1.5; enrollment -10% (rural depopulation); theta 0.10; the costliest
 
 def read_stress_table(reader: FieldReader, name: str) -> StressScenario:
     """Parse one ``[simulation.stress.NAME]`` table."""
+    # Here, not at the top: the CLI reads PRESETS for its help without loading scipy (data.instance).
+    from pooling.data.instance import read_shock_cv, read_tail_index
     years = None
     if reader.raw("name", default=name) != name:   # a resolved spec repeats the table's name
         raise reader.fail("name", f"must be the table's name {name!r} (or omitted)")

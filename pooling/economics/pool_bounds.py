@@ -19,9 +19,7 @@ listed group at once, with no MILP.
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +29,7 @@ from scipy import optimize, sparse, stats
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import county_streams
+from pooling.execution.deadline import Deadline, passed
 
 BOUND_PRICING_SLACK = 1e-3
 """The exact prices r*_P carry a relative error of at most ~1e-4 (the claims
@@ -55,8 +54,8 @@ class GroupEconomics:
     expected cost E[Y_P] in O(|P|^2), without pricing it:
     B_P = sum beta_c - F, E[Y_P] = sum e_c + sum_{c != k in P} extra[c, k]."""
 
-    def __init__(self, instance: Instance, spec: Spec, group: CountyGroup, deadline: float | None = None):
-        self.deadline = deadline   # time.time() past which the bound's MILPs stop (BoundTimeLimit)
+    def __init__(self, instance: Instance, spec: Spec, group: CountyGroup, deadline: Deadline | None = None):
+        self.deadline = deadline   # past it the bound's kappas and MILPs stop (BoundTimeLimit)
         self.ids = group.members
         self.index = {cid: i for i, cid in enumerate(self.ids)}
         u = spec.solvency.reserve_share
@@ -124,7 +123,7 @@ KAPPA_CELLS = np.concatenate([np.linspace(0.0, 0.9, 91)[1:], 1.0 - 0.1 * np.logs
 then 120 cells geometric in 1 - u down to 1e-7 (the CVaR tail), then the rest."""
 
 
-def shocks_cvar(terms: list[tuple[float, float]], level: float) -> float:
+def shocks_cvar(terms: list[tuple[float, float]], level: float, deadline: Deadline | None = None) -> float:
     """A lower bound on CVaR_level(sum_i w_i Theta_i), Theta_i independent
     mean-1 gammas of cv theta_i (terms (w_i, theta_i)). The term with the
     largest w theta stays continuous (E[(Z - s)+] in closed form:
@@ -132,7 +131,8 @@ def shocks_cvar(terms: list[tuple[float, float]], level: float) -> float:
     are replaced by their cell means (`_cell_means`, cx-smaller, so the
     result is a lower bound); Rockafellar-Uryasev min_t t + E[(S - t)+] /
     (1 - level) over the discrete atoms. Against closed forms (equal cvs sum
-    to one gamma) it is within 2e-5 of the exact value (tests/test_generation.py)."""
+    to one gamma) it is within 2e-5 of the exact value (tests/test_generation.py).
+    Past `deadline` it raises BoundTimeLimit (one value can take a second)."""
     constant = math.fsum(w for w, cv in terms if w == 0.0 or cv == 0.0)
     random = sorted(((w, cv) for w, cv in terms if w > 0.0 and cv > 0.0), key=lambda t: t[0] * t[1])
     if not random:
@@ -149,6 +149,8 @@ def shocks_cvar(terms: list[tuple[float, float]], level: float) -> float:
     kb = 1.0 / theta_b ** 2
 
     def objective(t: float) -> float:
+        if passed(deadline):
+            raise BoundTimeLimit
         s = (t - atoms) / b
         excess = stats.gamma.sf(s, kb + 1.0, scale=1.0 / kb) - np.maximum(s, 0.0) * stats.gamma.sf(
             s, kb, scale=1.0 / kb)
@@ -165,7 +167,8 @@ def two_shock_cvar(a: float, theta_a: float, b: float, theta_b: float, level: fl
     return shocks_cvar([(a, theta_a), (b, theta_b)], level)
 
 
-def group_kappa(instance: Instance, members, level: float, largest: int | None = None) -> float:
+def group_kappa(instance: Instance, members, level: float, largest: int | None = None,
+                deadline: Deadline | None = None) -> float:
     """A lower bound on CVaR_level(Y_P) / E[Y_P] valid for every pool of `members`
     with at most `largest` counties (default all of them). Conditional
     expectation lowers CVaR (convex order): given the shocks, E[Y_P | .] =
@@ -180,14 +183,21 @@ def group_kappa(instance: Instance, members, level: float, largest: int | None =
     largest = len(tuple(members)) if largest is None else largest
     spanned = min(largest, len({instance.county(c).prefecture for c in members}))
     return _kappa((national.weight, national.cv), (prefecture.weight, prefecture.cv),
-                  (county.weight, county.cv), spanned, largest, level)
+                  (county.weight, county.cv), spanned, largest, level, deadline)
 
 
-@functools.lru_cache(maxsize=4096)
-def _kappa(national, prefecture, county, prefectures: int, counties: int, level: float) -> float:
-    terms = [national, (prefecture[0], prefecture[1] / math.sqrt(prefectures)),
-             (county[0], county[1] / math.sqrt(counties))]
-    return shocks_cvar(terms, level) - KAPPA_SAFETY
+_KAPPAS: dict[tuple, float] = {}
+"""`_kappa`'s values, computed once per process (a few distinct arguments)."""
+
+
+def _kappa(national, prefecture, county, prefectures: int, counties: int, level: float,
+           deadline: Deadline | None = None) -> float:
+    key = (national, prefecture, county, prefectures, counties, level)
+    if key not in _KAPPAS:
+        terms = [national, (prefecture[0], prefecture[1] / math.sqrt(prefectures)),
+                 (county[0], county[1] / math.sqrt(counties))]
+        _KAPPAS[key] = shocks_cvar(terms, level, deadline) - KAPPA_SAFETY
+    return _KAPPAS[key]
 
 
 class KappaOf(Protocol):
@@ -196,7 +206,7 @@ class KappaOf(Protocol):
     def __call__(self, counties: int, prefectures: int) -> float: ...
 
 
-def kappa_of(instance: Instance, level: float) -> KappaOf:
+def kappa_of(instance: Instance, level: float, deadline: Deadline | None = None) -> KappaOf:
     """The kappa of pools by their number of counties and of prefectures (the
     `group_kappa` law with m_C = counties, m_P = prefectures exactly: a pool's
     prefecture shares lie on a simplex of that many units)."""
@@ -206,7 +216,7 @@ def kappa_of(instance: Instance, level: float) -> KappaOf:
               (params.county_shock.weight, params.county_shock.cv))
 
     def kappa(counties: int, prefectures: int) -> float:
-        return _kappa(*shocks, int(prefectures), int(counties), level)
+        return _kappa(*shocks, int(prefectures), int(counties), level, deadline)
     return kappa
 
 
@@ -219,13 +229,13 @@ diversify, fastest for small pools: on Henan's prefectures kappa is 1.135
 for 2 counties, 1.126 for 3, 1.107 for 12)."""
 
 
-def kappa_bands(instance: Instance, members, level: float, smallest: int, largest: int
-                ) -> list[tuple[int, int, float]]:
+def kappa_bands(instance: Instance, members, level: float, smallest: int, largest: int,
+                deadline: Deadline | None = None) -> list[tuple[int, int, float]]:
     """(lowest size, highest size, kappa) bands covering pool sizes smallest..largest."""
     bands, low = [], smallest
     while low <= largest:
         high = low if low <= KAPPA_EXACT_SIZES else min(largest, math.ceil(low * KAPPA_BAND_GROWTH))
-        bands.append((low, high, group_kappa(instance, members, level, high)))
+        bands.append((low, high, group_kappa(instance, members, level, high, deadline)))
         low = high + 1
     return bands
 
@@ -317,7 +327,8 @@ MILP_INFEASIBLE = 2
 
 
 class BoundTimeLimit(Exception):
-    """The deadline struck inside a bound's MILP: no valid bound was proven."""
+    """The deadline struck inside a bound's computation (a kappa or a MILP): no
+    valid bound was proven."""
 
 
 BOUND_RESOLUTION = 1e-6
@@ -425,7 +436,7 @@ class GroupProgram:
         lo, hi = np.append(self.lo, [0.0, 0.0]), np.append(self.hi, [np.inf, np.inf])
         options = {"mip_rel_gap": 1e-9}
         if self.deadline is not None:
-            left = self.deadline - time.time()
+            left = self.deadline.remaining()
             if left <= 0:
                 raise BoundTimeLimit
             options["time_limit"] = left

@@ -27,6 +27,7 @@ with a plan -> infeasible (all infeasible) or the first other status.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -39,9 +40,18 @@ from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.spec import Spec
 from pooling.economics.objectives import objective_denominator
-from pooling.execution.tasks import ExecutionPlan, run_tasks
+from pooling.execution.deadline import Deadline
+from pooling.execution.tasks import (
+    ABANDONED,
+    NOT_STARTED,
+    ExecutionPlan,
+    machine_slowdown,
+    run_tasks,
+    workers_worth_starting,
+)
 from pooling.optimise.block_records import BlockStore
-from pooling.optimise.candidates import pool_groups
+from pooling.optimise.candidates import group_subsets, pool_groups
+from pooling.optimise.columns import pool_variants
 from pooling.optimise.result import Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
@@ -108,12 +118,17 @@ def _merge_by(instance: Instance, groups: list[tuple[str, tuple[str, ...]]], key
 
 def run_blocks(fn: Callable[[Any, Any], Any], tasks: list, shared: tuple, blocks: list[Block], keys: list[str],
                plan: ExecutionPlan, store: BlockStore | None, keep: Callable[[Any], bool] = lambda _: True,
-               limited: bool = False) -> list:
-    """`fn(shared, task)` for each block's task on the plan's backend, in
-    `run_order` (`limited`: under a time limit); with a checkpoint `store`,
-    finished tasks are saved under their key as they finish (those `keep`
-    accepts and the store keeps: pooling.optimise.block_records) and, when
-    resuming, saved ones that verify are not run again."""
+               deadline: Deadline | None = None, grace: float = 0.0) -> list:
+    """`fn(shared, task)` for each block's task, `shared` = (instance, spec,
+    options) of the problem the blocks come from. Runs on the plan's backend
+    with as many of its workers as pay for themselves (`block_costs`, and
+    the time the deadline leaves: `workers_worth_starting`), in `run_order` (a
+    `deadline` means a time limit); with a checkpoint `store`, finished tasks
+    are saved under their key as they finish (those `keep` accepts and the
+    store keeps: pooling.optimise.block_records) and, when resuming, saved
+    ones that verify are not run again. A block the deadline stopped before
+    it started gives NOT_STARTED, one still running in a worker `grace`
+    seconds past it ABANDONED (`unsolved`; neither is saved)."""
     done = {}
     if store is not None:
         done = {i: r for i, k in enumerate(keys) if (r := store.load(k)) is not None}
@@ -123,8 +138,65 @@ def run_blocks(fn: Callable[[Any, Any], Any], tasks: list, shared: tuple, blocks
         if store is not None and keep(value):
             store.save(keys[index], value)
 
+    if plan.scheduler is None and plan.workers > 1:
+        costs = [c for i, c in enumerate(block_costs(*shared, blocks)) if i not in done]
+        workers = workers_worth_starting(costs, plan.workers, slowdown=machine_slowdown(),
+                                         time_left=None if deadline is None else deadline.remaining())
+        plan = dataclasses.replace(plan, workers=workers)
     return run_tasks(fn, tasks, shared, plan, on_result=save, done=done,
-                     order=run_order(blocks, limited, plan.workers))
+                     order=run_order(blocks, deadline is not None, plan.workers), deadline=deadline, grace=grace)
+
+
+def unsolved(results: list) -> dict[int, str]:
+    """The blocks `run_blocks` left without a result: index -> "not started"
+    (the deadline passed before it started) or "abandoned" (unfinished in a
+    worker when the run stopped waiting for it)."""
+    return {i: "not started" if r is NOT_STARTED else "abandoned"
+            for i, r in enumerate(results) if r is NOT_STARTED or r is ABANDONED}
+
+
+POOL_SECONDS = 0.004
+"""Pricing one candidate pool: 2-6 ms on the development machine (Henan's
+prefectures, 12 to 888 enumerated pools each)."""
+
+BLOCK_SECONDS = 0.03
+"""A block's fixed part: its sub-instance, the MILP's build and solve (15-50 ms
+for a small one)."""
+
+GENERATED_GROUP_SECONDS = 3.0
+"""A group that gets generated columns (more than enumeration_limit subsets):
+rounds of pricing and the bound over every pool, about 2-20 s on Henan's
+prefectures of 11 to 13 counties; the lower end, since only the decision
+to start workers rests on it."""
+
+
+def block_costs(instance: Instance, spec: Spec, options: SolveOptions, blocks: list[Block]) -> list[float]:
+    """Each block's estimated solve time (seconds), from the candidate pools
+    it will price (counted, not priced) and its groups that get generated
+    columns: enough to tell tasks that cannot pay for a worker process
+    (tens of milliseconds) from those that can (seconds)."""
+    owner = {c: i for i, block in enumerate(blocks) for c in block.members}
+    costs = [BLOCK_SECONDS] * len(blocks)
+    if spec.pooling.scope != "optimise":
+        for i, block in enumerate(blocks):
+            if spec.pooling.scope == "county":
+                pools = [[c] for c in block.members]
+            else:   # one pool a prefecture (a block may join several under a gap rule)
+                by_prefecture: dict[str, list[str]] = {}
+                for c in block.members:
+                    by_prefecture.setdefault(instance.county(c).prefecture, []).append(c)
+                pools = list(by_prefecture.values())
+            costs[i] += POOL_SECONDS * len(pool_variants(instance, pools))
+        return costs
+    for group in pool_groups(instance, spec):
+        i = owner[group.members[0]]
+        generate = options.candidates == "generate" and len(group.members) > 1
+        subsets = None if generate else group_subsets(instance, spec, group, options.enumeration_limit)
+        if subsets is None:   # generated, or enumerated in full: seconds either way
+            costs[i] += GENERATED_GROUP_SECONDS
+        else:
+            costs[i] += POOL_SECONDS * len(pool_variants(instance, subsets))
+    return costs
 
 
 def run_order(blocks: list[Block], limited: bool = False, workers: int = 1) -> list[int]:

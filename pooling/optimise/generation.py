@@ -52,7 +52,6 @@ For such groups `generate_columns` builds the columns iteratively:
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -74,6 +73,7 @@ from pooling.economics.pool_bounds import (
     kappa_of,
     rate_bound,
 )
+from pooling.execution.deadline import Deadline, passed
 from pooling.execution.tasks import ExecutionPlan, ProgressBar
 from pooling.optimise.candidates import PoolGroup, group_subsets, is_connected
 from pooling.optimise.columns import Candidate, CandidateMaker, top_rate
@@ -269,13 +269,13 @@ class _GroupSearch:
     check (module docstring, 2 and 4)."""
 
     def __init__(self, instance: Instance, spec: Spec, group: PoolGroup, maker: CandidateMaker,
-                 cache: dict[frozenset[str], Candidate], deadline: float | None = None):
+                 cache: dict[frozenset[str], Candidate], deadline: Deadline | None = None):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
         self.econ = GroupEconomics(instance, spec, group, deadline)
         rules = spec.pooling
-        largest = min(len(group.members), rules.max_counties or len(group.members))
-        self.kappa_bands = (kappa_bands(instance, group.members, spec.solvency.level, 2, largest)
-                            if spec.solvency.measure == "cvar" and largest >= 2 else None)
+        self._largest = min(len(group.members), rules.max_counties or len(group.members))
+        self._capped = spec.solvency.measure == "cvar" and self._largest >= 2   # CVaR: U(P) < r_max
+        self._bands: list[tuple[int, int, float]] | None = None
         self.priced: set[frozenset[str]] = set()
         self.scale = ObjectiveScale(instance, spec)
         self.weights = self.scale.weights(group.members)
@@ -286,6 +286,17 @@ class _GroupSearch:
         self.certified: tuple[tuple[float, ...], float] | None = None   # (duals, delta) of the last check
         self.stopped_early = False   # the time limit cut an exact check short (its bound is valid, looser)
         self._listing: ListedPools | bool | None = None   # False: too many pools to list (use the MILP)
+
+    @property
+    def kappa_bands(self) -> list[tuple[int, int, float]] | None:
+        """The bound's kappa per band of pool sizes (pool_bounds.kappa_bands),
+        or None without a cap below r_max; computed when first needed (the
+        heuristic never needs them, a listed group neither; each new kappa
+        takes up to a second, and the deadline stops them: BoundTimeLimit)."""
+        if self._capped and self._bands is None:
+            self._bands = kappa_bands(self.instance, self.group.members, self.spec.solvency.level, 2,
+                                      self._largest, self.econ.deadline)
+        return self._bands
 
     def navigable(self, members: frozenset[str]) -> bool:
         """Within max_counties and connected when required: the search moves
@@ -345,6 +356,8 @@ class _GroupSearch:
         from each start; a start's climb stops at a local maximum."""
         found: dict[frozenset[str], float] = {}
         for start in starts:
+            if passed(self.econ.deadline):   # the caller stops the rounds
+                break
             current = start
             current_score = self._score(current, rho)
             for _ in range(2 * len(self.group.members)):
@@ -427,13 +440,15 @@ class _GroupSearch:
         listed once, when there are at most SCREEN_LIMIT (CVaR only: other
         measures have no cap to screen with)."""
         if self._listing is None:
-            self._listing = False
-            if self.kappa_bands is not None:
+            listing = False
+            if self._capped:
                 subsets = group_subsets(self.instance, self.spec, self.group, SCREEN_LIMIT)
                 whole = len(self.group.members)
                 pools = [p for p in subsets or () if 1 < len(p) < whole]
-                if subsets is not None and pools:
-                    self._listing = ListedPools(self.econ, pools, kappa_of(self.instance, self.spec.solvency.level))
+                if subsets is not None and pools:   # BoundTimeLimit past the deadline: listed later, if asked
+                    listing = ListedPools(self.econ, pools, kappa_of(self.instance, self.spec.solvency.level,
+                                                                     self.econ.deadline))
+            self._listing = listing
         return self._listing or None
 
     def listed_delta(self, rho: dict[str, float]) -> float:
@@ -474,7 +489,7 @@ class _GroupSearch:
             if (bound <= max(best, 0.0) + BOUND_RESOLUTION or priced >= SCREEN_PRICINGS
                     or (stop_at_improving and len(found) >= NEW_COLUMNS_PER_GROUP)):
                 return max(best, bound), found
-            if self.econ.deadline is not None and time.time() > self.econ.deadline:
+            if passed(self.econ.deadline):
                 raise BoundTimeLimit
             members = listing.pools[row]
             rr = self.reduced_rate(members, rho)
@@ -487,12 +502,12 @@ class _GroupSearch:
 
 
 def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
-                     maker: CandidateMaker, deadline: float | None = None,
+                     maker: CandidateMaker, deadline: Deadline | None = None,
                      progress: ExecutionPlan | None = None) -> GeneratedColumns:
     """Columns for the MILP: every allowed pool of the groups with a subset list
     (enumerated) and generated columns for the others (module docstring).
-    Past `deadline` (time.time()) the rounds stop and the bound is the
-    trivial one (rates.max), since the exact check would take longer still.
+    Past `deadline` pricing and the rounds stop and the bound is the last one
+    completed, or the trivial one (rates.max) when none was.
     `progress`: a bar of rounds (out of MAX_ROUNDS, the most there can be) with
     the master LP's value, groups still searching and pools priced."""
     with ProgressBar(progress, MAX_ROUNDS, label="generation rounds") as bar:
@@ -500,7 +515,7 @@ def generate_columns(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup,
 
 
 def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list | None]],
-              maker: CandidateMaker, deadline: float | None, bar: ProgressBar) -> GeneratedColumns:
+              maker: CandidateMaker, deadline: Deadline | None, bar: ProgressBar) -> GeneratedColumns:
     master = _Master(instance, spec)
     cache: dict[frozenset[str], Candidate] = {}
     log = GenerationLog()
@@ -509,6 +524,9 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
         if subsets is not None:
             log.groups.append(GroupLog(group.label, len(group.members), "enumerated"))
             for members in subsets:
+                if passed(deadline):   # some counties may be left without a column: no plan
+                    log.stopped = "time limit"
+                    break
                 cache[members] = maker.make(members)
                 master.add(members, cache[members])
             continue
@@ -516,6 +534,9 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
         search = searches[group.label] = _GroupSearch(instance, spec, group, maker, cache, deadline)
         seeds = [frozenset([c]) for c in group.members] + [frozenset(group.members)]
         for members in seeds:
+            if passed(deadline):
+                log.stopped = "time limit"
+                break
             if search.allowed(members):
                 master.add(members, search.candidate(members))
 
@@ -532,7 +553,7 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
         if log.rounds >= MAX_ROUNDS:
             log.stopped = f"round limit {MAX_ROUNDS}"
             break
-        if deadline is not None and time.time() > deadline:
+        if log.stopped == "time limit" or passed(deadline):
             log.stopped = "time limit"
             break
         if len(history) > TAILING_OFF_ROUNDS and value - history[-1 - TAILING_OFF_ROUNDS] < TAILING_OFF_GAIN:
@@ -545,6 +566,8 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
             if v > 1e-9:
                 support_of.setdefault(group_of[min(k)], []).append(k)
         for label in sorted(active):
+            if passed(deadline):   # the rounds stop at the next check
+                break
             search = searches[label]
             support = sorted(support_of.get(label, []), key=sorted)
             starts = support + [frozenset([c]) for c in search.group.members
@@ -574,33 +597,33 @@ def _generate(instance: Instance, spec: Spec, plan: list[tuple[PoolGroup, list |
     # them) enter the same way, and the bound is computed again.
     groups = {grp.label: grp for grp, _ in plan}
     linear = spec.objective.kind in LINEAR_OBJECTIVES
-    if linear and log.stopped != "time limit":
-        _price_listed_support(master, searches, cache, deadline)
     bound = None   # each round's bound is valid; a later round only tightens it
-    for _ in range(CERTIFY_ROUNDS):
-        _add_priced(master, searches, cache)
-        value, rho_array, _ = master.solve()
-        log.master_lp_value = value
-        if linear and any(search._listed() is not None for search in searches.values()):
-            # the listed pools not priced enter at their caps: the duals then cover them
-            value, rho_array, _ = _solve_with_caps(master, searches)
-            log.listed_lp_value = value
-        if log.stopped == "time limit" or (deadline is not None and time.time() > deadline):
-            log.stopped = "time limit"
-            break
-        try:
-            round_bound, improved = _bound(instance, spec, master, groups, group_of, searches, log, value, rho_array)
-        except BoundTimeLimit:
-            log.stopped = "time limit"
-            break
-        bound = round_bound if bound is None else min(bound, round_bound)
-        if any(search.stopped_early for search in searches.values()):
-            log.stopped = "time limit"
-            log.bound_method += ("; the time limit cut an exact check short: its group's bound is the "
-                                 "largest any remaining pool can reach, before the cuts that would tighten it")
-            break
-        if not improved:
-            break
+    try:   # BoundTimeLimit: a kappa or a bound's MILP reached the deadline
+        if linear and log.stopped != "time limit":
+            _price_listed_support(master, searches, cache, deadline)
+        for _ in range(CERTIFY_ROUNDS):
+            _add_priced(master, searches, cache)
+            value, rho_array, _ = master.solve()
+            log.master_lp_value = value
+            if log.stopped == "time limit" or passed(deadline):
+                log.stopped = "time limit"
+                break
+            if linear and any(search._listed() is not None for search in searches.values()):
+                # the listed pools not priced enter at their caps: the duals then cover them
+                value, rho_array, _ = _solve_with_caps(master, searches)
+                log.listed_lp_value = value
+            round_bound, improved = _bound(instance, spec, master, groups, group_of, searches, log, value,
+                                           rho_array)
+            bound = round_bound if bound is None else min(bound, round_bound)
+            if any(search.stopped_early for search in searches.values()):
+                log.stopped = "time limit"
+                log.bound_method += ("; the time limit cut an exact check short: its group's bound is the "
+                                     "largest any remaining pool can reach, before the cuts that would tighten it")
+                break
+            if not improved:
+                break
+    except BoundTimeLimit:
+        log.stopped = "time limit"
     if bound is None:   # only the time limit breaks off before the first round's bound
         log.bound_method = "trivial: the time limit struck before the bound over every pool was computed"
         bound = 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
@@ -662,14 +685,14 @@ def _solve_with_caps(master: _Master, searches: dict[str, _GroupSearch]
 
 
 def _price_listed_support(master: _Master, searches: dict[str, _GroupSearch], cache: dict,
-                          deadline: float | None) -> None:
+                          deadline: Deadline | None) -> None:
     """For groups whose pools are listed: price the capped pools the LP with
     caps uses (`_solve_with_caps`) and repeat until it uses none (its value
     is then the LP over every pool) or LISTED_ROUNDS."""
     owner = {c: search for search in searches.values() if search._listed() is not None
              for c in search.group.members}
     for _ in range(LISTED_ROUNDS):
-        if not owner or (deadline is not None and time.time() > deadline):
+        if not owner or passed(deadline):
             return
         _, _, used = _solve_with_caps(master, searches)
         if not used:

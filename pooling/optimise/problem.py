@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
@@ -28,6 +28,7 @@ from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import solvency_top_up
 from pooling.errors import InputError
+from pooling.execution.deadline import Deadline, passed
 from pooling.execution.tasks import ExecutionPlan, ProgressBar
 from pooling.optimise.candidates import (
     candidate_pools,
@@ -42,7 +43,6 @@ from pooling.optimise.formulations.set_partition import (
     menu_steps,
     rates_are_free,
 )
-from pooling.optimise.generation import generate_columns
 from pooling.optimise.result import (
     Result,
     contract_records,
@@ -54,9 +54,19 @@ from pooling.optimise.result import (
 from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
 
 MIN_MILP_SECONDS = 1.0
-"""Under a time limit the MILP of a priced problem runs at least this long, so
-that the columns already paid for give a plan; a run may end up to this much
-past its limit."""
+"""Under a time limit a MILP started near (or past) the deadline may still run
+until this long after it, so that the columns already paid for give a plan;
+no MILP runs later than that, so a run ends at most this much past its limit
+(`milp_options`)."""
+
+BLOCK_GRACE_SECONDS = MIN_MILP_SECONDS + 0.5
+"""How long past the deadline a decomposed solve waits for a block a worker
+has begun before it abandons it: a MILP's grace, and half a second for the
+block's result to be assembled and sent back."""
+
+LAST_MILP_SECONDS = 1e-3
+"""The time limit of a MILP asked for after the deadline's grace is over: HiGHS
+then stops at once (only a plan its presolve finds is kept)."""
 
 
 def diagnose_uncovered(instance: Instance, spec: Spec, candidates: list[Candidate]) -> list[str]:
@@ -187,7 +197,8 @@ class ColumnSolution:
 
 
 def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
-                  options: SolveOptions, objective: str | None = None, tie_break: bool = True) -> ColumnSolution:
+                  options: SolveOptions, objective: str | None = None, tie_break: bool = True,
+                  deadline: Deadline | None = None) -> ColumnSolution:
     """Choose pools and rates among `columns` under the spec's rules and objective.
 
     The one place rates are decided: `solve` calls it with every admissible
@@ -195,19 +206,20 @@ def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
     one plan (the cover constraints then force every column in), so a plan
     gets the same rates whichever path prices it. `objective` overrides the
     spec's (a decomposed solve's window search asks blocks other questions);
-    `tie_break` False skips the second stage (only the primary value is wanted)."""
+    `tie_break` False skips the second stage (only the primary value is wanted).
+    Under a `deadline` each MILP run gets the time then left (`milp_options`)."""
     kind = objective or spec.objective.kind
     build_start = time.perf_counter()
     rules = dataclasses.replace(partition_rules(spec), objective=kind)
     model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, rules,
                                 objective_denominator(kind, instance, instance.ids))
     build_seconds = time.perf_counter() - build_start
-    run = run_highs(model, options)
+    run = run_highs(model, milp_options(options, deadline))
     primary_bound = run.bound
     solve_seconds = run.seconds
     if run.status == Status.OPTIMAL and kind != "max_mean_rate" and tie_break:
         fix_primary_and_maximise_mean(model, run.objective, LEXICOGRAPHIC_TOLERANCE)
-        second = run_highs(model, options)
+        second = run_highs(model, milp_options(options, deadline))
         solve_seconds += second.seconds
         if second.has_incumbent:
             run = second
@@ -249,8 +261,42 @@ def _trivial_bound(spec: Spec) -> float:
     return 0.0 if spec.objective.kind == "min_rate_dispersion" else spec.rates.max
 
 
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.time()
+def milp_options(options: SolveOptions, deadline: Deadline | None) -> SolveOptions:
+    """`options` with the time limit of a MILP started now: until the
+    deadline, or until MIN_MILP_SECONDS past it when less is left (at least
+    LAST_MILP_SECONDS), never more than the run's own limit. Without a
+    deadline, `options` as they are."""
+    if deadline is None:
+        return options
+    left = deadline.remaining()
+    limit = max(left, min(MIN_MILP_SECONDS, left + MIN_MILP_SECONDS), LAST_MILP_SECONDS)
+    if options.time_limit is not None:
+        limit = min(limit, options.time_limit)
+    return dataclasses.replace(options, time_limit=limit)
+
+
+NOT_STARTED_NOTE = "the time limit was reached before this part of the problem was started"
+"""The diagnosis of a problem (or block) the time limit stopped before any of its work."""
+
+ABANDONED_NOTE = "the time limit was reached before this part of the problem was finished"
+"""The diagnosis of a block abandoned in a worker (running past the limit and its grace)."""
+
+
+def unsolved_note(why: str) -> str:
+    """The diagnosis of a block `blocks.unsolved` reports ("not started" or "abandoned")."""
+    return NOT_STARTED_NOTE if why == "not started" else ABANDONED_NOTE
+
+
+def stopped_result(instance: Instance, spec: Spec, options: SolveOptions, note: str,
+                   candidates: list[Candidate] = (), seconds: float = 0.0) -> Result:
+    """The time limit struck before a plan: no plan, the trivial bound."""
+    return Result(status=Status.TIME_LIMIT.value, objective=None, bound=_trivial_bound(spec), gap=None,
+                  wall_seconds=seconds, pools=[], provenance=provenance(instance, spec, SOLVER_NAME, solver_version()),
+                  diagnosis=[note], termination="time limit", spec=spec.to_dict(),
+                  objective_kind=spec.objective.kind, candidate_pools=len(candidates), columns=0,
+                  solver_options=options.to_dict(), candidate_generation={"method": "stopped"},
+                  numerics=numerics_summary([c.pricing for c in candidates]),
+                  timings={"pricing": seconds, "build": 0.0, "solve": 0.0})
 
 
 @dataclass(frozen=True)
@@ -274,26 +320,19 @@ class PricedProblem:
         return self.method.get("method") == "column_generation"
 
 
-def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
+def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadline: Deadline | None,
                   plan: ExecutionPlan | None) -> PricedProblem:
-    """Enumerate (or generate) and price the candidate pools of `instance`."""
+    """Enumerate (or generate) and price the candidate pools of `instance`,
+    stopping at the `deadline`."""
     start = time.perf_counter()
-    prov = provenance(instance, spec, SOLVER_NAME, solver_version())
 
     def stopped(candidates, note) -> PricedProblem:
-        """The time limit struck before a plan: no plan, the trivial bound."""
         seconds = time.perf_counter() - start
-        early = Result(status=Status.TIME_LIMIT.value, objective=None, bound=_trivial_bound(spec), gap=None,
-                       wall_seconds=seconds, pools=[], provenance=prov,
-                       diagnosis=[note], termination="time limit", spec=spec.to_dict(),
-                       objective_kind=spec.objective.kind, candidate_pools=len(candidates), columns=0,
-                       solver_options=options.to_dict(), candidate_generation={"method": "stopped"},
-                       numerics=numerics_summary([c.pricing for c in candidates]),
-                       timings={"pricing": seconds, "build": 0.0, "solve": 0.0})
+        early = stopped_result(instance, spec, options, note, candidates, seconds)
         return PricedProblem(candidates, [], {"method": "stopped"}, seconds, early=early)
 
-    if deadline is not None and _remaining(deadline) <= 0:
-        return stopped([], "the time limit was reached before this part of the problem was started")
+    if passed(deadline):
+        return stopped([], NOT_STARTED_NOTE)
     maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
     groups = candidate_plan(instance, spec, options)
     generated_bound, generation_stopped = None, False
@@ -302,7 +341,7 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
         candidates = []
         with ProgressBar(plan, len(pools), label="pools priced") as bar:
             for pool, contracts in pools:
-                if deadline is not None and time.time() > deadline:
+                if passed(deadline):
                     return stopped(candidates, f"the time limit was reached while pricing ({len(candidates):,} of "
                                                f"{len(pools):,} candidate pools priced)")
                 candidates.append(maker.make(pool, contracts))
@@ -315,6 +354,7 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
                              f"pools, but this problem needs column generation (a group has more than "
                              f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
                              f"use a smaller max_counties, or drop contract_options")
+        from pooling.optimise.generation import generate_columns  # scipy.optimize/.stats: only when needed
         generated = generate_columns(instance, spec, groups, maker, deadline, plan)
         candidates, admissible = generated.candidates, generated.columns
         generated_bound, generation_stopped = generated.bound, generated.log.stopped == "time limit"
@@ -323,9 +363,20 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
     seconds = time.perf_counter() - start
     priced = PricedProblem(candidates, admissible, method, seconds, generated_bound, generation_stopped)
     diagnosis = diagnose_uncovered(instance, spec, candidates)
-    if diagnosis:
+    if diagnosis and generation_stopped:
+        # Not a finding about the problem: the time limit struck before every county had a column.
+        early = Result(status=Status.TIME_LIMIT.value, objective=None, bound=generated_bound, gap=None,
+                       wall_seconds=seconds, pools=[], provenance=provenance(instance, spec, SOLVER_NAME,
+                                                                             solver_version()),
+                       diagnosis=["the time limit was reached while generating columns, before every county had "
+                                  "an admissible pool; among the pools priced so far:"] + diagnosis,
+                       termination="time limit", timings={"pricing": seconds, "build": 0.0, "solve": 0.0},
+                       **priced_fields(spec, options, priced))
+        priced = dataclasses.replace(priced, early=early)
+    elif diagnosis:
         early = Result(status=Status.NO_SOLUTION.value if priced.generated else Status.INFEASIBLE.value,
-                       objective=None, bound=None, gap=None, wall_seconds=seconds, pools=[], provenance=prov,
+                       objective=None, bound=None, gap=None, wall_seconds=seconds, pools=[],
+                       provenance=provenance(instance, spec, SOLVER_NAME, solver_version()),
                        diagnosis=diagnosis, termination="no admissible candidate pool for some counties",
                        timings={"pricing": seconds, "build": 0.0, "solve": 0.0},
                        **priced_fields(spec, options, priced))
@@ -341,14 +392,14 @@ def priced_fields(spec: Spec, options: SolveOptions, priced: PricedProblem) -> d
                 numerics=numerics_summary([c.pricing for c in priced.candidates]))
 
 
-def solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
+def solve_whole(instance: Instance, spec: Spec, options: SolveOptions, deadline: Deadline | None,
                  plan: ExecutionPlan | None, window: tuple[float, float] | None = None) -> Result:
     """The monolithic solve of `instance` (a whole instance or one block)."""
     priced = price_problem(instance, spec, options, deadline, plan)
     return priced.early or solve_priced(instance, spec, options, deadline, priced, window)
 
 
-def solve_priced(instance: Instance, spec: Spec, options: SolveOptions, deadline: float | None,
+def solve_priced(instance: Instance, spec: Spec, options: SolveOptions, deadline: Deadline | None,
                  priced: PricedProblem, window: tuple[float, float] | None = None) -> Result:
     """The spec's MILP over a priced problem's columns, with every rate in
     `window` when given (a decomposed solve's rate floor or rate band)."""
@@ -358,12 +409,9 @@ def solve_priced(instance: Instance, spec: Spec, options: SolveOptions, deadline
     base = priced_fields(spec, options, priced)
     method = base["candidate_generation"]
     columns = [c.column for c in admissible]
-    if deadline is not None:
-        # The MILP gets what is left, but at least MIN_MILP_SECONDS: with the
-        # columns priced, a plan is usually a moment away.
-        left = max(_remaining(deadline), MIN_MILP_SECONDS)
-        options = dataclasses.replace(options, time_limit=min(options.time_limit, left))
-    fixed = solve_columns(instance, spec, columns, options)
+    # Under a time limit each MILP gets the time left (milp_options): with the
+    # columns priced, a plan is usually a moment away.
+    fixed = solve_columns(instance, spec, columns, options, deadline=deadline)
     run = fixed.run
     primary_bound, build_seconds, solve_seconds = fixed.primary_bound, fixed.build_seconds, fixed.solve_seconds
     pools = plan_outcomes([admissible[j].pricing for j in fixed.chosen], fixed.rates)
@@ -389,7 +437,7 @@ def solve_priced(instance: Instance, spec: Spec, options: SolveOptions, deadline
         bound = max(bound, objective) if maximise else min(bound, objective)
     diagnosis = []
     if run.status == Status.INFEASIBLE:
-        diagnosis = diagnose_coupling(instance, spec, columns, options)
+        diagnosis = diagnose_coupling(instance, spec, columns, milp_options(options, deadline))
         if priced.generated:
             status = Status.NO_SOLUTION
             diagnosis = ["no plan found among the generated columns (infeasibility is not proven "

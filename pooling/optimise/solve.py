@@ -29,14 +29,16 @@ from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints, tell
-from pooling.execution.tasks import ExecutionPlan
+from pooling.execution.deadline import Deadline, passed
+from pooling.execution.tasks import NOT_STARTED, ExecutionPlan
 from pooling.optimise.block_records import BlockStore, with_resume_count
-from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks
+from pooling.optimise.blocks import block_key, merge_results, problem_blocks, run_blocks, unsolved
 from pooling.optimise.candidates import (
     pool_rule_violations,
 )
 from pooling.optimise.columns import Candidate, CandidateMaker
 from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE, candidate_plan: imported from here)
+    BLOCK_GRACE_SECONDS,
     GENERATED_PROOF_TOLERANCE,
     LEXICOGRAPHIC_TOLERANCE,
     ColumnSolution,
@@ -45,6 +47,8 @@ from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE
     smallest_gap,
     solve_columns,
     solve_whole,
+    stopped_result,
+    unsolved_note,
 )
 from pooling.optimise.result import (
     Evaluation,
@@ -80,18 +84,21 @@ def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOpti
 def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
           options: SolveOptions | None = None, workers: int = 1, scheduler: str | None = None,
           progress: bool | None = False, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-          **solver_options) -> Result:
+          started: float | None = None, **solver_options) -> Result:
     """Choose the plan that optimises the spec's objective; see module docstring.
 
     Solver options come as `options` (a SolveOptions) and/or keywords
     (time_limit=60, threads=2, ...) that override it; `time_limit` covers the
-    whole run (pricing, generation, MILP). `instance` and `spec` may also be
-    the paths of their files. Independent blocks (pooling.optimise.blocks) are
-    solved separately and merged, on `workers` local processes or the Dask
-    `scheduler` (the result does not depend on either); with `checkpoint` a
-    folder, each finished block is written there at once (JSON) and `resume`
-    reuses those whose plan verifies against the inputs
-    (pooling.optimise.block_records), saying on stderr what it reused."""
+    whole run (starting workers, pricing, generation, bounds, MILPs), counted
+    from `started` (a time.monotonic() reading: the command line passes its
+    own start) or from this call. `instance` and `spec` may also be the paths
+    of their files. Independent blocks (pooling.optimise.blocks) are solved
+    separately and merged, on up to `workers` local processes (as many as pay
+    for their start-up) or the Dask `scheduler` (the result does not depend on
+    either); with `checkpoint` a folder, each finished block is written there
+    at once (JSON) and `resume` reuses those whose plan verifies against the
+    inputs (pooling.optimise.block_records), saying on stderr what it reused.
+    Blocks the time limit stops are not checkpointed."""
     instance, spec = as_problem(instance, spec, "solve")
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
@@ -99,8 +106,10 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     plan = ExecutionPlan(workers=workers, scheduler=scheduler, progress=progress, label="blocks solved")
     if not isinstance(resume, bool):
         raise InputError(f"resume must be True or False, got {resume!r}")
+    if started is not None and (isinstance(started, bool) or not isinstance(started, int | float)):
+        raise InputError(f"started must be a time.monotonic() reading, got {started!r}")
     start = time.perf_counter()
-    deadline = None if options.time_limit is None else time.time() + options.time_limit
+    deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
         if checkpoint is not None and resume:
@@ -111,13 +120,16 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     def solve_blocks(block_spec: Spec, floor: float | None) -> list[Result]:
         # Only finished blocks are checkpointed (block_records): one that ended
         # in a solver error (a Ctrl-C landing inside HiGHS), by the time limit
-        # or without a plan is solved again on resume.
+        # (stopped, or never started) or without a plan is solved again on resume.
         keys = [block_key(instance, block_spec, options, b, floor) for b in blocks]
         records = None if store is None else \
             BlockStore(store, instance, block_spec, {k: (b.label, b.members) for k, b in zip(keys, blocks)}, floor)
-        return run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
-                          blocks, keys, plan, records, keep=lambda r: r.status != Status.ERROR.value,
-                          limited=deadline is not None)
+        results = run_blocks(_solve_block, [(b, deadline, floor) for b in blocks], (instance, block_spec, options),
+                             blocks, keys, plan, records, keep=lambda r: r.status != Status.ERROR.value,
+                             deadline=deadline, grace=BLOCK_GRACE_SECONDS)
+        for i, why in unsolved(results).items():
+            results[i] = stopped_result(instance, block_spec, options, unsolved_note(why))
+        return results
 
     base = dict(spec=spec.to_dict(), objective_kind=spec.objective.kind, solver_options=options.to_dict(),
                 provenance=provenance(instance, spec, SOLVER_NAME, solver_version()))
@@ -145,9 +157,12 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
 
 
 def _solve_block(shared, task) -> Result:
-    """One block of a decomposed solve (a task: runs in a worker process)."""
+    """One block of a decomposed solve (a task: runs in a worker process);
+    NOT_STARTED when the deadline has passed before it starts."""
     instance, spec, options = shared
     block, deadline, floor = task
+    if passed(deadline):
+        return NOT_STARTED
     window = None if floor is None else (floor, math.inf)
     return solve_whole(instance.restricted(block.members), spec, options, deadline, None, window)
 

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 
 import highspy
-import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
+import pyomo.core as pyo
 from pyomo.contrib.solver.common.results import TerminationCondition
+from pyomo.contrib.solver.solvers.highs import Highs
 
 from pooling.data.options import SolveOptions
 
@@ -63,7 +63,7 @@ class SolverRun:
 
 
 def solver_version() -> str:
-    return ".".join(str(v) for v in SolverFactory(SOLVER_NAME).version())
+    return ".".join(str(v) for v in Highs().version())
 
 
 _scheduler_threads: int | None = None
@@ -83,7 +83,7 @@ def _use_threads(threads: int) -> None:
 def run_highs(model: pyo.ConcreteModel, options: SolveOptions) -> SolverRun:
     """Solve `model` (maximisation or minimisation) and load the incumbent, if any."""
     _use_threads(options.threads)
-    solver = SolverFactory(SOLVER_NAME)
+    solver = Highs()
     highs_options = {"mip_rel_gap": options.mip_rel_gap, "mip_abs_gap": options.mip_abs_gap,
                      "threads": options.threads, "random_seed": options.random_seed}
     start = time.perf_counter()

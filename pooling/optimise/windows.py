@@ -43,21 +43,25 @@ from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
 from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator
 from pooling.execution.checkpoints import Checkpoints
+from pooling.execution.deadline import Deadline, passed
 from pooling.execution.tasks import ExecutionPlan
 from pooling.optimise import blocks as blocks_module
 from pooling.optimise.columns import top_rate
 from pooling.optimise.formulations.set_partition import menu_steps
 from pooling.optimise.problem import (
+    BLOCK_GRACE_SECONDS,
     GENERATED_PROOF_TOLERANCE,
     LEXICOGRAPHIC_TOLERANCE,
-    MIN_MILP_SECONDS,
     PricedProblem,
     in_window,
+    milp_options,
     objective_value,
     price_problem,
     priced_fields,
     solve_columns,
     solve_priced,
+    stopped_result,
+    unsolved_note,
 )
 from pooling.optimise.result import Result, relative_gap
 from pooling.optimise.solver import Status
@@ -132,7 +136,7 @@ class WindowSolver:
     objective kind, reusing a block's answer when a smaller window still holds it."""
 
     def __init__(self, blocks: list[Block], spec: Spec, options: SolveOptions, kind: str,
-                 deadline: float | None):
+                 deadline: Deadline | None):
         self.blocks, self.spec, self.options, self.kind, self.deadline = blocks, spec, options, kind, deadline
         self.maximise = kind != MIN_MAX
         self.milps = 0
@@ -195,10 +199,8 @@ class WindowSolver:
         return Answer(value, value, valid, rate, rate, exact=True)
 
 
-def _with_time_left(options: SolveOptions, deadline: float) -> SolveOptions:
-    left = max(deadline - time.time(), MIN_MILP_SECONDS)
-    limit = left if options.time_limit is None else min(options.time_limit, left)
-    return dataclasses.replace(options, time_limit=limit)
+def _with_time_left(options: SolveOptions, deadline: Deadline) -> SolveOptions:
+    return milp_options(options, deadline)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ class Outcome:
     milps: int
 
 
-def search(solver: WindowSolver, values: list[float], width: float, combine, deadline: float | None) -> Outcome:
+def search(solver: WindowSolver, values: list[float], width: float, combine, deadline: Deadline | None) -> Outcome:
     """Branch and bound over the window start L in `values` (module
     docstring). `combine(answers, last_start)` turns the blocks' answers for
     the relaxed window of the starts up to `last_start` into (value of the
@@ -247,7 +249,7 @@ def search(solver: WindowSolver, values: list[float], width: float, combine, dea
         top = -heap[0][0]
         if best[0] is not None and top <= best[0] + WINDOW_TOLERANCE:
             break
-        if deadline is not None and time.time() > deadline:
+        if passed(deadline):
             finished = False
             break
         _, i, j, _, answers = heapq.heappop(heap)
@@ -311,14 +313,18 @@ def _with_kind(spec: Spec, kind: str) -> Spec:
     return dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind=kind))
 
 
-def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks: list, deadline: float | None,
+def solve_coupled(instance: Instance, spec: Spec, options: SolveOptions, blocks: list, deadline: Deadline | None,
                   plan: ExecutionPlan, store: Checkpoints | None, base: dict[str, Any], start: float) -> Result:
     """A decomposed solve whose blocks share one rate window (module docstring):
     every block priced once (in parallel, checkpointed), the window searched on
     the priced columns, then each block solved in the chosen window and merged."""
     keys = [blocks_module.block_key(instance, spec, options, b, "priced") for b in blocks]
     priced = blocks_module.run_blocks(_price_block, [(b, deadline) for b in blocks], (instance, spec, options),
-                                      blocks, keys, plan, store)
+                                      blocks, keys, plan, store, deadline=deadline,
+                                      grace=BLOCK_GRACE_SECONDS)
+    for i, why in blocks_module.unsolved(priced).items():   # not saved: priced afresh on resume
+        early = stopped_result(instance.restricted(blocks[i].members), spec, options, unsolved_note(why))
+        priced[i] = PricedProblem([], [], {"method": "stopped"}, 0.0, early=early)
     usable = [i for i, p in enumerate(priced) if p.early is None]
     results: list[Result | None] = [p.early for p in priced]
     kind, original = spec.objective.kind, spec

@@ -17,7 +17,7 @@ law, parts included, whatever the parts' shocks; the Theta passed is ignored.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from pooling.risk.claims import CompoundModel, LatticeLaw, lattice_law, shock_shape
 
@@ -59,6 +59,7 @@ class PoolYearSampler:
         shape = shock_shape(model)
         nodes = None
         if shape is not None:
+            from scipy import stats  # here, not at the top: ~0.5 s to import, and solve never samples
             levels = special.ndtr(THETA_NODE_SCORES)
             nodes = np.where(THETA_NODE_SCORES > 0,
                              stats.gamma.isf(special.ndtr(-THETA_NODE_SCORES), shape, scale=1.0 / shape),

@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 SEVERITY_FAMILIES = ("lognormal", "gamma", "spliced")
 
@@ -157,6 +157,7 @@ class Severity:
     # -- distribution functions -------------------------------------------------
 
     def _frozen(self):
+        from scipy import stats  # here, not at the top: scipy.stats takes ~0.5 s to import and solve never needs it
         if self.dist == "lognormal":
             mu, sigma = _lognormal_params(self.mean, self.cv)
             return stats.lognorm(s=sigma, scale=math.exp(mu))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 LINEAR_KINDS = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage")
 """Objectives sum_P w_P r_P / D: each chosen pool wants its highest rate."""
