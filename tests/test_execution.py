@@ -29,6 +29,7 @@ from pooling.execution.tasks import (
     workers_worth_starting,
 )
 from pooling.optimise import blocks as blocks_module
+from pooling.optimise.block_records import BlockStore
 from pooling.optimise.blocks import block_costs, problem_blocks, run_blocks, unsolved
 from tests.factories import INSTANCES, MODELS, random_instance_dict, spec_dict
 
@@ -175,11 +176,13 @@ def test_blocks_not_started_are_marked_and_never_checkpointed(tmp_path):
     inst = pooling.instance_from_dict(random_instance_dict(3, 11, n_prefectures=3))
     spec = pooling.spec_from_dict(spec_dict(pooling={"within": "prefecture"}))
     blocks = problem_blocks(inst, spec)
-    store = Checkpoints(tmp_path / "blocks")
+    keys = [f"k{i}" for i in range(len(blocks))]
+    store = BlockStore(Checkpoints(tmp_path / "blocks", kind="block"), inst, spec,
+                       {k: (b.label, b.members) for k, b in zip(keys, blocks)})
     from pooling.optimise.solve import _solve_block
     gone = Deadline.after(0.0)
     out = run_blocks(_solve_block, [(b, gone, None) for b in blocks], (inst, spec, pooling.SolveOptions()),
-                     blocks, [f"k{i}" for i in range(len(blocks))], ExecutionPlan(), store, deadline=gone)
+                     blocks, keys, ExecutionPlan(), store, deadline=gone)
     assert unsolved(out) == dict.fromkeys(range(len(blocks)), "not started")
     assert not (tmp_path / "blocks").exists() or not any((tmp_path / "blocks").iterdir())
     # solve records them as time_limit with no plan, saying they were not started; also when
