@@ -23,7 +23,7 @@ from pooling.economics.pool_bounds import (
     shock_cvar,
 )
 from pooling.economics.pools import PoolPricer
-from pooling.optimise import generation
+from pooling.optimise import group_search
 from pooling.optimise.candidates import pool_groups
 from pooling.optimise.columns import CandidateMaker
 from tests.factories import random_instance_dict, spec_dict
@@ -113,7 +113,7 @@ def test_banded_maximum_reuses_a_band_until_it_is_cut():
 def _search(deadline=None):
     inst, spec, group, _ = _case(seed=11, counties=8)
     maker = CandidateMaker(inst, spec, PoolPricer(inst, spec))
-    return generation._GroupSearch(inst, spec, group, maker, {}, deadline), group
+    return group_search.GroupSearch(inst, spec, group, maker, {}, deadline), group
 
 
 def test_exact_check_cut_short_by_the_time_limit_keeps_a_valid_bound():
@@ -133,7 +133,7 @@ def test_exact_check_cut_short_by_the_time_limit_keeps_a_valid_bound():
             return original(self, floor)
         return maximise
 
-    with mock.patch.object(generation, "SCREEN_LIMIT", 0):   # the MILP path, not the listing
+    with mock.patch.object(group_search, "SCREEN_LIMIT", 0):   # the MILP path, not the listing
         search, group = _search()
         rho = dict(zip(group.members, rho_rng.uniform(0.3, 0.9, len(group.members))))
         with mock.patch.object(BandedProgram, "maximise", strikes_on(math.inf)):

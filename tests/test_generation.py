@@ -871,9 +871,9 @@ def test_bound_milp_path_is_bounded_by_enumeration(name):
     spec = spec_from_dict(spec_dict(**sections))
     pricer = _shared_pricer(seed, n, spec)
     _, _, enumerated, _, _ = _generation_case(name)
-    generation = importlib.import_module("pooling.optimise.generation")
+    search_module = importlib.import_module("pooling.optimise.group_search")
     with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer), \
-            mock.patch.object(generation, "SCREEN_LIMIT", 0):
+            mock.patch.object(search_module, "SCREEN_LIMIT", 0):
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert generated.candidate_generation["listed_lp_value"] is None   # the MILP path, not the listing
     assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
@@ -934,7 +934,7 @@ def test_listed_caps_bound_every_priced_pool_of_a_real_group(kind):
     sub-pool's cap s_P U(P) is at least its exact s_P r*_P, and within 3% of it
     at the median (the caps are what the listed bound is made of)."""
     from pooling.economics.pool_bounds import GroupEconomics, ListedPools, kappa_of
-    from pooling.optimise.generation import ObjectiveScale
+    from pooling.optimise.master import ObjectiveScale
     inst = load_instance(INSTANCES / "tongliao.json")
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False},
                                     solvency={"measure": "cvar", "level": 0.99}, objective={"kind": kind}))

@@ -20,7 +20,7 @@ from pooling.economics import pool_bounds
 from pooling.economics.pool_bounds import BoundTimeLimit, shocks_cvar
 from pooling.economics.pools import PoolPricer
 from pooling.execution.deadline import Deadline
-from pooling.optimise import generation, problem
+from pooling.optimise import generation, group_search, problem
 from pooling.optimise.candidates import pool_groups
 from pooling.optimise.columns import CandidateMaker
 from pooling.optimise.problem import BLOCK_GRACE_SECONDS, LAST_MILP_SECONDS, MIN_MILP_SECONDS, milp_options
@@ -96,7 +96,7 @@ def test_a_group_search_computes_its_kappas_only_when_needed():
     inst, spec = _henan_prefecture("411300"), pooling.load_spec(MODELS / "default.toml")
     group = pool_groups(inst, spec)[0]
     pool_bounds._KAPPAS.clear()
-    search = generation._GroupSearch(inst, spec, group, CandidateMaker(inst, spec, PoolPricer(inst, spec)), {},
+    search = group_search.GroupSearch(inst, spec, group, CandidateMaker(inst, spec, PoolPricer(inst, spec)), {},
                                      Deadline.after(0.0))
     assert not pool_bounds._KAPPAS
     with pytest.raises(BoundTimeLimit):
