@@ -464,6 +464,9 @@ def _main(argv: list[str] | None) -> int:
         except SystemExit as stop:  # --help (0) or a usage error (2), already printed
             return stop.code if isinstance(stop.code, int) else EXIT_INPUT
         _check_output(args)
+        if getattr(args, "scheduler", None) is not None:   # before any work, even if one block would not use it
+            from pooling.execution.scheduler_address import check_scheduler
+            check_scheduler(args.scheduler)
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
