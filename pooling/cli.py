@@ -553,6 +553,9 @@ def _main(argv: list[str] | None) -> int:
         if getattr(args, "solves", False):
             import pooling.optimise  # noqa: F401  (before scipy loads: the package docstring says why)
         _check_output(args)
+        if getattr(args, "scheduler", None) is not None:   # before any work, even if one block would not use it
+            from pooling.execution.scheduler_address import check_scheduler
+            check_scheduler(args.scheduler)
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

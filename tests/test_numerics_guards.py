@@ -159,9 +159,10 @@ def test_finest_allowed_step_matches_no_step_within_one_step():
 # -- loaders ------------------------------------------------------------------
 
 def test_level_too_close_to_one_is_an_input_error():
-    """Old code: accepted, then 'aggregate did not converge' without the level."""
+    """Old code: accepted, then 'aggregate did not converge' without the level;
+    then refused as 'got 1' (printed with :g): the value is printed exactly."""
     with pytest.raises(InputError, match=r"x\.toml: solvency\.level must be in \[0\.5, 0\.9999\], "
-                                         r"got 1"):
+                                         r"got 0\.999999999$"):
         spec_from_dict(spec_dict(solvency={"level": 0.999999999}), source="x.toml")
 
 

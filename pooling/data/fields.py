@@ -42,6 +42,16 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
+def exact(value: float) -> str:
+    """A number as short as it can be written and still read back as itself:
+    `:g` when that is exact and no longer (1e+07, 0.5), else repr (0.999999999
+    and 1 - 1e-16 must not read "1" in a message saying they are out of range)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return describe(value)
+    text, full = f"{value:g}", repr(float(value))
+    return text if float(text) == value and len(text) <= len(full) else full
+
+
 def encodable(text: str) -> bool:
     """True when `text` can be written as UTF-8 (no lone surrogates)."""
     try:
@@ -53,10 +63,10 @@ def encodable(text: str) -> bool:
 
 def _interval(low, high, low_open, high_open) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{exact(low)}, {exact(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'>' if low_open else '>='} {exact(low)}"
+    return f"{'<' if high_open else '<='} {exact(high)}"
 
 
 class FieldReader:
@@ -103,7 +113,7 @@ class FieldReader:
         bad_low = low is not None and (value <= low if low_open else value < low)
         bad_high = high is not None and (value >= high if high_open else value > high)
         if bad_low or bad_high:
-            raise self.fail(key, f"must be {_interval(low, high, low_open, high_open)}, got {value:g}")
+            raise self.fail(key, f"must be {_interval(low, high, low_open, high_open)}, got {exact(value)}")
         return float(value)
 
     def integer(self, key: str, *, low: int | None = None, high: int | None = None,

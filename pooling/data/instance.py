@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from pooling.data.laws import (  # noqa: F401  (re-exported: readers and limits 
     read_shock_cv,
     read_tail_index,
 )
+from pooling.data.reading import parse_json_bytes, read_file_bytes
 from pooling.errors import FormatWarning, InputError
 from pooling.risk.severity import Severity
 
@@ -225,46 +225,6 @@ class Instance:
     @property
     def prefectures(self) -> tuple[str, ...]:
         return tuple(sorted({c.prefecture for c in self.counties}))
-
-
-def _reject_duplicate_keys(where: str):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise InputError(f"{where}: key \"{key}\" appears twice in the same object")
-            out[key] = value
-        return out
-    return hook
-
-
-def parse_json_bytes(raw: bytes, where: str) -> Any:
-    """Parse JSON with clear errors (broken syntax, duplicate keys, bad encoding)."""
-    try:
-        text = raw.decode("utf-8-sig")   # a leading byte-order mark is allowed
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys(where))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply to read (lists or objects inside each other "
-                         f"thousands of levels deep)") from None
-    except ValueError:  # Python reads integers of up to 4,300 digits (sys.get_int_max_str_digits)
-        raise InputError(f"{where}: not valid JSON: a number with more digits than can be read "
-                         f"(over {sys.get_int_max_str_digits():,})") from None
-
-
-def read_file_bytes(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: expected a {what} file, found a directory") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} file ({exc.strerror})") from None
 
 
 def load_instance(path: str | Path) -> Instance:

@@ -5,7 +5,7 @@ that its parts (data.geography: places, tiers, contracts) read them too."""
 
 from __future__ import annotations
 
-from pooling.data.fields import FieldReader
+from pooling.data.fields import FieldReader, exact
 from pooling.risk.severity import MIN_BODY_MASS, SEVERITY_FAMILIES, Severity
 
 OUTSIDE = "outside"
@@ -43,7 +43,7 @@ def read_shock_cv(reader: FieldReader, key: str, **default) -> float | None:
     value = reader.number(key, low=0.0, high=MAX_SHOCK_CV, **default)
     if value is not None and 0.0 < value < MIN_SHOCK_CV:
         raise reader.fail(key, f"must be 0 or in [{MIN_SHOCK_CV:g}, {MAX_SHOCK_CV:g}] (a cv below "
-                               f"{MIN_SHOCK_CV:g} changes no result: write 0), got {value:g}")
+                               f"{MIN_SHOCK_CV:g} changes no result: write 0), got {exact(value)}")
     return value
 
 
@@ -55,7 +55,7 @@ def read_tail_index(reader: FieldReader) -> float:
     low, high = TAIL_INDEX_RANGE
     if not low <= tail_index <= high:
         raise reader.fail("tail_index", f"must be in [{low:g}, {high:g}] (> 2 for a finite variance; "
-                                        f"near 2 the lattice outgrows its limit), got {tail_index:g}")
+                                        f"near 2 the lattice outgrows its limit), got {exact(tail_index)}")
     return tail_index
 
 
@@ -76,7 +76,7 @@ def read_severity(reader: FieldReader) -> Severity:
     if body.cdf(threshold) < MIN_BODY_MASS:
         lowest = body.quantile(MIN_BODY_MASS)
         raise reader.fail("threshold", f"must be >= {lowest:.6g} (the body lognormal's "
-                                       f"{MIN_BODY_MASS:g} quantile), got {threshold:g}")
+                                       f"{MIN_BODY_MASS:g} quantile), got {exact(threshold)}")
     return Severity(dist=dist, mean=mean, cv=cv, threshold=threshold, tail_index=tail_index,
                     tail_probability=tail_probability)
 

@@ -13,17 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooling.data.fields import FieldReader, require_path
+from pooling.data.fields import FieldReader, exact, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
+from pooling.data.reading import parse_toml_bytes
 from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
-from pooling.errors import InputError
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
@@ -148,12 +147,7 @@ def load_spec(path: str | Path) -> Spec:
     require_path(path, "load_spec", "spec_from_dict(data)")
     path = Path(path)
     raw = read_file_bytes(path, "spec")
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))   # a leading byte-order mark is allowed
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    data = parse_toml_bytes(raw, str(path))
     return spec_from_dict(data, source=str(path), name=path.stem,
                           sha256=hashlib.sha256(raw).hexdigest())
 
@@ -217,9 +211,9 @@ def _read_rates(reader: FieldReader) -> Rates:
     if step is not None and step < MIN_RATE_STEP:
         raise reader.fail("step", f"must be in [{MIN_RATE_STEP:g}, 1] (a finer menu is below the pricing "
                                   f"accuracy and breaks the MILP's integer menu; omit step for any rate), "
-                                  f"got {step:g}")
+                                  f"got {exact(step)}")
     if low > high:
-        raise reader.fail("min", f"must be <= rates.max ({high:g}), got {low:g}")
+        raise reader.fail("min", f"must be <= rates.max ({high:g}), got {exact(low)}")
     return Rates(min=low, max=high, step=step)
 
 

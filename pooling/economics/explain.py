@@ -56,6 +56,18 @@ def require_exact_measure(spec: Spec) -> None:
                          f"counterfactual pool is computed exactly), got \"{spec.solvency.measure}\"")
 
 
+def _require_positive_risk(spec: Spec, members, risks: list[float]) -> None:
+    """The path divides budgets by risks (each county alone, the pool with and
+    without a shared network): a VaR of 0 (no claim at least as likely as the
+    level) makes those rates unbounded and the parts undefined. CVaR is
+    always positive."""
+    if not all(risk > 0.0 for risk in risks):
+        raise InputError(f"{spec.source}: explain: a {spec.solvency.measure} of 0 at level "
+                         f"{spec.solvency.level!r} in the pool of {', '.join(members)} (no claim is at least that "
+                         f"likely) makes the decomposition's uncapped rates B / rho unbounded; use "
+                         f"solvency.measure \"cvar\"")
+
+
 def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:
     if kind == MEAN_EFFECTIVE_RATE:
         return care_alone.enrollees * rate * (care_pooled.effective_share - care_alone.effective_share)
@@ -81,6 +93,7 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
         pooled = pricer.price(members, contracts)
         care_pooled = {c.county: c for c in pooled.care}
         risks = {c: alone[c].risk for c in members}
+        _require_positive_risk(spec, members, [*risks.values(), pooled.risk])
         budgets = {c: alone[c].budget for c in members}
         r_hat = {c: budgets[c] / risks[c] for c in members}
         r_a = math.fsum(budgets.values()) / math.fsum(risks.values())
@@ -88,6 +101,7 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
         own = pool_model(instance, frozenset(members), {c: frozenset((c,)) for c in members})
         joint = aggregate(own, level)
         joint_risk = joint.cvar if spec.solvency.measure == "cvar" else joint.var
+        _require_positive_risk(spec, members, [joint_risk])
         r_c = pooled.budget / joint_risk
         r_d = pooled.budget / pooled.risk
         parts = dict.fromkeys(PARTS, 0.0)

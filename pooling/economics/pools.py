@@ -21,6 +21,24 @@ from pooling.risk.claims import (
 )
 from pooling.risk.ruin import ruin_max_rate
 
+NO_SOLVENT_RATE = -1.0
+"""max_rate of a pool whose risk is 0 and whose budget is negative: no rate is
+solvent (its fixed costs exceed revenue and reserves even with no claim paid).
+Finite, so that result files hold it, and below every rates.min (>= 0)."""
+
+
+def solvent_rate(budget: float, risk: float, cap: float) -> float:
+    """r* = min(cap, B / rho), the largest rate with rate x rho <= B.
+
+    rho = 0 happens for VaR when no claim is at least as likely as the level
+    (P(N = 0) >= level: 10 enrollees at 0.05 admissions each and level 0.5):
+    claims paid at that level are 0 whatever the rate, so every rate is solvent
+    when B >= 0 (r* = cap) and none is when B < 0 (NO_SOLVENT_RATE). CVaR is
+    E[Y] / (1 - level) > 0 there, so only VaR meets this."""
+    if risk > 0.0:
+        return min(cap, budget / risk)
+    return cap if budget >= 0.0 else NO_SOLVENT_RATE
+
 
 def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
     """The streams merged, then their rates scaled by `weight` (merging first:
@@ -106,7 +124,7 @@ class PoolPricing:
     var: float                  # VaR_alpha(Y_P)
     cvar: float                 # CVaR_alpha(Y_P)
     risk: float                 # rho_alpha(Y_P) for var/cvar; CVaR for ruin (rate from simulation)
-    max_rate: float             # r*_P = min(r_max, B_P / rho); may be < r_min or negative
+    max_rate: float             # r*_P = min(r_max, B_P / rho) (solvent_rate); may be < r_min or negative
     usable: bool                # r*_P >= r_min
     county_expected_cost: tuple[tuple[str, float], ...]
     care: tuple[CountyCare, ...]       # per member: eligible and total cost, migrants in network
@@ -163,7 +181,7 @@ class PoolPricer:
             max_rate = min(spec.rates.max, ruin_rate)
         else:
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
-            max_rate = min(spec.rates.max, budget / risk)
+            max_rate = solvent_rate(budget, risk, spec.rates.max)
         contracted = contracted_places(options)
         care = tuple(care_in_pool(inst, c, members, contracted) for c in counties)
         per_county = tuple((c.county, c.eligible) for c in care)

@@ -40,6 +40,7 @@ from typing import Any
 
 from pooling.errors import InputError
 from pooling.execution.deadline import Deadline, passed
+from pooling.execution.scheduler_address import check_scheduler
 
 MAX_WORKERS = 256
 """More worker processes than this is a typo on any machine this runs on."""
@@ -91,8 +92,8 @@ class ExecutionPlan:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or \
                 not 1 <= self.workers <= MAX_WORKERS:
             raise InputError(f"workers must be an integer in [1, {MAX_WORKERS}], got {self.workers!r}")
-        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):
-            raise InputError(f"scheduler must be the address of a Dask scheduler, got {self.scheduler!r}")
+        if self.scheduler is not None:   # its form, and a scheduler answering there, before any work
+            object.__setattr__(self, "scheduler", check_scheduler(self.scheduler))
         if self.progress not in (None, True, False):
             raise InputError(f"progress must be True, False or None, got {self.progress!r}")
 

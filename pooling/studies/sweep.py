@@ -27,7 +27,6 @@ import io
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance, load_instance, read_file_bytes
 from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
+from pooling.data.reading import parse_toml_bytes
 from pooling.data.spec import Spec, load_spec, spec_from_dict
 from pooling.errors import InputError
 from pooling.execution.atomic import write_bytes_atomic
@@ -77,11 +77,7 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file and build (and validate) every cell."""
     path = Path(path)
-    raw = read_file_bytes(path, "sweep")
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: not a valid TOML sweep file ({exc})") from None
+    data = parse_toml_bytes(read_file_bytes(path, "sweep"), str(path))
     unknown = sorted(set(data) - {"instances", "spec", "grid", "options"})
     if unknown:
         raise InputError(f"{path}: unknown keys {', '.join(unknown)} (expected instances, spec, grid, options)")
@@ -93,7 +89,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise InputError(f"{path}: spec must be the path of a spec TOML file")
     spec_path = _resolve(base, data["spec"])
     spec = load_spec(spec_path)
-    spec_data = tomllib.loads(read_file_bytes(spec_path, "spec").decode("utf-8-sig"))
+    spec_data = parse_toml_bytes(read_file_bytes(spec_path, "spec"), str(spec_path))
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise InputError(f"{path}: [grid] must map spec fields (\"section.field\") to non-empty lists of values")
@@ -102,9 +98,11 @@ def load_sweep(path: str | Path) -> Sweep:
     except TypeError as exc:
         raise InputError(f"{path}: [options]: {exc}") from None
     fields = tuple(grid)
+    cells_wanted = math.prod(len(grid[f]) for f in fields) * len(instances)   # counted before any is listed
+    if cells_wanted > MAX_CELLS:
+        sizes = " x ".join([*(f"{len(grid[f])} {f}" for f in fields), f"{len(instances)} instances"])
+        raise InputError(f"{path}: {cells_wanted:,} cells ({sizes}), more than the limit of {MAX_CELLS:,}")
     combos = list(itertools.product(*(grid[f] for f in fields)))
-    if len(combos) * len(instances) > MAX_CELLS:
-        raise InputError(f"{path}: {len(combos) * len(instances):,} cells > {MAX_CELLS:,}")
     loaded = {name: load_instance(_resolve(base, name)) for name in instances}
     cells = []
     for name in instances:
