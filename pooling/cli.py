@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="price a given plan and write evaluation.json")
     p.add_argument("instance", help="instance JSON")
     p.add_argument("--spec", required=True, help="model spec TOML")
-    p.add_argument("--plan", required=True, help='plan JSON: {"pools": [["id", ...], ...]}')
+    p.add_argument("--plan", required=True,
+                   help='plan JSON ({"pools": [["id", ...], ...]}), or a result.json or evaluation.json')
     p.add_argument("--subsidy", action="store_true",
                    help="also report the price of equalisation: the top-up per pool that keeps it "
                         "solvent with no county worse off, and per-county compensation")
