@@ -305,3 +305,16 @@ def test_shares_below_a_billionth_are_refused(tiny):
     data["parameters"]["out_of_network_factor"] = MIN_SHARE
     pricer = PoolPricer(instance_from_dict(data), spec_from_dict(spec_dict()))
     assert np.isfinite(pricer.price(["1"]).max_rate)
+
+
+def test_streams_of_far_apart_scales_price_by_the_band_engine():
+    """Old code: a stream at a share of 1e-9 beside 1e6 admissions of cv 0.01 made
+    the band engine's single grid too fine (step 1e-9 / 16), so the pool went to
+    the direct lattice, whose VaR_0.9999 was 35 (3.5e-5) above the band's (claims
+    of cv 0.01 alias with its span; the Poisson quantile is the band's). Each
+    (severity, factor) now has its own grid: the tiny stream changes nothing seen."""
+    main = ClaimStream(1e6, Severity("lognormal", 1.0, 0.01))
+    tiny = ClaimStream(0.01, Severity("lognormal", 1.0, 20.0), 1e-9)
+    both, alone = aggregate(CompoundModel((main, tiny), 0.0), 0.9999), aggregate(CompoundModel((main,), 0.0), 0.9999)
+    assert both.points <= claims.BAND_MAX_POINTS
+    assert both.var == pytest.approx(alone.var, rel=1e-6) and both.cvar == pytest.approx(alone.cvar, rel=1e-6)

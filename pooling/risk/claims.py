@@ -1192,7 +1192,8 @@ class _BandSeverity:
 def _band_severity(model: CompoundModel) -> _BandSeverity | None:
     """The band engine's severity quadratures (`_BandSeverity`), or None when one
     needs more than MAX_QUADRATURE_POINTS uniform points (the caller then uses
-    the direct lattice)."""
+    the direct lattice). A single part whose mixture would need more is given
+    one quadrature per (severity, factor), as several parts are."""
     components = model.components
     if len(components) == 1:
         (single,) = components
@@ -1207,13 +1208,15 @@ def _band_severity(model: CompoundModel) -> _BandSeverity | None:
             points, quad, quad_second, fine_second, overhang = quadrature
             return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
                                  overhang, (single.shock_cv * single.mean) ** 2)
-        if _uniform_quadrature_points(single.streams) > MAX_QUADRATURE_POINTS:
-            return None
-        points, quad, quad_second, fine_second = _severity_quadrature(single.streams)
-        overhang = float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
-                                             for s, f in ((s, s.factor) for s in single.streams))
-        return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
-                             overhang, (single.shock_cv * single.mean) ** 2)
+        if _uniform_quadrature_points(single.streams) <= MAX_QUADRATURE_POINTS:
+            points, quad, quad_second, fine_second = _severity_quadrature(single.streams)
+            overhang = float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
+                                                 for s, f in ((s, s.factor) for s in single.streams))
+            return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
+                                 overhang, (single.shock_cv * single.mean) ** 2)
+        # Scales too far apart for one grid (a stream at a share of 1e-9 beside
+        # the rest): each (severity, factor) on its own grid, mixed as for parts
+        # below (each grid has at most ~512 uniform points).
     index: dict[tuple[Severity, float], int] = {}
     entries = []
     rows, cols, weights, second, added = [0], [], [], [], []
