@@ -399,3 +399,26 @@ def test_fuzzed_report_inputs(reported, which, data):
         code, _, _ = run_cli("report", ["report", str(tmp / "result.json"), "--stress", str(tmp / "stress.json"),
                                         "--evaluation", str(tmp / "evaluation.json"), "--out", str(out)], out)
         assert code in (0, 2)
+
+
+@FUZZ
+@given(depth=st.integers(1, 3000), as_spec=st.booleans(), objects=st.booleans())
+def test_deeply_nested_files(depth, as_spec, objects):
+    """Lists or tables nested up to 3,000 deep as an instance or a spec (old
+    code: RecursionError, exit 1, from 1,000 or so): exit 2 with a message."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _write(tmp / "i.json", _json_text(tiny_instance_dict()))
+        _write(tmp / "s.toml", _toml_text(BASE_SPEC))
+        if as_spec:
+            inner = "{a = " * depth + "1" + "}" * depth if objects else "[" * depth + "]" * depth
+            _write(tmp / "s.toml", f"x = {inner}\n")
+        else:
+            inner = '{"a": ' * depth + "1" + "}" * depth if objects else "[" * depth + "]" * depth
+            _write(tmp / "i.json", inner)
+        out = tmp / "out"
+        code, _, err = run_cli("nested", ["solve", str(tmp / "i.json"), "--spec", str(tmp / "s.toml"),
+                                          "--out", str(out)], out)
+        assert code == 2
+        if depth > 64:
+            assert "nested more than 64 deep" in err, err

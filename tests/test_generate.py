@@ -135,3 +135,24 @@ def test_small_generated_instance_solves():
 def test_bad_arguments(args):
     with pytest.raises(ValueError):
         generate_instance(*args)
+
+
+def test_counts_past_the_enrollee_limit_give_a_valid_instance():
+    """Old code: `pooling generate --counties 8000` drew 2.9e9 enrollees and
+    refused its own file (counties: enrollees must sum to at most 2e9). From
+    ~4,900 counties the sizes are scaled down in proportion."""
+    data = generate_instance(6000, 600, 0)
+    inst = pooling.instance_from_dict(data)
+    assert inst.total_enrollees <= 2_000_000_000
+    assert inst.total_enrollees > 0.999 * 2_000_000_000      # scaled to the limit, not below it
+    sizes = sorted(c.enrollees for c in inst.counties)
+    assert sizes[0] >= 1
+
+
+def test_large_prefectures_link_their_seats_as_with_every_pair(monkeypatch):
+    """Above ALL_PAIRS_UP_TO seats a prefecture is made connected from its own
+    Delaunay edges (all pairs of a 50,000-county prefecture took 11 GB): the
+    same links as from every pair."""
+    fast = generate_instance(1300, 2, 3)
+    monkeypatch.setattr(gen, "ALL_PAIRS_UP_TO", 10 ** 9)
+    assert generate_instance(1300, 2, 3) == fast

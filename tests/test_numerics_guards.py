@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 import pooling
 from pooling import instance_from_dict, spec_from_dict
+from pooling.cli import main
+from pooling.data.fields import MIN_SHARE
 from pooling.data.instance import load_instance
 from pooling.data.plan import load_plan
 from pooling.data.spec import load_spec
-from pooling.economics.pools import PoolPricer
+from pooling.economics.pools import NO_SOLVENT_RATE, PoolPricer
 from pooling.errors import InputError, NumericsError
 from pooling.risk import claims
 from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
@@ -224,5 +226,96 @@ def test_byte_order_marks_are_accepted(tmp_path):
 def test_shock_cv_below_the_minimum_is_refused():
     data = instance_dict([county("1")], frequency_shock_cv=1e-13)
     with pytest.raises(InputError, match=r"x\.json: parameters\.frequency_shock_cv must be 0 or in "
-                                         r"\[1e-12, 2\] .*got 1e-13"):
+                                         r"\[1e-12, 0\.5\] .*got 1e-13"):
         instance_from_dict(copy.deepcopy(data), source="x.json")
+
+
+# -- issue 22: inputs inside the documented ranges that used to fail -----------------
+
+def _var_spec(level: float, **rates) -> dict:
+    return spec_dict(solvency={"measure": "var", "level": level}, rates=rates or {"min": 0.3, "max": 0.9})
+
+
+def test_var_of_zero_prices_at_the_rate_cap():
+    """Old code: 10 enrollees at 0.05 admissions each and level 0.5 have VaR 0
+    (P(no claim) = e^-0.5 = 0.61 >= 0.5) and budget / VaR raised ZeroDivisionError.
+    Claims paid at that level are 0 whatever the rate: every rate is solvent."""
+    data = instance_dict([county("1", enrollees=10, admission_rate=0.05, adjacent=["2"]), county("2", adjacent=["1"])])
+    instance = instance_from_dict(data)
+    pricing = PoolPricer(instance, spec_from_dict(_var_spec(0.5))).price(["1"])
+    assert pricing.var == 0.0 and pricing.budget >= 0.0
+    assert pricing.max_rate == 0.9 and pricing.usable
+    result = pooling.solve(instance, spec_from_dict(_var_spec(0.5)))
+    assert result.status == "optimal"
+
+
+def test_var_of_zero_with_a_negative_budget_has_no_solvent_rate():
+    data = instance_dict([county("1", enrollees=10, admission_rate=0.05, contribution_per_capita=0.0, reserves=0.0,
+                                 adjacent=["2"]), county("2", adjacent=["1"])])
+    instance = instance_from_dict(data)
+    pricing = PoolPricer(instance, spec_from_dict(_var_spec(0.5, min=0.0, max=1.0))).price(["1"])
+    assert pricing.var == 0.0 and pricing.budget < 0.0
+    assert pricing.max_rate == NO_SOLVENT_RATE and not pricing.usable
+
+
+def test_explain_refuses_a_var_of_zero(tmp_path, capsys):
+    """Old code: ZeroDivisionError (exit 1) in the decomposition's B / rho."""
+    data = instance_dict([county("1", enrollees=10, admission_rate=0.05, adjacent=["2"]), county("2", adjacent=["1"])])
+    (tmp_path / "i.json").write_text(json.dumps(data))
+    (tmp_path / "s.toml").write_text('[pooling]\nscope = "optimise"\n[solvency]\nmeasure = "var"\nlevel = 0.5\n'
+                                     'reserve_share = 0.5\n[rates]\nmin = 0.3\nmax = 0.9\n')
+    (tmp_path / "p.json").write_text(json.dumps({"pools": [["1"], ["2"]]}))
+    argv = ["evaluate", str(tmp_path / "i.json"), "--spec", str(tmp_path / "s.toml"), "--plan",
+            str(tmp_path / "p.json"), "--out", str(tmp_path / "out")]
+    assert main(argv + ["--explain"]) == 2
+    err = capsys.readouterr().err
+    assert "explain: a var of 0 at level 0.5" in err and "Traceback" not in err
+    assert main(argv) == 0
+
+
+def test_a_pool_that_pays_no_claim_prices_as_zero():
+    """Old code: NumericsError 'pool has no claim streams with positive cost' for a
+    county whose residents all buy care out of network where nothing is claimed."""
+    data = instance_dict([county("1", adjacent=["2"], resident_care={"1": 0.0, "2": 1.0}),
+                          county("2", adjacent=["1"])], out_of_network_claim_share=0.0)
+    instance = instance_from_dict(data)
+    pricing = PoolPricer(instance, spec_from_dict(spec_dict())).price(["1"])
+    assert (pricing.expected_cost, pricing.var, pricing.cvar) == (0.0, 0.0, 0.0)
+    assert pricing.max_rate == 0.9
+
+
+def test_spliced_tails_at_infinity_are_zero():
+    """Old code: 0 * inf = nan in E[X; X > x] / E[X] at x = inf (a lattice divided by
+    a subnormal share phi), then 'cannot convert float NaN to integer'."""
+    sev = Severity("spliced", 4000.0, 1.0, threshold=20_000.0, tail_index=3.0, tail_probability=0.01)
+    surv, surv1 = sev.tails(np.array([1e300, np.inf]))
+    assert surv[1] == 0.0 and surv1[1] == 0.0 and np.all(np.isfinite(surv1))
+
+
+@pytest.mark.parametrize("tiny", [5e-324, 1e-310, 1e-300, 0.99e-9])
+def test_shares_below_a_billionth_are_refused(tiny):
+    """Old code: out_of_network_factor 1e-300 with a spliced severity receiving
+    migrants raised ValueError (NaN -> int); a subnormal weight gave a span of 0."""
+    data = instance_dict([county("1", migrant_share=0.2, migrant_destinations={"2": 1.0}, adjacent=["2"]),
+                          county("2", adjacent=["1"], severity={"dist": "spliced", "mean": 4000.0, "cv": 1.0,
+                                                                "threshold": 20_000.0, "tail_index": 3.0,
+                                                                "tail_probability": 0.01})],
+                         out_of_network_factor=tiny)
+    with pytest.raises(InputError, match=r"parameters\.out_of_network_factor must be 0 or in \[1e-09, 1\]"):
+        instance_from_dict(data, source="x.json")
+    data["parameters"]["out_of_network_factor"] = MIN_SHARE
+    pricer = PoolPricer(instance_from_dict(data), spec_from_dict(spec_dict()))
+    assert np.isfinite(pricer.price(["1"]).max_rate)
+
+
+def test_streams_of_far_apart_scales_price_by_the_band_engine():
+    """Old code: a stream at a share of 1e-9 beside 1e6 admissions of cv 0.01 made
+    the band engine's single grid too fine (step 1e-9 / 16), so the pool went to
+    the direct lattice, whose VaR_0.9999 was 35 (3.5e-5) above the band's (claims
+    of cv 0.01 alias with its span; the Poisson quantile is the band's). Each
+    (severity, factor) now has its own grid: the tiny stream changes nothing seen."""
+    main = ClaimStream(1e6, Severity("lognormal", 1.0, 0.01))
+    tiny = ClaimStream(0.01, Severity("lognormal", 1.0, 20.0), 1e-9)
+    both, alone = aggregate(CompoundModel((main, tiny), 0.0), 0.9999), aggregate(CompoundModel((main,), 0.0), 0.9999)
+    assert both.points <= claims.BAND_MAX_POINTS
+    assert both.var == pytest.approx(alone.var, rel=1e-6) and both.cvar == pytest.approx(alone.cvar, rel=1e-6)

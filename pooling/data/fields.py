@@ -22,6 +22,13 @@ from pooling.errors import InputError
 _MISSING = object()
 FLOAT_MAX = 1.7976931348623157e308
 """Largest finite float: an integer literal beyond it cannot become a number."""
+MIN_SHARE = 1e-9
+"""Smallest non-zero share, weight or factor (migrant shares, destination and
+care weights, out-of-network claim shares and factors, regional shock
+weights). Their products scale claim rates and costs: a 5e-324 weight made a
+stream's expected cost underflow (a span of 0: ZeroDivisionError; a
+subnormal tail probability gave NaN). A billionth of a county's care is below
+anything a report shows; 0 is always allowed."""
 
 
 def describe(value: Any) -> str:
@@ -115,6 +122,17 @@ class FieldReader:
         if bad_low or bad_high:
             raise self.fail(key, f"must be {_interval(low, high, low_open, high_open)}, got {exact(value)}")
         return float(value)
+
+    def share(self, key: str, *, high: float | None = 1.0, high_open: bool = False,
+              default: Any = _MISSING) -> float:
+        """A share, weight or factor: 0, or in [MIN_SHARE, high] (see MIN_SHARE)."""
+        value = self.number(key, low=0.0, high=high, high_open=high_open, default=default)
+        if value is not None and 0.0 < value < MIN_SHARE:
+            upper = "" if high is None else f", {exact(high)}{')' if high_open else ']'}"
+            expected = f"0 or in [{exact(MIN_SHARE)}{upper}" if high is not None else f"0 or >= {exact(MIN_SHARE)}"
+            raise self.fail(key, f"must be {expected} (a non-zero share below {exact(MIN_SHARE)} changes no "
+                                 f"figure but takes claims toward float underflow: write 0), got {exact(value)}")
+        return value
 
     def integer(self, key: str, *, low: int | None = None, high: int | None = None,
                 default: Any = _MISSING) -> int:

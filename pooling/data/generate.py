@@ -43,6 +43,7 @@ from scipy.spatial import Delaunay
 from scipy.stats import norm
 
 from pooling.data.formats import FORMAT_FIELD, format_tag
+from pooling.data.instance import MAX_ENROLLEES
 
 # ---------------------------------------------------------------- fitted (census 2010, fitted 2026-11-23)
 # Enrollees = agricultural-hukou registered population x 98.3% participation:
@@ -167,6 +168,38 @@ def _prefecture_sizes(rng: np.random.Generator, counties: int, prefectures: int)
     return [int(s) + 1 for s in sizes]
 
 
+def _within_instance_limit(enrollees: np.ndarray) -> np.ndarray:
+    """The drawn sizes, scaled down in proportion (each at least 1) when they
+    sum past MAX_ENROLLEES, the most an instance may hold: from about 4,900
+    counties (mean size ~410,000) the census distribution would exceed it, and
+    every count `pooling generate` accepts (up to 100,000) must give a valid file."""
+    total = int(enrollees.sum())
+    if total <= MAX_ENROLLEES:
+        return enrollees
+    scaled = np.floor(enrollees * (MAX_ENROLLEES / total)).astype(np.int64)
+    return np.maximum(scaled, 1)
+
+
+ALL_PAIRS_UP_TO = 500
+"""Seats of one prefecture up to which every pair is a candidate link when
+the prefecture is made connected; above it, only its own Delaunay edges (the
+shortest link across any split of the seats is one of them, so the links
+chosen are the same): all pairs of a 50,000-county prefecture took 11 GB."""
+
+
+def _candidate_links(xy: np.ndarray, idx: list[int]):
+    """Pairs (a, b), a < b in `idx` order, among which a prefecture's shortest
+    connecting links are chosen."""
+    if len(idx) <= ALL_PAIRS_UP_TO:
+        return [(a, b) for k, a in enumerate(idx) for b in idx[k + 1:]]
+    links = set()
+    for simplex in Delaunay(xy[idx]).simplices:
+        for i in range(3):
+            a, b = sorted((int(simplex[i]), int(simplex[(i + 1) % 3])))
+            links.add((idx[a], idx[b]))
+    return sorted(links)
+
+
 def _adjacency(xy: np.ndarray, pref_of: list[int]) -> list[set]:
     n = len(xy)
     nbr = [set() for _ in range(n)]
@@ -199,8 +232,7 @@ def _adjacency(xy: np.ndarray, pref_of: list[int]) -> list[set]:
                     parent[find(a)] = find(b)
         if len({find(i) for i in idx}) == 1:
             continue
-        pairs = sorted((float(np.hypot(*(xy[a] - xy[b]))), a, b)
-                       for k, a in enumerate(idx) for b in idx[k + 1:])
+        pairs = sorted((float(np.hypot(*(xy[a] - xy[b]))), a, b) for a, b in _candidate_links(xy, idx))
         for _, a, b in pairs:
             ra, rb = find(a), find(b)
             if ra != rb:
@@ -236,6 +268,7 @@ def generate_instance(counties: int, prefectures: int, seed: int) -> dict:
                        (math.log(SIZE_MAX) - SIZE_LOG_MEAN) / SIZE_LOG_SD])
     size_z = norm.ppf(lo + u[:, 0] * (hi - lo))
     enrollees = np.clip(np.rint(np.exp(SIZE_LOG_MEAN + SIZE_LOG_SD * size_z)), SIZE_MIN, SIZE_MAX).astype(int)
+    enrollees = _within_instance_limit(enrollees)
     migrant = np.clip(_quantile(ABSENCE_QUANTILES, u[:, 1]), 0.0, None)
     aged = _quantile(AGED_QUANTILES, u[:, 2])
     reception = np.exp(RECEPTION_LOG_MEAN + RECEPTION_LOG_SD * z[:, 3])

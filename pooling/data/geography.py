@@ -91,8 +91,8 @@ def read_tiers(reader: FieldReader) -> tuple[tuple[str, OutOfNetworkTerms], ...]
         if not table.has(tier):
             continue
         terms = table.table(tier)
-        tiers.append((tier, OutOfNetworkTerms(claim_share=terms.number("claim_share", low=0.0, high=1.0),
-                                              factor=terms.number("factor", low=0.0, high=1.0))))
+        tiers.append((tier, OutOfNetworkTerms(claim_share=terms.share("claim_share"),
+                                              factor=terms.share("factor"))))
         terms.finish()
     table.finish()
     return tuple(tiers)
@@ -106,7 +106,7 @@ def read_regional_shocks(reader: FieldReader) -> tuple[ShockLevel, ShockLevel]:
             levels.append(ShockLevel(0.0, 0.0))
             continue
         part = table.table(level)
-        levels.append(ShockLevel(weight=part.number("weight", low=0.0, high=MAX_REGIONAL_WEIGHT),
+        levels.append(ShockLevel(weight=part.share("weight", high=MAX_REGIONAL_WEIGHT),
                                  cv=read_shock_cv(part, "cv")))
         part.finish()
     table.finish()

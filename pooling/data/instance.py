@@ -304,8 +304,8 @@ def _read_parameters(reader: FieldReader, version: int) -> Parameters:
     prefecture_shock, county_shock = read_regional_shocks(reader)
     params = Parameters(
         admin_fixed_per_fund=reader.number("admin_fixed_per_fund", low=0.0, high=MAX_MONEY),
-        out_of_network_factor=reader.number("out_of_network_factor", low=0.0, high=1.0),
-        out_of_network_claim_share=reader.number("out_of_network_claim_share", low=0.0, high=1.0),
+        out_of_network_factor=reader.share("out_of_network_factor"),
+        out_of_network_claim_share=reader.share("out_of_network_claim_share"),
         migrant_admission_factor=reader.number("migrant_admission_factor", low=MIGRANT_FACTOR_RANGE[0],
                                                high=MIGRANT_FACTOR_RANGE[1]),
         outside_severity=read_severity(reader.table("outside_severity")),
@@ -338,7 +338,7 @@ def _read_county(item: Any, source: str, index: int, admin_in_fund: bool = True)
     outpatient = reader.number("outpatient_per_capita", low=0.0, high=MAX_PER_CAPITA)
     admission_rate = reader.number("admission_rate", low=MIN_ADMISSION_RATE, high=MAX_ADMISSION_RATE)
     severity = read_severity(reader.table("severity"))
-    migrant_share = reader.number("migrant_share", low=0.0, high=1.0, high_open=True)
+    migrant_share = reader.share("migrant_share", high_open=True)
     destinations = _read_destinations(reader, county_id, migrant_share)
     resident_care = _read_weights(reader, "resident_care") if reader.has("resident_care") else ()
     adjacent = reader.string_list("adjacent")
@@ -359,7 +359,7 @@ def _read_weights(reader: FieldReader, key: str) -> tuple[tuple[str, float], ...
         if not encodable(name):
             raise table.fail(name.encode("utf-8", "backslashreplace").decode("utf-8"),
                              "must be valid Unicode text (a lone surrogate, e.g. a \\ud800 escape)")
-        weights.append((name, table.number(name, low=0.0)))
+        weights.append((name, table.share(name, high=None)))
     table.finish()
     total = math.fsum(w for _, w in weights)
     if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
@@ -376,7 +376,7 @@ def _read_destinations(reader: FieldReader, county_id: str, migrant_share: float
                              "must be valid Unicode text (a lone surrogate, e.g. a \\ud800 escape)")
         if key == county_id:
             raise table.fail(key, "is the county itself; migrants live outside their county")
-        weights.append((key, table.number(key, low=0.0)))
+        weights.append((key, table.share(key, high=None)))
     table.finish()
     total = math.fsum(w for _, w in weights)
     if migrant_share > 0 and abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:

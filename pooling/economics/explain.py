@@ -58,14 +58,16 @@ def require_exact_measure(spec: Spec) -> None:
 
 def _require_positive_risk(spec: Spec, members, risks: list[float]) -> None:
     """The path divides budgets by risks (each county alone, the pool with and
-    without a shared network): a VaR of 0 (no claim at least as likely as the
-    level) makes those rates unbounded and the parts undefined. CVaR is
-    always positive."""
+    without a shared network): a risk of 0 (a VaR when no claim is at least as
+    likely as the level, or a pool that pays no claim at all) makes those rates
+    unbounded and the parts undefined."""
     if not all(risk > 0.0 for risk in risks):
+        hint = '; solvency.measure "cvar" avoids it unless no claim is paid at all' \
+            if spec.solvency.measure == "var" else ""
         raise InputError(f"{spec.source}: explain: a {spec.solvency.measure} of 0 at level "
-                         f"{spec.solvency.level!r} in the pool of {', '.join(members)} (no claim is at least that "
-                         f"likely) makes the decomposition's uncapped rates B / rho unbounded; use "
-                         f"solvency.measure \"cvar\"")
+                         f"{spec.solvency.level!r} in the pool of {', '.join(members)} (no claim is at least "
+                         f"that likely, or none is paid) makes the decomposition's uncapped rates B / rho "
+                         f"unbounded{hint}")
 
 
 def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:

@@ -69,4 +69,6 @@ def binding_bound(bounds: list[RateBound]) -> RateBound:
 
 def describe_bound(bound: RateBound) -> str:
     who = f" (county {bound.county})" if bound.county else ""
+    if bound.value == math.inf:   # no expected claim: the rate cannot move what the rule bounds
+        return f"{bound.rule}{who} cannot be met at any rate (no claim is expected)"
     return f"{bound.rule}{who} requires a rate >= {bound.value:.4f}"

@@ -268,7 +268,7 @@ def _rate_violations(pid: str, candidate: Candidate, spec: Spec) -> list[Violati
     counties, r_star, label = pricing.counties, pricing.max_rate, _label(pid, pricing.counties)
     found = []
     for bound in candidate.bounds:
-        if max(bound.value, 0.0) <= r_star:
+        if max(bound.value, 0.0) <= r_star or bound.value == -math.inf:   # -inf: met at every rate
             continue
         if bound.rule == "rates.min":
             message = (f"{label}: max solvent rate {r_star:.4f} < rates.min {spec.rates.min:g} "
@@ -276,7 +276,8 @@ def _rate_violations(pid: str, candidate: Candidate, spec: Spec) -> list[Violati
         else:
             message = f"{label}: can pay at most {r_star:.4f} but {describe_bound(bound)}"
         found.append(Violation(rule=bound.rule, pools=(pid,), counties=(counties,), rates=(r_star,),
-                               limit=bound.value, county=bound.county, message=message))
+                               limit=bound.value if math.isfinite(bound.value) else None,   # inf: met at no rate
+                               county=bound.county, message=message))
     if not found and not candidate.on_menu:
         found.append(Violation(
             rule="rates.step", pools=(pid,), counties=(counties,), rates=(column.min_rate, r_star),

@@ -126,6 +126,13 @@ RESOLUTION_TOLERANCE = 1e-4
 """Accepted error estimate |R_h - R_2h| / (3 R) of the extrapolated VaR/CVaR:
 10x tighter than the 1e-3 accuracy promised for pool pricing (the estimate
 was within a factor 2 of the true error in the reference comparisons)."""
+VAR_SCALE_FLOOR = 1.0
+"""The direct lattice's VaR error is measured against max(VaR, this x E[Y]), not
+VaR alone: a VaR far below the mean (a gamma cv 20 pool of 0.1 admissions: most
+claims are ~1e-30 of their mean, so the 0.99 quantile is a near-zero point no
+lattice resolves, and no span met a relative tolerance: NumericsError) is then
+known to 1e-4 of E[Y]. A rate B / VaR that small a VaR gives is beyond any
+rates.max unless B is within 1e-4 E[Y] of 0. CVaR >= E[Y] is unaffected."""
 MAX_POINTS = 2 ** 23
 """Largest FFT (64 MiB of float64 per array); beyond it the computation stops."""
 NEGLIGIBLE_SHOCK = 1e-16
@@ -158,6 +165,35 @@ of the transform and added back after the FFT: otherwise its FFT round-off
 (~1e-16 per point) swamps the claims' mass (~E[N] per point's share) and
 clamping it to 0 biases the mean (2.6e-4 at E[N] = 2e-8). Above 0.5 the
 negative-binomial form keeps |1 + z| >= 0.06 for theta <= 2 (see _log1p)."""
+CAPPED_FROM = 2 ** 20
+"""A direct lattice that would start with more points than this (a small pool
+with a heavy tail: lognormal cv 10-20 reaches 1.5e6 severity means at its
+1e-12 quantile) is computed with claims above `claim_cap` lumped, which leaves
+VaR and CVaR exact and the lattice short (cv 20, one admission: 2^16 points
+instead of over MAX_POINTS). Below it the law is kept whole (its far tail too),
+as every pool that priced before prices bit for bit as before."""
+FITTED_POINTS = 2 ** 21
+"""Where the span budget (PRICING_SHIFT_BUDGET) asks for more than MAX_POINTS
+across the window (a shock cv near 2 puts Theta's 1e-12 quantile at ~110
+times its mean, and a pool of 1e9 admissions then wants 2^26 points: the
+budget is relative to E[Y], the window to Theta's range), the capped direct
+lattice starts at this many points instead and refines up to MAX_POINTS while
+the Richardson estimate exceeds RESOLUTION_TOLERANCE: that estimate, not the
+budget, is what the accuracy rests on."""
+PRECISE_PHI_FROM = 1e6
+"""Expected admissions from which a part's phi - 1 is refined at low
+frequencies (`_precise_phi_minus_one`): below it the FFT's ~1e-15 error in phi
+times E[N] is under 1e-9 of the exponent, far below every self-check, and
+pools price bit for bit as before."""
+PRECISE_PHI_BELOW = 1e-3
+"""|phi - 1| below which it is summed directly: there the subtraction has lost
+at least three of its digits."""
+PRECISE_PHI_WORK = 2 * 10 ** 8
+"""Most frequency x cell terms the direct sums may take (a few seconds); above
+it phi - 1 is left as subtracted and the self-checks decide."""
+RARE_SHARE = 0.01
+"""Streams whose expected counts sum to at most this share of 1 - level are
+left out of the variance in `claim_cap`'s bound (at a level raised by their sum)."""
 WIDER_WINDOW = 4.0
 """On a failed self-check the window is widened by this factor (each side
 moved out by 1.5 widths, L kept >= 0) and the law recomputed once."""
@@ -342,6 +378,7 @@ class LatticeLaw:
     span: float
     pmf: np.ndarray = field(repr=False)
     discretised_variance: float | None = None  # closed-form Var of the discretised model
+    mean_beyond: float = 0.0   # E[Y] off the lattice: capped claims' mean beyond its last point (claim_cap)
 
     @cached_property
     def mean(self) -> float:
@@ -355,7 +392,10 @@ class LatticeLaw:
         return self.span ** 2 * float(self.pmf @ (idx - m1) ** 2) / mass
 
     def var_cvar(self, level: float) -> tuple[float, float]:
-        return lattice_var_cvar(self.start, self.span, self.pmf, level)
+        """VaR and CVaR; mean_beyond (claims above a cap, so above VaR) adds
+        mean_beyond / (1 - level) to CVaR."""
+        var, cvar = lattice_var_cvar(self.start, self.span, self.pmf, level)
+        return var, (cvar + self.mean_beyond / (1.0 - level) if self.mean_beyond else cvar)
 
 
 @dataclass(frozen=True)
@@ -424,9 +464,12 @@ def _part_window(model: CompoundModel) -> tuple[float, float, float]:
     return low, hi_mult * mean + CONDITIONAL_SIGMAS * math.sqrt(hi_mult * second), sev_hi
 
 
-def _window(model: CompoundModel, widen: float = 1.0) -> tuple[float, float]:
+def _window(model: CompoundModel, widen: float = 1.0, claim_bound: float | None = None,
+            span: float = 0.0) -> tuple[float, float]:
     """[L, U] holding all but ~TAIL_PROBABILITY of Y's mass; with `widen` > 1
-    each side moves out by (widen - 1) / 2 widths (L stays >= 0).
+    each side moves out by (widen - 1) / 2 widths (L stays >= 0). With
+    `claim_bound` (capped lattices of cells `span`, `claim_cap`: no claim on
+    them exceeds it) U is `_bounded_claims_high` instead.
 
     With parts, each part's deviations from its mean at its window's ends, d_u,
     are combined as for a sum of independent sub-gamma variables (Bernstein):
@@ -467,15 +510,20 @@ def _window(model: CompoundModel, widen: float = 1.0) -> tuple[float, float]:
         low = max(0.0, mean - min(math.fsum(below), gaussian))
         high = (mean + min(math.fsum(above), math.sqrt(math.fsum(d * d for d in above)) + scale)
                 + max(sev for _, _, _, sev in bounds))
+    if claim_bound is not None:
+        high = _bounded_claims_high(model, claim_bound, span)
     if widen > 1.0:
         extra = 0.5 * (widen - 1.0) * (high - low)
         low, high = max(0.0, low - extra), high + extra
     return low, high
 
 
-def _severity_lattice(streams, span: float, n: int) -> tuple[np.ndarray, float]:
+def _severity_lattice(streams, span: float, n: int, cap: float | None = None) -> tuple[np.ndarray, float]:
     """Mean-preserving (local moment matching) mixture severity on span h,
-    folded mod n, and its second moment (before folding).
+    folded mod n, and its second moment (before folding). With `cap` the
+    lattice stops just above min(cap, that quantile) (`_capped_top_index`) and
+    the mass beyond sits on its last point, its mean beyond that point left
+    to `_excess_beyond` (`claim_cap`).
 
     The mass of X in each cell [x_j, x_j+1] is split between its two ends so
     that the cell's mean is kept: (x_j+1 P_j - M_j)/h to x_j and
@@ -486,8 +534,7 @@ def _severity_lattice(streams, span: float, n: int) -> tuple[np.ndarray, float]:
     The mass above the last point (below 1e-12) is put at its conditional mean.
     """
     rate = math.fsum(s.rate for s in streams)
-    top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
-    m = int(math.ceil(top / span)) + 2
+    m = _capped_top_index(streams, span, cap)
     grid = span * np.arange(m + 1, dtype=float)
     cell_prob = np.zeros(m)
     cell_moment = np.zeros(m)
@@ -503,7 +550,7 @@ def _severity_lattice(streams, span: float, n: int) -> tuple[np.ndarray, float]:
     # The mass beyond the last point goes to its conditional mean, split
     # between the two lattice points around it, so the mean stays exact even
     # for Pareto tails (where E[X; X > top] is not negligible).
-    beyond = tail_moment / tail_prob / span if tail_prob > 0 else float(m)
+    beyond = tail_moment / tail_prob / span if tail_prob > 0 and cap is None else float(m)
     last = max(int(math.ceil(beyond)), m)
     probs = np.zeros(last + 1)
     probs[:m] += (grid[1:] * cell_prob - cell_moment) / span
@@ -518,11 +565,36 @@ def _severity_lattice(streams, span: float, n: int) -> tuple[np.ndarray, float]:
     return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n), second
 
 
-def _count_exponent(part: CompoundModel, phi: np.ndarray, without_atom: bool = False) -> np.ndarray:
+def _capped_top_index(streams, span: float, cap: float | None) -> int:
+    """Index of the severity lattice's last cell end: two cells above the
+    streams' largest TAIL_PROBABILITY quantile or, with `cap`, above the cap if lower."""
+    top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
+    if cap is not None:
+        top = min(top, cap)
+    return int(math.ceil(top / span)) + 2
+
+
+def _excess_beyond(streams, span: float, cap: float) -> float:
+    """E[(fX - e)+] of the streams' mixture severity, e the last point of its
+    lattice capped at `cap`: the mean the capped lattice leaves out (its mass
+    beyond e sits at e)."""
+    edge = span * _capped_top_index(streams, span, cap)
+    rate = math.fsum(s.rate for s in streams)
+    excess = []
+    for s in streams:
+        surv, surv1 = s.severity.tails(np.array([edge / s.factor]))
+        excess.append(s.rate / rate * max(0.0, s.factor * s.severity.expected_value * float(surv1[0])
+                                          - edge * float(surv[0])))
+    return math.fsum(excess)
+
+
+def _count_exponent(part: CompoundModel, phi: np.ndarray, without_atom: bool = False,
+                    phi_minus_one: np.ndarray | None = None) -> np.ndarray:
     """log of one part's transform given its severity transform phi (parts == ()):
     Poisson lam (phi - 1), negative binomial -k log1p(-(lam / k) (phi - 1)),
-    k = 1/theta^2. `without_atom`: log of the transform over P(N_u = 0), i.e.
-    lam phi and -k log1p(-c phi), c = lam theta^2 / (1 + lam theta^2)."""
+    k = 1/theta^2 (`phi_minus_one`, when given, is phi - 1 computed more
+    precisely than the subtraction). `without_atom`: log of the transform over
+    P(N_u = 0), i.e. lam phi and -k log1p(-c phi), c = lam theta^2 / (1 + lam theta^2)."""
     lam = part.expected_count
     shape = shock_shape(part)
     if without_atom:
@@ -530,53 +602,84 @@ def _count_exponent(part: CompoundModel, phi: np.ndarray, without_atom: bool = F
             return lam * phi
         c = (lam / shape) / (1.0 + lam / shape)
         return -shape * _log1p(-c * phi)
+    step = phi - 1.0 if phi_minus_one is None else phi_minus_one
     if shape is not None:
         # z = -lam theta^2 (phi - 1) has Re z >= 0 since |phi| <= 1.
-        return -shape * _log1p(-(lam / shape) * (phi - 1.0))
-    return lam * (phi - 1.0)
+        return -shape * _log1p(-(lam / shape) * step)
+    return lam * step
 
 
-def _normalised_severity_lattice(streams, span: float, n: int) -> tuple[np.ndarray, float]:
-    """`_severity_lattice` scaled to mass exactly 1. Rounding leaves its mass
-    1 +- ~1e-16 per cell, and the compound multiplies that miss by E[N] (2e-8 at
-    1.6e8 admissions); a severity truly off would still fail the mean check."""
-    sev, sev_second = _severity_lattice(streams, span, n)
+def _precise_phi_minus_one(phi: np.ndarray, sev: np.ndarray, n: int) -> np.ndarray | None:
+    """phi - 1 with its smallest entries summed directly, or None when the
+    subtraction is exact enough. The FFT gives phi to ~1e-15 absolute, so
+    phi - 1 loses its relative precision where it is small (the lowest
+    frequencies), and a count of E[N] admissions multiplies that loss: at 1e9
+    admissions with a shock cv of 2 it put ~1e-13 of noise in every cell, whose
+    clamped positive half moved the law's mean by 1e-5. Where |phi - 1| <
+    PRECISE_PHI_BELOW, phi_j - 1 = -sum_x p_x (2 sin^2(pi j x / n) + i sin(2 pi j x / n))
+    over the severity lattice's cells, in chunks (at most PRECISE_PHI_WORK terms)."""
+    step = phi - 1.0
+    low = np.flatnonzero(np.abs(step) < PRECISE_PHI_BELOW)
+    low = low[low > 0]
+    cells = np.flatnonzero(sev)
+    if not low.size or low.size * cells.size > PRECISE_PHI_WORK:
+        return None
+    weights = sev[cells]
+    chunk = max(1, PRECISE_PHI_WORK // (64 * max(cells.size, 1)))
+    for start in range(0, low.size, chunk):
+        freqs = low[start:start + chunk]
+        angle = (np.pi / n) * np.outer(freqs, cells.astype(float))
+        half = np.sin(angle)
+        step[freqs] = -(2.0 * (half * half) @ weights) - 1j * (np.sin(2.0 * angle) @ weights)
+    return step
+
+
+def _normalised_severity_lattice(streams, span: float, n: int,
+                                 cap: float | None = None) -> tuple[np.ndarray, float, float]:
+    """`_severity_lattice` scaled to mass exactly 1, and with `cap` the mean it
+    leaves out (`_excess_beyond`; else 0). Rounding leaves its mass 1 +- ~1e-16
+    per cell, and the compound multiplies that miss by E[N] (2e-8 at 1.6e8
+    admissions); a severity truly off would still fail the mean check."""
+    sev, sev_second = _severity_lattice(streams, span, n, cap)
     sev_mass = float(sev.sum())
-    return sev / sev_mass, sev_second / sev_mass
+    excess = 0.0 if cap is None else _excess_beyond(streams, span, cap)
+    return sev / sev_mass, sev_second / sev_mass, excess
 
 
-def _part_severity_lattices(model: CompoundModel, span: float, n: int):
-    """(severity lattice, its E[X_d^2]) of each of model.components. With one
-    part, its mixture lattice. With several, each distinct (severity, factor)
+def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: float | None = None):
+    """(severity lattice, its E[X_d^2], the mean per claim it leaves out with a
+    cap) of each of model.components. With one part, its mixture lattice. With several, each distinct (severity, factor)
     is discretised once (its tails are the costly part: a per-part mixture
     evaluated the main part's streams again in every prefecture and county
     part) and each part's lattice is the rate-weighted mixture of its streams'
     lattices, itself mean-preserving, with E[X_d^2] the same mixture."""
     components = model.components
     if len(components) == 1:
-        return [_normalised_severity_lattice(components[0].streams, span, n)]
-    lattices: dict[tuple[Severity, float], tuple[np.ndarray, float]] = {}
+        return [_normalised_severity_lattice(components[0].streams, span, n, cap)]
+    lattices: dict[tuple[Severity, float], tuple[np.ndarray, float, float]] = {}
     scratch = np.empty(n)
     out = []
     for part in components:
         lam = part.expected_count
         sev = np.zeros(n)
-        second = []
+        second, excess = [], []
         for s in part.streams:
             key = (s.severity, s.factor)
             if key not in lattices:
-                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n)
-            lattice, lattice_second = lattices[key]
+                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap)
+            lattice, lattice_second, lattice_excess = lattices[key]
             sev += np.multiply(lattice, s.rate / lam, out=scratch)
             second.append(s.rate / lam * lattice_second)
-        out.append((sev, math.fsum(second)))
+            excess.append(s.rate / lam * lattice_excess)
+        out.append((sev, math.fsum(second), math.fsum(excess)))
     return out
 
 
-def _lattice_law(model: CompoundModel, low: float, span: float, n: int) -> LatticeLaw:
+def _lattice_law(model: CompoundModel, low: float, span: float, n: int, cap: float | None = None) -> LatticeLaw:
     """Y's law on the lattice start_index * span + i span, i < n: each part's
     severity lattice, its FFT, the part's count transform, their product (the
-    sum of their logs); for a model without parts, one part (the model)."""
+    sum of their logs); for a model without parts, one part (the model).
+    `cap`: claims above it lumped (`claim_cap`)."""
     start_index = int(math.floor(low / span))
     p0 = no_claim_probability(model)
     zero_at = -start_index
@@ -584,19 +687,24 @@ def _lattice_law(model: CompoundModel, low: float, span: float, n: int) -> Latti
     # atom is p0 expm1(sum of the parts' exponents without their atoms).
     split = p0 >= ATOM_SPLIT and 0 <= zero_at < n
     exponent = None
-    variance_terms = []
-    for part, (sev, sev_second) in zip(model.components, _part_severity_lattices(model, span, n)):
+    variance_terms, beyond = [], []
+    for part, (sev, sev_second, excess) in zip(model.components, _part_severity_lattices(model, span, n, cap)):
+        beyond.append(part.expected_count * excess)
         phi = np.fft.rfft(sev)
         phi[0] = 1.0
+        precise = _precise_phi_minus_one(phi, sev, n) \
+            if not split and part.expected_count >= PRECISE_PHI_FROM else None
         # Transform of Y's law minus its atom P(N = 0) at 0, in closed form when
         # split: Poisson e^-lam expm1(lam phi); negative binomial p0 expm1(-k
         # log1p(-c phi)). The atom is added back after the FFT.
-        term = _count_exponent(part, phi, without_atom=split)
+        term = _count_exponent(part, phi, without_atom=split, phi_minus_one=precise)
         if exponent is None:
             exponent = term
         else:
             exponent += term
-        variance_terms += [part.expected_count * sev_second, (part.shock_cv * part.mean) ** 2]
+        # With a cap the lattice's claims have the mean part.mean - lambda excess (shock term of Y').
+        variance_terms += [part.expected_count * sev_second,
+                           (part.shock_cv * (part.mean - part.expected_count * excess)) ** 2]
     transform = p0 * _expm1(exponent) if split else np.exp(exponent)
     pmf = np.fft.irfft(transform, n)
     pmf = np.roll(pmf, -(start_index % n))
@@ -607,20 +715,115 @@ def _lattice_law(model: CompoundModel, low: float, span: float, n: int) -> Latti
     # lambda E[X_d^2] + theta^2 E[Y]^2, summed over the parts.
     discretised_variance = math.fsum(variance_terms)
     return LatticeLaw(start=start_index * span, span=span, pmf=pmf,
-                      discretised_variance=discretised_variance)
+                      discretised_variance=discretised_variance, mean_beyond=math.fsum(beyond))
 
 
 def _grid(model: CompoundModel, points: int, budget: float,
-          widen: float = 1.0) -> tuple[float, float, int]:
-    low, high = _window(model, widen)
+          widen: float = 1.0, cap: float | None = None, fit: bool = False) -> tuple[float, float, int]:
+    """(L, span, n) of the direct lattice; `fit`: when it needs more than
+    MAX_POINTS, start instead at FITTED_POINTS over the window (the span budget
+    is a first guess: the caller's error control decides). With `cap` (`claim_cap`) no claim on
+    the lattice exceeds min(cap, the largest TAIL_PROBABILITY quantile) + 3 cells
+    (6 fine cells on the coarse lattice of twice the span), and the window's top
+    is found for that bound once the span is known (the span stays: the window
+    only grows)."""
+    bound = None if cap is None else min(cap, _largest_claim_quantile(model))
+    low, high = _window(model, widen, bound)
     width = high - low
     mean, sd, count = model.mean, math.sqrt(model.variance), model.expected_count
     shift_span = math.sqrt(8.0 * budget * mean * sd / (SHIFT_SIGMAS * count))
+    if not shift_span > 0.0:    # mean * sd below float's range: the same product, factored
+        shift_span = math.sqrt(8.0 * budget / SHIFT_SIGMAS) * math.sqrt(mean) * math.sqrt(sd / count)
     span = min(width / points, shift_span)
+    if bound is not None:
+        low, high = _window(model, widen, bound + 6.0 * span, 2.0 * span)
+        width = high - low
     n = 1 << max(10, int(math.ceil(math.log2(width / span + 2))))
+    if n > MAX_POINTS and fit:
+        n = FITTED_POINTS
+        span = width / (n - 2)
     if n > MAX_POINTS:
         raise NumericsError(f"aggregate needs {n} lattice points (> {MAX_POINTS}); {describe_model(model)}")
     return low, span, n
+
+
+def _largest_claim_quantile(model: CompoundModel) -> float:
+    """The largest TAIL_PROBABILITY quantile of one claim, over every stream."""
+    return max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY)
+               for part in model.components for s in part.streams)
+
+
+def claim_cap(model: CompoundModel, level: float) -> float:
+    """A claim size no smaller than VaR_level(Y): Cantelli's bound, E[Y'] +
+    sd(Y') sqrt(a / (1 - a)) (P(Y' - E[Y'] >= k sd) <= 1 / (1 + k^2)), for Y'
+    the claims of all streams but the rarest, whose expected counts sum to at
+    most RARE_SHARE (1 - level), at a = level + that sum: a claim of theirs
+    occurs with probability at most the sum, so P(Y > cap) <= 1 - level. (A
+    heavy stream of 1e-15 admissions otherwise set sd(Y) and a cap ~1e8 times
+    the pool's claims.)
+
+    A claim above the cap makes Y exceed VaR on its own, so for VaR and CVaR
+    only the probability of such claims and their mean count, not where they
+    lie: (Y - v)+ = Y - v is linear in each of them for v <= VaR. So a capped
+    severity lattice stops just above the cap with all the mass beyond on its
+    last point e, and what that leaves out of E[Y], E[N] E[(X - e)+]
+    (`LatticeLaw.mean_beyond`), is added to E[(Y - VaR)+]: VaR and CVaR are
+    exact, the self-checks hold (the mean check counts mean_beyond), and a
+    heavy tail (lognormal cv 20: its 1e-12 quantile is 1.5e6 severity means)
+    no longer sets the lattice's length in a small pool (checked: the VaR
+    found must lie below the cap)."""
+    streams = sorted(((part, i, s) for part in model.components for i, s in enumerate(part.streams)),
+                     key=lambda item: item[2].rate)     # stable: ties keep the model's order
+    budget, rare, left_out = RARE_SHARE * (1.0 - level), set(), 0.0
+    for part, i, stream in streams:
+        if left_out + stream.rate > budget:
+            break
+        left_out += stream.rate
+        rare.add((id(part), i))
+    rest = [CompoundModel(tuple(s for i, s in enumerate(part.streams) if (id(part), i) not in rare), part.shock_cv)
+            for part in model.components]
+    mean = math.fsum(part.mean for part in rest)
+    variance = math.fsum(part.variance for part in rest)
+    reach = level + left_out
+    return mean + math.sqrt(variance * reach / (1.0 - reach))
+
+
+def _bounded_claims_high(model: CompoundModel, bound: float, span: float) -> float:
+    """U for lattices of cells `span` whose claims are at most `bound`: for each
+    part, Theta at its upper TAIL_PROBABILITY quantile and Bennett's inequality
+    for a compound Poisson sum with jumps <= b and variance s^2: P(Y - E[Y] >= t)
+    <= exp(-(s^2 / b^2) h(t b / s^2)), h(u) = (1 + u) log(1 + u) - u, solved for
+    the bound TAIL_PROBABILITY. s^2 = Theta E[N] E[X_d^2], and a lattice claim's
+    E[X_d^2] is at most E[min(fX, b)^2] + span^2 / 4 (moment matching adds at
+    most h^2 / 4; the uncapped E[X^2] of a rare heavy claim widened a window
+    8-fold). The parts' deviations are added (a union bound)."""
+    target = -math.log(TAIL_PROBABILITY)
+    high = []
+    for part in model.components:
+        shape = shock_shape(part)
+        hi_mult = _shock_quantiles(shape)[1] if shape is not None else 1.0
+        second = math.fsum(s.rate * (s.factor ** 2 * s.severity.limited_second_moment(bound / s.factor)
+                                     + 0.25 * span * span) for s in part.streams)
+        high.append(hi_mult * part.mean + _bennett_deviation(hi_mult * second, bound, target))
+    return math.fsum(high)
+
+
+def _bennett_deviation(variance: float, bound: float, target: float) -> float:
+    """t with (v / b^2) h(t b / v) = target (Bennett), by bisection on u = t b / v."""
+    if not variance > 0.0:
+        return bound
+    need = target * bound * bound / variance
+    def h(u):
+        return (1.0 + u) * math.log1p(u) - u
+    lo, hi = 0.0, 1.0
+    while h(hi) < need:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if h(mid) < need else (lo, mid)
+    return hi * variance / bound
 
 
 def describe_model(model: CompoundModel) -> str:
@@ -649,7 +852,7 @@ def law_check_failures(law: LatticeLaw, model: CompoundModel) -> list[str]:
     mass_error = abs(float(law.pmf.sum()) - 1.0)
     if not mass_error <= MASS_TOLERANCE:
         failures.append(f"total mass off by {mass_error:.3g} (tolerance {MASS_TOLERANCE:g})")
-    mean_error = abs(law.mean - model.mean) / model.mean
+    mean_error = abs(law.mean + law.mean_beyond - model.mean) / model.mean
     if not mean_error <= MEAN_TOLERANCE:
         failures.append(f"mean off by {mean_error:.3g} relative (tolerance {MEAN_TOLERANCE:g})")
     variance_error = abs(law.variance - law.discretised_variance) / law.discretised_variance
@@ -678,10 +881,21 @@ def _checked(compute, model: CompoundModel):
 
 def aggregate(model: CompoundModel, level: float) -> AggregateResult:
     """Compute Y's law and its VaR/CVaR at `level`, with error control and
-    enforced self-checks (module docstring)."""
+    enforced self-checks (module docstring). A model with no claim of positive
+    cost (every admission out of network where nothing is claimed, say) is
+    Y = 0: VaR = CVaR = 0, exactly."""
     if not any(part.streams for part in model.components):
-        raise NumericsError("pool has no claim streams with positive cost")
+        law = _no_claims_law()
+        return AggregateResult(law=law, level=level, var=0.0, cvar=0.0, mean=0.0, variance=0.0,
+                               mean_rel_error=0.0, variance_rel_error=0.0, resolution_rel_diff=0.0, points=1)
     return _checked(lambda widen: _aggregate(model, level, widen), model)
+
+
+def _no_claims_law() -> LatticeLaw:
+    """Y = 0 with probability 1 (a model without claims of positive cost)."""
+    pmf = np.ones(1)
+    pmf.setflags(write=False)
+    return LatticeLaw(start=0.0, span=1.0, pmf=pmf, discretised_variance=0.0)
 
 
 def no_claim_probability(model: CompoundModel) -> float:
@@ -714,23 +928,62 @@ def _aggregate(model: CompoundModel, level: float, widen: float) -> AggregateRes
 
 def _direct_aggregate(model: CompoundModel, level: float, widen: float) -> AggregateResult:
     """The whole law on one lattice of span h (severity discretised at h), at h and
-    2h, Richardson-extrapolated (module docstring, steps 1-4)."""
-    low, span, n = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET, widen)
+    2h, Richardson-extrapolated (module docstring, steps 1-4). When that lattice
+    would start above CAPPED_FROM points, or when the whole law fails, claims
+    above `claim_cap` (when it is below the largest claim's TAIL_PROBABILITY
+    quantile) sit at the lattice's end instead, their mean beyond it carried
+    aside (the first failure is raised if that fails too); if the VaR found is not
+    below the cap (Cantelli's bound cannot fail: a guard), or the cap is above
+    that quantile, the whole law is computed on a lattice fitted to MAX_POINTS
+    (FITTED_POINTS)."""
+    try:
+        whole = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET, widen)[2] <= CAPPED_FROM
+    except NumericsError:   # beyond the lattice limit
+        whole = False
+    failed = None
+    if whole:
+        try:
+            return _direct_aggregate_capped(model, level, widen, None)
+        except (NumericsError, _ChecksFailed) as exc:
+            # A quantile inside a spike far narrower than the span the window
+            # allows (claims of cv 0.01 beside a rare one 1e8 times larger):
+            # the capped lattice is short enough to resolve it.
+            failed = exc
+    cap = claim_cap(model, level)
+    if 0.0 < cap < _largest_claim_quantile(model):
+        try:
+            result = _direct_aggregate_capped(model, level, widen, cap, fit=True)
+        except (NumericsError, _ChecksFailed):
+            if failed is None:
+                raise
+            raise failed from None
+        if result.var < cap:   # every claim on the lattice's last point lies above VaR
+            return result
+    if failed is not None:
+        raise failed
+    return _direct_aggregate_capped(model, level, widen, None, fit=True)
+
+
+def _direct_aggregate_capped(model: CompoundModel, level: float, widen: float,
+                             cap: float | None, fit: bool = False) -> AggregateResult:
+    low, span, n = _grid(model, POINTS_PER_WINDOW, PRICING_SHIFT_BUDGET, widen, cap, fit)
     if no_claim_probability(model) >= level:
         # Y = 0 with probability >= level (a handful of enrollees): VaR = 0 and
         # CVaR = E[Y] / (1 - level) exactly (the R-U minimum is at t = 0). A
         # lattice cannot resolve a quantile sitting on the atom at 0.
-        law = _lattice_law(model, low, span, n)
+        law = _lattice_law(model, low, span, n, cap)
         failures = law_check_failures(law, model)
         if failures:
             raise _ChecksFailed("; ".join(failures))
         return _result(law, level, 0.0, model.mean / (1.0 - level), model, 0.0, n)
-    coarse_risk = _lattice_law(model, low, 2.0 * span, n // 2).var_cvar(level)
+    coarse_risk = _lattice_law(model, low, 2.0 * span, n // 2, cap).var_cvar(level)
+    scales = (model.mean * VAR_SCALE_FLOOR, 0.0)
     while True:
-        fine = _lattice_law(model, low, span, n)
+        fine = _lattice_law(model, low, span, n, cap)
         fine_risk = fine.var_cvar(level)
         extrapolated = [f + (f - c) / 3.0 for f, c in zip(fine_risk, coarse_risk)]
-        diff = max(abs(f - c) / 3.0 / abs(e) for f, c, e in zip(fine_risk, coarse_risk, extrapolated))
+        diff = max(abs(f - c) / 3.0 / max(abs(e), floor)
+                   for f, c, e, floor in zip(fine_risk, coarse_risk, extrapolated, scales))
         if diff <= RESOLUTION_TOLERANCE:
             break
         span, n, coarse_risk = span / 2.0, n * 2, fine_risk
@@ -939,7 +1192,8 @@ class _BandSeverity:
 def _band_severity(model: CompoundModel) -> _BandSeverity | None:
     """The band engine's severity quadratures (`_BandSeverity`), or None when one
     needs more than MAX_QUADRATURE_POINTS uniform points (the caller then uses
-    the direct lattice)."""
+    the direct lattice). A single part whose mixture would need more is given
+    one quadrature per (severity, factor), as several parts are."""
     components = model.components
     if len(components) == 1:
         (single,) = components
@@ -954,13 +1208,15 @@ def _band_severity(model: CompoundModel) -> _BandSeverity | None:
             points, quad, quad_second, fine_second, overhang = quadrature
             return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
                                  overhang, (single.shock_cv * single.mean) ** 2)
-        if _uniform_quadrature_points(single.streams) > MAX_QUADRATURE_POINTS:
-            return None
-        points, quad, quad_second, fine_second = _severity_quadrature(single.streams)
-        overhang = float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
-                                             for s, f in ((s, s.factor) for s in single.streams))
-        return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
-                             overhang, (single.shock_cv * single.mean) ** 2)
+        if _uniform_quadrature_points(single.streams) <= MAX_QUADRATURE_POINTS:
+            points, quad, quad_second, fine_second = _severity_quadrature(single.streams)
+            overhang = float(points.max()) - max(f * s.severity.upper_quantile(TAIL_PROBABILITY)
+                                                 for s, f in ((s, s.factor) for s in single.streams))
+            return _BandSeverity(points, quad, lam * quad_second, lam * abs(fine_second - quad_second),
+                                 overhang, (single.shock_cv * single.mean) ** 2)
+        # Scales too far apart for one grid (a stream at a share of 1e-9 beside
+        # the rest): each (severity, factor) on its own grid, mixed as for parts
+        # below (each grid has at most ~512 uniform points).
     index: dict[tuple[Severity, float], int] = {}
     entries = []
     rows, cols, weights, second, added = [0], [], [], [], []
@@ -1131,7 +1387,7 @@ def _result(law: LatticeLaw, level: float, var: float, cvar: float, model: Compo
     mean, variance = model.mean, model.variance
     return AggregateResult(
         law=law, level=level, var=var, cvar=cvar, mean=mean, variance=variance,
-        mean_rel_error=abs(law.mean - mean) / mean,
+        mean_rel_error=abs(law.mean + law.mean_beyond - mean) / mean,
         variance_rel_error=abs(law.variance - law.discretised_variance) / law.discretised_variance,
         resolution_rel_diff=diff, points=points,
         discretisation_variance_share=(law.discretised_variance - variance) / variance,
@@ -1143,7 +1399,7 @@ def lattice_law(model: CompoundModel) -> LatticeLaw:
     the distribution rather than two extrapolated risk figures (self-checks
     enforced as for `aggregate`)."""
     if not any(part.streams for part in model.components):
-        raise NumericsError("pool has no claim streams with positive cost")
+        return _no_claims_law()
 
     def compute(widen: float) -> LatticeLaw:
         low, span, n = _grid(model, POINTS_PER_WINDOW, SAMPLING_SHIFT_BUDGET, widen)

@@ -227,7 +227,10 @@ class Severity:
             xt = xp[~body]
             ratio = np.power(u / xt, a)
             s[~body] = p * ratio
-            s1[~body] = p * ratio * (a * xt / (a - 1.0)) / mean
+            with np.errstate(invalid="ignore"):
+                # x = inf (a claim's share phi near 5e-324 divides the lattice by
+                # it): no mass beyond, where ratio * x would be 0 * inf = nan.
+                s1[~body] = np.where(np.isinf(xt), 0.0, p * ratio * (a * xt / (a - 1.0)) / mean)
             surv[positive] = s
             surv1[positive] = s1
         return surv, surv1
@@ -261,6 +264,28 @@ class Severity:
                            + p * u * (1.0 - np.expm1((a - 1.0) * np.log(u / xt)) / (a - 1.0)))
             out[positive] = vals
         return out
+
+    def limited_second_moment(self, x: float) -> float:
+        """E[min(X, x)^2] (0 for x <= 0), in closed form: E[X^2; X <= x] + x^2 S(x)
+        (lognormal: m^2 (1 + cv^2) Phi(z(x) - 2 sigma); gamma: a (a + 1) s^2
+        P(a + 2, x / s); spliced: the body's share below min(x, u) and the
+        Pareto's p a u^2 (1 - (u / x)^(a - 2)) / (a - 2) between u and x)."""
+        if not x > 0.0:
+            return 0.0
+        surv = float(self.tails(np.array([x]))[0][0])
+        if self.dist == "lognormal":
+            mu, sigma = _lognormal_params(self.mean, self.cv)
+            below = self.second_moment * float(special.ndtr((math.log(x) - mu) / sigma - 2.0 * sigma))
+        elif self.dist == "gamma":
+            shape = 1.0 / self.cv ** 2
+            below = self.second_moment * float(special.gammainc(shape + 2.0, x * shape / self.mean))
+        else:
+            mu, sigma, _, f_u, u, a, p = self._spliced()
+            body = (1.0 - p) * self.mean ** 2 * (1.0 + self.cv ** 2) / f_u
+            below = body * float(special.ndtr((math.log(min(x, u)) - mu) / sigma - 2.0 * sigma))
+            if x > u:
+                below += p * a * u * u * -math.expm1((a - 2.0) * math.log(u / x)) / (a - 2.0)
+        return below + x * x * surv
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """`size` independent draws of X (for per-admission Monte Carlo)."""
