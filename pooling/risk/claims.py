@@ -511,7 +511,10 @@ def _window(model: CompoundModel, widen: float = 1.0, claim_bound: float | None 
         high = (mean + min(math.fsum(above), math.sqrt(math.fsum(d * d for d in above)) + scale)
                 + max(sev for _, _, _, sev in bounds))
     if claim_bound is not None:
-        high = _bounded_claims_high(model, claim_bound, span)
+        # At least one claim's bound wide: the severity lattice reaches the
+        # bound, and one much longer than the window (a spread of 1e-5 beside a
+        # bound of 1) took tens of GB.
+        high = max(_bounded_claims_high(model, claim_bound, span), low + claim_bound)
     if widen > 1.0:
         extra = 0.5 * (widen - 1.0) * (high - low)
         low, high = max(0.0, low - extra), high + extra
@@ -535,6 +538,8 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     """
     rate = math.fsum(s.rate for s in streams)
     m = _capped_top_index(streams, span, cap)
+    if m > 4 * n + 16:   # the window holds every claim: a longer lattice is a window too narrow
+        raise NumericsError(f"severity lattice of {m} cells is longer than 4 windows of {n} cells")
     grid = span * np.arange(m + 1, dtype=float)
     cell_prob = np.zeros(m)
     cell_moment = np.zeros(m)
