@@ -511,7 +511,10 @@ def _window(model: CompoundModel, widen: float = 1.0, claim_bound: float | None 
         high = (mean + min(math.fsum(above), math.sqrt(math.fsum(d * d for d in above)) + scale)
                 + max(sev for _, _, _, sev in bounds))
     if claim_bound is not None:
-        high = _bounded_claims_high(model, claim_bound, span)
+        # At least one claim's bound wide: the severity lattice reaches the
+        # bound, and one much longer than the window (a spread of 1e-5 beside a
+        # bound of 1) took tens of GB.
+        high = max(_bounded_claims_high(model, claim_bound, span), low + claim_bound)
     if widen > 1.0:
         extra = 0.5 * (widen - 1.0) * (high - low)
         low, high = max(0.0, low - extra), high + extra
@@ -535,6 +538,8 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     """
     rate = math.fsum(s.rate for s in streams)
     m = _capped_top_index(streams, span, cap)
+    if m > 4 * n + 16:   # the window holds every claim: a longer lattice is a window too narrow
+        raise NumericsError(f"severity lattice of {m} cells is longer than 4 windows of {n} cells")
     grid = span * np.arange(m + 1, dtype=float)
     cell_prob = np.zeros(m)
     cell_moment = np.zeros(m)
@@ -731,6 +736,9 @@ def _grid(model: CompoundModel, points: int, budget: float,
     low, high = _window(model, widen, bound)
     width = high - low
     mean, sd, count = model.mean, math.sqrt(model.variance), model.expected_count
+    if bound is not None:   # the lattice holds claims capped near `bound`: its law's own scale
+        mean, variance = _bounded_moments(model, bound, 0.0)
+        sd = math.sqrt(variance)
     shift_span = math.sqrt(8.0 * budget * mean * sd / (SHIFT_SIGMAS * count))
     if not shift_span > 0.0:    # mean * sd below float's range: the same product, factored
         shift_span = math.sqrt(8.0 * budget / SHIFT_SIGMAS) * math.sqrt(mean) * math.sqrt(sd / count)
@@ -788,6 +796,22 @@ def claim_cap(model: CompoundModel, level: float) -> float:
     return mean + math.sqrt(variance * reach / (1.0 - reach))
 
 
+def _bounded_moments(model: CompoundModel, bound: float, span: float) -> tuple[float, float]:
+    """Upper bounds on the mean and variance of Y on lattices of cells `span`
+    whose claims are at most `bound`: E[min(fX, b)] per claim (its mean on the
+    lattice is E[min(fX, e)], e <= b), E[min(fX, b)^2] + span^2 / 4 per claim
+    (moment matching adds at most h^2 / 4), and the shocks' theta^2 mean^2."""
+    mean, variance = [], []
+    for part in model.components:
+        part_mean = math.fsum(s.rate * s.factor * float(s.severity.limited_mean(np.array([bound / s.factor]))[0])
+                              for s in part.streams)
+        second = math.fsum(s.rate * (s.factor ** 2 * s.severity.limited_second_moment(bound / s.factor)
+                                     + 0.25 * span * span) for s in part.streams)
+        mean.append(part_mean)
+        variance.append(second + (part.shock_cv * part_mean) ** 2)
+    return math.fsum(mean), math.fsum(variance)
+
+
 def _bounded_claims_high(model: CompoundModel, bound: float, span: float) -> float:
     """U for lattices of cells `span` whose claims are at most `bound`: for each
     part, Theta at its upper TAIL_PROBABILITY quantile and Bennett's inequality
@@ -796,7 +820,9 @@ def _bounded_claims_high(model: CompoundModel, bound: float, span: float) -> flo
     the bound TAIL_PROBABILITY. s^2 = Theta E[N] E[X_d^2], and a lattice claim's
     E[X_d^2] is at most E[min(fX, b)^2] + span^2 / 4 (moment matching adds at
     most h^2 / 4; the uncapped E[X^2] of a rare heavy claim widened a window
-    8-fold). The parts' deviations are added (a union bound)."""
+    8-fold), and the centre Theta E[N] E[min(fX, b)] (a rare claim of 1e8 beside
+    claims of 1e-9 had put the centre 1e10 times the lattice's claims away).
+    The parts' deviations are added (a union bound)."""
     target = -math.log(TAIL_PROBABILITY)
     high = []
     for part in model.components:
@@ -804,7 +830,9 @@ def _bounded_claims_high(model: CompoundModel, bound: float, span: float) -> flo
         hi_mult = _shock_quantiles(shape)[1] if shape is not None else 1.0
         second = math.fsum(s.rate * (s.factor ** 2 * s.severity.limited_second_moment(bound / s.factor)
                                      + 0.25 * span * span) for s in part.streams)
-        high.append(hi_mult * part.mean + _bennett_deviation(hi_mult * second, bound, target))
+        part_mean = math.fsum(s.rate * s.factor * float(s.severity.limited_mean(np.array([bound / s.factor]))[0])
+                              for s in part.streams)   # at least the capped lattice's mean
+        high.append(hi_mult * part_mean + _bennett_deviation(hi_mult * second, bound, target))
     return math.fsum(high)
 
 
@@ -950,7 +978,12 @@ def _direct_aggregate(model: CompoundModel, level: float, widen: float) -> Aggre
             # the capped lattice is short enough to resolve it.
             failed = exc
     cap = claim_cap(model, level)
-    if 0.0 < cap < _largest_claim_quantile(model):
+    if not cap > 0.0:
+        # Every stream is rare (expected counts summing to at most RARE_SHARE (1 -
+        # level)): VaR = 0, so any positive cap is above it; the smallest claim
+        # scale keeps the lattice (kept for its self-checks) short.
+        cap = min(s.factor * s.severity.expected_value for part in model.components for s in part.streams)
+    if cap < _largest_claim_quantile(model):
         try:
             result = _direct_aggregate_capped(model, level, widen, cap, fit=True)
         except (NumericsError, _ChecksFailed):
