@@ -3,7 +3,8 @@
 A spec is a TOML file under ``models/`` with a top-level ``format =
 "pooling.spec/1"`` (absent: version 1, data.formats), tables ``[pooling]``,
 ``[solvency]``, ``[rates]``, ``[objective]`` and optionally
-``[equalisation]``, ``[network]``, ``[simulation]``. Unknown tables and keys
+``[equalisation]``, ``[network]``, ``[simulation]``, ``[uncertainty]``
+(data.uncertainty). Unknown tables and keys
 are errors. Defaults are stated here and in
 docs/formats.md; required fields are the ones with no sensible default.
 """
@@ -23,6 +24,7 @@ from pooling.data.instance import read_file_bytes
 from pooling.data.reading import parse_toml_bytes
 from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
+from pooling.data.uncertainty import Uncertainty, read_uncertainty
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
@@ -133,13 +135,18 @@ class Spec:
     source: str
     sha256: str
     network: Network = Network()
+    uncertainty: Uncertainty | None = None
+    """Parameter scenarios the plan must survive (data.uncertainty); None: the instance as given."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in, the current format tag), as
         stored in results."""
-        return {FORMAT_FIELD: format_tag("spec")} | {
+        data = {FORMAT_FIELD: format_tag("spec")} | {
             section: dataclasses.asdict(getattr(self, section))
             for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network", "simulation")}
+        if self.uncertainty is not None:   # absent otherwise: specs without it hash as before
+            data["uncertainty"] = self.uncertainty.to_dict()
+        return data
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -174,10 +181,12 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
                                                       default="instance"))
     network_table.finish()
     simulation = _read_simulation(top.table("simulation", default=None))
+    uncertainty = read_uncertainty(top.table("uncertainty", default=None))
     top.finish()
     return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
                 equalisation=equalisation, objective=objective,
-                simulation=simulation, source=source, sha256=sha256, network=network)
+                simulation=simulation, source=source, sha256=sha256, network=network,
+                uncertainty=uncertainty)
 
 
 def _read_pooling(reader: FieldReader) -> PoolingRules:

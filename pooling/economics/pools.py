@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
-from pooling.errors import NumericsError
+from pooling.errors import InputError, NumericsError
 from pooling.risk.claims import (
     AggregateResult,
     ClaimStream,
@@ -137,6 +137,10 @@ class PoolPricer:
     """Prices pools under one (instance, spec), memoised by member set."""
 
     def __init__(self, instance: Instance, spec: Spec):
+        if spec.uncertainty is not None:
+            # Read since the spec format has it; priced by the robust/predictive pricer (issue 23).
+            raise InputError(f"{spec.source}: [uncertainty] (method \"{spec.uncertainty.method}\") is not "
+                             f"priced by this version: remove the table to solve the instance as given")
         self.instance = instance
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
