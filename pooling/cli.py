@@ -98,7 +98,8 @@ def cmd_solve(args) -> int:
                    started=args.started)
     data = result.to_dict()
     if args.compare:
-        data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options)]
+        data["baselines"] = [b.to_dict() for b in compare(instance, spec, optimum=result, options=options,
+                                                           started=args.started)]
     path = _write(args.out, _result_name(args, result.status), data)
     _say_replaced(path, getattr(args, "previous_status", None), result.status)
     say(result_summary(data, instance))

@@ -129,3 +129,20 @@ def test_the_command_line_limit_counts_from_the_start_of_the_command(tmp_path):
     elapsed = time.monotonic() - start
     assert done.returncode in (3, 4), done.stderr
     assert elapsed < 5.0 + BLOCK_GRACE_SECONDS + 3.0, elapsed
+
+
+def test_baselines_share_the_run_s_deadline():
+    """`solve --compare --time-limit T` once gave each baseline solve T afresh
+    and ran greedy merging without any limit (minutes on Henan): the baselines
+    now count from the run's start like the optimum, and one cut short says so."""
+    from pooling.data.options import SolveOptions
+    from pooling.optimise.baselines import compare
+    inst = pooling.load_instance(INSTANCES / "henan.json")
+    spec = pooling.load_spec(MODELS / "default.toml")
+    start = time.monotonic()
+    outcomes = compare(inst, spec, options=SolveOptions(time_limit=2.0), started=start)
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.0 + BLOCK_GRACE_SECONDS + 3.0, elapsed
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["greedy"].status == "time_limit"
+    assert by_name["optimum"].status == "time_limit"

@@ -28,6 +28,7 @@ from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
 from pooling.economics.objectives import LINEAR_OBJECTIVES, plan_value
 from pooling.economics.pools import PoolPricer
+from pooling.execution.deadline import Deadline, passed
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import build_candidates, partition_rules
 from pooling.optimise.solve import solve, solve_columns
@@ -88,8 +89,9 @@ def _adjacent(instance: Instance, a, b) -> bool:
 
 
 def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
-           options: SolveOptions | None = None) -> list[list[str]]:
-    """Greedy merging from the status quo (module docstring)."""
+           options: SolveOptions | None = None, deadline: Deadline | None = None) -> list[list[str]]:
+    """Greedy merging from the status quo (module docstring). Past `deadline`
+    it stops with the plan merged so far (check with `passed(deadline)`)."""
     pricer = pricer if pricer is not None else PoolPricer(instance, spec)
     options = options or SolveOptions()
     optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
@@ -102,7 +104,7 @@ def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
 
     plan = [[cid] for cid in sorted(instance.ids)]
     current = score(plan)
-    while True:
+    while not passed(deadline):
         best, best_plan = None, None
         for i in range(len(plan)):
             for j in range(i + 1, len(plan)):
@@ -118,6 +120,7 @@ def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
         if best is None or not _improves(best, current):
             return sorted(plan)
         plan, current = best_plan, best
+    return sorted(plan)
 
 
 def _improves(new, old) -> bool:
@@ -128,26 +131,36 @@ def _improves(new, old) -> bool:
     return new[3] > old[3] + IMPROVEMENT_TOLERANCE
 
 
-def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions | None = None):
-    """Status quo, prefecture pooling, greedy merging and the optimum under one spec."""
+def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions | None = None,
+            started: float | None = None):
+    """Status quo, prefecture pooling, greedy merging and the optimum under one
+    spec. A time limit in `options` covers them all, counted from `started` (a
+    time.monotonic() reading: the command line passes when the run began, so
+    the optimum's solve counts too): a baseline the deadline cuts short says
+    so in its status (time_limit, or partial for a fixed partition)."""
     options = options or SolveOptions()
+    if started is None:
+        started = time.monotonic()
+    deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
     outcomes = []
     for name, scope in (("status_quo", "county"), ("prefecture", "prefecture")):
         fixed = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope=scope))
-        outcomes.append(_from_result(name, solve(instance, fixed, options=options), instance, spec))
+        outcomes.append(_from_result(name, solve(instance, fixed, options=options, started=started),
+                                     instance, spec, cut_short=passed(deadline)))
     start = time.perf_counter()
     pricer = PoolPricer(instance, spec)
-    plan = greedy(instance, spec, pricer, options)
+    plan = greedy(instance, spec, pricer, options, deadline)
+    cut_short = passed(deadline)
     value = fixed_plan_value(instance, spec, plan, pricer, options)
     feasible = value is not None and value[0] == 0
     outcomes.append(BaselineOutcome(
-        name="greedy", status="feasible" if feasible else "infeasible",
+        name="greedy", status="time_limit" if cut_short else "feasible" if feasible else "infeasible",
         objective=_reported(spec, value[1]) if feasible else None,
         mean_rate=value[2] if feasible else None,
         min_rate=min(value[3]) if feasible else None, max_rate=max(value[3]) if feasible else None,
         pools=plan, seconds=time.perf_counter() - start))
-    optimum = optimum if optimum is not None else solve(instance, spec, options=options)
-    outcomes.append(_from_result("optimum", optimum))
+    optimum = optimum if optimum is not None else solve(instance, spec, options=options, started=started)
+    outcomes.append(_from_result("optimum", optimum, cut_short=passed(deadline)))
     return outcomes
 
 
@@ -155,9 +168,13 @@ def _reported(spec: Spec, primary: float) -> float:
     return -primary if spec.objective.kind == "min_rate_dispersion" else primary
 
 
-def _from_result(name, result, instance=None, spec=None) -> BaselineOutcome:
-    if result.status == "partial":   # a plan of some blocks only is not a plan of the instance
-        return BaselineOutcome(name=name, status="infeasible", objective=None, mean_rate=None, min_rate=None,
+def _from_result(name, result, instance=None, spec=None, cut_short: bool = False) -> BaselineOutcome:
+    if result.status == "partial":
+        # A plan of some blocks only is not a plan of the instance: infeasible
+        # when a block has no plan, unknown ("time_limit") when the run's
+        # deadline stopped it.
+        return BaselineOutcome(name=name, status="time_limit" if cut_short else "infeasible", objective=None,
+                               mean_rate=None, min_rate=None,
                                max_rate=None, pools=[], seconds=result.wall_seconds)
     rates = [p.rate for p in result.pools]
     broken = []
