@@ -29,7 +29,7 @@ from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.geography import MAX_REGIONAL_WEIGHT
 from pooling.data.instance import Instance, instance_from_dict
 from pooling.data.instance_dict import instance_to_dict, severity_to_dict
-from pooling.data.laws import MAX_SHOCK_CV, OUTSIDE, SEVERITY_CV_RANGE
+from pooling.data.laws import MAX_SHOCK_CV, MIN_SHOCK_CV, OUTSIDE, SEVERITY_CV_RANGE
 from pooling.errors import InputError
 from pooling.risk.severity import Severity
 
@@ -73,28 +73,32 @@ def shock_parameters(components: est.Components, base: Instance | None) -> tuple
                    "county": p.county_shock.weight}
         cvs = {k: (sd[k] / weights[k] if weights[k] > 0 else math.inf if sd[k] > 0 else 0.0) for k in sd}
         if all(cv <= MAX_SHOCK_CV for cv in cvs.values()):
-            return _shock_dict(weights, cvs), "base weights kept, cv = sd / weight"
+            return _shock_dict(weights, sd), "base weights kept, cv = sd / weight"
     total = sum(sd.values())
     if total > MAX_SHOCK_CV:
         raise InputError(f"calibrate: the fitted shocks' standard deviations sum to {total:.3g}, above the "
                          f"instance's largest shock cv {MAX_SHOCK_CV:g}: the panel's year-to-year variation is "
                          f"beyond what the model prices (check the tables for a break in a series)")
     if total == 0.0:
-        return _shock_dict({"national": 1.0, "prefecture": 0.0, "county": 0.0}, dict.fromkeys(sd, 0.0)), \
+        return _shock_dict({"national": 1.0, "prefecture": 0.0, "county": 0.0}, sd), \
             "no shock variance found: all cvs 0"
     weights = {k: (s / total if s / total >= MIN_WEIGHT else 0.0) for k, s in sd.items()}
     regional = weights["prefecture"] + weights["county"]
     if regional > MAX_REGIONAL_WEIGHT:
         weights = {k: (w * MAX_REGIONAL_WEIGHT / regional if k != "national" else 1.0 - MAX_REGIONAL_WEIGHT)
                    for k, w in weights.items()}
-    cvs = {k: (sd[k] / w if w > 0 else 0.0) for k, w in weights.items()}
-    return _shock_dict(weights, cvs), "weights proportional to the parts' sd (one common cv)"
+    return _shock_dict(weights, sd), "weights proportional to the parts' sd (one common cv)"
 
 
-def _shock_dict(weights: dict, cvs: dict) -> dict:
-    return {"frequency_shock_cv": _round(cvs["national"]),
-            "regional_shocks": {k: {"weight": _round(weights[k]), "cv": _round(cvs[k])}
-                                for k in ("prefecture", "county")}}
+def _shock_dict(weights: dict, sd: dict) -> dict:
+    """The parameters' fields: regional weights rounded first, the national
+    weight what they leave, and each cv = sd / its written weight, so that
+    (w x cv)^2 is the estimate to the cv's rounding."""
+    regional = {k: _round(weights[k]) for k in ("prefecture", "county")}
+    written = dict(regional, national=1.0 - regional["prefecture"] - regional["county"])
+    cvs = {k: (_round(sd[k] / w) if w > 0 and sd[k] / w >= MIN_SHOCK_CV else 0.0) for k, w in written.items()}
+    return {"frequency_shock_cv": cvs["national"],
+            "regional_shocks": {k: {"weight": regional[k], "cv": cvs[k]} for k in regional}}
 
 
 def _default_instance(panel: Panel, mean_cost: float) -> dict[str, Any]:

@@ -152,10 +152,14 @@ def _check_columns(columns: list[str], table: str, required: tuple[str, ...], op
 
 
 def read_rows(source: Any, what: str) -> tuple[list[str], list[dict[str, Any]], str]:
-    """(columns, rows, name for messages) of a CSV or Parquet path or a DataFrame."""
+    """(columns, rows, name for messages) of a CSV or Parquet path, a DataFrame
+    or a list of row dicts."""
     if hasattr(source, "columns") and hasattr(source, "to_dict"):
         name = f"{what} (DataFrame)"
         return [str(c) for c in source.columns], source.to_dict("records"), name
+    if isinstance(source, list) and all(isinstance(row, dict) for row in source):
+        columns = list(dict.fromkeys(key for row in source for key in row))
+        return [str(c) for c in columns], source, f"{what} (rows)"
     if not isinstance(source, (str, Path)):
         raise InputError(f"{what}: expected a path to a CSV or Parquet file or a pandas DataFrame, "
                          f"got {type(source).__name__}")
