@@ -245,3 +245,32 @@ def test_current_rate_is_an_optional_county_field_in_0_1():
     data["counties"][0]["current_rate"] = 1.2
     with pytest.raises(InputError, match="current_rate must be"):
         instance_from_dict(data)
+
+
+def test_status_quo_as_run_deficit_probability_and_surplus():
+    """A county run at the rate whose claims reach its income exactly at VaR_0.99
+    is in deficit with probability 0.01; at rate 0 never, with surplus R - K;
+    above r*_c it is flagged; solve --compare lists the baseline."""
+    from pooling.data.instance_dict import instance_to_dict
+    from pooling.economics.pools import PoolPricer
+    from pooling.economics.status_quo import as_run
+    from pooling.optimise.baselines import status_quo_as_run
+    spec = pooling.load_spec(ROOT / "models" / "default.toml")
+    plain = instance_from_dict(generate_instance(3, 1, seed=1))
+    pricer = PoolPricer(plain, spec)
+    first = pricer.price([plain.ids[0]])
+    var_rate = (first.revenue - first.fixed_costs) / first.var
+    data = instance_to_dict(plain)
+    for county, rate in zip(data["counties"], (var_rate, 0.0, 1.0)):
+        county["current_rate"] = rate
+    instance = instance_from_dict(data)
+    rows = {r.county: r for r in as_run(instance, spec)}
+    a, b, c = (rows[i] for i in instance.ids)
+    assert a.deficit_probability == pytest.approx(1.0 - spec.solvency.level, abs=2e-3)
+    assert b.deficit_probability == 0.0
+    assert b.expected_surplus == pytest.approx(pricer.price([instance.ids[1]]).revenue
+                                               - pricer.price([instance.ids[1]]).fixed_costs)
+    assert not c.solvent and c.deficit_probability > 0.5
+    outcome = status_quo_as_run(instance, spec, PoolPricer(instance, spec))
+    assert outcome.name == "status_quo_as_run" and outcome.as_run["insolvent_share"] == pytest.approx(1 / 3)
+    assert status_quo_as_run(plain, spec, pricer) is None
