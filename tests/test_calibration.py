@@ -274,3 +274,17 @@ def test_status_quo_as_run_deficit_probability_and_surplus():
     outcome = status_quo_as_run(instance, spec, PoolPricer(instance, spec))
     assert outcome.name == "status_quo_as_run" and outcome.as_run["insolvent_share"] == pytest.approx(1 / 3)
     assert status_quo_as_run(plain, spec, pricer) is None
+
+
+def test_evaluate_explain_reports_the_status_quo_as_run():
+    from pooling.data.instance_dict import instance_to_dict
+    spec = pooling.load_spec(ROOT / "models" / "default.toml")
+    data = instance_to_dict(instance_from_dict(generate_instance(3, 1, seed=1)))
+    for county in data["counties"]:
+        county["current_rate"] = 0.5
+    instance = instance_from_dict(data)
+    explained = pooling.evaluate(instance, spec, [list(instance.ids)], explain=True).to_dict()["explain"]
+    as_run = explained["status_quo_as_run"]
+    assert as_run["mean_rate"] == pytest.approx(0.5)
+    assert as_run["gain_of_plan"] == pytest.approx(explained["plan"] - as_run["objective"])
+    assert len(as_run["counties"]) == 3
