@@ -30,6 +30,7 @@ _EXPORTS = {
     "SolveOptions": "pooling.data.options",
     "Spec": "pooling.data.spec",
     "StressReport": "pooling.simulation.stress_test",
+    "calibrate": "pooling.calibration.calibrate",
     "evaluate": "pooling.optimise.solve",
     "instance_from_dict": "pooling.data.instance",
     "load_instance": "pooling.data.instance",
@@ -50,6 +51,7 @@ __all__ = [
     "SolveOptions",
     "Spec",
     "StressReport",
+    "calibrate",
     "evaluate",
     "instance_from_dict",
     "load_instance",
@@ -77,6 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from pooling.calibration.calibrate import calibrate
     from pooling.data.instance import Instance, instance_from_dict, load_instance
     from pooling.data.options import SolveOptions
     from pooling.data.plan import load_plan

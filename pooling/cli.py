@@ -1,4 +1,4 @@
-"""Command line: ``pooling solve | evaluate | check | simulate | generate | report``.
+"""Command line: ``pooling solve | evaluate | check | simulate | generate | calibrate | report``.
 
 Exit codes: 0 solved (or plan feasible, or stress test passed), 1 internal
 error (a bug: the traceback is shown), 2 bad input (anything a user can type or
@@ -310,10 +310,67 @@ def cmd_generate(args) -> int:
     except ValueError as exc:
         raise InputError(f"generate: {exc}") from None
     instance = instance_from_dict(data, source="generated")  # validate before writing
+    if args.history:
+        return _generate_history(args, data, instance)
     _not_interrupted()
     write_json_atomic(Path(args.out), data)
     say(f"wrote {args.out}: {len(instance.counties)} counties in {len(instance.prefectures)} "
         f"prefectures, {instance.total_enrollees:,} enrollees (synthetic, seed {args.seed})")
+    return EXIT_OK
+
+
+def _generate_history(args, data: dict, instance) -> int:
+    """generate --history: the instance (the truth) and FUNDS, HISTORY, CLAIMS
+    tables simulated from it, all into the folder --out."""
+    from pooling.calibration.synthetic import simulate_panel
+    from pooling.outputs.files import write_csv_atomic, write_json_atomic
+    panel = simulate_panel(instance, args.history, args.seed)
+    folder = Path(args.out)
+    _not_interrupted()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("funds", "history", "claims"):
+        write_csv_atomic(folder / f"{name}.csv", panel[name])
+    write_json_atomic(folder / "truth.json", panel["truth"])
+    write_json_atomic(folder / "instance.json", data)
+    say(f"wrote {folder}: instance.json (the truth, {len(instance.counties)} counties, year {instance.year}), "
+        f"funds.csv, history.csv ({args.history} years), claims.csv ({len(panel['claims']):,} sampled "
+        f"admissions), truth.json")
+    return EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    """Tables to DIR/instance.json and DIR/calibration.json (and the
+    uncertainty fragment); everything is estimated before anything is written."""
+    from pooling.calibration.calibrate import calibrate
+    from pooling.data.instance import load_instance
+    from pooling.outputs.files import write_json_atomic, write_text_atomic
+    base = load_instance(args.base) if args.base else None
+    result = calibrate(args.funds, args.history, claims=args.claims, base=base, year=args.year)
+    fragment = result.uncertainty_toml(args.uncertainty) if args.uncertainty else None
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    folder = Path(args.out)
+    _not_interrupted()
+    write_json_atomic(folder / "calibration.json", result.record)
+    write_json_atomic(folder / "instance.json", result.instance)
+    record = result.record
+    trend, shocks = record["trend"], record["shock_variance"]
+
+    def show(item) -> str:
+        return "not identified" if item is None else \
+            f"{item['estimate']:.4g} [{item['low']:.4g}, {item['high']:.4g}]"
+    say(f"calibrated {len(record['counties'])} counties, years {record['years'][0]}-{record['years'][1]}, "
+        f"projected to {record['pricing_year']} (95% intervals)")
+    say(f"  trend: admissions {show(trend['admissions'])} a year, cost per admission {show(trend['cost'])}")
+    for part in ("national", "prefecture", "county"):
+        say(f"  shock variance {part}: {show(shocks[part])}")
+    credibility = [c["credibility"] for c in record["counties"].values()]
+    say(f"  credibility toward the prefecture: {min(credibility):.3f}-{max(credibility):.3f}")
+    say(f"  severity: {record['severity']['family']} from {record['severity']['source']}")
+    say(f"wrote {folder / 'instance.json'} and {folder / 'calibration.json'}")
+    if fragment is not None:
+        write_text_atomic(folder / "uncertainty.toml", fragment)
+        say(f"wrote {folder / 'uncertainty.toml'} ([uncertainty] for a spec, {args.uncertainty})")
     return EXIT_OK
 
 
@@ -364,7 +421,9 @@ def _check_output(args) -> None:
     never lost to a typo in --out."""
     from pooling.outputs.files import check_writable_file, check_writable_folder
     if args.command == "generate":
-        check_writable_file(Path(args.out))
+        if args.out is None:
+            args.out = "generated" if args.history else "generated.json"
+        (check_writable_folder if args.history else check_writable_file)(Path(args.out))
     elif args.command == "report":
         from pooling.outputs.report import check_report_libraries
         check_writable_folder(_report_folder(args))
@@ -476,8 +535,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefectures", type=_bounded_int(1, MAX_GENERATED_COUNTIES), required=True,
                    help="number of prefectures")
     p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=0, help="random seed (default 0)")
-    p.add_argument("--out", default="generated.json", help="output file (default generated.json)")
+    p.add_argument("--history", type=_bounded_int(3, 100), metavar="YEARS",
+                   help="also simulate YEARS of county history from the instance (the truth): --out is then a "
+                        "folder with instance.json, funds.csv, history.csv, claims.csv and truth.json")
+    p.add_argument("--out", help="output file (default generated.json; with --history a folder, default generated)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("calibrate", help="estimate a calibrated instance from county tables (FUNDS, HISTORY, "
+                                         "CLAIMS); writes instance.json and calibration.json")
+    p.add_argument("funds", help="FUNDS table (CSV, or Parquet with pyarrow): one row per county fund")
+    p.add_argument("history", help="HISTORY table: id, year, enrollees, admissions, inpatient_cost[, paid]")
+    p.add_argument("--claims", help="CLAIMS table: id, year, cost (one row per admission, or a sample)")
+    p.add_argument("--base", help="instance JSON holding the same counties: what the tables do not carry "
+                                  "(parameters, places, adjacency, migrant destinations, contracts)")
+    p.add_argument("--year", type=_bounded_int(1900, 2200),
+                   help="pricing year the estimates are projected to (default: the year after the history)")
+    p.add_argument("--uncertainty", choices=("predictive", "robust"),
+                   help="also write OUT/uncertainty.toml, the spec's [uncertainty] table from the intervals")
+    p.add_argument("--out", default="out/calibrated", help="output folder (default out/calibrated)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("report", help="write a self-contained HTML report (and a Markdown twin) of a result")
     p.add_argument("result", help="result.json written by `pooling solve`")

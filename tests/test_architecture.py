@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("risk", "data", "economics", "optimise", "simulation", "outputs", "execution", "studies")
+LAYERS = ("risk", "data", "economics", "calibration", "optimise", "simulation", "outputs", "execution", "studies")
 TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "cli.py", "__main__.py"}
 
 

@@ -133,6 +133,9 @@ class County:
     every per-county cost is read in one place (`per_capita_costs`)."""
     name_en: str | None = None
     """Optional second name (the bundled files: `name` Chinese, `name_en` romanised)."""
+    current_rate: float | None = None
+    """The reimbursement rate the county runs today, in [0, 1] (optional): the
+    "status quo as run" baseline prices the county alone at it."""
 
     @property
     def revenue(self) -> float:
@@ -169,6 +172,9 @@ class Instance:
     up for pricing (their severity) but never pooled (see `restricted`)."""
     places: tuple[Place, ...] = ()
     contract_options: tuple[ContractOption, ...] = ()
+    provenance: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
+    """Optional record of where the data came from (`pooling calibrate` writes
+    what it estimated from which table): JSON data, never read by the model."""
 
     def contract(self, option_id: str) -> ContractOption:
         return {o.id: o for o in self.contract_options}[option_id]
@@ -251,6 +257,9 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
     parameters = _read_parameters(top.table("parameters"), version)
     places = read_places(top.raw("places", []), source)
     raw_options = top.raw("contract_options", [])
+    provenance = top.raw("provenance", None)
+    if provenance is not None and not isinstance(provenance, dict):
+        raise top.fail("provenance", f"must be an object (a record of sources), got {describe(provenance)}")
     raw_counties = top.raw("counties")
     if not isinstance(raw_counties, list) or not raw_counties:
         raise top.fail("counties", f"must be a non-empty list of counties, got {describe(raw_counties)}")
@@ -268,7 +277,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
                                      {p.id for p in places} | {c.id for c in counties})
     return Instance(name=name, year=year, currency=currency, description=description,
                     parameters=parameters, counties=tuple(counties), source=source, sha256=sha256,
-                    places=places, contract_options=options)
+                    places=places, contract_options=options, provenance=provenance)
 
 
 def _check_unique_ids(raw_counties: list, source: str) -> None:
@@ -342,13 +351,15 @@ def _read_county(item: Any, source: str, index: int, admin_in_fund: bool = True)
     destinations = _read_destinations(reader, county_id, migrant_share)
     resident_care = _read_weights(reader, "resident_care") if reader.has("resident_care") else ()
     adjacent = reader.string_list("adjacent")
+    current_rate = reader.share("current_rate", default=None)
     reader.finish()
     return County(id=county_id, name=name, prefecture=prefecture, province=province,
                   enrollees=enrollees, contribution_per_capita=contribution, reserves=reserves,
                   admin_per_capita=admin, outpatient_per_capita=outpatient,
                   admission_rate=admission_rate, severity=severity, migrant_share=migrant_share,
                   migrant_destinations=destinations, adjacent=tuple(adjacent),
-                  resident_care=resident_care, admin_in_fund=admin_in_fund, name_en=name_en)
+                  resident_care=resident_care, admin_in_fund=admin_in_fund, name_en=name_en,
+                  current_rate=current_rate)
 
 
 def _read_weights(reader: FieldReader, key: str) -> tuple[tuple[str, float], ...]:

@@ -82,6 +82,8 @@ def _county(county) -> dict[str, Any]:
     if county.resident_care:
         data["resident_care"] = dict(county.resident_care)
     data["adjacent"] = list(county.adjacent)
+    if county.current_rate is not None:
+        data["current_rate"] = county.current_rate
     return data
 
 
@@ -102,4 +104,6 @@ def instance_to_dict(instance) -> dict[str, Any]:
     if instance.contract_options:
         data["contract_options"] = [_contract(o) for o in instance.contract_options]
     data["counties"] = [_county(c) for c in instance.counties]
+    if instance.provenance is not None:
+        data["provenance"] = instance.provenance
     return data

@@ -40,6 +40,7 @@ from pooling.economics.objectives import (
     plan_value,
 )
 from pooling.economics.pools import PoolPricer, pool_model
+from pooling.economics.status_quo import as_run, summary
 from pooling.errors import InputError
 from pooling.risk.claims import aggregate
 
@@ -128,7 +129,16 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
     summed = math.fsum(totals.values())
     if abs(summed - total) > SUM_TOLERANCE:
         raise ArithmeticError(f"gain decomposition: parts sum to {summed!r}, total is {total!r}")
-    return {"objective_kind": kind, "status_quo": before, "plan": after, "total": total,
-            "parts": totals, "pools": pools,
-            "method": "telescoping path status quo -> merged -> one fixed cost -> diversified -> "
-                      "in network -> plan rates (docs/model.md, 'Where the gain comes from')"}
+    explained = {"objective_kind": kind, "status_quo": before, "plan": after, "total": total,
+                 "parts": totals, "pools": pools,
+                 "method": "telescoping path status quo -> merged -> one fixed cost -> diversified -> "
+                           "in network -> plan rates (docs/model.md, 'Where the gain comes from')"}
+    if all(c.current_rate is not None for c in instance.counties):
+        # Beside the decomposition, not in it: the counties as they run today (issue 24).
+        rows = as_run(instance, spec, pricer)
+        explained["status_quo_as_run"] = dict(
+            summary(rows, instance), objective=plan_value(kind, [pricer.price([r.county]) for r in rows],
+                                                          [r.current_rate for r in rows]),
+            gain_of_plan=after - plan_value(kind, [pricer.price([r.county]) for r in rows],
+                                            [r.current_rate for r in rows]))
+    return explained

@@ -1,5 +1,7 @@
 """Baselines in one place (DESIGN §Formulations, 4): status quo (every county
-alone), full prefecture pooling, greedy merging, and the optimum.
+alone), the status quo as run (every county alone at its `current_rate`, when
+the instance gives every county one), full prefecture pooling, greedy merging,
+and the optimum.
 
 Fixed partitions (status quo, prefecture) are not bound by the spec's
 pooling rules (contiguity, size limits): a prefecture pool that is not
@@ -28,6 +30,8 @@ from pooling.data.options import SolveOptions
 from pooling.data.spec import Spec
 from pooling.economics.objectives import LINEAR_OBJECTIVES, plan_value
 from pooling.economics.pools import PoolPricer
+from pooling.economics.status_quo import as_run
+from pooling.economics.status_quo import summary as as_run_summary
 from pooling.execution.deadline import Deadline, passed
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import build_candidates, partition_rules
@@ -48,9 +52,14 @@ class BaselineOutcome:
     pools: list[list[str]]
     seconds: float
     breaks_rules: list[str] = dataclasses.field(default_factory=list)
+    as_run: dict | None = None
+    """status_quo_as_run only: each county's expected surplus and deficit probability (economics.status_quo)."""
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["as_run"] is None:
+            del data["as_run"]
+        return data
 
 
 def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
@@ -159,9 +168,31 @@ def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions 
         mean_rate=value[2] if feasible else None,
         min_rate=min(value[3]) if feasible else None, max_rate=max(value[3]) if feasible else None,
         pools=plan, seconds=time.perf_counter() - start))
+    observed = status_quo_as_run(instance, spec, pricer)
+    if observed is not None:
+        outcomes.insert(1, observed)
     optimum = optimum if optimum is not None else solve(instance, spec, options=options, started=started)
     outcomes.append(_from_result("optimum", optimum, cut_short=passed(deadline)))
     return outcomes
+
+
+def status_quo_as_run(instance: Instance, spec: Spec, pricer: PoolPricer) -> BaselineOutcome | None:
+    """Every county alone at its `current_rate` (economics.status_quo), when
+    every county has one (a plan must cover all counties); status "as_run",
+    its objective the spec's at those rates (linear objectives)."""
+    if any(c.current_rate is None for c in instance.counties):
+        return None
+    start = time.perf_counter()
+    rows = as_run(instance, spec, pricer)
+    rates = [r.current_rate for r in rows]
+    pricings = [pricer.price([r.county]) for r in rows]
+    kind = spec.objective.kind
+    objective = plan_value(kind, pricings, rates) if kind in LINEAR_OBJECTIVES else \
+        {"max_min_rate": min(rates), "min_rate_dispersion": max(rates) - min(rates)}[kind]
+    summary = as_run_summary(rows, instance)
+    return BaselineOutcome(name="status_quo_as_run", status="as_run", objective=objective,
+                           mean_rate=summary["mean_rate"], min_rate=min(rates), max_rate=max(rates),
+                           pools=[[r.county] for r in rows], seconds=time.perf_counter() - start, as_run=summary)
 
 
 def _reported(spec: Spec, primary: float) -> float:

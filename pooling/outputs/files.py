@@ -101,3 +101,15 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     temp file, fsync, rename; the usual mode, 0666 less the umask, not
     mkstemp's 0600; a failed write is an InputError and leaves nothing)."""
     write_bytes_atomic(path, to_json(data).encode("utf-8"))
+
+
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of one table as CSV (columns of the first row, in order), written
+    atomically; the standard library's csv module, so no pandas is needed."""
+    import csv
+    import io
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())

@@ -123,11 +123,16 @@ def stress_summary(data: dict[str, Any], instance: Instance) -> str:
 
 def baselines_table(baselines: list[dict[str, Any]]) -> str:
     """Status quo vs prefecture pooling vs greedy vs optimum, one line each."""
-    lines = [f"{'plan':<12} {'status':<11} {'objective':>9} {'mean rate':>9} {'min rate':>8} "
+    lines = [f"{'plan':<17} {'status':<11} {'objective':>9} {'mean rate':>9} {'min rate':>8} "
              f"{'max rate':>8} {'pools':>5} {'seconds':>8}"]
     for b in baselines:
-        lines.append(f"{b['name']:<12} {b['status']:<11} {_fmt(b['objective']):>9} "
+        lines.append(f"{b['name']:<17} {b['status']:<11} {_fmt(b['objective']):>9} "
                      f"{_fmt(b['mean_rate']):>9} {_fmt(b['min_rate']):>8} {_fmt(b['max_rate']):>8} "
                      f"{len(b['pools']):>5} {b['seconds']:>8.2f}"
                      + ("  (breaks the pooling rules)" if b.get("breaks_rules") else ""))
+        as_run = b.get("as_run")
+        if as_run:
+            lines.append(f"{'':<17} at current rates: expected surplus {as_run['expected_surplus']:,.0f}, "
+                         f"{as_run['expected_deficit_share']:.0%} of counties in deficit on average, "
+                         f"{as_run['insolvent_share']:.0%} above their solvent rate")
     return "\n".join(lines)
