@@ -7,7 +7,7 @@ Everything is measured in the same run, against baselines computed in that run:
    admissions 1e2..1e6, shock cv theta 0 and 0.05, against the exact law
    (tests/references.ExpCompound). Methods: the engine
    (pooling.risk.claims.aggregate); a plain FFT of 2^20 points on [0, U] (U the
-   engine's window end, pooling.risk.claims._window; severity by rounding or by
+   engine's window end, pooling.risk.windows._window; severity by rounding or by
    local moment matching with tests/references' discretisers, cut where
    fewer than 1e-12 claims a year exceed it; no window shift, no extrapolation); and, if it is
    installed, the `aggregate` package (Mildenhall)
@@ -58,13 +58,13 @@ from pooling.data.provenance import package_version  # noqa: E402
 from pooling.risk.claims import (  # noqa: E402
     ClaimStream,
     CompoundModel,
-    _window,
     aggregate,
     lattice_law,
 )
 from pooling.risk.measures import lattice_var_cvar, sample_var_cvar  # noqa: E402
 from pooling.risk.sampling import PoolYearSampler  # noqa: E402
 from pooling.risk.severity import Severity  # noqa: E402
+from pooling.risk.windows import _window  # noqa: E402
 from tests import references as ref  # noqa: E402
 
 try:

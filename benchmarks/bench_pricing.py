@@ -10,7 +10,7 @@ set: mean ms per pool, the speed-up (sum of old times / sum of new times), and t
 largest relative differences of VaR, CVaR and max rate against the stored
 reference and against the old engine re-run here.
 
-The new engine's pure memos (per severity set: claims._severity_grid and
+The new engine's pure memos (per severity set: band._severity_grid and
 _key_quadrature; per lattice size: _phase_steps, _cell_transform; per county:
 care.county_care's flows and their streams) are warm after a group's first pools, as they are in a
 solve; `cold_ms` reports the first pool of each set with every memo cleared.
@@ -43,7 +43,7 @@ import pricing_reference  # noqa: E402
 import reference_engine  # noqa: E402
 
 from pooling.economics.pools import PoolPricer  # noqa: E402
-from pooling.risk import claims  # noqa: E402
+from pooling.risk import band, windows  # noqa: E402
 
 FIELDS = ("var", "cvar", "max_rate")
 
@@ -66,8 +66,8 @@ def run(repeat: int, step: int) -> dict:
         pricer = pricers[key]
         members = frozenset(ref["members"])
         if ref["set"] not in cold:
-            for memo in (claims._severity_grid, claims._key_quadrature, claims._shock_quantiles,
-                         claims._phase_steps, claims._cell_transform):
+            for memo in (band._severity_grid, band._key_quadrature, windows._shock_quantiles,
+                         band._phase_steps, band._cell_transform):
                 memo.cache_clear()
             for memo in ("_care", "_severities", "_care_totals"):                # care.county_care's flows
                 instance.__dict__.pop(memo, None)

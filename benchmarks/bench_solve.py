@@ -30,8 +30,9 @@ from pooling.data.provenance import package_version  # noqa: E402
 from pooling.economics.pools import PoolPricer, pool_model  # noqa: E402
 from pooling.optimise.bruteforce import brute_force  # noqa: E402
 from pooling.optimise.candidates import candidate_pools  # noqa: E402
-from pooling.risk.claims import _severity_lattice, _window  # noqa: E402
+from pooling.risk.lattice import _severity_lattice  # noqa: E402
 from pooling.risk.measures import lattice_var_cvar  # noqa: E402
+from pooling.risk.windows import _window  # noqa: E402
 from tests.factories import random_instance_dict, spec_dict  # noqa: E402
 
 PLAIN_POINTS = 2 ** 20

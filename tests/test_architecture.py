@@ -52,6 +52,9 @@ def test_import_contracts_hold():
     ("economics/pools.py", "from pooling.optimise import solve  # forbidden", "Layers"),
     ("optimise/bruteforce.py", "from pooling.optimise.formulations import set_partition  # forbidden",
      "brute-force oracle"),
+    ("risk/direct.py", "from pooling.risk.band import BAND_MAX_POINTS  # forbidden", "Aggregate engine"),
+    ("economics/group_economics.py", "from pooling.economics.pool_bounds import rate_bound  # forbidden",
+     "Pool bounds"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
     """A copy of the package with one forbidden import added fails the check."""

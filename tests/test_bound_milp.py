@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from pooling import instance_from_dict, spec_from_dict
-from pooling.economics import pool_bounds
+from pooling.economics import bound_milp
+from pooling.economics.group_economics import BOUND_PRICING_SLACK
 from pooling.economics.pool_bounds import (
-    BOUND_PRICING_SLACK,
     BandedProgram,
     BoundTimeLimit,
     GroupEconomics,
@@ -159,4 +159,4 @@ def test_cutoff_row_infeasibility_means_nothing_reaches_zero():
                                  min_enrollees=0)
     assert program._solve(0.0) == (0.0, None)
     assert program.maximise() == (0.0, None)
-    assert pool_bounds.MILP_INFEASIBLE == 2
+    assert bound_milp.MILP_INFEASIBLE == 2

@@ -324,7 +324,7 @@ def test_heavy_tailed_small_pools_match_the_law_below_the_var(cv, expected, thet
     every E[N] below ~10 at cv 20). The reference reads VaR and CVaR from Y's law
     below `top` alone (Panjer on a rounded severity cut there, E[Y] in closed
     form: references.truncated_var_cvar), an independent route to what the
-    engine's claim cap (claims.claim_cap) computes. Measured: reference h vs 2h
+    engine's claim cap (pooling.risk.direct.claim_cap) computes. Measured: reference h vs 2h
     <= 6.4e-5, engine vs reference <= 3.5e-5."""
     streams = [ref.Stream(expected, "lognormal", 1.0, cv)]
     want = ref.truncated_var_cvar(streams, theta, span, top, level)
@@ -357,7 +357,7 @@ def test_huge_pools_under_a_strong_shock_match_the_gamma_mixture(expected, theta
     """A shock cv of 0.5-2 on 1e9-1e10 admissions: Theta's transform decays too
     slowly for the band engine, and the direct lattice wanted 2^26 points (old
     code: NumericsError); fitted to FITTED_POINTS, with phi - 1 summed directly
-    at low frequencies (claims._precise_phi_minus_one), it matches the mixture
+    at low frequencies (pooling.risk.lattice._precise_phi_minus_one), it matches the mixture
     reference. Measured: <= 1.8e-5 relative."""
     model = CompoundModel((ClaimStream(expected, Severity("lognormal", 1.0, cv)),), theta)
     for level in (0.5, 0.99, 0.9999):

@@ -29,8 +29,8 @@ from pooling import (
     spec_from_dict,
 )
 from pooling.cli import main
+from pooling.economics.group_economics import BOUND_PRICING_SLACK
 from pooling.economics.pool_bounds import (
-    BOUND_PRICING_SLACK,
     GroupEconomics,
     rate_bound,
     shock_cvar,

@@ -26,7 +26,7 @@ import pytest
 from pooling import load_instance
 from pooling.economics import care
 from pooling.economics.pools import PoolPricer, pool_model
-from pooling.risk import claims
+from pooling.risk import band, lattice, windows
 from pooling.risk.claims import ClaimStream, merge_streams
 from tests.tolerances import ROUNDING
 
@@ -51,9 +51,9 @@ def _subset() -> list[dict]:
 
 
 def _converged(model, level: float) -> tuple[float, float]:
-    low, span, n = claims._grid(model, claims.POINTS_PER_WINDOW, claims.PRICING_SHIFT_BUDGET)
-    fine = claims._lattice_law(model, low, span / 4.0, 4 * n).var_cvar(level)
-    coarse = claims._lattice_law(model, low, span / 2.0, 2 * n).var_cvar(level)
+    low, span, n = lattice._grid(model, lattice.POINTS_PER_WINDOW, lattice.PRICING_SHIFT_BUDGET)
+    fine = lattice._lattice_law(model, low, span / 4.0, 4 * n).var_cvar(level)
+    coarse = lattice._lattice_law(model, low, span / 2.0, 2 * n).var_cvar(level)
     return tuple(f + (f - c) / 3.0 for f, c in zip(fine, coarse))
 
 
@@ -90,8 +90,8 @@ def test_price_does_not_depend_on_what_was_priced_before(name):
     memo is warm) is bit-identical: caches are pure memos."""
     pools = [r["members"] for r in REFERENCE if r["instance"] == name and r["variant"] == "base"]
     instance, spec = pricing_reference.instance(name), pricing_reference.spec()
-    claims._severity_grid.cache_clear()
-    claims._shock_quantiles.cache_clear()
+    band._severity_grid.cache_clear()
+    windows._shock_quantiles.cache_clear()
     target = pools[len(pools) // 2]
     alone = PoolPricer(instance, spec).price(target)
     warm = PoolPricer(instance, spec)
@@ -154,11 +154,11 @@ def test_fast_paths_are_bit_identical_to_what_they_replace():
     # Horner's step as numpy computes phi z / (d + 1), on wide-ranging values.
     gen = np.random.default_rng(12)
     phi = gen.standard_normal(4096) * np.exp(gen.uniform(-300, 300, 4096)) * np.exp(2j * np.pi * gen.random(4096))
-    for d in range(claims.TAYLOR_DEGREE):
+    for d in range(band.TAYLOR_DEGREE):
         scaled = phi.copy()
-        scaled.view(np.float64)[:] *= claims._HORNER_SCALES[d]
+        scaled.view(np.float64)[:] *= band._HORNER_SCALES[d]
         assert np.array_equal((phi / (d + 1)).view(np.float64), scaled.view(np.float64))
-    assert all(s == 1.0 / (d + 1) and math.isfinite(s) for d, s in enumerate(claims._HORNER_SCALES))
+    assert all(s == 1.0 / (d + 1) and math.isfinite(s) for d, s in enumerate(band._HORNER_SCALES))
 
     # Cold memos against warm ones, pool by pool.
     sample = [r for r in REFERENCE if r["variant"] == "base"][::25]
@@ -168,8 +168,8 @@ def test_fast_paths_are_bit_identical_to_what_they_replace():
         warm[tuple(ref["members"])] = pricer._price(frozenset(ref["members"]))
     for ref in sample:
         instance = pricing_reference.instance(ref["instance"])
-        for memo in (claims._severity_grid, claims._key_quadrature, claims._shock_quantiles,
-                     claims._phase_steps, claims._cell_transform):
+        for memo in (band._severity_grid, band._key_quadrature, windows._shock_quantiles,
+                     band._phase_steps, band._cell_transform):
             memo.cache_clear()
         for memo in ("_care", "_severities", "_care_totals"):
             instance.__dict__.pop(memo, None)

@@ -1,5 +1,5 @@
 """Aggregate laws that are sums of independent gamma-mixed parts (issue: shocks
-at national, prefecture and county level; pooling.risk.claims, "Parts").
+at national, prefecture and county level; pooling.risk.compound, "Parts").
 
 Y = main + sum(parts): the main part's streams scaled by Theta_N ~ Gamma(1,
 shock_cv), each extra part's by its own independent Gamma(1, theta_u) (0:
@@ -24,10 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pooling.risk import claims
+from pooling.risk import band, lattice, law_checks
 from pooling.risk.claims import (
     ClaimStream,
     CompoundModel,
+    LatticeLaw,
     aggregate,
     lattice_law,
     merge_streams,
@@ -267,7 +268,7 @@ def test_lattice_law_has_the_closed_form_moments(scale, main_cv, parts):
     model = CompoundModel(streams(parts[0][0]), main_cv,
                           parts=tuple(CompoundModel(streams(spec), cv) for spec, cv in parts[1:]))
     law = lattice_law(model)
-    assert relative(float(law.pmf.sum()), 1.0) <= claims.MASS_TOLERANCE
+    assert relative(float(law.pmf.sum()), 1.0) <= law_checks.MASS_TOLERANCE
     assert relative(law.mean, model.mean) <= 1e-9
     # Lattice variance against the discretised model's closed form (sum over
     # parts of lambda_u E[X_d^2] + theta_u^2 mean_u^2), and that against Var Y:
@@ -278,7 +279,7 @@ def test_lattice_law_has_the_closed_form_moments(scale, main_cv, parts):
 
 # -- 3. brute force: convolution of the parts' own laws --------------------------
 
-def _on_common_span(law: claims.LatticeLaw, span: float, size: int) -> np.ndarray:
+def _on_common_span(law: LatticeLaw, span: float, size: int) -> np.ndarray:
     """The law's atoms split between the two nearest points k * span (mean kept)."""
     position = (law.start + law.span * np.arange(len(law.pmf))) / span
     below = np.floor(position).astype(np.int64)
@@ -347,9 +348,9 @@ def test_three_parts_match_per_claim_monte_carlo():
 # -- 5. large pools: band engine against the converged direct lattice -----------
 
 def _converged(model: CompoundModel, level: float) -> tuple[float, float]:
-    low, span, n = claims._grid(model, claims.POINTS_PER_WINDOW, claims.PRICING_SHIFT_BUDGET)
-    fine = claims._lattice_law(model, low, span / 4.0, 4 * n).var_cvar(level)
-    coarse = claims._lattice_law(model, low, span / 2.0, 2 * n).var_cvar(level)
+    low, span, n = lattice._grid(model, lattice.POINTS_PER_WINDOW, lattice.PRICING_SHIFT_BUDGET)
+    fine = lattice._lattice_law(model, low, span / 4.0, 4 * n).var_cvar(level)
+    coarse = lattice._lattice_law(model, low, span / 2.0, 2 * n).var_cvar(level)
     return tuple(f + (f - c) / 3.0 for f, c in zip(fine, coarse))
 
 
@@ -357,9 +358,9 @@ def _converged(model: CompoundModel, level: float) -> tuple[float, float]:
 def test_large_multi_part_pools_price_through_the_band_engine(total):
     model = pool_like_model(total)
     result = aggregate(model, LEVEL)
-    band = claims._band_aggregate(model, LEVEL, 1.0)
-    assert band is not None and (band.var, band.cvar, band.points) == (result.var, result.cvar, result.points)
-    assert result.points <= claims.BAND_MAX_POINTS
+    banded = band._band_aggregate(model, LEVEL, 1.0)
+    assert banded is not None and (banded.var, banded.cvar, banded.points) == (result.var, result.cvar, result.points)
+    assert result.points <= band.BAND_MAX_POINTS
     var, cvar = _converged(model, LEVEL)
     assert relative(result.var, var) <= BAND_AGREEMENT
     assert relative(result.cvar, cvar) <= BAND_AGREEMENT

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import pooling
 from pooling.data.options import SOLVE_OPTIONS
-from pooling.economics import pool_bounds
+from pooling.economics import kappa_bounds
 from pooling.economics.pool_bounds import BoundTimeLimit, shocks_cvar
 from pooling.economics.pools import PoolPricer
 from pooling.execution.deadline import Deadline
@@ -85,20 +85,20 @@ def test_generation_past_the_deadline_prices_nothing_and_computes_no_kappa():
     inst, spec = _henan_prefecture("411300"), pooling.load_spec(MODELS / "default.toml")
     plan = problem.candidate_plan(inst, spec, pooling.SolveOptions())
     assert plan is not None   # generated
-    pool_bounds._KAPPAS.clear()
+    kappa_bounds._KAPPAS.clear()
     maker = CandidateMaker(inst, spec, PoolPricer(inst, spec))
     out = generation.generate_columns(inst, spec, plan, maker, Deadline.after(0.0))
     assert out.log.stopped == "time limit" and out.candidates == [] and out.bound == spec.rates.max
-    assert not pool_bounds._KAPPAS
+    assert not kappa_bounds._KAPPAS
 
 
 def test_a_group_search_computes_its_kappas_only_when_needed():
     inst, spec = _henan_prefecture("411300"), pooling.load_spec(MODELS / "default.toml")
     group = pool_groups(inst, spec)[0]
-    pool_bounds._KAPPAS.clear()
+    kappa_bounds._KAPPAS.clear()
     search = group_search.GroupSearch(inst, spec, group, CandidateMaker(inst, spec, PoolPricer(inst, spec)), {},
                                      Deadline.after(0.0))
-    assert not pool_bounds._KAPPAS
+    assert not kappa_bounds._KAPPAS
     with pytest.raises(BoundTimeLimit):
         search.kappa_bands   # noqa: B018  (the property computes them)
 

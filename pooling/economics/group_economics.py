@@ -1,0 +1,125 @@
+"""What the pool bounds (pooling.economics.pool_bounds) know of one group of
+counties without pricing a pool: each county's budget term and stand-alone
+expected cost, the expected cost its migrants add beside a fellow member, and
+per-county bounds on what a unit of rate is worth under the objective.
+
+With them any pool's budget B_P and expected cost E[Y_P] are sums over its
+members (`GroupEconomics`), and a linear objective's value s_P of a unit of
+rate is bounded per county (`ObjectiveWeights`, `effective_ratio`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from pooling.data.instance import Instance
+from pooling.data.spec import Spec
+from pooling.economics.care import county_streams
+from pooling.execution.deadline import Deadline
+
+BOUND_PRICING_SLACK = 1e-3
+"""The exact prices r*_P carry a relative error of at most ~1e-4 (the claims
+engine's stated accuracy, pooling.risk.law_checks.RESOLUTION_TOLERANCE); the
+cap U(P) is raised by 1e-3 relative so that it bounds the computed r*_P, not
+only the exact one."""
+
+
+class CountyGroup(Protocol):
+    """Counties that may share pools (pooling.optimise.candidates.PoolGroup):
+    only the sorted member ids are read here."""
+
+    members: tuple[str, ...]
+
+
+class GroupEconomics:
+    """Per-county figures of one group that give any pool's budget and exact
+    expected cost E[Y_P] in O(|P|^2), without pricing it:
+    B_P = sum beta_c - F, E[Y_P] = sum e_c + sum_{c != k in P} extra[c, k]."""
+
+    def __init__(self, instance: Instance, spec: Spec, group: CountyGroup, deadline: Deadline | None = None):
+        self.deadline = deadline   # past it the bound's kappas and MILPs stop (BoundTimeLimit)
+        self.ids = group.members
+        self.index = {cid: i for i, cid in enumerate(self.ids)}
+        u = spec.solvency.reserve_share
+        counties = [instance.county(c) for c in self.ids]
+        self.enrollees = np.array([c.enrollees for c in counties], dtype=float)
+        self.beta = np.array([c.revenue + u * c.reserves - c.per_capita_costs for c in counties])
+        self.fixed = instance.parameters.fund_fixed_cost
+        n = len(counties)
+        alone = np.array([_expected(instance, c, frozenset([c.id])) for c in counties])
+        self.extra = np.zeros((n, n))
+        for i, c in enumerate(counties):
+            for dest, _weight in c.migrant_destinations:
+                k = self.index.get(dest)
+                if k is not None and k != i:
+                    self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest])) - alone[i]
+        self.alone_mean = alone
+        prefectures = sorted({c.prefecture for c in counties}, key=str)
+        self.prefecture_onehot = np.array([[c.prefecture == p for p in prefectures] for c in counties], dtype=float)
+
+    def positions(self, members) -> np.ndarray:
+        return np.array(sorted(self.index[c] for c in members), dtype=int)
+
+    def budget(self, members) -> float:
+        return float(self.beta[self.positions(members)].sum()) - self.fixed
+
+    def expected_cost(self, members) -> float:
+        pos = self.positions(members)
+        return float(self.alone_mean[pos].sum() + self.extra[np.ix_(pos, pos)].sum())
+
+
+def _expected(instance: Instance, county, members: frozenset[str]) -> float:
+    return math.fsum(s.mean for s in county_streams(instance, county, members))
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Per-county bounds on a linear objective's value s_P of one unit of a
+    pool's rate per enrollee, valid over the pools a program ranges over:
+    s_P r*_P <= (1 + slack) B_P sum_c N_c budget_c / (kappa E_lo(P) N_P) and
+    s_P top <= top sum_c N_c at_top_c / N_P (c over the members). For the
+    nominal mean rate both are 1 (s_P = 1)."""
+
+    budget: np.ndarray
+    at_top: np.ndarray
+    effective_box: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """For the mean effective rate: (T_c, lowest e_c,P, highest e_c,P). Then
+    s_P / E[Y_P] = sum N_c e_c,P / (N_P sum T_c e_c,P) <= R_P / N_P, R_P the
+    largest such ratio with each e_c,P in its range (`effective_ratio`): the
+    network's effect on the rate and on s_P cancel, which `budget` ignores."""
+
+    @classmethod
+    def nominal(cls, n: int) -> ObjectiveWeights:
+        return cls(np.ones(n), np.ones(n))
+
+
+def effective_ratio(members: np.ndarray, enrollees: np.ndarray, box: tuple[np.ndarray, np.ndarray, np.ndarray]
+                    ) -> np.ndarray:
+    """Per row of the 0-1 matrix `members` (pools x counties): max of sum N_c e_c
+    / sum T_c e_c over e_c in [low_c, high_c]. A ratio of sums is largest with
+    e_c at its top for the counties whose N_c / T_c exceeds the optimum and at
+    its bottom for the others, so the maximum is over the prefixes of the
+    members sorted by N_c / T_c, descending (computed for all rows at once)."""
+    total, low, high = box
+    order = np.argsort(-(enrollees / total), kind="stable")
+    x = members[:, order]
+    n_sorted, t_sorted = enrollees[order], total[order]
+    low_n, high_n = x * (n_sorted * low[order]), x * (n_sorted * high[order])
+    low_t, high_t = x * (t_sorted * low[order]), x * (t_sorted * high[order])
+    zero = np.zeros((x.shape[0], 1))
+    top_n = np.hstack([zero, np.cumsum(high_n, axis=1)])      # first k at their highest
+    top_t = np.hstack([zero, np.cumsum(high_t, axis=1)])
+    rest_n = low_n.sum(axis=1, keepdims=True) - np.hstack([zero, np.cumsum(low_n, axis=1)])
+    rest_t = low_t.sum(axis=1, keepdims=True) - np.hstack([zero, np.cumsum(low_t, axis=1)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (top_n + rest_n) / (top_t + rest_t)
+    return np.nanmax(np.where(top_t + rest_t > 0.0, ratios, np.nan), axis=1)
+
+
+class BoundTimeLimit(Exception):
+    """The deadline struck inside a bound's computation (a kappa or a MILP): no
+    valid bound was proven."""
