@@ -175,14 +175,23 @@ def _say_replaced(path: Path, previous: str | None, status: str) -> None:
 def cmd_evaluate(args) -> int:
     from pooling.data.plan import read_plan
     from pooling.optimise.solve import evaluate
-    from pooling.outputs.summaries import evaluation_summary
+    from pooling.outputs.summaries import evaluation_summary, sensitivity_table
+    if args.resolve and not args.sensitivity:
+        raise InputError("--resolve re-solves each sensitivity case: it needs --sensitivity")
     instance, spec = _load(args)
     plan, contracts = read_plan(args.plan, instance)
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain,
-                          contracts=[{"pool": sorted(pool), "option": option} for pool, option in contracts])
+    contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts)
+    if args.sensitivity:
+        from pooling.studies.sensitivity import sensitivity
+        found = sensitivity(instance, spec, [sorted(pool) for pool in plan], contracts=contracts,
+                            resolve=args.resolve, progress=None)
+        evaluation = found.attach(evaluation)
     data = evaluation.to_dict()
     path = _write(args.out, "evaluation.json", data)
     say(evaluation_summary(data, instance))
+    if args.sensitivity:
+        say(sensitivity_table(data))
     say(f"wrote {path}")
     if args.format:
         say(f"wrote {_write_frame(args, 'evaluation', evaluation.to_frame(instance))}")
@@ -443,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="also split the change of the objective against the status quo into composition, "
                         "fixed-cost saving, diversification, network and rules (evaluation.json's explain)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also evaluate the plan with each assumed parameter scaled x0.5 and x1.5 on its own "
+                        "(or in each scenario of the spec's [uncertainty]): evaluation.json's sensitivity, "
+                        "a table with the largest swings first")
+    p.add_argument("--resolve", action="store_true",
+                   help="with --sensitivity: also solve each case and report whether the optimal plan "
+                        "changes and the plan's regret (the case's optimum against the plan)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "

@@ -131,3 +131,57 @@ def baselines_table(baselines: list[dict[str, Any]]) -> str:
                      f"{len(b['pools']):>5} {b['seconds']:>8.2f}"
                      + ("  (breaks the pooling rules)" if b.get("breaks_rules") else ""))
     return "\n".join(lines)
+
+
+def scale_label(scale: float | None) -> str:
+    """How a sensitivity case's scale is shown: x0.5, or "scenario" for a spec scenario."""
+    return "scenario" if scale is None else f"x{scale:g}"
+
+
+def sensitivity_groups(cases: list[dict[str, Any]], base: float) -> list[tuple[str, list[dict[str, Any]], float]]:
+    """(parameter, its cases by scale, swing) with the largest swing first;
+    swing = the range of the objective over the parameter's cases and the base
+    (ties by parameter, so the order is deterministic)."""
+    by_parameter: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        by_parameter.setdefault(case["parameter"], []).append(case)
+    groups = []
+    for parameter, mine in by_parameter.items():
+        values = [base] + [c["objective"] for c in mine]
+        mine = sorted(mine, key=lambda c: (c["scale"] is None, c["scale"] or 0.0))
+        groups.append((parameter, mine, max(values) - min(values)))
+    return sorted(groups, key=lambda g: (-g[2], g[0]))
+
+
+def sensitivity_table(evaluation: dict[str, Any]) -> str:
+    """evaluation.json's sensitivity as a table, largest swing first: per case
+    the objective, its change against the plan as given, the pools' max solvent
+    rates (lowest-highest) and, after --resolve, the regret and whether the
+    optimal plan changes; then what was skipped and why."""
+    summary = evaluation.get("sensitivity_summary") or {}
+    base = evaluation["objective"]
+    resolved = bool(summary.get("resolve"))
+    lines = [f"sensitivity of {evaluation['objective_kind']} {_fmt(base)} ({summary.get('source', '')}; "
+             f"{len(evaluation['sensitivity'])} cases, largest swing first; rate = max solvent rate r*):"]
+    header = f"  {'parameter':<48} {'scale':>8} {'objective':>9} {'change':>8} {'rate':>15}"
+    if resolved:
+        header += f" {'regret':>8} {'optimum':>9}"
+    lines.append(header)
+    for parameter, cases, _ in sensitivity_groups(evaluation["sensitivity"], base):
+        for case in cases:
+            rates = [p["rate"] for p in case["pools"]]
+            low, high = min(rates), max(rates)
+            rate = f"{low:.4f}" if low == high else f"{low:.4f}-{high:.4f}"
+            name = parameter if len(parameter) <= 48 else "..." + parameter[-45:]
+            line = (f"  {name:<48} {scale_label(case['scale']):>8} {_fmt(case['objective']):>9} "
+                    f"{case['objective'] - base:+8.4f} {rate:>15}")
+            if not case["feasible"]:
+                line += "  (plan infeasible)"
+            if resolved:
+                changes = case.get("optimum_changes")
+                line += (f" {_fmt(case.get('regret')):>8} "
+                         f"{'-' if changes is None else ('changes' if changes else 'same'):>9}")
+            lines.append(line)
+    for skipped in summary.get("skipped", []):
+        lines.append(f"  skipped {skipped['parameter']} {scale_label(skipped['scale'])}: {skipped['reason']}")
+    return "\n".join(lines)
