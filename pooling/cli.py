@@ -228,7 +228,7 @@ def cmd_simulate(args) -> int:
               f"(sha256 {str(recorded)[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
     pools = result_data.get("pools")
     report = simulate(instance, spec, result_data, years=args.years, scenarios=args.scenarios,
-                      seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share,
+                      seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share, truth=args.truth,
                       progress=_progress_bar("pools simulated", len(pools) if isinstance(pools, list) else 0))
     data = report.to_dict()
     path = _write(args.out, "stress.json", data)
@@ -479,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "solvency.reserve_share, as the rates were priced)")
     p.add_argument("--stress", nargs="+", metavar="NAME",
                    help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
+    p.add_argument("--truth", metavar="SCENARIO",
+                   help="draw the years from this scenario instead of the instance the plan was priced on: a "
+                        "scenario name of the spec's [uncertainty], or PATH=xS / PATH=V changes, comma-separated "
+                        "(parameters.frequency_shock_cv=x1.5,parameters.regional_shocks.*.cv=x1.5); stress.json "
+                        "then gives each pool's year-1 budget exhaustion probability promised and true")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/stress.csv or .parquet "

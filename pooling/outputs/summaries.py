@@ -114,6 +114,18 @@ def stress_summary(data: dict[str, Any], instance: Instance) -> str:
         lines.append(f"{names:<28} {p['rate']:6.4f} {p['deficit_probability']:10.4f} "
                      f"{p['ruin_probability']:9.4f} {ci:>17} {p['mean_surplus']:14,.0f} "
                      f"{'yes' if p['passed'] else 'NO':>6}")
+    if data.get("truth"):
+        truth = data["truth"]
+        lines.append(f"years drawn from --truth {truth['scenario']} ({truth['from']}), not the instance the rates "
+                     f"were priced on; year-1 budget exhaustion (claims paid above the committed budget):")
+        for p in data["pools"]:
+            names = ",".join(p["counties"])
+            names = names if len(names) <= 28 else names[:25] + "..."
+            low, high = p["ruin_probability_ci"] if len(p["ruin_probability_by_year"]) == 1 else (None, None)
+            simulated = f"{p['ruin_probability_by_year'][0]:.4f}" + (
+                "" if low is None else f" [{low:.4f},{high:.4f}]")
+            lines.append(f"  {names:<28} promised {p['exhaustion_probability_promised']:.4f}, true "
+                         f"{p['exhaustion_probability_truth']:.4f} (exact), simulated {simulated}")
     plan = data["plan"]
     lines.append(f"any pool ruined: {plan['any_ruin_probability']:.4f} "
                  f"[{plan['any_ruin_probability_ci'][0]:.4f}, {plan['any_ruin_probability_ci'][1]:.4f}]; "
