@@ -209,3 +209,42 @@ def test_a_bad_scenario_in_the_spec_exits_2_and_writes_nothing(tmp_path, capsys)
     assert code == 2
     assert not (out / "evaluation.json").exists()
     assert "u.toml" in capsys.readouterr().err
+
+
+def test_the_report_draws_the_tornado_and_shows_promised_against_true_escaped(tmp_path):
+    pytest.importorskip("matplotlib")
+    from pooling.outputs.files import write_json_atomic
+    data = random_instance_dict(8, 3, contribution_range=(300.0, 380.0))
+    data["parameters"]["frequency_shock_cv"] = 0.05
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(data))
+    spec_path = tmp_path / "s.toml"
+    spec_path.write_text('[pooling]\nscope = "optimise"\n[solvency]\nmeasure = "cvar"\nlevel = 0.99\n'
+                         'reserve_share = 0.5\n[rates]\nmin = 0.3\nmax = 0.9\n[objective]\nkind = "max_mean_rate"\n')
+    out = tmp_path / "out"
+    assert main(["solve", str(path), "--spec", str(spec_path), "--out", str(out), "--quiet"]) == 0
+    instance = load_instance(path)
+    plain = spec_from_file_at(spec_path)
+    uncertainty = {"method": "robust", "scenarios": [
+        {"name": "<b>shocks</b> x2", "scale": {"parameters.frequency_shock_cv": 2.0}},
+        {"name": "calm", "set": {"parameters.frequency_shock_cv": 0.0}}]}
+    spec = spec_from_dict(plain.to_dict() | {"uncertainty": uncertainty}, source="u.toml")
+    plan = [list(instance.ids)]
+    evaluation = sensitivity(instance, spec, plan, resolve=True).attach(evaluate(instance, plain, plan))
+    write_json_atomic(out / "evaluation.json", evaluation.to_dict())
+    assert main(["simulate", str(path), "--spec", str(spec_path), "--result", str(out / "result.json"),
+                 "--years", "1", "--scenarios", "500", "--truth", "parameters.frequency_shock_cv=x2",
+                 "--out", str(out)]) in (0, 3)
+    assert main(["report", str(out / "result.json"), "--stress", str(out / "stress.json"),
+                 "--evaluation", str(out / "evaluation.json")]) == 0
+    page = (out / "report.html").read_text()
+    markdown = (out / "report.md").read_text()
+    assert (out / "report-sensitivity.png").exists()
+    assert "&lt;b&gt;shocks&lt;/b&gt; x2" in page and "<b>shocks</b>" not in page
+    assert "Sensitivity (tornado)" in markdown
+    assert "parameters.frequency_shock_cv=x2" in markdown and "promised" in markdown
+
+
+def spec_from_file_at(path):
+    from pooling.data.spec import load_spec
+    return load_spec(path)

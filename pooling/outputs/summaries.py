@@ -150,17 +150,22 @@ def scale_label(scale: float | None) -> str:
     return "scenario" if scale is None else f"x{scale:g}"
 
 
-def sensitivity_groups(cases: list[dict[str, Any]], base: float) -> list[tuple[str, list[dict[str, Any]], float]]:
+def _item(case: Any, name: str) -> Any:
+    return case[name] if isinstance(case, dict) else getattr(case, name)
+
+
+def sensitivity_groups(cases: list[Any], base: float) -> list[tuple[str, list[Any], float]]:
     """(parameter, its cases by scale, swing) with the largest swing first;
     swing = the range of the objective over the parameter's cases and the base
-    (ties by parameter, so the order is deterministic)."""
-    by_parameter: dict[str, list[dict[str, Any]]] = {}
+    (ties by parameter, so the order is deterministic). Cases are
+    evaluation.json entries or the report's SensitivityCaseRecords."""
+    by_parameter: dict[str, list[Any]] = {}
     for case in cases:
-        by_parameter.setdefault(case["parameter"], []).append(case)
+        by_parameter.setdefault(_item(case, "parameter"), []).append(case)
     groups = []
     for parameter, mine in by_parameter.items():
-        values = [base] + [c["objective"] for c in mine]
-        mine = sorted(mine, key=lambda c: (c["scale"] is None, c["scale"] or 0.0))
+        values = [base] + [_item(c, "objective") for c in mine]
+        mine = sorted(mine, key=lambda c: (_item(c, "scale") is None, _item(c, "scale") or 0.0))
         groups.append((parameter, mine, max(values) - min(values)))
     return sorted(groups, key=lambda g: (-g[2], g[0]))
 
