@@ -248,3 +248,23 @@ def test_the_report_draws_the_tornado_and_shows_promised_against_true_escaped(tm
 def spec_from_file_at(path):
     from pooling.data.spec import load_spec
     return load_spec(path)
+
+
+README_FIGURES = {("counties.*.resident_care:away_share", 0.5): 0.6097,
+                  ("counties.*.resident_care:away_share", 1.5): 0.4709,
+                  ("parameters.regional_shocks.prefecture.cv", 0.5): 0.5447,
+                  ("parameters.regional_shocks.prefecture.cv", 1.5): 0.5135}
+"""README "Sensitivity and mis-specification": Tongliao pooled whole, default spec (4 decimals)."""
+
+
+def test_the_readme_figures_and_their_order():
+    instance = load_instance(TONGLIAO)
+    spec = spec_from_file()
+    base = evaluate(instance, spec, [list(instance.ids)])
+    found = sensitivity(instance, spec, [list(instance.ids)])
+    assert round(base.objective, 4) == 0.5314
+    cases = {(c["parameter"], c["scale"]): c["objective"] for c in found.cases}
+    assert {k: round(cases[k], 4) for k in README_FIGURES} == README_FIGURES
+    from pooling.outputs.summaries import sensitivity_groups
+    order = [p for p, _, _ in sensitivity_groups(list(found.cases), base.objective)]
+    assert order[:2] == ["counties.*.resident_care:away_share", "parameters.regional_shocks.prefecture.cv"]
