@@ -176,14 +176,23 @@ def _say_replaced(path: Path, previous: str | None, status: str) -> None:
 def cmd_evaluate(args) -> int:
     from pooling.data.plan import read_plan
     from pooling.optimise.solve import evaluate
-    from pooling.outputs.summaries import evaluation_summary
+    from pooling.outputs.summaries import evaluation_summary, sensitivity_table
+    if args.resolve and not args.sensitivity:
+        raise InputError("--resolve re-solves each sensitivity case: it needs --sensitivity")
     instance, spec = _load(args)
     plan, contracts = read_plan(args.plan, instance)
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain,
-                          contracts=[{"pool": sorted(pool), "option": option} for pool, option in contracts])
+    contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts)
+    if args.sensitivity:
+        from pooling.studies.sensitivity import sensitivity
+        found = sensitivity(instance, spec, [sorted(pool) for pool in plan], contracts=contracts,
+                            resolve=args.resolve, progress=None)
+        evaluation = found.attach(evaluation)
     data = evaluation.to_dict()
     path = _write(args.out, "evaluation.json", data)
     say(evaluation_summary(data, instance))
+    if args.sensitivity:
+        say(sensitivity_table(data))
     say(f"wrote {path}")
     if args.format:
         say(f"wrote {_write_frame(args, 'evaluation', evaluation.to_frame(instance))}")
@@ -220,7 +229,7 @@ def cmd_simulate(args) -> int:
               f"(sha256 {str(recorded)[:12]}... vs {instance.sha256[:12]}...)", file=sys.stderr)
     pools = result_data.get("pools")
     report = simulate(instance, spec, result_data, years=args.years, scenarios=args.scenarios,
-                      seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share,
+                      seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share, truth=args.truth,
                       progress=_progress_bar("pools simulated", len(pools) if isinstance(pools, list) else 0))
     data = report.to_dict()
     path = _write(args.out, "stress.json", data)
@@ -503,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="also split the change of the objective against the status quo into composition, "
                         "fixed-cost saving, diversification, network and rules (evaluation.json's explain)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also evaluate the plan with each assumed parameter scaled x0.5 and x1.5 on its own "
+                        "(or in each scenario of the spec's [uncertainty]): evaluation.json's sensitivity, "
+                        "a table with the largest swings first")
+    p.add_argument("--resolve", action="store_true",
+                   help="with --sensitivity: also solve each case and report whether the optimal plan "
+                        "changes and the plan's regret (the case's optimum against the plan)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "
@@ -523,6 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "solvency.reserve_share, as the rates were priced)")
     p.add_argument("--stress", nargs="+", metavar="NAME",
                    help=f"stress scenarios to compose (presets: {', '.join(sorted(PRESETS))})")
+    p.add_argument("--truth", metavar="SCENARIO",
+                   help="draw the years from this scenario instead of the instance the plan was priced on: a "
+                        "scenario name of the spec's [uncertainty], or PATH=xS / PATH=V changes, comma-separated "
+                        "(parameters.frequency_shock_cv=x1.5,parameters.regional_shocks.*.cv=x1.5); stress.json "
+                        "then gives each pool's year-1 budget exhaustion probability promised and true")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/stress.csv or .parquet "

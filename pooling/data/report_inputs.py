@@ -141,6 +141,10 @@ class StressPoolRecord:
     ruin_by_year: tuple[float, ...]
     mean_surplus: float
     passed: bool
+    exhaustion_promised: float | None = None
+    """simulate --truth: year-1 budget exhaustion probability under the law the plan was priced on."""
+    exhaustion_truth: float | None = None
+    """... and under the law the years were drawn from (both exact)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class StressRecord:
     any_ruin_interval: tuple[float, float]
     passed: bool
     instance_sha256: str | None
+    truth: str | None = None
+    """simulate --truth: the scenario the years were drawn from."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,30 @@ class EvaluationRecord:
     violations: tuple[ViolationRecord, ...]
     subsidy: SubsidyRecord | None
     instance_sha256: str | None
+    sensitivity: SensitivityRecord | None = None
+
+
+@dataclass(frozen=True)
+class SensitivityCaseRecord:
+    """One case of evaluation.json `sensitivity` (evaluate --sensitivity)."""
+
+    parameter: str
+    scale: float | None
+    objective: float
+    feasible: bool
+    regret: float | None = None
+    optimum_changes: bool | None = None
+
+
+@dataclass(frozen=True)
+class SensitivityRecord:
+    """evaluation.json `sensitivity` and `sensitivity_summary`."""
+
+    source: str
+    objective_kind: str
+    cases: tuple[SensitivityCaseRecord, ...]
+    skipped: tuple[tuple[str, float | None, str], ...]
+    resolved: bool
 
 
 # ---------------------------------------------------------------- field helpers
@@ -395,7 +425,8 @@ def read_stress_record(data: Any, instance: Instance, source: str) -> StressReco
         ruin_target=top.number("ruin_target", low=0.0, high=1.0),
         pools=tuple(_stress_pool(r, years) for r in readers), any_ruin_probability=any_ruin,
         any_ruin_interval=_interval(plan, "any_ruin_probability_ci", any_ruin),
-        passed=plan.boolean("passed"), instance_sha256=_sha256(top))
+        passed=plan.boolean("passed"), instance_sha256=_sha256(top),
+        truth=top.table("truth").string("scenario") if top.raw("truth", None) is not None else None)
 
 
 def _stress_pool(reader: FieldReader, years: int) -> StressPoolRecord:
@@ -406,7 +437,9 @@ def _stress_pool(reader: FieldReader, years: int) -> StressPoolRecord:
         deficit_probability=deficit, deficit_interval=_interval(reader, "deficit_probability_ci", deficit),
         ruin_probability=ruin, ruin_interval=_interval(reader, "ruin_probability_ci", ruin),
         ruin_by_year=_numbers(reader, "ruin_probability_by_year", low=0.0, high=1.0, length=years),
-        mean_surplus=_money(reader, "mean_surplus"), passed=reader.boolean("passed"))
+        mean_surplus=_money(reader, "mean_surplus"), passed=reader.boolean("passed"),
+        exhaustion_promised=_number_or_none(reader, "exhaustion_probability_promised", low=0.0, high=1.0),
+        exhaustion_truth=_number_or_none(reader, "exhaustion_probability_truth", low=0.0, high=1.0))
 
 
 # ---------------------------------------------------------------- evaluation.json
@@ -425,7 +458,31 @@ def read_evaluation_record(data: Any, instance: Instance, source: str) -> Evalua
         objective=top.number("objective"),
         mean_rate=_number_or_none(top, "mean_rate"),
         rates_from=top.string("rates_from"), pools=pools, violations=violations, subsidy=subsidy,
-        instance_sha256=_sha256(top))
+        instance_sha256=_sha256(top),
+        sensitivity=_sensitivity(top) if top.raw("sensitivity", None) is not None else None)
+
+
+def _scale(reader: FieldReader) -> float | None:
+    return _number_or_none(reader, "scale", low=0.0, high=MAX_REPORTED_MONEY)
+
+
+def _sensitivity(top: FieldReader) -> SensitivityRecord:
+    cases = []
+    for r in _items(top, "sensitivity", "sensitivity case"):
+        changes = r.raw("optimum_changes", None)
+        cases.append(SensitivityCaseRecord(
+            parameter=r.string("parameter"), scale=_scale(r),
+            objective=r.number("objective", low=-MAX_REPORTED_MONEY, high=MAX_REPORTED_MONEY),
+            feasible=r.boolean("feasible"),
+            regret=_number_or_none(r, "regret", low=-MAX_REPORTED_MONEY, high=MAX_REPORTED_MONEY),
+            optimum_changes=None if changes is None else r.boolean("optimum_changes")))
+    summary = top.table("sensitivity_summary")
+    skipped = tuple((s.string("parameter"), _scale(s), s.string("reason"))
+                    for s in _items(summary, "skipped", "skipped case", default=[]))
+    return SensitivityRecord(source=_text_or_none(summary, "source") or "",
+                             objective_kind=top.string("objective_kind", choices=OBJECTIVES),
+                             cases=tuple(cases), skipped=skipped,
+                             resolved=summary.boolean("resolve", default=False))
 
 
 def _violation(reader: FieldReader, ids: set[str]) -> ViolationRecord:

@@ -442,6 +442,10 @@ class Evaluation:
     explain: dict[str, Any] | None = None
     """`evaluate --explain`: the gain against the status quo by source (economics.explain)."""
     contracts: list[dict[str, Any]] = field(default_factory=list)
+    sensitivity: list[dict[str, Any]] | None = None
+    """`evaluate --sensitivity`: the plan in each one-at-a-time case (studies.sensitivity)."""
+    sensitivity_summary: dict[str, Any] | None = None
+    """How the sensitivity cases were chosen, those skipped and why, the base optimum (--resolve)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -462,7 +466,10 @@ class Evaluation:
             "spec": self.spec,
             "provenance": dict(self.provenance),
         } | _portability_entry(self.pools) \
-          | ({"explain": self.explain} if self.explain is not None else {})
+          | ({"explain": self.explain} if self.explain is not None else {}) \
+          | ({"sensitivity": [dict(c) for c in self.sensitivity]} if self.sensitivity is not None else {}) \
+          | ({"sensitivity_summary": dict(self.sensitivity_summary)}
+             if self.sensitivity_summary is not None else {})
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
@@ -479,7 +486,9 @@ class Evaluation:
             provenance=r("provenance", dict), spec=spec, numerics=r("numerics", dict),
             wall_seconds=r.number("wall_seconds"), subsidy=r("subsidy", dict, optional=True),
             mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
-            explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []))
+            explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []),
+            sensitivity=r("sensitivity", list, optional=True),
+            sensitivity_summary=r("sensitivity_summary", dict, optional=True))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

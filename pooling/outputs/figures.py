@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components, shortest_path
 from scipy.spatial import Voronoi
 
 from pooling.data.instance import Instance
-from pooling.data.report_inputs import PoolRecord, StressRecord, SubsidyRecord
+from pooling.data.report_inputs import PoolRecord, SensitivityRecord, StressRecord, SubsidyRecord
 from pooling.outputs.escaping import PLAIN_FIGURE_TEXT
 from pooling.risk.claims import LatticeLaw
 
@@ -48,6 +48,10 @@ MAX_LABELLED_COUNTIES = 60
 MAX_LOSS_PANELS = 12
 """Loss distributions drawn: the largest pools by enrollees, at most this many."""
 MEASURE_NAMES = {"cvar": "CVaR", "var": "VaR", "ruin": "CVaR"}
+MAX_TORNADO_ROWS = 20
+"""Parameters drawn in the tornado chart: the largest swings, at most this many."""
+SCALE_COLOURS = {0.5: "#3b6ea8", 1.5: "#e08214"}
+"""Tornado bars by scale; other scales and spec scenarios are grey."""
 REFINE_LIMIT = 800
 """Components up to this many counties get force-directed refinement (O(n^2) per step)."""
 
@@ -462,3 +466,38 @@ def subsidy_figure(subsidy: SubsidyRecord, currency: str) -> Figure:
                     f"compensation {subsidy.total_compensation / 1e6:,.2f}M", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+@plain_text
+def tornado(sensitivity: SensitivityRecord, base: float, objective_kind: str) -> Figure:
+    """The plan's objective in each sensitivity case against its value as
+    given (the vertical line): one row per parameter, largest swing first
+    (outputs.summaries.sensitivity_groups), a bar per case from the base to
+    the case's objective; hatched when the plan is infeasible in that case."""
+    from pooling.outputs.summaries import scale_label, sensitivity_groups
+    groups = sensitivity_groups(list(sensitivity.cases), base)[:MAX_TORNADO_ROWS]
+    fig = Figure(figsize=(10, 1.4 + 0.38 * max(len(groups), 3)))
+    ax = fig.subplots()
+    rows = np.arange(len(groups))[::-1]
+    seen: dict[str, Patch] = {}
+    for row, (_, cases, _) in zip(rows, groups):
+        height = 0.8 / max(len(cases), 1)
+        for k, case in enumerate(cases):
+            colour = SCALE_COLOURS.get(case.scale, "#7f7f7f")
+            offset = row + 0.4 - height * (k + 0.5)
+            ax.barh(offset, case.objective - base, left=base, height=height * 0.9, color=colour,
+                    hatch=None if case.feasible else "//", edgecolor="#333333" if not case.feasible else colour)
+            label = scale_label(case.scale)
+            seen.setdefault(label, Patch(color=colour, label=label))
+    ax.axvline(base, color="#222222", linewidth=1)
+    ax.set_yticks(rows, [_short_parameter(p) for p, _, _ in groups], fontsize=8)
+    ax.set_xlabel(f"{objective_kind} (the plan as given: {base:.4f})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=list(seen.values()), fontsize=8, loc="lower right")
+    ax.set_title("Sensitivity of the plan's objective, one parameter at a time", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _short_parameter(parameter: str, width: int = 60) -> str:
+    return parameter if len(parameter) <= width else "..." + parameter[-(width - 3):]

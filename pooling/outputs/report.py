@@ -442,6 +442,15 @@ def _stress_section(report: Report, stress: StressRecord, result: ResultRecord, 
                      ", ".join(f"{v:.4f}" for v in p.ruin_by_year), _money(p.mean_surplus, currency), p.passed])
     report.table(["pool", "rate", "P(deficit, year 1)", "P(ruin)", "95% interval", "P(ruin) by year",
                   "mean surplus, year 1", "passed"], rows)
+    if stress.truth is not None:
+        report.paragraph(
+            f"The years were drawn from the scenario {stress.truth}, not from the instance the rates were priced "
+            f"on (simulate --truth). Promised against true: the probability that year-1 claims paid exceed the "
+            f"committed budget (revenue, the committed reserves, less fixed costs), both exact, and its "
+            f"simulated estimate (the year-1 ruin probability).")
+        report.table(["pool", "rate", "promised", "true (exact)", "simulated, year 1"],
+                     [[pid, p.rate, p.exhaustion_promised, p.exhaustion_truth, p.ruin_by_year[0]]
+                      for pid, p in zip(pool_ids, stress.pools)])
 
 
 def _evaluation_section(report: Report, evaluation: EvaluationRecord, result: ResultRecord, instance: Instance,
@@ -476,6 +485,37 @@ def _evaluation_section(report: Report, evaluation: EvaluationRecord, result: Re
         report.table(["pool", "counties", "rate without subsidy", "rate required", "top-up", "compensation"], rows)
     else:
         report.paragraph("No price of equalisation in this file (run `pooling evaluate` with --subsidy).")
+    if evaluation.sensitivity is not None:
+        _sensitivity_part(report, evaluation)
+
+
+def _sensitivity_part(report: Report, evaluation: EvaluationRecord) -> None:
+    from pooling.outputs.figures import MAX_TORNADO_ROWS, tornado
+    from pooling.outputs.summaries import scale_label, sensitivity_groups
+    found = evaluation.sensitivity
+    kind = found.objective_kind
+    report.paragraph(
+        f"Sensitivity ({found.source}): the plan evaluated again with each case's parameters, everything else as "
+        f"given; the objective is what `pooling evaluate` gives the plan on that instance. "
+        f"{len(found.cases)} cases, {len(found.skipped)} skipped.")
+    report.figure("report-sensitivity", "Sensitivity (tornado)",
+                  f"The plan's {kind} in each case against its value as given (the vertical line), largest swing "
+                  f"first (at most {MAX_TORNADO_ROWS} parameters); hatched: the plan breaks a rule in that case.",
+                  tornado(found, evaluation.objective, kind))
+    rows = []
+    for parameter, cases, _ in sensitivity_groups(list(found.cases), evaluation.objective):
+        for case in cases:
+            row = [parameter, scale_label(case.scale), case.objective, case.objective - evaluation.objective,
+                   "yes" if case.feasible else "no"]
+            if found.resolved:
+                row += [case.regret, "-" if case.optimum_changes is None else
+                        ("changes" if case.optimum_changes else "same")]
+            rows.append(row)
+    header = ["parameter", "scale", "objective", "change", "plan feasible"]
+    report.table(header + (["regret", "optimal plan"] if found.resolved else []), rows)
+    if found.skipped:
+        report.items([f"Skipped {parameter} {scale_label(scale)}: {reason}"
+                      for parameter, scale, reason in found.skipped])
 
 
 def _groups_section(report: Report, groups: tuple[GroupRecord, ...]) -> None:

@@ -114,6 +114,18 @@ def stress_summary(data: dict[str, Any], instance: Instance) -> str:
         lines.append(f"{names:<28} {p['rate']:6.4f} {p['deficit_probability']:10.4f} "
                      f"{p['ruin_probability']:9.4f} {ci:>17} {p['mean_surplus']:14,.0f} "
                      f"{'yes' if p['passed'] else 'NO':>6}")
+    if data.get("truth"):
+        truth = data["truth"]
+        lines.append(f"years drawn from --truth {truth['scenario']} ({truth['from']}), not the instance the rates "
+                     f"were priced on; year-1 budget exhaustion (claims paid above the committed budget):")
+        for p in data["pools"]:
+            names = ",".join(p["counties"])
+            names = names if len(names) <= 28 else names[:25] + "..."
+            low, high = p["ruin_probability_ci"] if len(p["ruin_probability_by_year"]) == 1 else (None, None)
+            simulated = f"{p['ruin_probability_by_year'][0]:.4f}" + (
+                "" if low is None else f" [{low:.4f},{high:.4f}]")
+            lines.append(f"  {names:<28} promised {p['exhaustion_probability_promised']:.4f}, true "
+                         f"{p['exhaustion_probability_truth']:.4f} (exact), simulated {simulated}")
     plan = data["plan"]
     lines.append(f"any pool ruined: {plan['any_ruin_probability']:.4f} "
                  f"[{plan['any_ruin_probability_ci'][0]:.4f}, {plan['any_ruin_probability_ci'][1]:.4f}]; "
@@ -135,4 +147,63 @@ def baselines_table(baselines: list[dict[str, Any]]) -> str:
             lines.append(f"{'':<17} at current rates: expected surplus {as_run['expected_surplus']:,.0f}, "
                          f"{as_run['expected_deficit_share']:.0%} of counties in deficit on average, "
                          f"{as_run['insolvent_share']:.0%} above their solvent rate")
+    return "\n".join(lines)
+
+
+def scale_label(scale: float | None) -> str:
+    """How a sensitivity case's scale is shown: x0.5, or "scenario" for a spec scenario."""
+    return "scenario" if scale is None else f"x{scale:g}"
+
+
+def _item(case: Any, name: str) -> Any:
+    return case[name] if isinstance(case, dict) else getattr(case, name)
+
+
+def sensitivity_groups(cases: list[Any], base: float) -> list[tuple[str, list[Any], float]]:
+    """(parameter, its cases by scale, swing) with the largest swing first;
+    swing = the range of the objective over the parameter's cases and the base
+    (ties by parameter, so the order is deterministic). Cases are
+    evaluation.json entries or the report's SensitivityCaseRecords."""
+    by_parameter: dict[str, list[Any]] = {}
+    for case in cases:
+        by_parameter.setdefault(_item(case, "parameter"), []).append(case)
+    groups = []
+    for parameter, mine in by_parameter.items():
+        values = [base] + [_item(c, "objective") for c in mine]
+        mine = sorted(mine, key=lambda c: (_item(c, "scale") is None, _item(c, "scale") or 0.0))
+        groups.append((parameter, mine, max(values) - min(values)))
+    return sorted(groups, key=lambda g: (-g[2], g[0]))
+
+
+def sensitivity_table(evaluation: dict[str, Any]) -> str:
+    """evaluation.json's sensitivity as a table, largest swing first: per case
+    the objective, its change against the plan as given, the pools' max solvent
+    rates (lowest-highest) and, after --resolve, the regret and whether the
+    optimal plan changes; then what was skipped and why."""
+    summary = evaluation.get("sensitivity_summary") or {}
+    base = evaluation["objective"]
+    resolved = bool(summary.get("resolve"))
+    lines = [f"sensitivity of {evaluation['objective_kind']} {_fmt(base)} ({summary.get('source', '')}; "
+             f"{len(evaluation['sensitivity'])} cases, largest swing first; rate = max solvent rate r*):"]
+    header = f"  {'parameter':<48} {'scale':>8} {'objective':>9} {'change':>8} {'rate':>15}"
+    if resolved:
+        header += f" {'regret':>8} {'optimum':>9}"
+    lines.append(header)
+    for parameter, cases, _ in sensitivity_groups(evaluation["sensitivity"], base):
+        for case in cases:
+            rates = [p["rate"] for p in case["pools"]]
+            low, high = min(rates), max(rates)
+            rate = f"{low:.4f}" if low == high else f"{low:.4f}-{high:.4f}"
+            name = parameter if len(parameter) <= 48 else "..." + parameter[-45:]
+            line = (f"  {name:<48} {scale_label(case['scale']):>8} {_fmt(case['objective']):>9} "
+                    f"{case['objective'] - base:+8.4f} {rate:>15}")
+            if not case["feasible"]:
+                line += "  (plan infeasible)"
+            if resolved:
+                changes = case.get("optimum_changes")
+                line += (f" {_fmt(case.get('regret')):>8} "
+                         f"{'-' if changes is None else ('changes' if changes else 'same'):>9}")
+            lines.append(line)
+    for skipped in summary.get("skipped", []):
+        lines.append(f"  skipped {skipped['parameter']} {scale_label(skipped['scale'])}: {skipped['reason']}")
     return "\n".join(lines)

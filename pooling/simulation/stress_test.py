@@ -35,6 +35,7 @@ from pooling.data.instance import Instance
 from pooling.data.options import check_int
 from pooling.data.plan import validate_plan
 from pooling.data.provenance import provenance
+from pooling.data.scenarios import Scenario, scenario_instance
 from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
 from pooling.data.stress import StressScenario
 from pooling.economics.pools import pool_model
@@ -43,8 +44,14 @@ from pooling.risk.claims import aggregate
 from pooling.risk.measures import empirical_quantile_index
 from pooling.risk.sampling import PoolYearSampler
 from pooling.simulation.stresses import resolve, stressed_instance
+from pooling.simulation.truth import changes_to_dict, exhaustion_probability, truth_scenario
 
 STRESS_STREAM = 0x57E55
+EXHAUSTION_DEFINITION = ("year-1 claims paid r x Y above the committed budget revenue + reserve_share x the "
+                         "members' reserves - fixed costs (year-1 ruin); exhaustion_probability_promised under the "
+                         "law the plan was priced on, exhaustion_probability_truth under the year-1 law the years "
+                         "are drawn from, both exact (FFT lattice); ruin_probability_by_year[0] is its simulated "
+                         "estimate")
 Z95 = 1.959963984540054
 
 
@@ -199,7 +206,7 @@ def _stress_names(stress: Any) -> list[str]:
 
 def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None = None,
              scenarios: int | None = None, seed: int | None = None, stress: str | list[str] | tuple = (),
-             reserve_share: float | None = None,
+             reserve_share: float | None = None, truth: str | Scenario | None = None,
              progress: Callable[[float], None] | None = None) -> StressReport:
     """Stress-test a plan (a Result, a result.json dict) out of sample.
 
@@ -207,7 +214,11 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     committed (spec solvency.reserve_share), so the test checks the solvency
     the rates were priced for; `reserve_share` (0-1, e.g. 1.0 for all
     reserves) overrides it and stress.json records which was used. `instance`
-    and `spec` may also be the paths of their files."""
+    and `spec` may also be the paths of their files. `truth` (simulation.truth:
+    a scenario name of the spec's [uncertainty] or inline `PATH=xS,...`) draws
+    the years from that scenario instead of the instance the plan was priced
+    on, and each pool reports the year-1 budget exhaustion probability promised
+    against the truth's."""
     instance, spec = as_problem(instance, spec, "simulate")
     years = check_int("simulate: years", years if years is not None else spec.simulation.years, *YEARS_RANGE)
     scenarios = check_int("simulate: scenarios", scenarios if scenarios is not None else spec.simulation.scenarios,
@@ -222,6 +233,12 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     else:
         share, share_source = float(reserve_share), "argument reserve_share"
     scenario = resolve(stress, spec.simulation.stress, spec.source)
+    priced, truth_entry = instance, None
+    if truth is not None:
+        truth, origin = truth_scenario(truth, spec)
+        instance = scenario_instance(priced, truth, where=f"--truth {truth.name!r}")
+        truth_entry = {"scenario": truth.name, "from": origin, "changes": changes_to_dict(truth),
+                       "exhaustion": EXHAUSTION_DEFINITION}
     plan = plan_from_result(result, instance)
     level = spec.solvency.level
 
@@ -237,7 +254,8 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     pools_out, any_ruin = [], np.zeros(scenarios, dtype=bool)
     for index, pool in enumerate(plan):
         members = frozenset(pool.counties)
-        report, ruined = _simulate_pool(index, pool, members, stressed, scenario, thetas, seed, level, share)
+        report, ruined = _simulate_pool(index, pool, members, stressed, scenario, thetas, seed, level, share,
+                                        priced if truth_entry is not None else None)
         any_ruin |= ruined
         pools_out.append(report)
         if progress is not None:
@@ -261,12 +279,18 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
                  "any_ruin_probability_ci": wilson_interval(n_any, scenarios),
                  "passed": all(p["passed"] for p in pools_out)},
         "method": "inverse CDF of exact conditional laws given a shared yearly Theta",
-        "provenance": provenance(instance, spec, None, None) | {"seed": seed},
+        "provenance": provenance(priced, spec, None, None) | {"seed": seed},
     }
+    if truth_entry is not None:
+        data["truth"] = truth_entry
     return StressReport(data)
 
 
-def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level, share):
+def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level, share,
+                   priced: Instance | None = None):
+    """One pool's paths and report; with `priced` (the instance the plan was
+    priced on, when the years are drawn from a --truth scenario) also the
+    exact year-1 exhaustion probabilities, promised and true."""
     years, scenarios = thetas.shape
     first = stressed[1]
     counties = [first.county(c) for c in sorted(members)]
@@ -325,4 +349,12 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
         "final_reserves_quantiles": _quantiles(reserves),
         "passed": ruin_probability <= 1.0 - level,
     }
+    if priced is not None:
+        mine = [priced.county(c) for c in sorted(members)]
+        budget = (math.fsum(c.revenue for c in mine) + share * math.fsum(c.reserves for c in mine)
+                  - priced.parameters.fund_fixed_cost - math.fsum(c.per_capita_costs for c in mine))
+        promised = aggregate(pool_model(priced, members), level).law
+        report["exhaustion_probability_promised"] = exhaustion_probability(promised, pool.rate, budget)
+        report["exhaustion_probability_truth"] = exhaustion_probability(exact.law, scale,
+                                                                        revenue - fixed + reserves0)
     return report, ruined
