@@ -422,3 +422,15 @@ def test_deeply_nested_files(depth, as_spec, objects):
         assert code == 2
         if depth > 64:
             assert "nested more than 64 deep" in err, err
+
+
+def test_the_documented_large_run_counts_are_its_report():
+    """docs/testing.md quotes the last large run: its numbers are the report's."""
+    report = json.loads((Path(__file__).parent.parent / "benchmarks/results/fuzz_large.json").read_text())
+    text = " ".join((Path(__file__).parent.parent / "docs/testing.md").read_text().split())
+    codes = report["by_exit_code"]
+    quoted = (f"{report['cases']:,} cases in {round(report['seconds'] / 60)} minutes on one core of a loaded "
+              f"machine; exit 0: {codes.get('0', 0):,}, exit 2: {codes.get('2', 0):,}, exit 3: {codes.get('3', 0):,}, "
+              f"exit 4: {codes.get('4', 0):,}, exit 1 (a traceback or a NumericsError): {codes.get('1', 0):,}.")
+    assert quoted in text
+    assert f"main at {report['commit']}" in text and codes.get("1", 0) == 0
