@@ -169,3 +169,50 @@ def test_result_only_options_are_refused_with_a_calibration_json(panel, tmp_path
     assert main(["report", str(source), "--stress", "stress.json", "--out", str(tmp_path / "out")]) == 2
     assert "--stress goes with a result.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+DELETE = object()
+"""A marker: delete the field instead of replacing it."""
+
+
+def _leaves(data, path=()):
+    """Every (path, value) of a parsed JSON tree, containers included."""
+    yield path, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        yield from _leaves(value, (*path, key))
+
+
+def test_any_edited_field_is_read_or_refused_as_input_error(panel):
+    """The reader's law: a calibration.json with any one field replaced by any
+    JSON value, or deleted, gives a record or an InputError, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pooling.data.calibration_inputs import read_calibration_record
+    from pooling.errors import InputError
+
+    original = _load(panel)
+    paths = [path for path, _ in _leaves(original) if path]
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+    values = st.one_of(scalars, st.lists(scalars, max_size=4), st.dictionaries(st.text(max_size=4), scalars,
+                                                                               max_size=3))
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @given(st.sampled_from(paths), st.one_of(st.just(DELETE), values))
+    def law(path, value):
+        record = json.loads(json.dumps(original))
+        target = record
+        for step in path[:-1]:
+            target = target[step]
+        if value is DELETE:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+        try:
+            read_calibration_record(record, "calibration.json")
+        except InputError as exc:
+            assert str(exc).startswith("calibration.json: ")
+
+    law()
