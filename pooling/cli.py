@@ -248,9 +248,18 @@ def _report_folder(args) -> Path:
 def cmd_report(args) -> int:
     """One self-contained HTML page and a Markdown twin (figures beside it)
     for a result, with its stress test and an evaluation when given."""
+    from pooling.outputs.calibration_report import build_calibration_report, is_calibration_file
     from pooling.outputs.report import build_report, write_report
-    report = build_report(args.result, stress_path=args.stress, evaluation_path=args.evaluation,
-                          instance_path=args.instance)
+    if is_calibration_file(args.result):
+        given = [flag for flag, value in (("--stress", args.stress), ("--evaluation", args.evaluation),
+                                          ("--instance", args.instance)) if value is not None]
+        if given:
+            raise InputError(f"{args.result}: a calibration.json has its own report; {given[0]} goes with a "
+                             f"result.json")
+        report = build_calibration_report(args.result)
+    else:
+        report = build_report(args.result, stress_path=args.stress, evaluation_path=args.evaluation,
+                              instance_path=args.instance)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     written = write_report(report, _report_folder(args))
@@ -576,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/calibrated", help="output folder (default out/calibrated)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("report", help="write a self-contained HTML report (and a Markdown twin) of a result")
-    p.add_argument("result", help="result.json written by `pooling solve`")
+    p = sub.add_parser("report", help="write a self-contained HTML report (and a Markdown twin) of a result "
+                                      "or of a calibration")
+    p.add_argument("result", help="result.json written by `pooling solve`, or calibration.json written by "
+                                  "`pooling calibrate` (its calibration report)")
     p.add_argument("--stress", help="stress.json written by `pooling simulate` for this plan")
     p.add_argument("--evaluation", help="evaluation.json written by `pooling evaluate` (e.g. with --subsidy)")
     p.add_argument("--instance", help="instance JSON (default: the path in the result's provenance)")

@@ -33,12 +33,19 @@ from pooling.data.laws import MAX_SHOCK_CV, MIN_SHOCK_CV, OUTSIDE, SEVERITY_CV_R
 from pooling.errors import InputError
 from pooling.risk.severity import Severity
 
-CALIBRATION_FORMAT = "pooling.calibration/1"
+CALIBRATION_FORMAT = format_tag("calibration")
 SIGNIFICANT = 6
 """Digits kept in the instance's calibrated numbers (the file's decimals)."""
 MIN_WEIGHT = 1e-6
 """A shock part whose share of the multiplier's sd is below this is written as
 weight 0 (the instance refuses non-zero shares below 1e-9; 1e-6 keeps its cv in range)."""
+QQ_PROBABILITIES = tuple(k / 100 for k in range(1, 100)) + (0.995, 0.999)
+"""Probabilities at which calibration.json keeps the claims' empirical
+quantiles beside the fitted law's (the report's QQ plot): percentiles and two
+tail points, compact whatever the number of claims."""
+MIN_CLAIMS_BEYOND = 5
+"""A quantile p is kept only when at least this many claims lie beyond it
+(n (1 - p) >= 5): further out the empirical quantile is one or two claims."""
 DEFAULTS_NOTE = ("no --base: parameters are pooling.data.generate's (the real instances' assumed defaults, "
                  "instances/README.md), adjacency joins every pair of counties in a prefecture, migrants live "
                  "'outside', residents buy care at home")
@@ -163,7 +170,7 @@ def calibrate(funds: Any, history: Any, claims: Any = None, base: Instance | Non
     except ValueError as exc:
         raise InputError(f"{history_name}: {exc}: a cost per admission needs both") from None
     warnings: list[str] = []
-    fit = None
+    fit = qq = None
     if claims_name is not None:
         if len(panel.claims) < MIN_CLAIMS:
             warnings.append(f"{claims_name}: {len(panel.claims)} claims, fewer than {MIN_CLAIMS}: severity "
@@ -173,6 +180,7 @@ def calibrate(funds: Any, history: Any, claims: Any = None, base: Instance | Non
             mean_of = np.asarray(panel.inpatient_cost) / np.asarray(panel.admissions, dtype=float)
             normalised = np.array([cost / mean_of[index[cid], panel.years.index(y)] for cid, y, cost in panel.claims])
             fit = fit_severity(normalised)
+            qq = severity_quantiles(normalised, fit.shape)
             warnings.extend(f"{claims_name}: {w}" for w in fit.warnings)
 
     params, convention = shock_parameters(components, base)
@@ -214,6 +222,9 @@ def calibrate(funds: Any, history: Any, claims: Any = None, base: Instance | Non
     data["counties"] = counties_out
 
     record = _record(panel, year, trend, costs, components, rates, fit, convention, warnings)
+    record["observed"]["fitted"] = fitted_admissions(panel, rates, trend, year)
+    if qq is not None:
+        record["severity"]["qq"] = qq
     fields = {
         "counties.*.admission_rate": {"source": "D", "from": history_name,
                                       "method": "Buhlmann-Straub credibility toward the prefecture, trend-projected"},
@@ -269,7 +280,8 @@ def _record(panel, year, trend, costs, components, rates, fit, convention, warni
         "shock_variance": {"national": part(components.national), "prefecture": part(components.prefecture),
                            "county": part(components.county),
                            "degrees_of_freedom": components.degrees_of_freedom, "mapping": convention},
-        "counties": {f.id: {"admission_rate": r.admission_rate.to_dict(), "credibility": r.credibility,
+        "counties": {f.id: {"name": f.name, "prefecture": f.prefecture,
+                            "admission_rate": r.admission_rate.to_dict(), "credibility": r.credibility,
                             "severity_mean": m.to_dict()}
                      for f, r, m in zip(panel.funds, rates, costs.means)},
         "severity": severity,
@@ -279,6 +291,30 @@ def _record(panel, year, trend, costs, components, rates, fit, convention, warni
                      "year_effects": list(trend.year_effects)},
         "warnings": list(warnings),
     }
+
+
+def fitted_admissions(panel: Panel, rates: list[est.CountyRate], trend: est.Trend,
+                      year: int) -> dict[str, list[float]]:
+    """Expected admissions per county-year under the fit, without that year's
+    shock: enrollees x the county's credible rate at the pricing year moved
+    back along the trend, E_ct lambda_c (1 + g)^(t - Y) (the report's fitted
+    against observed; the residual log(A / fitted) is then the year's shock
+    multiplier plus Poisson noise)."""
+    out = {}
+    for fund, enrollees, rate in zip(panel.funds, panel.enrollees, rates):
+        out[fund.id] = [_round(e * rate.admission_rate.estimate * math.exp(trend.log_slope * (t - year)))
+                        for e, t in zip(enrollees, panel.years)]
+    return out
+
+
+def severity_quantiles(normalised: np.ndarray, shape: Severity) -> dict[str, list[float]]:
+    """The claims' empirical quantiles (each divided by its county-year's mean
+    cost, as fitted) and the fitted law's at QQ_PROBABILITIES, the law as
+    priced (a clipped cv or tail index shows as a misfit)."""
+    probabilities = [p for p in QQ_PROBABILITIES if len(normalised) * (1.0 - p) >= MIN_CLAIMS_BEYOND]
+    empirical = np.quantile(normalised, probabilities)
+    return {"probabilities": probabilities, "empirical": [_round(float(x)) for x in empirical],
+            "fitted": [_round(shape.quantile(p)) for p in probabilities]}
 
 
 def _toml_string(text: str) -> str:

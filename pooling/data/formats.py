@@ -3,7 +3,7 @@
 Every file names what it is and the version of its meaning in one top-level
 field, ``format``: ``"pooling.instance/2"`` (instance JSON), ``format =
 "pooling.spec/1"`` (spec TOML), ``"pooling.plan/1"``, ``"pooling.result/1"``,
-``"pooling.evaluation/1"``, ``"pooling.stress/1"``. A kind's version rises
+``"pooling.evaluation/1"``, ``"pooling.stress/1"``, ``"pooling.calibration/1"``. A kind's version rises
 when a file of it would mean something else to this program than to the one
 that wrote it (a default changed, a field reinterpreted); fields added with
 an absent value that keeps the old meaning do not raise it.
@@ -27,12 +27,14 @@ from pooling.errors import InputError
 FORMAT_FIELD = "format"
 """The top-level key holding a file's kind and version."""
 
-CURRENT_VERSIONS = {"instance": 2, "spec": 1, "plan": 1, "result": 1, "evaluation": 1, "stress": 1}
+CURRENT_VERSIONS = {"instance": 2, "spec": 1, "plan": 1, "result": 1, "evaluation": 1, "stress": 1,
+                    "calibration": 1}
 """The version this program writes, and the newest it reads, of each kind."""
 
 KIND_NAMES = {"instance": "an instance file", "spec": "a spec file", "plan": "a plan file",
               "result": "a result.json (pooling solve)", "evaluation": "an evaluation.json (pooling evaluate)",
-              "stress": "a stress.json (pooling simulate)"}
+              "stress": "a stress.json (pooling simulate)",
+              "calibration": "a calibration.json (pooling calibrate)"}
 
 CHANGES = {
     ("instance", 2): ('parameters.admin_financing, when absent, means "county_budget" (the county budget '
