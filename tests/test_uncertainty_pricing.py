@@ -215,3 +215,49 @@ def test_result_with_scenarios_reads_back_and_frames(tmp_path):
     pytest.importorskip("pandas")
     frame = result.to_frame()
     assert list(frame.columns[-4:]) == ["binding_scenario", "max_rate:base", "max_rate:shock up", "max_rate:poorer"]
+
+
+MILDER = [{"name": "richer", "weight": 0.3, "scale": {"counties.*.contribution_per_capita": 1.6}},
+          {"name": "calmer", "weight": 0.2, "scale": {"parameters.frequency_shock_cv": 0.2,
+                                                      "counties.*.severity.cv": 0.5}}]
+"""Scenarios kinder than the base: the predictive rate exceeds the base's, and
+so would the base's bound (which the robust rate, never above the base's, keeps)."""
+
+
+@pytest.mark.parametrize("scenarios", [SCENARIOS, MILDER], ids=["harsher", "milder"])
+@pytest.mark.parametrize("method", ["robust", "predictive"])
+def test_the_bound_caps_every_pool_under_uncertainty(method, scenarios):
+    """U(P) = min(r_max, B / (kappa E[Y])) from bound_economics and the smallest
+    kappa of bound_instances caps r*_P of every subset (CVaR), the predictive
+    mixture's too (CVaR concave in the mixture: economics.uncertain)."""
+    import itertools
+
+    from pooling.economics.pool_bounds import BOUND_PRICING_SLACK, group_kappa
+    from pooling.economics.uncertain import bound_economics, bound_instances
+    from pooling.optimise.candidates import PoolGroup
+    data = random_instance_dict(5, 6, 1, contribution_range=(150.0, 260.0))
+    data["parameters"]["frequency_shock_cv"] = 0.05
+    inst = pooling.instance_from_dict(data)
+    spec = _with(spec_dict(pooling={"within": "none", "contiguous": False}), method, scenarios, base_weight=0.5)
+    group = PoolGroup(label="all", members=tuple(sorted(inst.ids)))
+    econ = bound_economics(inst, spec, group)
+    pricer = PoolPricer(inst, spec)
+    for size in range(2, len(inst.ids) + 1):
+        kappa = min(group_kappa(i, group.members, 0.99, size) for i in bound_instances(inst, spec))
+        for members in itertools.combinations(group.members, size):
+            cap = min(spec.rates.max, econ.budget(members) / (kappa * econ.expected_cost(members)))
+            assert pricer.price(members).max_rate <= cap * (1.0 + BOUND_PRICING_SLACK) + 1e-12
+
+
+@pytest.mark.parametrize("method", ["robust", "predictive"])
+def test_generated_columns_keep_a_valid_bound_under_uncertainty(method):
+    from pooling import SolveOptions
+    data = random_instance_dict(4, 9, 1, contribution_range=(220.0, 360.0))
+    data["parameters"]["frequency_shock_cv"] = 0.05
+    inst = pooling.instance_from_dict(data)
+    spec = _with(spec_dict(pooling={"within": "none", "contiguous": False}), method, SCENARIOS, base_weight=0.5)
+    enumerated = pooling.solve(inst, spec, options=SolveOptions(candidates="enumerate"))
+    generated = pooling.solve(inst, spec, options=SolveOptions(candidates="generate"))
+    assert generated.candidate_generation["method"] == "column_generation"
+    assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
+    assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE

@@ -204,3 +204,43 @@ def _net_loss_rate(components: list[Component], budgets: list[float], level: flo
     if excess(floor) > 0.0:
         return NO_SOLVENT_RATE
     return float(optimize.brentq(excess, floor, cap, xtol=RATE_ROOT_TOLERANCE))
+
+
+# -- the column-generation bound under uncertainty ---------------------------------
+#
+# pool_bounds caps a pool's rate by U(P) = min(r_max, B_P / (kappa E[Y_P])) on
+# one instance. Robust: r*_P = min_s r*_P(s) <= r*_P(base) <= U_base(P), so the
+# base's economics stay valid. Predictive (CVaR): solvency at r means
+# CVaR(mixture of r Y_s - B_s) <= 0, and CVaR is concave in the mixture (a
+# minimum over t of functions linear in the law), so
+#     0 >= sum_s w_s CVaR(r Y_s - B_s) = r sum_s w_s CVaR(Y_s) - sum_s w_s B_s,
+# and each CVaR(Y_s) >= kappa_s E_s[Y_P] >= kappa_min E_s[Y_P]; hence
+#     r*_P <= (sum_s w_s B_s) / (kappa_min sum_s w_s E_s[Y_P]),
+# U(P) on the weighted budget and expected cost (both still linear and
+# quadratic in the members) with the smallest kappa over the scenarios. VaR has
+# no cap below r_max (pool_bounds), under any method.
+
+
+def bound_economics(instance: Instance, spec: Spec, group, deadline=None):
+    """pool_bounds.GroupEconomics valid for the bound under `spec`'s method:
+    the base's, or under "predictive" the scenarios' budgets and expected
+    costs weighted (see above)."""
+    from pooling.economics.pool_bounds import GroupEconomics
+    econ = GroupEconomics(instance, spec, group, deadline)
+    if spec.uncertainty is None or spec.uncertainty.method != "predictive":
+        return econ
+    pairs = _scenario_instances(instance, spec.uncertainty)
+    parts = [(s.weight, econ if not s.changes else GroupEconomics(inst, spec, group, deadline)) for s, inst in pairs]
+    econ.beta = sum(w * e.beta for w, e in parts)
+    econ.fixed = math.fsum(w * e.fixed for w, e in parts)
+    econ.alone_mean = sum(w * e.alone_mean for w, e in parts)
+    econ.extra = sum(w * e.extra for w, e in parts)
+    return econ
+
+
+def bound_instances(instance: Instance, spec: Spec) -> tuple[Instance, ...]:
+    """The instances whose smallest kappa the bound takes: the base alone, or
+    under "predictive" every scenario's."""
+    if spec.uncertainty is None or spec.uncertainty.method != "predictive":
+        return (instance,)
+    return tuple(inst for _, inst in _scenario_instances(instance, spec.uncertainty))
