@@ -261,3 +261,20 @@ def test_generated_columns_keep_a_valid_bound_under_uncertainty(method):
     assert generated.candidate_generation["method"] == "column_generation"
     assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
     assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
+
+
+def test_readme_figures_and_example_table(tongliao_scaled):
+    """README.md's [uncertainty] section: its rates are these solves', and its
+    example table is a valid [uncertainty] on Tongliao."""
+    import re
+
+    from pooling.data.uncertainty import scenario_instances
+    instance, plain, rates = tongliao_scaled
+    readme = (MODELS.parent / "README.md").read_text("utf-8")
+    predictive = pooling.solve(instance, _with(plain, "predictive")).pools[0].rate
+    assert (f"{rates['base']:.4f} as given, {rates['shocks x0.5']:.4f} at x0.5, {rates['shocks x1.5']:.4f} at "
+            f"x1.5, so {min(rates.values()):.4f}") in readme
+    assert f"Tongliao: {predictive:.4f} with weights 0.5, 0.25" in readme
+    block = re.search(r"```toml\n(\[uncertainty\].*?)```", readme, re.S).group(1)
+    spec = pooling.spec_from_dict(plain | tomllib.loads(block), source="README.md")
+    assert [s.name for s, _ in scenario_instances(instance, spec.uncertainty)] == ["base", "shocks x1.5"]
