@@ -243,7 +243,7 @@ def test_the_bound_caps_every_pool_under_uncertainty(method, scenarios):
     econ = bound_economics(inst, spec, group)
     pricer = PoolPricer(inst, spec)
     for size in range(2, len(inst.ids) + 1):
-        kappa = min(group_kappa(i, group.members, 0.99, size) for i in bound_instances(inst, spec))
+        kappa = min(group_kappa(i, group.members, 0.99, size) for i in bound_instances(inst, spec, group))
         for members in itertools.combinations(group.members, size):
             cap = min(spec.rates.max, econ.budget(members) / (kappa * econ.expected_cost(members)))
             assert pricer.price(members).max_rate <= cap * (1.0 + BOUND_PRICING_SLACK) + 1e-12

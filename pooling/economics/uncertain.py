@@ -209,8 +209,8 @@ def _net_loss_rate(components: list[Component], budgets: list[float], level: flo
 # -- the column-generation bound under uncertainty ---------------------------------
 #
 # pool_bounds caps a pool's rate by U(P) = min(r_max, B_P / (kappa E[Y_P])) on
-# one instance. Robust: r*_P = min_s r*_P(s) <= r*_P(base) <= U_base(P), so the
-# base's economics stay valid. Predictive (CVaR): solvency at r means
+# one instance. Robust: r*_P = min_s r*_P(s) <= r*_P(s') <= U_s'(P) for any s',
+# so one scenario's economics are valid (_robust_bound_instance picks one). Predictive (CVaR): solvency at r means
 # CVaR(mixture of r Y_s - B_s) <= 0, and CVaR is concave in the mixture (a
 # minimum over t of functions linear in the law), so
 #     0 >= sum_s w_s CVaR(r Y_s - B_s) = r sum_s w_s CVaR(Y_s) - sum_s w_s B_s,
@@ -221,11 +221,29 @@ def _net_loss_rate(components: list[Component], budgets: list[float], level: flo
 # no cap below r_max (pool_bounds), under any method.
 
 
+def _robust_bound_instance(instance: Instance, spec: Spec, group) -> Instance:
+    """Under "robust" any one scenario's bound is valid (r*_P <= r*_P(s) <=
+    U_s(P) for every s): the scenario whose U for the whole group is smallest,
+    B_s(G) / (kappa_s E_s[Y_G]), is likely the tightest for its pools too."""
+    from pooling.economics.pool_bounds import GroupEconomics, group_kappa
+    best, best_cap = instance, math.inf
+    for _, inst in _scenario_instances(instance, spec.uncertainty):
+        econ = GroupEconomics(inst, spec, group)
+        expected = econ.expected_cost(group.members)
+        cap = econ.budget(group.members) / (group_kappa(inst, group.members, spec.solvency.level) * expected) \
+            if expected > 0.0 else math.inf
+        if cap < best_cap:
+            best, best_cap = inst, cap
+    return best
+
+
 def bound_economics(instance: Instance, spec: Spec, group, deadline=None):
     """pool_bounds.GroupEconomics valid for the bound under `spec`'s method:
-    the base's, or under "predictive" the scenarios' budgets and expected
-    costs weighted (see above)."""
+    the base's; under "robust" one scenario's (_robust_bound_instance); under
+    "predictive" the scenarios' budgets and expected costs weighted (see above)."""
     from pooling.economics.pool_bounds import GroupEconomics
+    if spec.uncertainty is not None and spec.uncertainty.method == "robust":
+        instance = _robust_bound_instance(instance, spec, group)
     econ = GroupEconomics(instance, spec, group, deadline)
     if spec.uncertainty is None or spec.uncertainty.method != "predictive":
         return econ
@@ -238,9 +256,11 @@ def bound_economics(instance: Instance, spec: Spec, group, deadline=None):
     return econ
 
 
-def bound_instances(instance: Instance, spec: Spec) -> tuple[Instance, ...]:
-    """The instances whose smallest kappa the bound takes: the base alone, or
-    under "predictive" every scenario's."""
-    if spec.uncertainty is None or spec.uncertainty.method != "predictive":
+def bound_instances(instance: Instance, spec: Spec, group) -> tuple[Instance, ...]:
+    """The instances whose smallest kappa the bound takes: the base alone, under
+    "robust" the scenario bound_economics takes, under "predictive" every scenario's."""
+    if spec.uncertainty is None:
         return (instance,)
+    if spec.uncertainty.method == "robust":
+        return (_robust_bound_instance(instance, spec, group),)
     return tuple(inst for _, inst in _scenario_instances(instance, spec.uncertainty))

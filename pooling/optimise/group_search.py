@@ -81,7 +81,7 @@ class GroupSearch:
         takes up to a second, and the deadline stops them: BoundTimeLimit)."""
         if self._capped and self._bands is None:
             per_instance = [kappa_bands(inst, self.group.members, self.spec.solvency.level, 2, self._largest,
-                                        self.econ.deadline) for inst in bound_instances(self.instance, self.spec)]
+                                        self.econ.deadline) for inst in bound_instances(self.instance, self.spec, self.group)]
             self._bands = [(low, high, min(b[k][2] for b in per_instance))   # predictive: the smallest kappa
                            for k, (low, high, _) in enumerate(per_instance[0])]
         return self._bands
@@ -235,7 +235,7 @@ class GroupSearch:
                 pools = [p for p in subsets or () if 1 < len(p) < whole]
                 if subsets is not None and pools:   # BoundTimeLimit past the deadline: listed later, if asked
                     kappas = [kappa_of(inst, self.spec.solvency.level, self.econ.deadline)
-                              for inst in bound_instances(self.instance, self.spec)]
+                              for inst in bound_instances(self.instance, self.spec, self.group)]
                     listing = ListedPools(self.econ, pools, lambda c, p: min(k(c, p) for k in kappas))
             self._listing = listing
         return self._listing or None
