@@ -81,7 +81,8 @@ class GroupSearch:
         takes up to a second, and the deadline stops them: BoundTimeLimit)."""
         if self._capped and self._bands is None:
             per_instance = [kappa_bands(inst, self.group.members, self.spec.solvency.level, 2, self._largest,
-                                        self.econ.deadline) for inst in bound_instances(self.instance, self.spec, self.group)]
+                                        self.econ.deadline)
+                            for inst in bound_instances(self.instance, self.spec, self.group)]
             self._bands = [(low, high, min(b[k][2] for b in per_instance))   # predictive: the smallest kappa
                            for k, (low, high, _) in enumerate(per_instance[0])]
         return self._bands
