@@ -278,3 +278,16 @@ def test_readme_figures_and_example_table(tongliao_scaled):
     block = re.search(r"```toml\n(\[uncertainty\].*?)```", readme, re.S).group(1)
     spec = pooling.spec_from_dict(plain | tomllib.loads(block), source="README.md")
     assert [s.name for s, _ in scenario_instances(instance, spec.uncertainty)] == ["base", "shocks x1.5"]
+
+
+def test_compare_runs_the_baselines_under_uncertainty(tmp_path, capsys):
+    """Baselines price pools of restricted instances whose neighbours lie
+    outside them: their scenario instances are built from the pool's counties
+    (this failed with "adjacent names ... not a county id" before)."""
+    from pooling.cli import main
+    code = main(["solve", str(INSTANCES / "tongliao.json"), "--spec", str(MODELS / "robust_shocks.toml"),
+                 "--compare", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    baselines = json.loads((tmp_path / "result.json").read_text())["baselines"]
+    assert {b["name"] for b in baselines} >= {"status_quo", "prefecture", "greedy", "optimum"}
+    assert all(b["status"] in ("optimal", "feasible") for b in baselines)

@@ -69,8 +69,9 @@ def _scenario_instances(instance: Instance, uncertainty) -> tuple:
     for held, held_uncertainty, pairs in _scenario_memo:
         if held is instance and held_uncertainty == uncertainty:
             return pairs
-    pairs = scenario_instances(instance, uncertainty) if not instance.context else \
-        _restricted_scenarios(instance, uncertainty)
+    ids = {c.id for c in instance.counties}
+    whole = not instance.context and all(k in ids for c in instance.counties for k in c.adjacent)
+    pairs = scenario_instances(instance, uncertainty) if whole else _restricted_scenarios(instance, uncertainty)
     _scenario_memo.append((instance, uncertainty, pairs))
     del _scenario_memo[:-SCENARIO_MEMO_SIZE]
     return pairs
@@ -78,7 +79,8 @@ def _scenario_instances(instance: Instance, uncertainty) -> tuple:
 
 def _restricted_scenarios(block: Instance, uncertainty) -> tuple:
     """Scenario instances of a block (Instance.restricted: its counties and, as
-    context, those its migrants go to). A block is not a file of its own, so
+    context, those its migrants go to; a baseline's pool or a block without
+    context still names neighbours outside it). A block is not a file of its own, so
     its counties and context are written as one (adjacency to counties outside
     dropped: it never enters a price), changed, read, and restricted again:
     every county priced gets the changes it gets in the whole instance."""
