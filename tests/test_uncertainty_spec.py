@@ -79,11 +79,3 @@ def test_scenarios_are_validated_against_the_instance_naming_the_scenario():
     pairs = scenario_instances(instance, ok.uncertainty)
     assert [s.name for s, _ in pairs] == ["base", "x1.5"] and pairs[0][1] is instance
     assert pairs[1][1].parameters.frequency_shock_cv == pytest.approx(0.45, rel=1e-15)
-
-
-def test_until_it_is_priced_a_solve_with_uncertainty_is_refused_not_ignored():
-    import pooling
-    instance = instance_from_dict(instance_dict([county("1")]))
-    spec = _spec({"method": "robust", "scenarios": [{"name": "a", "scale": {"counties.*.admission_rate": 1.1}}]})
-    with pytest.raises(InputError, match=r"\[uncertainty\].*is not priced"):
-        pooling.solve(instance, spec)

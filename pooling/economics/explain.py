@@ -86,6 +86,9 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
     from the status quo rates to the plan's pools, rates and contract options
     taken, split into PARTS (a contract's care and cost count in `network`)."""
     require_exact_measure(spec)
+    if spec.uncertainty is not None:
+        raise InputError(f"{spec.source}: --explain prices counterfactual pools on the instance as given; under "
+                         f"[uncertainty] it would explain another plan's rates: remove the table to explain")
     kind = spec.objective.kind if spec.objective.kind in LINEAR_OBJECTIVES else MEAN_RATE
     denominator = objective_denominator(kind, instance, instance.ids)
     level = spec.solvency.level

@@ -226,6 +226,8 @@ class ScenarioPricer(PoolPricer):
     max_expected_surplus, which need per-county expected costs)."""
 
     def __init__(self, instance: Instance, spec: Spec, scenarios: Scenarios):
+        if spec.uncertainty is not None:   # sampled losses of the base only: never a robust price
+            raise InputError(f"{spec.source}: scenario pricing (the compact formulation's) ignores [uncertainty]")
         super().__init__(instance, spec)
         self.scenarios = scenarios
 

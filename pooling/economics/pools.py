@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
-from pooling.errors import InputError, NumericsError
+from pooling.errors import NumericsError
 from pooling.risk.claims import (
     AggregateResult,
     ClaimStream,
@@ -131,19 +131,25 @@ class PoolPricing:
     numerics: AggregateResult   # risk figures and self-checks; the lattice itself is dropped
                                 # (a pricer may hold thousands of pools)
     contracts: tuple[str, ...] = ()    # contract options taken (their annual costs are in fixed_costs)
+    # Under [uncertainty] (economics.uncertain): the max rate priced on each
+    # scenario's instance alone, (name, rate), the base first; and under
+    # "robust" the scenario whose rate is max_rate (the first such), whose
+    # revenue, fixed costs, budget, VaR, CVaR and risk the fields above are.
+    scenario_rates: tuple[tuple[str, float], ...] = ()
+    binding_scenario: str | None = None
 
 
 class PoolPricer:
     """Prices pools under one (instance, spec), memoised by member set."""
 
     def __init__(self, instance: Instance, spec: Spec):
-        if spec.uncertainty is not None:
-            # Read since the spec format has it; priced by the robust/predictive pricer (issue 23).
-            raise InputError(f"{spec.source}: [uncertainty] (method \"{spec.uncertainty.method}\") is not "
-                             f"priced by this version: remove the table to solve the instance as given")
         self.instance = instance
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
+        self._uncertain = None
+        if spec.uncertainty is not None:
+            from pooling.economics.uncertain import UncertainPricing
+            self._uncertain = UncertainPricing(instance, spec)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -155,11 +161,19 @@ class PoolPricer:
             key = (key, tuple(sorted(contracts)))
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._price(frozenset(members), tuple(sorted(contracts)))
+            if self._uncertain is not None:
+                hit = self._uncertain.price(frozenset(members), tuple(sorted(contracts)))
+            else:
+                hit = self._price(frozenset(members), tuple(sorted(contracts)))
             self._cache[key] = hit
         return hit
 
-    def _price(self, members: frozenset[str], contract_ids: tuple[str, ...] = ()) -> PoolPricing:
+    def _price(self, members: frozenset[str], contract_ids: tuple[str, ...] = (), *,
+               keep_law: bool = False, aggregates: dict | None = None) -> PoolPricing:
+        """Prices one pool on this pricer's instance as given. `keep_law` keeps
+        the lattice in `numerics` (the predictive mixture needs it);
+        `aggregates` (model -> AggregateResult) shares laws between scenarios
+        that give the pool the same model."""
         inst, spec = self.instance, self.spec
         counties = [inst.county(cid) for cid in sorted(members)]
         options = [inst.contract(o) for o in contract_ids]
@@ -170,7 +184,11 @@ class PoolPricer:
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
         model = pool_model(inst, members, contracts=options)
         try:
-            result = aggregate(model, spec.solvency.level)
+            result = aggregates.get(model) if aggregates is not None else None
+            if result is None:
+                result = aggregate(model, spec.solvency.level)
+                if aggregates is not None:
+                    aggregates[model] = result
             if spec.solvency.measure == "ruin":
                 sim = spec.simulation
                 ruin_rate = ruin_max_rate(
@@ -194,4 +212,4 @@ class PoolPricer:
             revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
             usable=max_rate >= spec.rates.min, county_expected_cost=per_county, care=care,
-            numerics=dataclasses.replace(result, law=None), contracts=contract_ids)
+            numerics=result if keep_law else dataclasses.replace(result, law=None), contracts=contract_ids)

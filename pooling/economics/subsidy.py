@@ -35,6 +35,9 @@ def price_of_equalisation(spec: Spec, outcomes, pricer: PoolPricer) -> dict:
     if spec.solvency.measure == "ruin":
         raise InputError(f"{spec.source}: --subsidy needs measure \"cvar\" or \"var\" (a top-up under "
                          f"the ruin measure has no closed form)")
+    if spec.uncertainty is not None:
+        raise InputError(f"{spec.source}: --subsidy under [uncertainty] is not supported: a top-up would have to "
+                         f"cover every scenario (robust) or the mixture (predictive), not one law")
     tolerance = spec.equalisation.tolerance
     pools, total_top_up, total_comp = [], 0.0, 0.0
     for outcome in outcomes:

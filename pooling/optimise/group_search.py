@@ -15,12 +15,12 @@ from pooling.economics.pool_bounds import (
     BOUND_RESOLUTION,
     BandedProgram,
     BoundTimeLimit,
-    GroupEconomics,
     ListedPools,
     kappa_bands,
     kappa_of,
     rate_bound,
 )
+from pooling.economics.uncertain import bound_economics, bound_instances
 from pooling.execution.deadline import Deadline, passed
 from pooling.optimise.candidates import PoolGroup, group_subsets, is_connected
 from pooling.optimise.columns import Candidate, CandidateMaker, top_rate
@@ -57,7 +57,7 @@ class GroupSearch:
     def __init__(self, instance: Instance, spec: Spec, group: PoolGroup, maker: CandidateMaker,
                  cache: dict[frozenset[str], Candidate], deadline: Deadline | None = None):
         self.instance, self.spec, self.group, self.maker, self.cache = instance, spec, group, maker, cache
-        self.econ = GroupEconomics(instance, spec, group, deadline)
+        self.econ = bound_economics(instance, spec, group, deadline)   # [uncertainty]: valid for its method
         rules = spec.pooling
         self._largest = min(len(group.members), rules.max_counties or len(group.members))
         self._capped = spec.solvency.measure == "cvar" and self._largest >= 2   # CVaR: U(P) < r_max
@@ -80,8 +80,11 @@ class GroupSearch:
         heuristic never needs them, a listed group neither; each new kappa
         takes up to a second, and the deadline stops them: BoundTimeLimit)."""
         if self._capped and self._bands is None:
-            self._bands = kappa_bands(self.instance, self.group.members, self.spec.solvency.level, 2,
-                                      self._largest, self.econ.deadline)
+            per_instance = [kappa_bands(inst, self.group.members, self.spec.solvency.level, 2, self._largest,
+                                        self.econ.deadline)
+                            for inst in bound_instances(self.instance, self.spec, self.group)]
+            self._bands = [(low, high, min(b[k][2] for b in per_instance))   # predictive: the smallest kappa
+                           for k, (low, high, _) in enumerate(per_instance[0])]
         return self._bands
 
     def navigable(self, members: frozenset[str]) -> bool:
@@ -232,8 +235,9 @@ class GroupSearch:
                 whole = len(self.group.members)
                 pools = [p for p in subsets or () if 1 < len(p) < whole]
                 if subsets is not None and pools:   # BoundTimeLimit past the deadline: listed later, if asked
-                    listing = ListedPools(self.econ, pools, kappa_of(self.instance, self.spec.solvency.level,
-                                                                     self.econ.deadline))
+                    kappas = [kappa_of(inst, self.spec.solvency.level, self.econ.deadline)
+                              for inst in bound_instances(self.instance, self.spec, self.group)]
+                    listing = ListedPools(self.econ, pools, lambda c, p: min(k(c, p) for k in kappas))
             self._listing = listing
         return self._listing or None
 

@@ -104,7 +104,10 @@ PORTABILITY_FIELDS = ("migrant_in_network_share", "migrant_effective_rate", "res
 """What enrollees receive (economics.care.portability), per pool and per plan."""
 POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
                 "fixed_costs", "expected_cost", "var", "cvar", "usable", *PORTABILITY_FIELDS)
-"""Columns of `Result.to_frame()` (one row per pool); `names` only with an instance."""
+"""Columns of `Result.to_frame()` (one row per pool); `names` only with an instance;
+under [uncertainty] also `binding_scenario` and one SCENARIO_RATE_COLUMN + name per scenario."""
+SCENARIO_RATE_COLUMN = "max_rate:"
+"""Prefix of the frame column holding a pool's max rate in one scenario ("max_rate:base")."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class PoolOutcome:
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
         } | ({"contracts": list(p.contracts)} if p.contracts else {}) \
+          | ({"scenario_rates": dict(p.scenario_rates)} if p.scenario_rates else {}) \
+          | ({"binding_scenario": p.binding_scenario} if p.binding_scenario is not None else {}) \
           | ({"portability": self.portability(),
               "county_care": [{f: getattr(c, f) for f in CARE_FIELDS} for c in p.care]} if p.care else {})
 
@@ -167,7 +172,8 @@ class PoolOutcome:
             fixed_costs=r.number("fixed_costs"), budget=r.number("budget"), expected_cost=expected,
             var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
             usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
-            care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()))
+            care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()),
+            scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True))
         outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"))
         _same_as_file(outcome, data, where, "a pool of result.json")
         return outcome
@@ -183,7 +189,21 @@ class PoolOutcome:
                    expected_cost=p.expected_cost, var=p.var, cvar=p.cvar, usable=p.usable)
         shares = self.portability() if p.care else {}
         row.update({f: (math.nan if shares.get(f) is None else shares[f]) for f in PORTABILITY_FIELDS})
+        if p.scenario_rates:
+            row["binding_scenario"] = p.binding_scenario
+            row.update({f"{SCENARIO_RATE_COLUMN}{name}": rate for name, rate in p.scenario_rates})
         return row
+
+
+def _read_scenario_rates(r: _Reader, where: str) -> tuple[tuple[str, float], ...]:
+    """A pool's `scenario_rates` ({scenario: max rate}, [uncertainty] only), each rate a number."""
+    table = r("scenario_rates", dict, optional=True) or {}
+    rates = []
+    for name, rate in table.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise InputError(f"{where}: scenario_rates.{name} must be a number, got {rate!r}")
+        rates.append((str(name), float(rate)))
+    return tuple(rates)
 
 
 def _read_care(r: _Reader, where: str) -> tuple[CountyCare, ...]:
@@ -223,6 +243,9 @@ def _portability_entry(pools: list[PoolOutcome]) -> dict[str, Any]:
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     pandas = _pandas(what)
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
+    scenarios = next((p.pricing.scenario_rates for p in pools if p.pricing.scenario_rates), ())
+    if scenarios:   # [uncertainty]: the binding scenario and the max rate in each
+        columns += ["binding_scenario"] + [f"{SCENARIO_RATE_COLUMN}{name}" for name, _ in scenarios]
     return pandas.DataFrame([p.row(instance) for p in pools], columns=columns)
 
 

@@ -23,6 +23,7 @@ from pooling.data.options import SolveOptions
 from pooling.data.plan import read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import Spec
+from pooling.data.uncertainty import scenario_instances
 from pooling.economics.explain import gain_decomposition, require_exact_measure
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
@@ -108,6 +109,8 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
         raise InputError(f"resume must be True or False, got {resume!r}")
     if started is not None and (isinstance(started, bool) or not isinstance(started, int | float)):
         raise InputError(f"started must be a time.monotonic() reading, got {started!r}")
+    if spec.uncertainty is not None:   # a scenario leaving a field out of range: an input error before any work
+        scenario_instances(instance, spec.uncertainty)
     start = time.perf_counter()
     deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
     blocks = problem_blocks(instance, spec) if options.decompose else []

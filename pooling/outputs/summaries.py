@@ -28,6 +28,35 @@ def plan_table(pools: list[dict[str, Any]], instance: Instance) -> str:
     return "\n".join(lines)
 
 
+SCENARIO_LINES_UP_TO = 12
+"""Pools listed one line each with their rate in every scenario; beyond this
+many only the count of pools each scenario binds is printed (result.json has
+every pool's)."""
+
+
+def scenario_lines(pools: list[dict[str, Any]]) -> list[str]:
+    """Under [uncertainty]: each pool's max rate in every scenario and, under
+    "robust", the scenario that binds it (the smallest rate)."""
+    priced = [p for p in pools if p.get("scenario_rates")]
+    if not priced:
+        return []
+    binding: dict[str, int] = {}
+    for pool in priced:
+        if pool.get("binding_scenario") is not None:
+            binding[pool["binding_scenario"]] = binding.get(pool["binding_scenario"], 0) + 1
+    lines = []
+    if binding:
+        lines.append("binding scenario (robust: the pool's max rate is its rate there): "
+                     + ", ".join(f"{name} in {n} pool{'s' if n > 1 else ''}" for name, n in binding.items()))
+    if len(priced) <= SCENARIO_LINES_UP_TO:
+        for pool in priced:
+            rates = ", ".join(f"{name} {_fmt(rate)}" for name, rate in pool["scenario_rates"].items())
+            bound = pool.get("binding_scenario")
+            lines.append(f"  {pool['id']} max rate by scenario: {rates}"
+                         + (f" (binding: {bound})" if bound is not None else ""))
+    return lines
+
+
 def result_summary(result: dict[str, Any], instance: Instance) -> str:
     """Readable summary of result.json for the terminal."""
     lines = [f"instance {instance.name} ({len(instance.counties)} counties, "
@@ -54,6 +83,7 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
                      + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if result["pools"]:
         lines.append(plan_table(result["pools"], instance))
+        lines.extend(scenario_lines(result["pools"]))
         extra = portability_line(result)
         if extra:
             lines.append(extra)
@@ -83,7 +113,7 @@ def explain_lines(explain: dict[str, Any]) -> list[str]:
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     lines = [f"plan on {instance.name}: {evaluation['status']}; {evaluation['objective_kind']} "
              f"{_fmt(evaluation['objective'])}; mean rate {_fmt(evaluation.get('mean_rate'))}",
-             plan_table(evaluation["pools"], instance)]
+             plan_table(evaluation["pools"], instance), *scenario_lines(evaluation["pools"])]
     extra = portability_line(evaluation)
     if extra:
         lines.append(extra)
