@@ -317,7 +317,12 @@ def price_factor_rows(instance, option, spec) -> list[str]:
         lines.append(f"| {factor:g} | {out.objective:.4f} | {out.pools[0].rate:.4f} | "
                      f"{c['admissions_served']:,.0f} | {c['effective_rate_with']:.4f} | "
                      f"{c['out_of_pocket_with']:,.0f} |")
-    return lines
+    return lines + ["", "Their effective rate on that care falls with the factor although they pay less: the "
+                        f"{c['admissions_served']:,.0f} admissions the contract serves are reimbursed at the pool's "
+                        "rate whatever the factor, but cost less, so they weigh less against the "
+                        f"{c['admissions'] - c['admissions_served']:,.0f} that stay out of network (docs/model.md, "
+                        "'Contracts and settlement rules'). The pool's rate and everyone's bill move the right "
+                        "way."]
 
 
 def _migrants_in_network(instance, plan) -> float:
