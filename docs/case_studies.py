@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pooling import evaluate, load_instance, load_spec, solve  # noqa: E402
+from pooling.economics.care import contract_served  # noqa: E402
 from pooling.economics.pools import PoolPricer  # noqa: E402
 
 CASES = [
@@ -237,10 +238,15 @@ def contract_section() -> list[str]:
     """Gushi and Beijing (issue 14): the contract against pooling, under 2012 and 2020 rules."""
     instance = load_instance(ROOT / "instances" / "xinyang.json")
     option = instance.contract("gushi-beijing")
+    whole_pool = frozenset(instance.ids)
+    demand = contract_served(instance, whole_pool, option, 0.0)["admissions"]
     lines = ["## Contracts: Gushi County and Beijing (Xinyang)", "",
              f"`instances/xinyang.json` carries the Gushi-Beijing contract option (`{option.id}`: annual cost "
-             f"{option.annual_cost:,.0f} CNY, price factor {option.price_factor:g}; sources and assumptions in "
-             "instances/README.md). 30% of Gushi's migrants live in Beijing (sourced). Each plan is evaluated "
+             f"{option.annual_cost:,.0f} CNY, price factor {option.price_factor:g}, capacity "
+             f"{option.capacity:,.0f} admissions a year; sources and assumptions in instances/README.md). 30% of "
+             "Gushi's migrants live in Beijing (sourced). The source describes one hospital, so the contract "
+             f"serves {min(option.capacity, demand):,.0f} of the prefecture pool's {demand:,.0f} Beijing "
+             "admissions a year; the rest stays out of network. Each plan is evaluated "
              "under the default spec with the settlement rules of 2012 (claims after a trip home) and 2020 "
              "(58.6% of inter-provincial expenses settled directly). Fund's cost: expected claims paid plus "
              "contract costs (CNY a year).", "",
@@ -267,6 +273,7 @@ def contract_section() -> list[str]:
             lines.append(f"| {year} | {name} | {_fmt(p['mean_effective_rate'])} | {_fmt(p['effective_coverage'])} "
                          f"| {_fmt(gushi_pool.rate)} | {_fmt(migrant_rate)} | "
                          f"{_fmt(p['migrant_in_network_share'])} | {cost:,.0f} |")
+    lines += price_factor_rows(instance, option, base)
     lines += ["", "Chosen by `solve` (default spec, 2012 rules) under each effective objective:", ""]
     for kind in ("max_mean_effective_rate", "max_effective_coverage"):
         import dataclasses
@@ -278,6 +285,44 @@ def contract_section() -> list[str]:
         lines.append(f"- {kind}: {len(result.pools)} pool(s), objective {result.objective:.4f} "
                      f"({result.status}); contracts taken: {taken}.")
     return lines + [""]
+
+
+PRICE_FACTORS = (1.0, 0.9, 0.8, 0.6)
+
+
+def price_factor_rows(instance, option, spec) -> list[str]:
+    """The prefecture pool with the contract at lower price factors (assumed:
+    the source reports none): contracted care costs the factor times list price
+    to the fund and to the migrants alike (docs/model.md)."""
+    import dataclasses
+    whole = [list(instance.ids)]
+    without = evaluate(instance, spec, whole)
+    alone = contract_served(instance, frozenset(instance.ids), option, without.pools[0].rate)
+    lines = ["", f"The prefecture pool with `{option.id}` at a negotiated discount (2012 rules; no discount is "
+             f"reported, so each factor is assumed). Out-of-pocket: the expected cost a year the pool's "
+             "migrants in Beijing pay for their care there, unclaimed included. Without the contract the "
+             f"pool's mean effective rate is {without.objective:.4f} at rate {without.pools[0].rate:.4f}, and "
+             f"those migrants' effective rate on that care is {alone['effective_rate_without']:.4f}, their "
+             f"out-of-pocket {alone['out_of_pocket_without']:,.0f} CNY a year.", "",
+             "| price factor | mean effective rate | pool's rate | admissions served | migrants' effective rate "
+             "on Beijing care | their out-of-pocket (CNY a year) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for factor in PRICE_FACTORS:
+        options = tuple(dataclasses.replace(o, price_factor=factor) for o in instance.contract_options)
+        priced = dataclasses.replace(instance, contract_options=options)
+        for memo in ("_care", "_care_totals", "_severities", "_contract_fill"):
+            priced.__dict__.pop(memo, None)
+        out = evaluate(priced, spec, whole, contracts=[{"pool": whole[0], "option": option.id}])
+        c = out.contracts[0]
+        lines.append(f"| {factor:g} | {out.objective:.4f} | {out.pools[0].rate:.4f} | "
+                     f"{c['admissions_served']:,.0f} | {c['effective_rate_with']:.4f} | "
+                     f"{c['out_of_pocket_with']:,.0f} |")
+    return lines + ["", "Their effective rate on that care falls with the factor although they pay less: the "
+                        f"{c['admissions_served']:,.0f} admissions the contract serves are reimbursed at the pool's "
+                        "rate whatever the factor, but cost less, so they weigh less against the "
+                        f"{c['admissions'] - c['admissions_served']:,.0f} that stay out of network (docs/model.md, "
+                        "'Contracts and settlement rules'). The pool's rate and everyone's bill move the right "
+                        "way."]
 
 
 def _migrants_in_network(instance, plan) -> float:

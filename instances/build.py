@@ -155,7 +155,7 @@ def build(census_path: Path, name: str, description: str, prefectures=(), provin
                                          {**CONTRIBUTION_UPLIFT, **uplift}, NAMES)
     options = contract_options(counties, places)
     instance = {
-        "format": "pooling.instance/2",  # pooling.data.formats: the current instance format
+        "format": "pooling.instance/3",  # pooling.data.formats: the current instance format
         "name": name,
         "year": cal.YEAR,
         "currency": "CNY",

@@ -109,7 +109,7 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
     counties, places = assemble_counties(model, ids, nbr, CONTRIBUTION_UPLIFT, NAMES)
 
     instance = {
-        "format": "pooling.instance/2",  # pooling.data.formats: the current instance format
+        "format": "pooling.instance/3",  # pooling.data.formats: the current instance format
         "name": "tongliao",
         "year": cal.YEAR,
         "currency": "CNY",

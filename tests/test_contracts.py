@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.instance import instance_from_dict
 from pooling.data.spec import spec_from_dict
 from pooling.economics.care import care_in_pool, contract_variants, contracted_places
@@ -23,8 +24,11 @@ OPTION = {"id": "A-far", "origin": "A", "destination": "city:8001", "annual_cost
 
 
 def with_options(data: dict, *options) -> dict:
+    """`data` with these contract options, in the current format (older
+    versions with options are refused: test_an_older_file_with_options_is_refused)."""
     data = copy.deepcopy(data)
     data["contract_options"] = [copy.deepcopy(o) for o in options]
+    data[FORMAT_FIELD] = format_tag("instance")
     return data
 
 

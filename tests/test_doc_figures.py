@@ -188,13 +188,15 @@ def test_national_calibration_figures_match_the_builders():
 
 
 def test_readme_xinyang_explanation_matches_evaluate():
-    """README.md: diversification +0.0235, network and contract -0.0048, 0.4189 -> 0.4375."""
+    """README.md: diversification +0.0235, network and contract -0.0003, 0.4189 -> 0.4420."""
     instance = pooling.load_instance(INSTANCES / "xinyang.json")
     spec = pooling.load_spec(MODELS / "default.toml")
     plan = json.loads((REPO / "docs" / "examples" / "xinyang_prefecture_contract.json").read_text("utf-8"))
-    explain = pooling.evaluate(instance, spec, plan["pools"], explain=True,
-                               contracts=plan.get("contracts", [])).explain
+    out = pooling.evaluate(instance, spec, plan["pools"], explain=True, contracts=plan.get("contracts", []))
+    explain, served = out.explain, out.contracts[0]
     text = " ".join((REPO / "README.md").read_text("utf-8").split())
+    assert (f"serves {served['admissions_served']:,.0f} of the pool's {served['admissions']:,.0f} Beijing "
+            f"admissions a year") in text
     assert f"diversification adds {explain['parts']['diversification']:+.4f}" in text
     assert f"take {-explain['parts']['network']:.4f} back" in text
     assert f"{explain['status_quo']:.4f} -> {explain['plan']:.4f} in all" in text

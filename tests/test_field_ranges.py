@@ -331,7 +331,9 @@ def instances_at_range_ends(draw) -> dict:
                        "prefecture": None, "province": "900000", "severity": draw(severities()),
                        "approved_by": ["1", "2"]}]
     data["contract_options"] = [{"id": "c", "origin": ["1"], "destination": "2",
-                                 "annual_cost": draw(money(1e16)), "price_factor": draw(ends(0.1, 1.0))}]
+                                 "annual_cost": draw(money(1e16)), "price_factor": draw(ends(0.1, 1.0)),
+                                 "capacity": draw(ends(0.0, 1e11))}]
+    data["format"] = "pooling.instance/3"      # contract options need it (docs/formats.md)
     return data
 
 

@@ -38,7 +38,7 @@ def test_a_version_1_file_is_written_in_the_current_format_with_its_meaning():
         old = instance_from_dict(data)
     assert old.parameters.admin_financing == "risk_fund"
     written = instance_to_dict(old)
-    assert written["format"] == "pooling.instance/2" and written["parameters"]["admin_financing"] == "risk_fund"
+    assert written["format"] == "pooling.instance/3" and written["parameters"]["admin_financing"] == "risk_fund"
     with warnings.catch_warnings():
         warnings.simplefilter("error", FormatWarning)
         assert instance_from_dict(written, sha256=old.sha256) == old

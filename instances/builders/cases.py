@@ -65,22 +65,32 @@ CONTRIBUTION_UPLIFT = {"371626": ZOUPING_CONTRIBUTION_UPLIFT}   # A
 SOURCED_DESTINATION_SHARES = {"411525": {"city:110100": 0.30}}
 
 # Contract options written into the files that hold their origin counties
-# (issue 14). Gushi's NRCMS bureau contracted a Beijing hospital from 2006 (S);
+# (issues 14, 25). Gushi's NRCMS bureau contracted a Beijing hospital from 2006 (S);
 # it prepaid CNY 50,000 to it (S). Annual cost (A): the float's forgone interest
 # at 3% (CNY 1,500) plus one bureau staff-year to run it (~CNY 40,000: a 2012
 # county civil servant's cost, assumed) = CNY 41,500. Price factor 1.0 (A: no
 # negotiated discount is reported; the hospital was private and Beijing's price
-# level is already the place's). In 2014 the same hospital became a contracted
-# provider for every NRCMS pooling district of Xinyang City (S): the second option.
+# level is already the place's). Capacity 3,000 admissions a year (A: the source
+# describes one hospital and gives no volume; one private, so most likely
+# secondary, hospital of ~300 beds at 85% occupancy and a 10-day mean stay serves
+# ~9,300 admissions a year, about a third of which could go to one origin's
+# migrants; pooling's default capacity, data.geography.DEFAULT_CONTRACT_CAPACITY,
+# is the same figure). Gushi's migrants in Beijing would need ~34,000 a year at
+# the modelled admission rate: the contract serves about a tenth of them. In 2014
+# the same hospital became a contracted provider for every NRCMS pooling district
+# of Xinyang City (S): the second option, the same hospital and capacity.
+CONTRACT_CAPACITY = 3000.0   # A
 CONTRACT_OPTIONS = [
     {"id": "gushi-beijing", "origin": ["411525"], "destination": "city:110100",
-     "annual_cost": 41500.0, "price_factor": 1.0,
-     "sources": ["Gushi-Beijing contract from 2006, CNY 50,000 prepaid (project source document, citing "
-                 "Sunflower 2011, Xinhua 2007)", "annual cost and price factor assumed (instances/README.md)"]},
+     "annual_cost": 41500.0, "price_factor": 1.0, "capacity": CONTRACT_CAPACITY,
+     "sources": ["Gushi-Beijing contract from 2006 with one hospital, CNY 50,000 prepaid (project source "
+                 "document, citing Sunflower 2011, Xinhua 2007)",
+                 "annual cost, price factor and capacity (one hospital's share) assumed (instances/README.md)"]},
     {"id": "xinyang-beijing", "origin": "prefecture:411500", "destination": "city:110100",
-     "annual_cost": 41500.0, "price_factor": 1.0,
+     "annual_cost": 41500.0, "price_factor": 1.0, "capacity": CONTRACT_CAPACITY,
      "sources": ["the Beijing hospital contracted for all Xinyang pooling districts in 2014 (project "
-                 "source document, citing Zhongmin 2014)", "annual cost and price factor assumed"]},
+                 "source document, citing Zhongmin 2014)",
+                 "annual cost, price factor and capacity (one hospital's share) assumed (instances/README.md)"]},
 ]
 
 

@@ -1,7 +1,7 @@
 """Format versions of the files `pooling` reads and writes.
 
 Every file names what it is and the version of its meaning in one top-level
-field, ``format``: ``"pooling.instance/2"`` (instance JSON), ``format =
+field, ``format``: ``"pooling.instance/3"`` (instance JSON), ``format =
 "pooling.spec/1"`` (spec TOML), ``"pooling.plan/1"``, ``"pooling.result/1"``,
 ``"pooling.evaluation/1"``, ``"pooling.stress/1"``, ``"pooling.calibration/1"``. A kind's version rises
 when a file of it would mean something else to this program than to the one
@@ -27,7 +27,7 @@ from pooling.errors import InputError
 FORMAT_FIELD = "format"
 """The top-level key holding a file's kind and version."""
 
-CURRENT_VERSIONS = {"instance": 2, "spec": 1, "plan": 1, "result": 1, "evaluation": 1, "stress": 1,
+CURRENT_VERSIONS = {"instance": 3, "spec": 1, "plan": 1, "result": 1, "evaluation": 1, "stress": 1,
                     "calibration": 1}
 """The version this program writes, and the newest it reads, of each kind."""
 
@@ -41,6 +41,12 @@ CHANGES = {
                       'pays the running costs F and a_c, as NRCMS rules require); in pooling.instance/1 '
                       '(and in every file without a format field) it means "risk_fund" (the fund pays '
                       "them), as before the field existed"),
+    ("instance", 3): ("contract_options: contracted care costs price_factor x list price in enrollees' bills "
+                      "as well as in the fund's claims (in pooling.instance/2 enrollees' bills stayed at list "
+                      "price, so a discount showed as a lower effective rate), and a contract serves at most "
+                      "`capacity` admissions a year (new; default data.geography.DEFAULT_CONTRACT_CAPACITY), "
+                      "the rest staying out of network. A file of an earlier version with contract options is "
+                      "refused, saying how to update it; one without them reads as before"),
 }
 """(kind, version) -> what that version changed against the one before it."""
 

@@ -67,18 +67,39 @@ class Place:
     approved_by: frozenset[str]
 
 
+DEFAULT_CONTRACT_CAPACITY = 3_000.0
+"""Admissions a year a contract serves when its option gives no `capacity`
+(assumed, A). The one contract the sources describe (Gushi's NRCMS bureau and
+one Beijing hospital, CNY 50,000 prepaid; CALIBRATION.md) gives no volume. One
+hospital, private and so most likely secondary (the source: contracted
+hospitals were mostly private): assumed 300 beds at 85% occupancy and a
+10-day mean stay serve about 9,300 admissions a year, of which about a third
+could go to one origin's migrants without crowding out its other patients:
+about 3,000 (plausible range 1,000-10,000). A contract for more care should
+say so in its option."""
+MAX_CONTRACT_CAPACITY = 1e11
+"""The most admissions an instance's migrants can have (2e9 enrollees at 5
+admissions a year, times a migrant admission factor of 10; data.instance's
+limits): a capacity at or above every flow already serves them all, so a
+larger figure is refused as a data error. Give this for "no limit"."""
+
+
 @dataclass(frozen=True)
 class ContractOption:
-    """A bilateral contract a pool may take (issue 14): the pool's members'
-    migrants living at `destination` are in network there, their admissions
-    priced at `price_factor` x the place's price; it costs the fund
-    `annual_cost` a year. A pool may take it when it holds a county of `origin`."""
+    """A bilateral contract a pool may take (issues 14, 25): the pool's
+    members' migrants living at `destination` are in network there, up to
+    `capacity` admissions a year over all of them (beyond it their care stays
+    out of network), each contracted admission costing `price_factor` x the
+    place's list price to the fund and to the enrollee alike; it costs the
+    fund `annual_cost` a year. A pool may take it when it holds a county of
+    `origin`."""
 
     id: str
     origin: frozenset[str]
     destination: str
     annual_cost: float
     price_factor: float
+    capacity: float = DEFAULT_CONTRACT_CAPACITY
     sources: tuple[str, ...] = ()
 
 
@@ -153,7 +174,24 @@ MIN_PRICE_FACTOR = 0.1
 """Below a tenth of the list price a price is not a negotiated discount but a data error."""
 
 
-def read_contract_options(raw: Any, source: str, counties: set[str], places: set[str]):
+CONTRACTS_REPRICED = 3
+"""The instance format version from which contracted care costs price_factor x
+list price in enrollees' bills too and a contract has a capacity (data.formats.CHANGES)."""
+
+
+def read_contract_options(raw: Any, source: str, counties: set[str], places: set[str], version: int):
+    """The contract options of an instance file of format `version`: options
+    in a file older than CONTRACTS_REPRICED meant something else and are refused
+    (what changed and how to update is in the message)."""
+    if version < CONTRACTS_REPRICED and raw != []:
+        raise InputError(
+            f'{source}: contract_options in pooling.instance/{version} meant contracted care billed to enrollees '
+            f'at list price, with no limit on how much a contract serves; since '
+            f'pooling.instance/{CONTRACTS_REPRICED} it costs price_factor x list price in the fund\'s claims and '
+            f"in enrollees' bills alike, and a contract serves at most its `capacity` admissions a year "
+            f"(default {DEFAULT_CONTRACT_CAPACITY:,.0f}). To update the file, check each option's price_factor "
+            f'and capacity and set "format": "pooling.instance/{CONTRACTS_REPRICED}" (docs/formats.md, '
+            f'"Format versions")')
     if not isinstance(raw, list):
         raise InputError(f"{source}: contract_options must be a list of contract options, got {describe(raw)}")
     options, seen = [], set()
@@ -181,10 +219,12 @@ def read_contract_options(raw: Any, source: str, counties: set[str], places: set
             raise reader.fail("destination", "is one of its origins; a contract buys care elsewhere")
         annual_cost = reader.number("annual_cost", low=0.0, high=MAX_MONEY)
         price_factor = reader.number("price_factor", low=MIN_PRICE_FACTOR, high=MAX_PRICE_FACTOR)
+        capacity = reader.number("capacity", low=0.0, high=MAX_CONTRACT_CAPACITY,
+                                 default=DEFAULT_CONTRACT_CAPACITY)
         sources = reader.string_list("sources") if reader.has("sources") else []
         reader.finish()
         options.append(ContractOption(id=option_id, origin=frozenset(origin), destination=destination,
-                                      annual_cost=annual_cost, price_factor=price_factor,
+                                      annual_cost=annual_cost, price_factor=price_factor, capacity=capacity,
                                       sources=tuple(sources)))
     return tuple(options)
 

@@ -1,6 +1,6 @@
 """Instance data model: counties, their funds and risk profiles (DESIGN §County data).
 
-An instance file is JSON with top-level keys ``format`` (``"pooling.instance/2"``;
+An instance file is JSON with top-level keys ``format`` (``"pooling.instance/3"``;
 absent: version 1, data.formats), ``name``, ``year``, ``currency``,
 ``parameters``, ``counties`` (and optional ``description``, ``places``,
 ``contract_options``). Everything is validated once, here; the rest of the
@@ -274,7 +274,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
                          f"instance, got {total}")
     _check_references(counties, places, source)
     options = read_contract_options(raw_options, source, {c.id for c in counties},
-                                     {p.id for p in places} | {c.id for c in counties})
+                                     {p.id for p in places} | {c.id for c in counties}, version)
     return Instance(name=name, year=year, currency=currency, description=description,
                     parameters=parameters, counties=tuple(counties), source=source, sha256=sha256,
                     places=places, contract_options=options, provenance=provenance)

@@ -60,7 +60,8 @@ def _place(place: Place) -> dict[str, Any]:
 
 def _contract(option: ContractOption) -> dict[str, Any]:
     data: dict[str, Any] = {"id": option.id, "origin": sorted(option.origin), "destination": option.destination,
-                            "annual_cost": option.annual_cost, "price_factor": option.price_factor}
+                            "annual_cost": option.annual_cost, "price_factor": option.price_factor,
+                            "capacity": option.capacity}
     if option.sources:
         data["sources"] = list(option.sources)
     return data

@@ -11,10 +11,21 @@ holds every county in the place's `approved_by`. Out of network, the tier of
 the place (same prefecture, same province, other province) sets the claimed
 share q and the eligible-cost factor phi.
 
-`CountyCare` sums a county's flows in one pool: the expected eligible cost
-E[Y_c,P] (what the pool pays per unit of rate), the expected cost of all its
-care T_c (unclaimed included, the denominator of every effective rate), and
-the migrants' and residents' parts of both.
+A contract (issue 25) serves the pool's migrants at its destination up to
+its capacity (expected admissions a year): a share min(1, capacity / their
+admissions there) of each of their flows is in network, costing price_factor
+x the place's list price to the fund (per unit of rate) and to the enrollee
+alike; the rest stays out of network at list price. Several contracts at one
+place fill cheapest first.
+
+`CountyCare` sums a county's flows in one column (a pool and the contracts it
+takes): the expected eligible cost E[Y_c,P] (what the pool pays per unit of
+rate), the expected cost of all its care T_c,P at the prices its enrollees
+are billed (unclaimed included, contracted care at the contract's price: the
+denominator of its effective rates, so that 1 - effective rate is the share
+of the bill the enrollee pays), the same care at list prices (plan-free: the
+denominator of coverage, which must not depend on the plan for the objective
+to stay linear), and the migrants' and residents' parts.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pooling.data.instance import OUTSIDE, County, Instance, OutOfNetworkTerms
 from pooling.errors import InputError
@@ -32,17 +44,30 @@ from pooling.risk.severity import Severity
 
 RESIDENT, MIGRANT = "resident", "migrant"
 
-Contracted = dict[str, float] | None
-"""Places a pool has contracted, with their price factors (issue 14)."""
+Contracted = dict[str, tuple[tuple[float, float], ...]] | None
+"""Places a pool has contracted: destination -> the (price factor, capacity)
+of each contract taken there, cheapest first (issues 14, 25)."""
+
+Fill = dict[str, tuple[tuple[tuple[float, float], ...], float]]
+"""destination -> (((price factor, share served), ...), share left out of
+network): how a pool's migrants' admissions at a contracted place are split."""
 
 
-def contracted_places(options) -> dict[str, float]:
-    """{destination: price factor} of the contract options a pool takes (the
-    lowest factor where two options reach one place)."""
-    out: dict[str, float] = {}
+def contracted_places(options) -> dict[str, tuple[tuple[float, float], ...]]:
+    """{destination: ((price factor, capacity), ...)} of the contract options a
+    pool takes, cheapest first (they fill in that order)."""
+    out: dict[str, list[tuple[float, float]]] = {}
     for option in options:
-        out[option.destination] = min(option.price_factor, out.get(option.destination, option.price_factor))
-    return out
+        out.setdefault(option.destination, []).append((option.price_factor, option.capacity))
+    return {place: tuple(sorted(layers)) for place, layers in out.items()}
+
+
+class FlowPart(NamedTuple):
+    """Part of a care flow priced one way in one column."""
+
+    stream: ClaimStream               # claims the pool pays per unit of rate
+    in_network: float                 # admissions in network (0 out of network)
+    cost: float                       # expected cost of the care, at the price the enrollee is billed
 
 
 @dataclass(frozen=True)
@@ -58,30 +83,41 @@ class CareFlow:
 
     def cost(self) -> float:
         """Expected cost of all these admissions, claimed or not, at the place's
-        list price (a contract's negotiated price changes what the fund pays,
-        not this yardstick: every effective rate and coverage's denominator
-        D stay plan-independent, and a discount shows as a lower effective rate)."""
+        list price (contracted care's cost at its contract price is per column:
+        `parts`)."""
         return self.admissions * self.severity.expected_value
 
-    def priced(self, members: frozenset[str], contracted: Contracted = None) -> tuple[ClaimStream, bool]:
-        """The claims pool `members` pays per unit of rate for this flow, and
-        whether the flow is in network: all of it in network (at a contract's
-        price factor for migrants at a contracted place the pool does not
-        already approve); a share q at phi times its cost out of network."""
+    def parts(self, members: frozenset[str], fill: Fill | None = None) -> tuple[FlowPart, ...]:
+        """This flow in pool `members` as (claims per unit of rate, admissions in
+        network, cost of the care) parts: all in network at list price when the
+        pool approves the place; for migrants at a contracted place (`fill`,
+        contract_fill) each contract's share at its price factor, in network,
+        and the rest out of network; otherwise out of network (a share q
+        claimed at phi times the list price)."""
         approved = self.approved_by
         if approved and approved <= members:
-            return self.in_network_stream, True
-        if contracted and self.who == MIGRANT:
-            price = contracted.get(self.place)
-            if price is not None:
-                return ClaimStream(self.admissions, self.severity, price), True
-        return self.out_of_network_stream, False
+            return self.in_network_parts
+        split = fill.get(self.place) if fill and self.who == MIGRANT else None
+        if split is None:
+            return self.out_of_network_parts
+        served, rest = split
+        out = [FlowPart(ClaimStream(self.admissions * share, self.severity, factor), self.admissions * share,
+                        self.cost() * share * factor) for factor, share in served if share > 0.0]
+        if rest == 1.0:
+            out.extend(self.out_of_network_parts)
+        elif rest > 0.0:
+            terms = self.out_of_network
+            out.append(FlowPart(ClaimStream(self.admissions * rest * terms.claim_share, self.severity, terms.factor),
+                                0.0, self.cost() * rest))
+        return tuple(out)
 
-    def in_network(self, members: frozenset[str], contracted: Contracted = None) -> bool:
-        return self.priced(members, contracted)[1]
+    def in_network(self, members: frozenset[str]) -> bool:
+        """Whether pool `members` approves this flow's place (contracts aside)."""
+        return bool(self.approved_by) and self.approved_by <= members
 
-    def stream(self, members: frozenset[str], contracted: Contracted = None) -> ClaimStream:
-        return self.priced(members, contracted)[0]
+    def stream(self, members: frozenset[str]) -> ClaimStream:
+        """The claims pool `members` pays per unit of rate for this flow (contracts aside)."""
+        return self.parts(members)[0].stream
 
     # A flow's two streams without contracts, built once: pricing asks for them
     # for every pool the county is in (a frozen dataclass keeps them in __dict__).
@@ -93,6 +129,14 @@ class CareFlow:
     def out_of_network_stream(self) -> ClaimStream:
         terms = self.out_of_network
         return ClaimStream(self.admissions * terms.claim_share, self.severity, terms.factor)
+
+    @functools.cached_property
+    def in_network_parts(self) -> tuple[FlowPart, ...]:
+        return (FlowPart(self.in_network_stream, self.admissions, self.cost()),)
+
+    @functools.cached_property
+    def out_of_network_parts(self) -> tuple[FlowPart, ...]:
+        return (FlowPart(self.out_of_network_stream, 0.0, self.cost()),)
 
 
 def tier(county: County, prefecture: str | None, province: str | None) -> str:
@@ -146,49 +190,98 @@ def county_care(instance: Instance, county: County) -> tuple[CareFlow, ...]:
 
 @dataclass(frozen=True)
 class CountyCare:
-    """One county's care in one pool: expected costs a year, multipliers at 1."""
+    """One county's care in one column (a pool and the contracts it takes):
+    expected costs a year, multipliers at 1."""
 
     county: str
     enrollees: int
     eligible: float                   # E[Y_c,P]: claims paid per unit of rate
-    total: float                      # T_c: all inpatient care, unclaimed included
+    total: float                      # T_c,P: all inpatient care, unclaimed included, at billed prices
     resident_eligible: float
     resident_total: float
     migrant_eligible: float
-    migrant_total: float
+    migrant_total: float              # at billed prices (contracted care at its contract's price)
     migrant_admissions: float
     migrant_in_network_admissions: float
+    list_total: float | None = None   # T_c at list prices (plan-free); None: equal to `total`
 
     @property
     def effective_share(self) -> float:
-        """e_c,P = E[Y_c,P] / T_c: the effective rate is r e_c,P (1 with no penalty)."""
+        """e_c,P = E[Y_c,P] / T_c,P: the effective rate is r e_c,P (1 with no penalty)."""
         return self.eligible / self.total if self.total > 0 else 1.0
+
+    @property
+    def cost_at_list_prices(self) -> float:
+        """T_c at list prices, whatever the plan: coverage's denominator."""
+        return self.total if self.list_total is None else self.list_total
+
+    def out_of_pocket(self, rate: float) -> float:
+        """Expected out-of-pocket cost a year at `rate`: T_c,P - r E[Y_c,P]
+        (unclaimed care, the unpaid share of claimed care, and the share of
+        contracted care at its contract's price the fund does not pay)."""
+        return self.total - rate * self.eligible
+
+
+def contract_fill(instance: Instance, members: frozenset[str], contracted: Contracted) -> Fill:
+    """How pool `members`' migrants' admissions at each contracted place are
+    split: contracts cheapest first, each serving up to its capacity, the rest
+    out of network (module docstring). A share is exactly 1 when a contract's
+    capacity covers what is left, and exactly 0 when nothing is left or the
+    capacity is 0. Memoised per (pool, contracts)."""
+    if not contracted:
+        return {}
+    cache = instance.__dict__.setdefault("_contract_fill", {})
+    key = (members, tuple(sorted(contracted.items())))
+    fill = cache.get(key)
+    if fill is None:
+        fill = {}
+        for place, layers in sorted(contracted.items()):
+            demand = math.fsum([f.admissions for cid in sorted(members)
+                                for f in county_care(instance, instance.county(cid))
+                                if f.who == MIGRANT and f.place == place and not f.in_network(members)])
+            if demand <= 0.0:
+                continue
+            left, served = demand, []
+            for factor, capacity in layers:
+                taken = min(capacity, left)
+                left -= taken
+                served.append((factor, taken / demand))
+            fill[place] = (tuple(served), left / demand)
+        cache[key] = fill
+    return fill
 
 
 def care_in_pool(instance: Instance, county: County, members: frozenset[str],
                  contracted: Contracted = None) -> CountyCare:
-    resident, migrant, migrant_in = [], [], []
+    fill = contract_fill(instance, members, contracted)
+    resident, migrant, migrant_in, migrant_cost = [], [], [], []
     for flow in county_care(instance, county):
-        stream, inside = flow.priced(members, contracted)
-        if flow.who == RESIDENT:
-            resident.append(stream.mean)
-        else:
-            migrant.append(stream.mean)
-            if inside:
-                migrant_in.append(flow.admissions)
+        for part in flow.parts(members, fill):
+            if flow.who == RESIDENT:
+                resident.append(part.stream.mean)
+            else:
+                migrant.append(part.stream.mean)
+                migrant_cost.append(part.cost)
+                if part.in_network > 0.0:
+                    migrant_in.append(part.in_network)
     resident_eligible, migrant_eligible = math.fsum(resident), math.fsum(migrant)
-    resident_total, migrant_total, migrant_admissions = _plan_free_totals(instance, county)
+    resident_total, list_migrant_total, migrant_admissions = _plan_free_totals(instance, county)
+    # Residents' care is never contracted; migrants' is billed at list price
+    # unless a contract serves some of it (then the sum has more terms).
+    migrant_total = math.fsum(migrant_cost) if fill else list_migrant_total
+    total, list_total = resident_total + migrant_total, resident_total + list_migrant_total
     return CountyCare(
         county=county.id, enrollees=county.enrollees,
-        eligible=resident_eligible + migrant_eligible, total=resident_total + migrant_total,
+        eligible=resident_eligible + migrant_eligible, total=total,
         resident_eligible=resident_eligible, resident_total=resident_total,
         migrant_eligible=migrant_eligible, migrant_total=migrant_total,
-        migrant_admissions=migrant_admissions, migrant_in_network_admissions=math.fsum(migrant_in))
+        migrant_admissions=migrant_admissions, migrant_in_network_admissions=math.fsum(migrant_in),
+        list_total=None if list_total == total else list_total)
 
 
 def _plan_free_totals(instance: Instance, county: County) -> tuple[float, float, float]:
-    """A county's residents' and migrants' cost of all care (at list prices: T_c
-    does not depend on the plan) and its migrants' admissions, memoised."""
+    """A county's residents' and migrants' cost of all care at list prices
+    (plan-free) and its migrants' admissions, memoised."""
     cache = instance.__dict__.setdefault("_care_totals", {})
     totals = cache.get(county.id)
     if totals is None:
@@ -202,12 +295,23 @@ def _plan_free_totals(instance: Instance, county: County) -> tuple[float, float,
 def county_streams(instance: Instance, county: County, members: frozenset[str],
                    contracted: Contracted = None) -> list[ClaimStream]:
     """Claim streams of one county's enrollees when it belongs to pool `members`."""
-    return [flow.priced(members, contracted)[0] for flow in county_care(instance, county)]
+    fill = contract_fill(instance, members, contracted)
+    return [part.stream for flow in county_care(instance, county) for part in flow.parts(members, fill)]
 
 
 CARE_FIELDS = ("county", "enrollees", "eligible", "total", "resident_eligible", "resident_total",
                "migrant_eligible", "migrant_total", "migrant_admissions", "migrant_in_network_admissions")
-"""A CountyCare's fields, in result.json's order."""
+"""A CountyCare's fields always in result.json, in its order; `list_total`
+follows only where contracted care makes it differ from `total` (care_row),
+so results without such contracts are written as before."""
+
+
+def care_row(care: CountyCare) -> dict:
+    """A CountyCare as result.json's county_care entry."""
+    row = {f: getattr(care, f) for f in CARE_FIELDS}
+    if care.list_total is not None:
+        row["list_total"] = care.list_total
+    return row
 
 
 def _share(numerator: float, denominator: float) -> float | None:
@@ -217,9 +321,11 @@ def _share(numerator: float, denominator: float) -> float | None:
 def portability(cares_and_rates) -> dict[str, float | None]:
     """What enrollees receive under rates: each figure over (CountyCare, rate) pairs
     (one pool's members, or a whole plan). Effective rates are expected
-    reimbursement over the expected cost of all care, unclaimed included;
-    in-network share counts admissions. None where there is nothing to share
-    (no migrants)."""
+    reimbursement over the expected cost of all care, unclaimed included, at
+    the prices enrollees are billed (contracted care at its contract's price);
+    coverage is reimbursement over all care at list prices (the objective's
+    plan-free D); in-network share counts admissions. None where there is
+    nothing to share (no migrants)."""
     pairs = list(cares_and_rates)
 
     def paid(part: str) -> float:
@@ -232,7 +338,7 @@ def portability(cares_and_rates) -> dict[str, float | None]:
         "migrant_in_network_share": _share(cost("migrant_in_network_admissions"), cost("migrant_admissions")),
         "migrant_effective_rate": _share(paid("migrant_eligible"), cost("migrant_total")),
         "resident_effective_rate": _share(paid("resident_eligible"), cost("resident_total")),
-        "effective_coverage": _share(paid("eligible"), cost("total")),
+        "effective_coverage": _share(paid("eligible"), cost("cost_at_list_prices")),
         "mean_effective_rate": (None if people == 0 else math.fsum(
             care.enrollees * rate * care.effective_share for care, rate in pairs) / people),
     }
@@ -270,22 +376,33 @@ def contract_variants(instance: Instance, members: frozenset[str]) -> list[tuple
 
 
 def contract_served(instance: Instance, members: frozenset[str], option, rate: float) -> dict:
-    """What one contract option does for a pool at `rate`: the migrants and
-    expected admissions it brings in network, and those migrants' effective
-    rate on that care without and with it (unclaimed care included)."""
-    people = admissions = cost = paid_without = paid_with = 0.0
-    contracted = {option.destination: option.price_factor}
+    """What one contract option, taken alone, does for a pool at `rate`: the
+    migrants at its destination and their expected admissions there, the
+    admissions it serves in network (up to its capacity), and on that care
+    (unclaimed included) those migrants' effective rate and expected
+    out-of-pocket cost a year without and with it."""
+    fill = contract_fill(instance, members, contracted_places([option]))
+    people = 0.0
+    admissions, served, cost_without, cost_with, paid_without, paid_with = [], [], [], [], [], []
     for cid in sorted(members):
         county = instance.county(cid)
         weight = dict(county.migrant_destinations).get(option.destination, 0.0)
         people += county.enrollees * county.migrant_share * weight
         for flow in county_care(instance, county):
             if flow.who == MIGRANT and flow.place == option.destination:
-                admissions += flow.admissions
-                cost += flow.cost()
-                paid_without += rate * flow.stream(members).mean
-                paid_with += rate * flow.stream(members, contracted).mean
+                admissions.append(flow.admissions)
+                for part in flow.parts(members):
+                    cost_without.append(part.cost)
+                    paid_without.append(rate * part.stream.mean)
+                for part in flow.parts(members, fill):
+                    served.append(part.in_network)
+                    cost_with.append(part.cost)
+                    paid_with.append(rate * part.stream.mean)
+    without, with_it = math.fsum(cost_without), math.fsum(cost_with)
+    paid_0, paid_1 = math.fsum(paid_without), math.fsum(paid_with)
     return {"option": option.id, "destination": option.destination, "annual_cost": option.annual_cost,
-            "price_factor": option.price_factor, "migrants": people, "admissions": admissions,
-            "effective_rate_without": paid_without / cost if cost > 0 else None,
-            "effective_rate_with": paid_with / cost if cost > 0 else None}
+            "price_factor": option.price_factor, "capacity": option.capacity, "migrants": people,
+            "admissions": math.fsum(admissions), "admissions_served": math.fsum(served),
+            "effective_rate_without": paid_0 / without if without > 0 else None,
+            "effective_rate_with": paid_1 / with_it if with_it > 0 else None,
+            "out_of_pocket_without": without - paid_0, "out_of_pocket_with": with_it - paid_1}

@@ -3,15 +3,17 @@
 
 Each is sum_P w_P r_P / D over the plan's pools:
 - max_mean_rate: w_P = N_P, D = enrollees (the nominal, enrollee-weighted rate);
-- max_mean_effective_rate: w_P = sum_c N_c e_c,P with e_c,P = E[Y_c,P] / T_c,
+- max_mean_effective_rate: w_P = sum_c N_c e_c,P with e_c,P = E[Y_c,P] / T_c,P,
   D = enrollees: the enrollee-weighted share of each person's own inpatient
-  care that is reimbursed (the equity view);
-- max_effective_coverage: w_P = E[Y_P], D = sum_c T_c: all expected
-  reimbursement over all expected inpatient cost (the policy statistic).
-T_c, a county's expected cost of all its care, unclaimed included, does not
-depend on the pool, so D is fixed by the counties a plan covers. With no
-out-of-network penalty (q = phi = 1) e_c,P = 1: the mean effective rate is the
-nominal mean rate, and coverage is the cost-weighted mean rate.
+  care that is reimbursed (the equity view); T_c,P is billed prices, so it
+  depends on the column only through the contracts it takes (care.py);
+- max_effective_coverage: w_P = E[Y_P], D = sum_c T_c at list prices: all
+  expected reimbursement over all expected inpatient cost (the policy
+  statistic). D is plan-free (fixed by the counties a plan covers), which
+  keeps the objective linear: billed prices would put the plan's contracts
+  into the denominator.
+With no out-of-network penalty (q = phi = 1) e_c,P = 1: the mean effective rate
+is the nominal mean rate, and coverage is the cost-weighted mean rate.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def county_weight(kind: str, care: CountyCare) -> float:
 
 
 def county_denominator(kind: str, care: CountyCare) -> float:
-    """One county's share of D (the same in every pool)."""
-    return care.total if kind == EFFECTIVE_COVERAGE else float(care.enrollees)
+    """One county's share of D (the same in every pool and column)."""
+    return care.cost_at_list_prices if kind == EFFECTIVE_COVERAGE else float(care.enrollees)
 
 
 def pool_weight(kind: str, pricing: PoolPricing) -> float:
@@ -59,7 +61,7 @@ def objective_denominator(kind: str, instance, ids) -> float:
     """D over the counties `ids` (a block or the whole instance)."""
     if kind != EFFECTIVE_COVERAGE:
         return float(sum(instance.county(c).enrollees for c in ids))
-    return math.fsum(care_in_pool(instance, instance.county(c), frozenset((c,))).total for c in ids)
+    return math.fsum(care_in_pool(instance, instance.county(c), frozenset((c,))).cost_at_list_prices for c in ids)
 
 
 def plan_value(kind: str, pricings, rates) -> float:

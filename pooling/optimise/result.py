@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
-from pooling.economics.care import CARE_FIELDS, CountyCare, portability
+from pooling.economics.care import CARE_FIELDS, CountyCare, care_row, portability
 from pooling.economics.pools import PoolPricing
 from pooling.errors import InputError
 from pooling.risk.claims import AggregateResult
@@ -143,7 +143,7 @@ class PoolOutcome:
           | ({"scenario_rates": dict(p.scenario_rates)} if p.scenario_rates else {}) \
           | ({"binding_scenario": p.binding_scenario} if p.binding_scenario is not None else {}) \
           | ({"portability": self.portability(),
-              "county_care": [{f: getattr(c, f) for f in CARE_FIELDS} for c in p.care]} if p.care else {})
+              "county_care": [care_row(c) for c in p.care]} if p.care else {})
 
     def portability(self) -> dict[str, float | None]:
         return portability((care, self.rate) for care in self.pricing.care)
@@ -216,7 +216,8 @@ def care_from_rows(rows: list, where: str = "pool") -> tuple[CountyCare, ...]:
     for i, row in enumerate(rows):
         entry = _Reader(row, f"{where}.county_care[{i}]", "a pool of result.json")
         care.append(CountyCare(county=entry("county", str), enrollees=entry("enrollees", int),
-                               **{f: entry.number(f) for f in CARE_FIELDS[2:]}))
+                               **{f: entry.number(f) for f in CARE_FIELDS[2:]},
+                               list_total=entry.number("list_total", optional=True)))
     return tuple(care)
 
 

@@ -116,7 +116,9 @@ def _county_shares(care, rate: float) -> dict[str, float]:
     if care is None:
         return dict.fromkeys(COUNTY_COLUMNS[7:11], math.nan)
     shares = portability([(care, rate)])
-    value = {"effective_rate": shares["effective_coverage"], **{k: shares[k] for k in COUNTY_COLUMNS[8:11]}}
+    # A county's effective rate is over its care at billed prices (contracted care at
+    # its contract's price); coverage's list-price yardstick is the plan's, not a county's.
+    value = {"effective_rate": shares["mean_effective_rate"], **{k: shares[k] for k in COUNTY_COLUMNS[8:11]}}
     return {k: math.nan if v is None else v for k, v in value.items()}
 
 
