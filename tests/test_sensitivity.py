@@ -18,7 +18,7 @@ from pooling.data.spec import spec_from_dict
 from pooling.errors import InputError
 from pooling.optimise.result import Evaluation
 from pooling.optimise.solve import evaluate
-from pooling.risk.claims import RESOLUTION_TOLERANCE
+from pooling.risk.law_checks import RESOLUTION_TOLERANCE
 from pooling.studies.sensitivity import CARE_SPLIT, SHOCK_PATHS, sensitivity
 from tests.factories import INSTANCES, MODELS, random_instance_dict, spec_dict
 
