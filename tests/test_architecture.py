@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import INSTANCES, MODELS
+
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("risk", "data", "economics", "calibration", "optimise", "simulation", "outputs", "execution", "studies")
 TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "cli.py", "__main__.py"}
@@ -72,3 +74,19 @@ def test_ruff_is_clean():
     run = subprocess.run(_tool("ruff") + ["check", "--no-cache", "."], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("first", ["import pooling.cli", "import pooling.data.instance"])
+def test_a_solve_never_loads_scipy_stats(first):
+    """Pyomo preloads scipy.stats (0.5-2 s) when scipy is already imported as
+    it first loads its dependency table; reading an instance imports
+    scipy.special, so `pooling.load_instance` then `pooling.solve` paid it
+    (pooling.optimise reads that table with scipy hidden for the moment)."""
+    code = (f"{first}\nimport sys, pooling\n"
+            f"i = pooling.load_instance({str(INSTANCES / 'tongliao.json')!r})\n"
+            f"s = pooling.load_spec({str(MODELS / 'default.toml')!r})\n"
+            "r = pooling.solve(i.restricted(['150502', '150521']), s, workers=1)\n"
+            "same = sys.modules['scipy'].special is sys.modules['scipy.special']\n"
+            "print(r.status, 'scipy.stats' in sys.modules, same)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split() == ["optimal", "False", "True"], done.stdout + done.stderr

@@ -13,11 +13,20 @@ import sys
 
 
 def _skip_pyomo_scipy_preload() -> None:
-    """Drop Pyomo's import hook on scipy (only possible before scipy is
-    imported; a Pyomo without that private hook is left as it is)."""
-    if "scipy" in sys.modules:
+    """Drop Pyomo's import hook on scipy. Pyomo imports scipy.stats at once
+    when scipy is already loaded as its dependency table is first read (the
+    data layer loads scipy.special first whenever an instance is read before
+    a solve: `pooling.load_instance(...)`, then `pooling.solve(...)`), so that
+    table is read with scipy out of sys.modules for the moment, and scipy put
+    back unchanged. A Pyomo without that private hook is left as it is."""
+    if "pyomo.common.dependencies" in sys.modules:
         return
-    from pyomo.common import dependencies
+    scipy_modules = [name for name in sys.modules if name == "scipy" or name.startswith("scipy.")]
+    hidden = {name: sys.modules.pop(name) for name in scipy_modules}
+    try:
+        from pyomo.common import dependencies
+    finally:
+        sys.modules.update(hidden)   # the very same module objects: nothing else saw them gone
     callbacks = getattr(getattr(dependencies, "DeferredImportCallbackFinder", None), "_callbacks", None)
     if isinstance(callbacks, dict):
         callbacks.pop("scipy", None)
