@@ -25,7 +25,7 @@ from pooling.optimise.equity import (
     priced_columns,
     solve_groups,
 )
-from tests.factories import county, instance_dict, random_instance_dict, spec_dict
+from tests.factories import INSTANCES, county, instance_dict, random_instance_dict, spec_dict
 from tests.test_contracts import _small
 
 AGREEMENT = 1e-9
@@ -158,3 +158,39 @@ def test_arguments_are_checked(cases):
     alone = instance_from_dict(instance_dict([county("900101"), county("900102")]))
     with pytest.raises(InputError, match="no county has migrants"):
         frontier(alone, spec)
+
+
+def test_frontier_command_writes_its_table_and_plot(tmp_path):
+    """`pooling frontier` on a small instance with a contract: exit 0, the
+    CSV's columns in order, one row per weight, the plot written."""
+    import csv
+    import json
+
+    from pooling.cli import main
+    instance = tmp_path / "small.json"
+    instance.write_text(json.dumps(_small(41, 20_000.0, 0.7)))
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[pooling]\nscope = "optimise"\n[solvency]\nmeasure = "cvar"\nlevel = 0.99\n'
+                    'reserve_share = 0.5\n[rates]\nmin = 0.3\nmax = 0.9\n')
+    out = tmp_path / "out"
+    assert main(["frontier", str(instance), "--spec", str(spec), "--points", "3", "--out", str(out),
+                 "--quiet"]) == 0
+    with open(out / "frontier.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["weight", "resident_effective_rate", "migrant_effective_rate", "mean_effective_rate",
+                             "contracts", "pools"]
+    assert [float(r["weight"]) for r in rows] == [0.0, 0.5, 1.0]
+    assert (out / "frontier.png").stat().st_size > 0
+
+
+def test_frontier_command_refuses_bad_arguments(tmp_path, capsys):
+    from pooling.cli import main
+    spec = tmp_path / "gap.toml"
+    spec.write_text('[pooling]\nscope = "optimise"\n[solvency]\nmeasure = "cvar"\nlevel = 0.99\n'
+                    'reserve_share = 0.5\n[rates]\nmin = 0.3\nmax = 0.9\n[equalisation]\nmax_rate_gap = 0.05\n')
+    out = tmp_path / "out"
+    assert main(["frontier", str(INSTANCES / "xinyang.json"), "--spec", str(spec), "--out", str(out)]) == 2
+    assert "max_rate_gap" in capsys.readouterr().err
+    assert main(["frontier", str(INSTANCES / "xinyang.json"), "--spec", str(spec), "--points", "1",
+                 "--out", str(out)]) == 2
+    assert not (out / "frontier.csv").exists()
