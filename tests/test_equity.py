@@ -194,3 +194,16 @@ def test_frontier_command_refuses_bad_arguments(tmp_path, capsys):
     assert main(["frontier", str(INSTANCES / "xinyang.json"), "--spec", str(spec), "--points", "1",
                  "--out", str(out)]) == 2
     assert not (out / "frontier.csv").exists()
+
+
+def test_readme_frontier_numbers():
+    """README.md's frontier figures on Xinyang pooled whole."""
+    from pooling.data.instance import load_instance
+    from pooling.data.spec import load_spec
+    from tests.factories import MODELS
+    rows = frontier(load_instance(INSTANCES / "xinyang.json"), load_spec(MODELS / "prefecture.toml"),
+                    FrontierOptions(points=3))
+    shown = [(round(r["resident_effective_rate"], 4), round(r["migrant_effective_rate"], 4), r["contracts"])
+             for r in rows]
+    assert shown == [(0.5697, 0.2287, ""), (0.5603, 0.2415, "gushi-beijing;xinyang-beijing"),
+                     (0.5603, 0.2415, "gushi-beijing;xinyang-beijing")]
