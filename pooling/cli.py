@@ -434,6 +434,31 @@ def cmd_sweep(args) -> int:
     return EXIT_OK
 
 
+def cmd_frontier(args) -> int:
+    """The residents-migrants frontier: one optimal plan per weight on
+    migrants, DIR/frontier.csv and DIR/frontier.png."""
+    from pooling.data.options import FrontierOptions
+    from pooling.execution.tasks import ExecutionPlan
+    from pooling.optimise.equity import FRONTIER_FIELDS, frontier
+    from pooling.outputs.frontier import plot_frontier, write_frontier_csv
+    points = FrontierOptions(points=args.points)
+    instance, spec = _load(args)
+    plan = ExecutionPlan(workers=1, progress=False if args.quiet else (True if args.progress else None),
+                         label="frontier")
+    rows = frontier(instance, spec, points, plan=plan)
+    _not_interrupted()
+    out = Path(args.out)
+    written = [write_frontier_csv(rows, FRONTIER_FIELDS, out), plot_frontier(rows, instance.name, out)]
+    for row in rows:
+        say(f"weight {row['weight']:.3f}: residents {row['resident_effective_rate']:.4f}, migrants "
+            f"{row['migrant_effective_rate']:.4f}, mean {row['mean_effective_rate']:.4f}, {row['pools']} pools"
+            + (f", contracts {row['contracts']}" if row["contracts"] else ""))
+    for path in written:
+        if path is not None:
+            say(f"wrote {path}")
+    return EXIT_OK
+
+
 def _check_output(args) -> None:
     """The output place is writable: checked before any work, so a long run is
     never lost to a typo in --out."""
@@ -601,6 +626,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "kept in OUT/cells/ and skipped when the sweep runs again")
     _add_execution_arguments(p, "the cells")
     p.set_defaults(func=cmd_sweep, solves=True)
+
+    from pooling.data.options import FRONTIER_OPTIONS, MAX_FRONTIER_POINTS
+    p = sub.add_parser("frontier", help="trace the efficient frontier between residents' and migrants' effective "
+                                        "rates; write frontier.csv and frontier.png")
+    p.add_argument("instance", help="instance JSON")
+    p.add_argument("--spec", required=True, help="model spec TOML")
+    p.add_argument("--points", type=_bounded_int(2, MAX_FRONTIER_POINTS), default=11, metavar="N",
+                   help=FRONTIER_OPTIONS["points"])
+    p.add_argument("--out", default="out/frontier", help="output folder (default out/frontier)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true", help="progress bars on stderr even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_frontier, solves=True)
 
     p = sub.add_parser("check", help="validate an instance (and spec) and print each county's rate alone")
     p.add_argument("instance", help="instance JSON")

@@ -67,6 +67,12 @@ def test_rows_and_table(tmp_path):
     with written[0].open() as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 4 and table[0]["status"] == "optimal"
+    # The frontier's fields (pooling frontier) are sweep outputs too: migrants' rate
+    # below residents' (their care away from home is partly out of network).
+    for row in rows:
+        assert 0 < row["migrant_effective_rate"] < row["resident_effective_rate"] <= row["max_rate"]
+        assert row["mean_effective_rate"] <= row["mean_rate"] + 1e-12
+    assert {"resident_effective_rate", "migrant_effective_rate", "mean_effective_rate"} <= set(table[0])
 
 
 def test_finished_cells_are_not_redone(tmp_path, monkeypatch):

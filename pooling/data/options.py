@@ -92,6 +92,32 @@ class SolveOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+MAX_FRONTIER_POINTS = 1001
+"""Weights on migrants the frontier traces: one MILP each over columns priced
+once; beyond ~1,000 the points are closer than the solver's tolerance."""
+
+
+@dataclass(frozen=True)
+class FrontierOptions:
+    """Options of `pooling frontier` (API: pooling.frontier): `points` weights
+    on migrants evenly spaced over [0, 1], both ends included."""
+
+    points: int = 11
+
+    def __post_init__(self):
+        check_int("points", self.points, 2, MAX_FRONTIER_POINTS)
+
+    def weights(self) -> list[float]:
+        """The weights, exactly 0 and 1 at the ends."""
+        last = self.points - 1
+        return [k / last for k in range(self.points)]
+
+
+FRONTIER_OPTIONS = {"points": "weights on migrants traced, evenly spaced over [0, 1] with both ends "
+                              f"(default {FrontierOptions().points}, at least 2, at most {MAX_FRONTIER_POINTS})"}
+"""Help of each FrontierOptions field, shared by the CLI's flags."""
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     name: str

@@ -37,6 +37,8 @@ from pooling.data.options import SolveOptions
 from pooling.data.provenance import package_version
 from pooling.data.reading import parse_toml_bytes
 from pooling.data.spec import Spec, load_spec, spec_from_dict
+from pooling.economics.care import MIGRANT, RESIDENT, portability
+from pooling.economics.group_rates import group_mean, plan_groups
 from pooling.errors import InputError
 from pooling.execution.atomic import write_bytes_atomic
 from pooling.execution.checkpoints import Checkpoints, tell
@@ -53,7 +55,8 @@ WORSE_OFF_TOLERANCE = 1e-9
 """A county is worse off when its plan rate is below its rate alone by more than this."""
 
 COLUMNS = ("instance", "status", "objective", "bound", "gap", "mean_rate", "min_rate", "max_rate", "pools",
-           "counties_worse_off", "subsidy_top_up", "migrants_in_network", "wall_seconds")
+           "counties_worse_off", "subsidy_top_up", "migrants_in_network", "resident_effective_rate",
+           "migrant_effective_rate", "mean_effective_rate", "wall_seconds")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
     rates = [p.rate for p in pools]
     row.update(instance=cell.instance, min_rate=min(rates, default=None), max_rate=max(rates, default=None),
                pools=len(pools), **outcome)
-    row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None)
+    row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None,
+               resident_effective_rate=None, migrant_effective_rate=None, mean_effective_rate=None)
     if pools:
         plan = [list(p.pricing.counties) for p in pools]
         rate_of = {c: p.rate for p in pools for c in p.pricing.counties}
@@ -174,6 +178,12 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
                      for c in p["county_compensation"] if c["solvent_alone"]}
             row["counties_worse_off"] = sum(1 for c, r in alone.items() if rate_of[c] < r - WORSE_OFF_TOLERANCE)
         row["migrants_in_network"] = migrants_in_network(instance, plan)
+        # The frontier's figures (pooling frontier): groups' people-weighted means, and the plan's mean.
+        cares = [(care, p.rate) for p in pools for care in p.pricing.care]
+        groups = plan_groups(instance, cares)
+        row.update(resident_effective_rate=group_mean(groups, RESIDENT),
+                   migrant_effective_rate=group_mean(groups, MIGRANT),
+                   mean_effective_rate=portability(cares)["mean_effective_rate"])
     return row
 
 
