@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pooling.data.fields import describe, exact
@@ -71,6 +71,8 @@ class Scenario:
     name: str
     changes: tuple[ParameterChange, ...]
     weight: float | None = None
+    source: str = field(default="", compare=False)
+    """The file that defines it (a spec's [uncertainty]), named in errors."""
 
 
 def _matches(node: Any, segment: str, where: str) -> Iterator[tuple[Any, Any, str]]:
@@ -136,6 +138,7 @@ def scenario_instance(instance: Instance, scenario: Scenario, where: str = "") -
     county and field."""
     if not scenario.changes:
         return instance
-    label = f'{where or instance.source}: scenario "{scenario.name}"'
+    named = f'scenario "{scenario.name}"' + (f" of {scenario.source}" if scenario.source else "")
+    label = f"{where or instance.source}: {named}"
     data = apply_changes(instance_to_dict(instance), scenario.changes, label)
-    return instance_from_dict(data, source=f'{instance.source} under scenario "{scenario.name}"')
+    return instance_from_dict(data, source=f"{instance.source} under {named}")

@@ -125,7 +125,7 @@ def read_uncertainty(reader: FieldReader) -> Uncertainty | None:
         table.finish()
         if not changes:
             raise table.fail("scale", "a scenario needs at least one change (scale or set)")
-        scenarios.append(Scenario(name, changes, weight))
+        scenarios.append(Scenario(name, changes, weight, source=reader.where))
     if method == "predictive":
         missing = [s.name for s in scenarios if s.weight is None]
         if base_weight is None or missing:
