@@ -22,7 +22,7 @@ from pooling.cli import main
 from pooling.data.benefits import BenefitSchedule, with_benefits
 from pooling.data.instance import instance_from_dict, load_instance
 from pooling.data.spec import load_spec, spec_from_dict
-from pooling.economics.care import care_in_pool
+from pooling.economics.care import care_in_pool, portability
 from pooling.economics.loss_scenarios import pool_losses, sample_scenarios
 from pooling.economics.pools import PoolPricer, pool_model
 from pooling.errors import InputError
@@ -321,3 +321,27 @@ def test_bundled_schedule_loads_and_raises_the_rate():
     plain = PoolPricer(instance, dataclasses.replace(spec, benefits=None)).price(ids)
     priced = PoolPricer(instance, spec).price(ids)
     assert priced.expected_cost < plain.expected_cost and priced.max_rate > plain.max_rate
+
+
+README_FIGURES = {"default.toml": {"rate": 0.5943, "mean_effective_rate": 0.5314,
+                                   "resident_effective_rate": 0.5499, "migrant_effective_rate": 0.2572},
+                  "benefits_henan2012.toml": {"rate": 0.7667, "mean_effective_rate": 0.5314,
+                                              "resident_effective_rate": 0.5510, "migrant_effective_rate": 0.2415}}
+"""The figures README.md and docs/model.md quote for Tongliao pooled whole (4 decimals)."""
+
+
+def test_readme_figures_are_what_the_bundled_schedule_gives():
+    instance = load_instance(INSTANCES / "tongliao.json")
+    texts = [(MODELS.parent / "README.md").read_text(encoding="utf-8"),
+             (MODELS.parent / "docs" / "model.md").read_text(encoding="utf-8")]
+    for name, figures in README_FIGURES.items():
+        spec = load_spec(MODELS / name)
+        pricing = PoolPricer(instance, spec).price(list(instance.ids))
+        rate = pricing.max_rate
+        shares = portability((care, rate) for care in pricing.care)
+        assert round(rate, 4) == figures["rate"]
+        for key in ("mean_effective_rate", "resident_effective_rate", "migrant_effective_rate"):
+            assert round(shares[key], 4) == figures[key], key
+        for text in texts:
+            for value in figures.values():
+                assert f"{value:.4f}" in text

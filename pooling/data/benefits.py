@@ -41,12 +41,17 @@ OUTSIDE_LEVEL = "province"
 """The level of care outside the instance (`OUTSIDE`: another province's
 hospitals, unnamed): the highest, whose terms are the least generous in every
 2012 schedule (CALIBRATION.md; assumed for care the schedule cannot place)."""
-MAX_DEDUCTIBLE = 1e9
-"""Deductibles above CNY 1e9 per admission pay nothing for any admission in
-range (severity means are at most ~1e6): such a figure is a unit error."""
-MIN_CAP = 1.0
-"""A cap below CNY 1 per admission is a unit error (thousands or yuan): the
-fund would pay nothing, and claims of 1e-300 take the lattices to underflow."""
+MAX_DEDUCTIBLE = 1e6
+"""A deductible of CNY 1M per admission is beyond any schedule (2012's were
+100-2,000): a larger figure is a unit error. Near 1e9 with lognormal costs
+only ~1e-50 of admissions reach it and the engine's mean check fails on
+streams that rare (measured), so the range stops where it prices."""
+MIN_CAP = 100.0
+"""A cap below CNY 100 per admission is a unit error (thousands or yuan).
+With a cap far below the excess over a large deductible (1 CNY over 1e5)
+nearly every claim sits on the cap's atom and its second moment is a
+difference of stop-loss terms ~1e15 times larger: measured to fail the
+engine's checks, so the range stops here."""
 MAX_CAP = 1e12
 """Caps at or above this bind on no admission in range: give none instead."""
 
