@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pooling.data.benefits import with_benefits
 from pooling.data.instance import Instance, load_instance
 from pooling.data.settlement import under_settlement
 from pooling.data.spec import Spec, load_spec
@@ -35,6 +36,7 @@ def as_spec(value: Any, where: str) -> Spec:
 
 def as_problem(instance: Any, spec: Any, where: str) -> tuple[Instance, Spec]:
     """(instance, spec) checked as above, the instance under the spec's
-    settlement rules (data.settlement): what solve, evaluate and simulate price."""
+    settlement rules (data.settlement) and benefit schedule (data.benefits):
+    what solve, evaluate and simulate price."""
     instance, spec = as_instance(instance, where), as_spec(spec, where)
-    return under_settlement(instance, spec.network.settlement), spec
+    return with_benefits(under_settlement(instance, spec.network.settlement), spec.benefits), spec

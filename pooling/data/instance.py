@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pooling.data.benefits import BenefitSchedule
 from pooling.data.fields import FieldReader, describe, encodable, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.geography import (  # noqa: F401  (re-exported: the instance's parts)
@@ -89,6 +90,9 @@ class Parameters:
     prefecture_shock: ShockLevel = NO_SHOCK
     county_shock: ShockLevel = NO_SHOCK
     admin_financing: str = "risk_fund"
+    benefits: BenefitSchedule | None = None
+    """What the fund pays per admission (data.benefits): set from the spec's
+    [benefits] by `with_benefits`, never read from an instance file."""
 
     def terms(self, tier: str) -> OutOfNetworkTerms:
         for name, terms in self.tiers:

@@ -4,7 +4,7 @@ A spec is a TOML file under ``models/`` with a top-level ``format =
 "pooling.spec/1"`` (absent: version 1, data.formats), tables ``[pooling]``,
 ``[solvency]``, ``[rates]``, ``[objective]`` and optionally
 ``[equalisation]``, ``[network]``, ``[simulation]``, ``[uncertainty]``
-(data.uncertainty). Unknown tables and keys
+(data.uncertainty), ``[benefits]`` (data.benefits). Unknown tables and keys
 are errors. Defaults are stated here and in
 docs/formats.md; required fields are the ones with no sensible default.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pooling.data.benefits import BenefitSchedule, read_benefits
 from pooling.data.fields import FieldReader, exact, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
@@ -137,6 +138,8 @@ class Spec:
     network: Network = Network()
     uncertainty: Uncertainty | None = None
     """Parameter scenarios the plan must survive (data.uncertainty); None: the instance as given."""
+    benefits: BenefitSchedule | None = None
+    """What the fund pays per admission (data.benefits); None: the eligible cost in full."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in, the current format tag), as
@@ -146,6 +149,8 @@ class Spec:
             for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network", "simulation")}
         if self.uncertainty is not None:   # absent otherwise: specs without it hash as before
             data["uncertainty"] = self.uncertainty.to_dict()
+        if self.benefits is not None:     # likewise
+            data["benefits"] = self.benefits.to_dict()
         return data
 
 
@@ -182,11 +187,12 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     network_table.finish()
     simulation = _read_simulation(top.table("simulation", default=None))
     uncertainty = read_uncertainty(top.table("uncertainty", default=None))
+    benefits = read_benefits(top.table("benefits", default=None))
     top.finish()
     return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
                 equalisation=equalisation, objective=objective,
                 simulation=simulation, source=source, sha256=sha256, network=network,
-                uncertainty=uncertainty)
+                uncertainty=uncertainty, benefits=benefits)
 
 
 def _read_pooling(reader: FieldReader) -> PoolingRules:

@@ -37,8 +37,10 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from pooling.data.benefits import OUTSIDE_LEVEL, LevelTerms
 from pooling.data.instance import OUTSIDE, County, Instance, OutOfNetworkTerms
 from pooling.errors import InputError
+from pooling.risk.benefit_severity import benefit_stream
 from pooling.risk.claims import ClaimStream
 from pooling.risk.severity import Severity
 
@@ -80,6 +82,16 @@ class CareFlow:
     severity: Severity
     approved_by: frozenset[str]       # in network iff non-empty and inside the pool
     out_of_network: OutOfNetworkTerms
+    benefit: LevelTerms | None = None  # the spec's schedule at the place's level (None: pays eligible cost)
+
+    def claims(self, admissions: float, factor: float) -> ClaimStream:
+        """What the pool pays per unit of rate for `admissions` of these
+        admissions whose eligible cost is `factor` x the list cost: that cost in
+        full, or under the benefit schedule (risk.benefit_severity)."""
+        terms = self.benefit
+        if terms is None:
+            return ClaimStream(admissions, self.severity, factor)
+        return benefit_stream(admissions, self.severity, factor, terms.deductible, terms.cap, terms.level_factor)
 
     def cost(self) -> float:
         """Expected cost of all these admissions, claimed or not, at the place's
@@ -101,13 +113,13 @@ class CareFlow:
         if split is None:
             return self.out_of_network_parts
         served, rest = split
-        out = [FlowPart(ClaimStream(self.admissions * share, self.severity, factor), self.admissions * share,
+        out = [FlowPart(self.claims(self.admissions * share, factor), self.admissions * share,
                         self.cost() * share * factor) for factor, share in served if share > 0.0]
         if rest == 1.0:
             out.extend(self.out_of_network_parts)
         elif rest > 0.0:
             terms = self.out_of_network
-            out.append(FlowPart(ClaimStream(self.admissions * rest * terms.claim_share, self.severity, terms.factor),
+            out.append(FlowPart(self.claims(self.admissions * rest * terms.claim_share, terms.factor),
                                 0.0, self.cost() * rest))
         return tuple(out)
 
@@ -123,12 +135,12 @@ class CareFlow:
     # for every pool the county is in (a frozen dataclass keeps them in __dict__).
     @functools.cached_property
     def in_network_stream(self) -> ClaimStream:
-        return ClaimStream(self.admissions, self.severity, 1.0)
+        return self.claims(self.admissions, 1.0)
 
     @functools.cached_property
     def out_of_network_stream(self) -> ClaimStream:
         terms = self.out_of_network
-        return ClaimStream(self.admissions * terms.claim_share, self.severity, terms.factor)
+        return self.claims(self.admissions * terms.claim_share, terms.factor)
 
     @functools.cached_property
     def in_network_parts(self) -> tuple[FlowPart, ...]:
@@ -150,16 +162,23 @@ def tier(county: County, prefecture: str | None, province: str | None) -> str:
 
 def _flow(instance: Instance, county: County, who: str, key: str, admissions: float) -> CareFlow:
     params = instance.parameters
+
+    def benefit(level: str) -> LevelTerms | None:
+        """The schedule's terms at `level`, None where it pays the eligible cost."""
+        if params.benefits is None:
+            return None
+        terms = params.benefits.terms(level)
+        return None if terms.trivial else terms
     if key == OUTSIDE:
         return CareFlow(who, key, admissions, params.outside_severity, frozenset(),
-                        params.terms("other_province"))
+                        params.terms("other_province"), benefit(OUTSIDE_LEVEL))
     if instance.has_place(key):
         place = instance.place(key)
         return CareFlow(who, key, admissions, place.severity, place.approved_by,
-                        params.terms(tier(county, place.prefecture, place.province)))
-    other = instance.county(key)
+                        params.terms(tier(county, place.prefecture, place.province)), benefit(place.level))
+    other = instance.county(key)   # another fund county's own hospitals
     return CareFlow(who, key, admissions, other.severity, frozenset((key,)),
-                    params.terms(tier(county, other.prefecture, other.province)))
+                    params.terms(tier(county, other.prefecture, other.province)), benefit("county"))
 
 
 def county_care(instance: Instance, county: County) -> tuple[CareFlow, ...]:

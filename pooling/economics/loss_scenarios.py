@@ -48,6 +48,7 @@ from pooling.data.spec import Spec
 from pooling.economics.care import county_care
 from pooling.economics.pools import PoolPricer
 from pooling.errors import InputError
+from pooling.risk.benefit_severity import paid_per_claim
 from pooling.risk.measures import sample_var_cvar
 
 
@@ -126,13 +127,22 @@ def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios
     out_network = np.zeros((n, n, S))
     outside = np.zeros((n, S))
 
-    def draw(rng, rate, severity, scale, q):
-        """(full cost, claimed cost) per scenario of a Poisson(rate M_s) stream."""
+    def draw(rng, rate, severity, scale, q, benefit=None, factor=1.0):
+        """(full cost, claimed cost) per scenario of a Poisson(rate M_s) stream;
+        under a benefit schedule's terms (`benefit`), what it pays per unit of
+        rate in network and, out of network, for the claimed ones at `factor`
+        (the factor then already applied)."""
         counts = rng.poisson(rate * scale)
         total = int(counts.sum())
         costs = severity.sample(rng, total) if total else np.zeros(0)
         claimed = rng.random(total) < q
         labels = np.repeat(np.arange(S), counts)
+        if benefit is not None:
+            terms = (benefit.deductible, benefit.cap, benefit.level_factor)
+            full = np.bincount(labels, weights=paid_per_claim(costs, *terms), minlength=S)
+            kept = np.bincount(labels, weights=np.where(claimed, paid_per_claim(factor * costs, *terms), 0.0),
+                               minlength=S)
+            return full, kept
         full = np.bincount(labels, weights=costs, minlength=S)
         kept = np.bincount(labels, weights=np.where(claimed, costs, 0.0), minlength=S)
         return full, kept
@@ -143,15 +153,18 @@ def sample_scenarios(instance: Instance, scenarios: int, seed: int) -> Scenarios
         rng = np.random.default_rng(children[1 + c])
         for flow in county_care(instance, county):
             terms = flow.out_of_network
-            full, kept = draw(rng, flow.admissions, flow.severity, multiplier[c], terms.claim_share)
+            full, kept = draw(rng, flow.admissions, flow.severity, multiplier[c], terms.claim_share,
+                              flow.benefit, terms.factor)
+            # Under a schedule `kept` is already what is paid (phi inside the transform).
+            out_factor = terms.factor if flow.benefit is None else 1.0
             if flow.approved_by == frozenset((cid,)):
                 home[c] += full
             elif len(flow.approved_by) == 1 and min(flow.approved_by) in pos:
                 k = pos[min(flow.approved_by)]
                 in_network[c, k] += full
-                out_network[c, k] += terms.factor * kept
+                out_network[c, k] += out_factor * kept
             elif not flow.approved_by or not flow.approved_by <= pos.keys():
-                outside[c] += terms.factor * kept        # never in network within this instance
+                outside[c] += out_factor * kept        # never in network within this instance
             else:
                 raise InputError(f'{instance.source}: county "{cid}": care at "{flow.place}" is in network only '
                                  f"for a pool holding all of {sorted(flow.approved_by)}; the compact "

@@ -8,6 +8,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from pooling.data.benefits import with_benefits
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
@@ -143,7 +144,7 @@ class PoolPricer:
     """Prices pools under one (instance, spec), memoised by member set."""
 
     def __init__(self, instance: Instance, spec: Spec):
-        self.instance = instance
+        self.instance = with_benefits(instance, spec.benefits)   # the spec's schedule, however it was given
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
         self._uncertain = None
