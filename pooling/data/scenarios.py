@@ -137,5 +137,5 @@ def scenario_instance(instance: Instance, scenario: Scenario, where: str = "") -
     if not scenario.changes:
         return instance
     label = f'{where or instance.source}: scenario "{scenario.name}"'
-    data = apply_changes(instance_to_dict(instance), scenario.changes, label)
+    data = apply_changes(instance_to_dict(instance, all_fields=True), scenario.changes, label)
     return instance_from_dict(data, source=f'{instance.source} under scenario "{scenario.name}"')
