@@ -360,3 +360,23 @@ def test_column_generation_finds_the_enumerated_optimum_with_behaviour(kind):
     assert generated.candidate_generation["method"] == "column_generation"
     assert generated.objective == pytest.approx(enumerated.objective, abs=1e-9)
     assert generated.bound >= enumerated.objective - 1e-9
+
+
+def test_model_doc_figures_for_tongliao():
+    """docs/model.md quotes Tongliao's one-pool max rate without and with the
+    sourced response (models/behaviour.toml's robust scenarios): compared here."""
+    import re
+
+    from pooling.data.spec import load_spec
+    text = (Path(__file__).resolve().parent.parent / "docs" / "model.md").read_text(encoding="utf-8")
+    quoted = re.search(r"Tongliao's one pool can pay (0\.\d{4}) without the response and (0\.\d{4})", text)
+    assert quoted is not None
+    base = load_instance(INSTANCES / "tongliao.json")
+    data = instance_to_dict(base)
+    data["parameters"]["utilisation_elasticity"] = -0.41
+    induced = instance_from_dict(data, source="tongliao e=-0.41")
+    spec = load_spec(MODELS / "default.toml")
+    everyone = sorted(base.ids)
+    without = PoolPricer(base, spec).price(everyone).max_rate
+    with_it = PoolPricer(induced, spec).price(everyone).max_rate
+    assert (f"{without:.4f}", f"{with_it:.4f}") == quoted.groups()
