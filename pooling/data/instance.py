@@ -68,6 +68,19 @@ inpatient risk to pool (actual rates are 1e4 times larger)."""
 MIGRANT_FACTOR_RANGE = (0.01, 10.0)
 """h: migrants' admission rate relative to residents'."""
 YEAR_RANGE = (1900, 2200)
+ELASTICITY_RANGE = (-3.0, 0.0)
+"""parameters.utilisation_elasticity e, the elasticity of admissions with
+respect to the out-of-pocket price 1 - r (CALIBRATION.md: -0.41 on NCMS
+claims, -0.37 to -0.68 elsewhere). Positive values (dearer care, more
+admissions) are refused: solvency is monotone in the rate only for e <= 0
+(docs/model.md, Induced utilisation)."""
+DEFAULT_ELASTICITY = 0.0
+"""No behavioural response: files without the field keep their meaning."""
+DEFAULT_OBSERVED_RATE = 0.5
+"""parameters.observed_rate r0, the reimbursement rate at which admission rates
+were observed, for counties without `current_rate`. Derived (D): the actual
+inpatient reimbursement of NCMS was 46.9 % in 2011 (Meng et al., Lancet 2012)
+and about 55 % in 2009 (MoH); 0.5 rounds between them (CALIBRATION.md)."""
 ADMIN_FINANCING_V1 = "risk_fund"
 """parameters.admin_financing when a pooling.instance/1 file (any instance
 without a format field) omits it: the fund paid the running costs until the
@@ -90,6 +103,10 @@ class Parameters:
     prefecture_shock: ShockLevel = NO_SHOCK
     county_shock: ShockLevel = NO_SHOCK
     admin_financing: str = "risk_fund"
+    utilisation_elasticity: float = DEFAULT_ELASTICITY
+    """e: a county's admissions at rate r scale by ((1 - r) / (1 - r0))^e."""
+    observed_rate: float = DEFAULT_OBSERVED_RATE
+    """r0 of counties without `current_rate` (DEFAULT_OBSERVED_RATE)."""
     benefits: BenefitSchedule | None = None
     """What the fund pays per admission (data.benefits): set from the spec's
     [benefits] by `with_benefits`, never read from an instance file."""
@@ -277,6 +294,7 @@ def instance_from_dict(data: Any, source: str = "<memory>", sha256: str | None =
         raise InputError(f"{source}: counties: enrollees must sum to at most {MAX_ENROLLEES} over the "
                          f"instance, got {total}")
     _check_references(counties, places, source)
+    _check_observed_rates(counties, parameters, source)
     options = read_contract_options(raw_options, source, {c.id for c in counties},
                                      {p.id for p in places} | {c.id for c in counties}, version)
     return Instance(name=name, year=year, currency=currency, description=description,
@@ -325,6 +343,9 @@ def _read_parameters(reader: FieldReader, version: int) -> Parameters:
         frequency_shock_cv=read_shock_cv(reader, "frequency_shock_cv"),
         tiers=tiers, prefecture_shock=prefecture_shock, county_shock=county_shock,
         admin_financing=_admin_financing(reader, version),
+        utilisation_elasticity=reader.number("utilisation_elasticity", low=ELASTICITY_RANGE[0],
+                                             high=ELASTICITY_RANGE[1], default=DEFAULT_ELASTICITY),
+        observed_rate=reader.share("observed_rate", high_open=True, default=DEFAULT_OBSERVED_RATE),
     )
     reader.finish()
     return params
@@ -401,6 +422,19 @@ def _read_destinations(reader: FieldReader, county_id: str, migrant_share: float
         raise reader.fail("migrant_destinations",
                           f"weights must sum to 1 or be empty (migrant_share is 0), got {total:.9g}")
     return tuple(weights)
+
+
+def _check_observed_rates(counties: list[County], params: Parameters, source: str) -> None:
+    """With a behavioural response, a county's r0 (its current_rate) must be
+    below 1: the multiplier ((1 - r) / (1 - r0))^e divides by 1 - r0."""
+    if params.utilisation_elasticity == 0.0:
+        return
+    for county in counties:
+        if county.current_rate is not None and county.current_rate >= 1.0:
+            raise InputError(f'{source}: county "{county.id}": current_rate is 1, the rate admissions were '
+                             f"observed at; with parameters.utilisation_elasticity "
+                             f"{params.utilisation_elasticity:g} it must be below 1 (admissions scale by "
+                             f"((1 - r) / (1 - current_rate))^e)")
 
 
 def _check_references(counties: list[County], places: tuple[Place, ...], source: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.geography import ContractOption, Place
+from pooling.data.instance import DEFAULT_ELASTICITY, DEFAULT_OBSERVED_RATE
 from pooling.risk.severity import Severity
 
 
@@ -26,7 +27,7 @@ def severity_to_dict(severity: Severity) -> dict[str, Any]:
     return data
 
 
-def _parameters(params) -> dict[str, Any]:
+def _parameters(params, all_fields: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "admin_fixed_per_fund": params.admin_fixed_per_fund,
         "admin_financing": params.admin_financing,
@@ -36,6 +37,12 @@ def _parameters(params) -> dict[str, Any]:
         "outside_severity": severity_to_dict(params.outside_severity),
         "frequency_shock_cv": params.frequency_shock_cv,
     }
+    # The behaviour fields (issue 25) only when they differ from their defaults,
+    # so files written before them are written back as they were.
+    if all_fields or params.utilisation_elasticity != DEFAULT_ELASTICITY:
+        data["utilisation_elasticity"] = params.utilisation_elasticity
+    if all_fields or params.observed_rate != DEFAULT_OBSERVED_RATE:
+        data["observed_rate"] = params.observed_rate
     if params.tiers:
         data["out_of_network_tiers"] = {tier: {"claim_share": t.claim_share, "factor": t.factor}
                                         for tier, t in params.tiers}
@@ -88,8 +95,10 @@ def _county(county) -> dict[str, Any]:
     return data
 
 
-def instance_to_dict(instance) -> dict[str, Any]:
-    """The instance as file data (see the module docstring). A restricted
+def instance_to_dict(instance, all_fields: bool = False) -> dict[str, Any]:
+    """The instance as file data (see the module docstring); `all_fields`
+    writes parameters that are at their defaults too (parameter scenarios
+    may `set` them). A restricted
     instance (a block) is written with its counties only: its context counties
     are not part of the problem, so write the whole instance instead."""
     if instance.context:
@@ -99,7 +108,7 @@ def instance_to_dict(instance) -> dict[str, Any]:
                             "currency": instance.currency}
     if instance.description:
         data["description"] = instance.description
-    data["parameters"] = _parameters(instance.parameters)
+    data["parameters"] = _parameters(instance.parameters, all_fields)
     if instance.places:
         data["places"] = [_place(p) for p in instance.places]
     if instance.contract_options:

@@ -19,6 +19,7 @@ input error naming the scenario, the county and the field.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,5 +141,8 @@ def scenario_instance(instance: Instance, scenario: Scenario, where: str = "") -
         return instance
     named = f'scenario "{scenario.name}"' + (f" of {scenario.source}" if scenario.source else "")
     label = f"{where or instance.source}: {named}"
-    data = apply_changes(instance_to_dict(instance), scenario.changes, label)
-    return instance_from_dict(data, source=f"{instance.source} under {named}")
+    data = apply_changes(instance_to_dict(instance, all_fields=True), scenario.changes, label)
+    changed = instance_from_dict(data, source=f"{instance.source} under {named}")
+    # What the file does not hold stays the instance's: the spec's benefit schedule.
+    return dataclasses.replace(changed, parameters=dataclasses.replace(
+        changed.parameters, benefits=instance.parameters.benefits))

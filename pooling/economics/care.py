@@ -26,6 +26,11 @@ denominator of its effective rates, so that 1 - effective rate is the share
 of the bill the enrollee pays), the same care at list prices (plan-free: the
 denominator of coverage, which must not depend on the plan for the objective
 to stay linear), and the migrants' and residents' parts.
+
+With induced utilisation (economics.behaviour) a pool prices each member's
+flows with its admissions scaled by a multiplier m_c (`multipliers`, county id
+-> m_c; None or absent: 1): every flow of the county, its claims, its care
+and the demand its migrants bring to a contract.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ RESIDENT, MIGRANT = "resident", "migrant"
 Contracted = dict[str, tuple[tuple[float, float], ...]] | None
 """Places a pool has contracted: destination -> the (price factor, capacity)
 of each contract taken there, cheapest first (issues 14, 25)."""
+
+Multipliers = dict[str, float] | None
+"""county id -> the factor its admissions are scaled by (induced utilisation,
+economics.behaviour); None (or a county absent) means 1."""
 
 Fill = dict[str, tuple[tuple[tuple[float, float], ...], float]]
 """destination -> (((price factor, share served), ...), share left out of
@@ -207,6 +216,19 @@ def county_care(instance: Instance, county: County) -> tuple[CareFlow, ...]:
     return flows
 
 
+def scaled_care(instance: Instance, county: County, multiplier: float = 1.0) -> tuple[CareFlow, ...]:
+    """county_care with every flow's admissions scaled by `multiplier` (the
+    memoised flows themselves at 1)."""
+    flows = county_care(instance, county)
+    if multiplier == 1.0:
+        return flows
+    return tuple(dataclasses.replace(f, admissions=f.admissions * multiplier) for f in flows)
+
+
+def _multiplier(multipliers: Multipliers, cid: str) -> float:
+    return 1.0 if not multipliers else multipliers.get(cid, 1.0)
+
+
 @dataclass(frozen=True)
 class CountyCare:
     """One county's care in one column (a pool and the contracts it takes):
@@ -223,6 +245,8 @@ class CountyCare:
     migrant_admissions: float
     migrant_in_network_admissions: float
     list_total: float | None = None   # T_c at list prices (plan-free); None: equal to `total`
+    admission_multiplier: float = 1.0
+    """m_c the figures above are scaled by (induced utilisation; not in result.json)."""
 
     @property
     def effective_share(self) -> float:
@@ -230,9 +254,17 @@ class CountyCare:
         return self.eligible / self.total if self.total > 0 else 1.0
 
     @property
+    def observed_eligible(self) -> float:
+        """E[Y_c,P] at the observed admissions (m_c = 1): the effective
+        coverage objective's weight, so that each county's coverage r E / T
+        (unchanged by m_c) is weighted by its observed, plan-free cost."""
+        return self.eligible / self.admission_multiplier
+
+    @property
     def cost_at_list_prices(self) -> float:
-        """T_c at list prices, whatever the plan: coverage's denominator."""
-        return self.total if self.list_total is None else self.list_total
+        """T_c at list prices and observed admissions, whatever the plan:
+        coverage's denominator."""
+        return (self.total if self.list_total is None else self.list_total) / self.admission_multiplier
 
     def out_of_pocket(self, rate: float) -> float:
         """Expected out-of-pocket cost a year at `rate`: T_c,P - r E[Y_c,P]
@@ -241,21 +273,24 @@ class CountyCare:
         return self.total - rate * self.eligible
 
 
-def contract_fill(instance: Instance, members: frozenset[str], contracted: Contracted) -> Fill:
+def contract_fill(instance: Instance, members: frozenset[str], contracted: Contracted,
+                  multipliers: Multipliers = None) -> Fill:
     """How pool `members`' migrants' admissions at each contracted place are
     split: contracts cheapest first, each serving up to its capacity, the rest
     out of network (module docstring). A share is exactly 1 when a contract's
     capacity covers what is left, and exactly 0 when nothing is left or the
-    capacity is 0. Memoised per (pool, contracts)."""
+    capacity is 0. Memoised per (pool, contracts, multipliers)."""
     if not contracted:
         return {}
     cache = instance.__dict__.setdefault("_contract_fill", {})
     key = (members, tuple(sorted(contracted.items())))
+    if multipliers:
+        key += (tuple(sorted(multipliers.items())),)
     fill = cache.get(key)
     if fill is None:
         fill = {}
         for place, layers in sorted(contracted.items()):
-            demand = math.fsum([f.admissions for cid in sorted(members)
+            demand = math.fsum([f.admissions * _multiplier(multipliers, cid) for cid in sorted(members)
                                 for f in county_care(instance, instance.county(cid))
                                 if f.who == MIGRANT and f.place == place and not f.in_network(members)])
             if demand <= 0.0:
@@ -271,10 +306,13 @@ def contract_fill(instance: Instance, members: frozenset[str], contracted: Contr
 
 
 def care_in_pool(instance: Instance, county: County, members: frozenset[str],
-                 contracted: Contracted = None) -> CountyCare:
-    fill = contract_fill(instance, members, contracted)
+                 contracted: Contracted = None, multipliers: Multipliers = None) -> CountyCare:
+    """One county's care in pool `members` with the contracts `contracted`,
+    its admissions scaled by its multiplier in `multipliers` (module docstring)."""
+    fill = contract_fill(instance, members, contracted, multipliers)
+    scale = _multiplier(multipliers, county.id)
     resident, migrant, migrant_in, migrant_cost = [], [], [], []
-    for flow in county_care(instance, county):
+    for flow in scaled_care(instance, county, scale):
         for part in flow.parts(members, fill):
             if flow.who == RESIDENT:
                 resident.append(part.stream.mean)
@@ -285,6 +323,9 @@ def care_in_pool(instance: Instance, county: County, members: frozenset[str],
                     migrant_in.append(part.in_network)
     resident_eligible, migrant_eligible = math.fsum(resident), math.fsum(migrant)
     resident_total, list_migrant_total, migrant_admissions = _plan_free_totals(instance, county)
+    if scale != 1.0:
+        resident_total, list_migrant_total, migrant_admissions = (
+            resident_total * scale, list_migrant_total * scale, migrant_admissions * scale)
     # Residents' care is never contracted; migrants' is billed at list price
     # unless a contract serves some of it (then the sum has more terms).
     migrant_total = math.fsum(migrant_cost) if fill else list_migrant_total
@@ -295,7 +336,7 @@ def care_in_pool(instance: Instance, county: County, members: frozenset[str],
         resident_eligible=resident_eligible, resident_total=resident_total,
         migrant_eligible=migrant_eligible, migrant_total=migrant_total,
         migrant_admissions=migrant_admissions, migrant_in_network_admissions=math.fsum(migrant_in),
-        list_total=None if list_total == total else list_total)
+        list_total=None if list_total == total else list_total, admission_multiplier=scale)
 
 
 def _plan_free_totals(instance: Instance, county: County) -> tuple[float, float, float]:
@@ -312,17 +353,20 @@ def _plan_free_totals(instance: Instance, county: County) -> tuple[float, float,
 
 
 def county_streams(instance: Instance, county: County, members: frozenset[str],
-                   contracted: Contracted = None) -> list[ClaimStream]:
-    """Claim streams of one county's enrollees when it belongs to pool `members`."""
-    fill = contract_fill(instance, members, contracted)
-    return [part.stream for flow in county_care(instance, county) for part in flow.parts(members, fill)]
+                   contracted: Contracted = None, multipliers: Multipliers = None) -> list[ClaimStream]:
+    """Claim streams of one county's enrollees when it belongs to pool
+    `members`, its admissions scaled by its multiplier in `multipliers`."""
+    fill = contract_fill(instance, members, contracted, multipliers)
+    return [part.stream for flow in scaled_care(instance, county, _multiplier(multipliers, county.id))
+            for part in flow.parts(members, fill)]
 
 
 CARE_FIELDS = ("county", "enrollees", "eligible", "total", "resident_eligible", "resident_total",
                "migrant_eligible", "migrant_total", "migrant_admissions", "migrant_in_network_admissions")
 """A CountyCare's fields always in result.json, in its order; `list_total`
 follows only where contracted care makes it differ from `total` (care_row),
-so results without such contracts are written as before."""
+so results without such contracts are written as before; so does
+`admission_multiplier` where it is not 1 (induced utilisation)."""
 
 
 def care_row(care: CountyCare) -> dict:
@@ -330,6 +374,8 @@ def care_row(care: CountyCare) -> dict:
     row = {f: getattr(care, f) for f in CARE_FIELDS}
     if care.list_total is not None:
         row["list_total"] = care.list_total
+    if care.admission_multiplier != 1.0:
+        row["admission_multiplier"] = care.admission_multiplier
     return row
 
 
@@ -343,7 +389,8 @@ def portability(cares_and_rates) -> dict[str, float | None]:
     reimbursement over the expected cost of all care, unclaimed included, at
     the prices enrollees are billed (contracted care at its contract's price);
     coverage is reimbursement over all care at list prices (the objective's
-    plan-free D); in-network share counts admissions. None where there is
+    plan-free D), both at observed admissions (induced care leaves each
+    county's ratio unchanged; CountyCare.observed_eligible); in-network share counts admissions. None where there is
     nothing to share (no migrants)."""
     pairs = list(cares_and_rates)
 
@@ -357,7 +404,7 @@ def portability(cares_and_rates) -> dict[str, float | None]:
         "migrant_in_network_share": _share(cost("migrant_in_network_admissions"), cost("migrant_admissions")),
         "migrant_effective_rate": _share(paid("migrant_eligible"), cost("migrant_total")),
         "resident_effective_rate": _share(paid("resident_eligible"), cost("resident_total")),
-        "effective_coverage": _share(paid("eligible"), cost("cost_at_list_prices")),
+        "effective_coverage": _share(paid("observed_eligible"), cost("cost_at_list_prices")),
         "mean_effective_rate": (None if people == 0 else math.fsum(
             care.enrollees * rate * care.effective_share for care, rate in pairs) / people),
     }

@@ -22,6 +22,15 @@ and the parts are, summed over the members with their objective weights:
   equalisation rules in the plan, net of those in the status quo.
 For the nominal mean rate omega_c = N_c; for the mean effective rate
 omega_c = N_c e_c,alone; for coverage omega_c = E[Y_c,alone] (and D = sum T_c).
+
+With induced utilisation (economics.behaviour) the path is priced at the
+observed admissions (m_c = 1) up to r_D, then
+    r_E = B_P / rho(Y_P(r*_P))          the members' admissions at the pool's fixed point
+and a sixth part, behaviour: (r_E - r_D) - (r^_c - r^0_c), the response in
+the pool net of the one the county already had alone (r^_c at its own fixed
+point, r^0_c = B_c / rho_c at observed admissions, where composition starts);
+rules_and_caps then runs from r_E. Each pool also reports its max rate with
+and without the response and its admission multiplier at the plan's rate.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import math
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import behaviour_on
 from pooling.economics.objectives import (
     EFFECTIVE_COVERAGE,
     LINEAR_OBJECTIVES,
@@ -39,7 +49,7 @@ from pooling.economics.objectives import (
     objective_denominator,
     plan_value,
 )
-from pooling.economics.pools import PoolPricer, pool_model
+from pooling.economics.pools import PoolPricer, pool_model, solvent_rate
 from pooling.economics.status_quo import as_run, summary
 from pooling.errors import InputError
 from pooling.risk.claims import aggregate
@@ -75,8 +85,15 @@ def _portability_gain(kind: str, care_alone, care_pooled, rate: float) -> float:
     if kind == MEAN_EFFECTIVE_RATE:
         return care_alone.enrollees * rate * (care_pooled.effective_share - care_alone.effective_share)
     if kind == EFFECTIVE_COVERAGE:
-        return rate * (care_pooled.eligible - care_alone.eligible)
+        return rate * (care_pooled.observed_eligible - care_alone.observed_eligible)
     return 0.0
+
+
+def _observed_risk(instance: Instance, spec: Spec, members, contracts=()) -> float:
+    """rho of a pool's claims at the observed admissions (no behavioural response)."""
+    model = pool_model(instance, frozenset(members), contracts=[instance.contract(o) for o in contracts])
+    result = aggregate(model, spec.solvency.level)
+    return result.cvar if spec.solvency.measure == "cvar" else result.var
 
 
 def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
@@ -93,15 +110,20 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
     denominator = objective_denominator(kind, instance, instance.ids)
     level = spec.solvency.level
     fixed = instance.parameters.fund_fixed_cost
-    pools, totals = [], dict.fromkeys(PARTS, 0.0)
+    induced = behaviour_on(instance)
+    names = PARTS + ("behaviour",) if induced else PARTS
+    pools, totals = [], dict.fromkeys(names, 0.0)
     for members, rate, contracts in plan:
         alone = {c: pricer.price([c]) for c in members}
         pooled = pricer.price(members, contracts)
         care_pooled = {c.county: c for c in pooled.care}
-        risks = {c: alone[c].risk for c in members}
-        _require_positive_risk(spec, members, [*risks.values(), pooled.risk])
+        _require_positive_risk(spec, members, [*(alone[c].risk for c in members), pooled.risk])
+        risks = {c: _observed_risk(instance, spec, [c]) if induced else alone[c].risk for c in members}
+        pooled_risk = _observed_risk(instance, spec, members, contracts) if induced else pooled.risk
+        _require_positive_risk(spec, members, [*risks.values(), pooled_risk])
         budgets = {c: alone[c].budget for c in members}
         r_hat = {c: budgets[c] / risks[c] for c in members}
+        r_hat_response = {c: budgets[c] / alone[c].risk for c in members}
         r_a = math.fsum(budgets.values()) / math.fsum(risks.values())
         r_b = (math.fsum(budgets.values()) + (len(members) - 1) * fixed) / math.fsum(risks.values())
         own = pool_model(instance, frozenset(members), {c: frozenset((c,)) for c in members})
@@ -109,8 +131,9 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
         joint_risk = joint.cvar if spec.solvency.measure == "cvar" else joint.var
         _require_positive_risk(spec, members, [joint_risk])
         r_c = pooled.budget / joint_risk
-        r_d = pooled.budget / pooled.risk
-        parts = dict.fromkeys(PARTS, 0.0)
+        r_d = pooled.budget / pooled_risk
+        r_e = pooled.budget / pooled.risk
+        parts = dict.fromkeys(names, 0.0)
         for c in members:
             care_alone = alone[c].care[0]
             w = county_weight(kind, care_alone)
@@ -118,14 +141,24 @@ def gain_decomposition(instance: Instance, spec: Spec, pricer: PoolPricer,
             parts["fixed_cost_saving"] += w * (r_b - r_a)
             parts["diversification"] += w * (r_c - r_b)
             parts["network"] += w * (r_d - r_c) + _portability_gain(kind, care_alone, care_pooled[c], rate)
-            parts["rules_and_caps"] += w * ((rate - r_d) - (status_quo[c] - r_hat[c]))
+            if induced:
+                parts["behaviour"] += w * ((r_e - r_d) - (r_hat_response[c] - r_hat[c]))
+            parts["rules_and_caps"] += w * ((rate - r_e) - (status_quo[c] - r_hat_response[c]))
         parts = {k: v / denominator for k, v in parts.items()}
-        for k in PARTS:
+        for k in names:
             totals[k] += parts[k]
-        pools.append({"counties": list(members), "rate": rate, "contracts": list(contracts),
-                      "rates": {"stand_alone_uncapped": {c: r_hat[c] for c in members}, "merged": r_a,
-                                "one_fixed_cost": r_b, "diversified": r_c, "in_network": r_d},
-                      "parts": parts, "total": math.fsum(parts.values())})
+        entry = {"counties": list(members), "rate": rate, "contracts": list(contracts),
+                 "rates": {"stand_alone_uncapped": {c: r_hat[c] for c in members}, "merged": r_a,
+                           "one_fixed_cost": r_b, "diversified": r_c, "in_network": r_d},
+                 "parts": parts, "total": math.fsum(parts.values())}
+        if induced:
+            entry["rates"]["with_response"] = r_e
+            entry["behaviour"] = {
+                "max_rate_without_response": solvent_rate(pooled.budget, pooled_risk, spec.rates.max),
+                "max_rate_with_response": pooled.max_rate,
+                "admission_multiplier": pooled.behaviour.admission_multiplier(rate),
+                "stand_alone_uncapped_with_response": r_hat_response}
+        pools.append(entry)
     before = plan_value(kind, [pricer.price([c]) for c in instance.ids], [status_quo[c] for c in instance.ids])
     after = plan_value(kind, [pricer.price(m, c) for m, _, c in plan], [rate for _, rate, _ in plan])
     total = after - before

@@ -18,6 +18,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import bound_multipliers
 from pooling.economics.care import county_streams
 from pooling.execution.deadline import Deadline
 
@@ -50,13 +51,16 @@ class GroupEconomics:
         self.beta = np.array([c.revenue + u * c.reserves - c.per_capita_costs for c in counties])
         self.fixed = instance.parameters.fund_fixed_cost
         n = len(counties)
-        alone = np.array([_expected(instance, c, frozenset([c.id])) for c in counties])
+        # With induced utilisation, admissions at a lower bound of m_c over the
+        # usable rates (<= 1): E_lo(P) stays below E[Y_P] at any fixed point.
+        low = bound_multipliers(instance, spec)
+        alone = np.array([_expected(instance, c, frozenset([c.id]), low) for c in counties])
         self.extra = np.zeros((n, n))
         for i, c in enumerate(counties):
             for dest, _weight in c.migrant_destinations:
                 k = self.index.get(dest)
                 if k is not None and k != i:
-                    self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest])) - alone[i]
+                    self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest]), low) - alone[i]
         self.alone_mean = alone
         prefectures = sorted({c.prefecture for c in counties}, key=str)
         self.prefecture_onehot = np.array([[c.prefecture == p for p in prefectures] for c in counties], dtype=float)
@@ -72,8 +76,8 @@ class GroupEconomics:
         return float(self.alone_mean[pos].sum() + self.extra[np.ix_(pos, pos)].sum())
 
 
-def _expected(instance: Instance, county, members: frozenset[str]) -> float:
-    return math.fsum(s.mean for s in county_streams(instance, county, members))
+def _expected(instance: Instance, county, members: frozenset[str], scale=None) -> float:
+    return math.fsum(s.mean for s in county_streams(instance, county, members, multipliers=scale))
 
 
 @dataclass(frozen=True)

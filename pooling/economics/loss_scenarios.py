@@ -45,6 +45,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import behaviour_on
 from pooling.economics.care import county_care
 from pooling.economics.pools import PoolPricer
 from pooling.errors import InputError
@@ -241,6 +242,11 @@ class ScenarioPricer(PoolPricer):
     def __init__(self, instance: Instance, spec: Spec, scenarios: Scenarios):
         if spec.uncertainty is not None:   # sampled losses of the base only: never a robust price
             raise InputError(f"{spec.source}: scenario pricing (the compact formulation's) ignores [uncertainty]")
+        if behaviour_on(instance):   # sampled at observed admissions: no fixed point in r
+            raise InputError(f"{instance.source}: scenario pricing (the compact formulation's) samples claims at "
+                             f"observed admissions and cannot price induced utilisation "
+                             f"(parameters.utilisation_elasticity "
+                             f"{instance.parameters.utilisation_elasticity:g}); use the exact formulation")
         super().__init__(instance, spec)
         self.scenarios = scenarios
 

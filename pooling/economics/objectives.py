@@ -35,7 +35,7 @@ def county_weight(kind: str, care: CountyCare) -> float:
     if kind == MEAN_EFFECTIVE_RATE:
         return care.enrollees * care.effective_share
     if kind == EFFECTIVE_COVERAGE:
-        return care.eligible
+        return care.observed_eligible   # = eligible without induced utilisation (care.py)
     return float(care.enrollees)
 
 

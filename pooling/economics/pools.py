@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pooling.data.benefits import with_benefits
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import Behaviour, behaviour_on, multipliers, solvent_fixed_point
 from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
 from pooling.errors import NumericsError
 from pooling.risk.claims import (
@@ -49,7 +50,8 @@ def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
 
 
 def pool_model(instance: Instance, members: frozenset[str],
-               networks: dict[str, frozenset[str]] | None = None, contracts=()) -> CompoundModel:
+               networks: dict[str, frozenset[str]] | None = None, contracts=(),
+               multipliers: dict[str, float] | None = None) -> CompoundModel:
     """The compound mixed-Poisson model of a pool's eligible cost Y_P.
 
     Every admission rate of county c is scaled by M_c = w_N Theta_N + w_P
@@ -60,11 +62,14 @@ def pool_model(instance: Instance, members: frozenset[str],
     `networks` (county -> the members whose network its enrollees use; default
     the pool) prices counterfactuals such as each member keeping its own
     network inside a shared fund (economics.explain); `contracts`
-    (ContractOptions) add places to the pool's network for its migrants."""
+    (ContractOptions) add places to the pool's network for its migrants;
+    `multipliers` (county id -> m_c, economics.behaviour) scale each member's
+    admissions (None: as observed)."""
     params = instance.parameters
     networks = networks or {}
     contracted = contracted_places(contracts)
-    by_county = {cid: county_streams(instance, instance.county(cid), networks.get(cid, members), contracted)
+    by_county = {cid: county_streams(instance, instance.county(cid), networks.get(cid, members), contracted,
+                                     multipliers)
                  for cid in sorted(members)}
     everything = [st for streams in by_county.values() for st in streams]
     national, prefecture, county = params.national_shock, params.prefecture_shock, params.county_shock
@@ -138,6 +143,16 @@ class PoolPricing:
     # revenue, fixed costs, budget, VaR, CVaR and risk the fields above are.
     scenario_rates: tuple[tuple[str, float], ...] = ()
     binding_scenario: str | None = None
+    # With induced utilisation (economics.behaviour): the members' observed
+    # rates and admissions, so the multiplier can be given at any rate of the
+    # pool. Every figure above is then at the fixed point max_rate (admissions
+    # scaled by each member's m_c(max_rate)).
+    behaviour: Behaviour | None = None
+
+    @property
+    def admission_multiplier(self) -> float | None:
+        """The members' multipliers at max_rate, admission-weighted (None without behaviour)."""
+        return None if self.behaviour is None else self.behaviour.admission_multiplier(self.max_rate)
 
 
 class PoolPricer:
@@ -183,34 +198,55 @@ class PoolPricer:
         fixed = (inst.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
                  + math.fsum(o.annual_cost for o in options))
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
-        model = pool_model(inst, members, contracts=options)
-        try:
-            result = aggregates.get(model) if aggregates is not None else None
-            if result is None:
-                result = aggregate(model, spec.solvency.level)
-                if aggregates is not None:
-                    aggregates[model] = result
+        where = f"{inst.source}: pool [{', '.join(sorted(members))}]"
+        tried: dict = {}   # the fixed point's own pricing is the search's last solvent one
+
+        def priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
+            """(the law's figures, risk, max rate) with admissions scaled by `scale`."""
+            key = None if scale is None else tuple(sorted(scale.items()))
+            if key not in tried:
+                tried.clear()
+                tried[key] = _priced_at(scale)
+            return tried[key]
+
+        def _priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
+            model = pool_model(inst, members, contracts=options, multipliers=scale)
+            try:
+                result = aggregates.get(model) if aggregates is not None else None
+                if result is None:
+                    result = aggregate(model, spec.solvency.level)
+                    if aggregates is not None:
+                        aggregates[model] = result
+                if spec.solvency.measure == "ruin":
+                    sim = spec.simulation
+                    ruin_rate = ruin_max_rate(
+                        model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
+                        net_income=revenue - fixed, years=spec.solvency.horizon_years,
+                        scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed)
+            except NumericsError as exc:
+                raise NumericsError(f"{where}: cannot price it: {exc}. "
+                                    f"{_numerics_drivers(inst, spec, counties)}") from None
             if spec.solvency.measure == "ruin":
-                sim = spec.simulation
-                ruin_rate = ruin_max_rate(
-                    model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
-                    net_income=revenue - fixed, years=spec.solvency.horizon_years,
-                    scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed)
-        except NumericsError as exc:
-            raise NumericsError(f"{inst.source}: pool [{', '.join(sorted(members))}]: cannot price it: "
-                                f"{exc}. {_numerics_drivers(inst, spec, counties)}") from None
-        if spec.solvency.measure == "ruin":
-            risk = result.cvar
-            max_rate = min(spec.rates.max, ruin_rate)
-        else:
+                return result, result.cvar, min(spec.rates.max, ruin_rate)
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
-            max_rate = solvent_rate(budget, risk, spec.rates.max)
+            return result, risk, solvent_rate(budget, risk, spec.rates.max)
+
+        scale = None
+        if behaviour_on(inst):
+            # The fixed point r = h(r), h the max rate with admissions frozen at m_c(r).
+            fixed_point, _ = solvent_fixed_point(lambda r: priced_at(multipliers(inst, members, r))[2],
+                                                 spec.rates.max, where)
+            scale = multipliers(inst, members, fixed_point)
+        result, risk, max_rate = priced_at(scale)
+        if scale is not None:
+            max_rate = fixed_point   # the solvent end of the bracket (h(r*) >= r*)
         contracted = contracted_places(options)
-        care = tuple(care_in_pool(inst, c, members, contracted) for c in counties)
+        care = tuple(care_in_pool(inst, c, members, contracted, scale) for c in counties)
         per_county = tuple((c.county, c.eligible) for c in care)
         return PoolPricing(
             counties=tuple(c.id for c in counties), enrollees=sum(c.enrollees for c in counties),
             revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
             usable=max_rate >= spec.rates.min, county_expected_cost=per_county, care=care,
-            numerics=result if keep_law else dataclasses.replace(result, law=None), contracts=contract_ids)
+            numerics=result if keep_law else dataclasses.replace(result, law=None), contracts=contract_ids,
+            behaviour=None if scale is None else Behaviour.of(inst, members))

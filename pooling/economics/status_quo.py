@@ -19,6 +19,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import behaviour_on
 from pooling.economics.pools import PoolPricer, pool_model
 from pooling.risk.claims import aggregate
 
@@ -58,10 +59,14 @@ def as_run(instance: Instance, spec: Spec, pricer: PoolPricer | None = None) -> 
         pricing = pricer.price([county.id])
         rate = county.current_rate
         income = pricing.revenue - pricing.fixed_costs
-        law = aggregate(pool_model(instance, frozenset([county.id])), spec.solvency.level).law
+        # At its current rate a county's admissions are as observed (m_c = 1 with
+        # induced utilisation: r0 is that rate), so the law is the observed one.
+        run = aggregate(pool_model(instance, frozenset([county.id])), spec.solvency.level)
+        law = run.law
         deficit = survival(law, income / rate) if rate > 0 else float(income < 0)
+        expected = run.mean if behaviour_on(instance) else pricing.expected_cost
         out.append(CountyAsRun(county=county.id, current_rate=rate, max_rate=pricing.max_rate,
-                               expected_surplus=income - rate * pricing.expected_cost,
+                               expected_surplus=income - rate * expected,
                                deficit_probability=deficit))
     return out
 

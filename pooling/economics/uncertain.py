@@ -24,6 +24,11 @@ leaves the other counties' pools alone).
 - In both, the expected cost and the care figures (hence every objective's
   coefficients) are the base's: the plan is judged on the instance as given,
   and only solvency is asked to survive the scenarios.
+- Induced utilisation (economics.behaviour, a scenario may set
+  parameters.utilisation_elasticity): robust prices each scenario at its own
+  fixed point, so the minimum is the largest rate solvent in every scenario
+  with its own response; predictive refuses it (InputError): the mixture's
+  laws would each depend on the one rate being sought.
 - The solvency measure "ruin" is simulated, not exact: robust takes the
   smallest of the scenarios' simulated rates; predictive refuses it
   (InputError) since its mixture would be a simulation of a mixture.
@@ -41,6 +46,7 @@ from pooling.data.instance_dict import instance_to_dict
 from pooling.data.scenarios import apply_changes
 from pooling.data.spec import Spec
 from pooling.data.uncertainty import scenario_instances
+from pooling.economics.behaviour import behaviour_on
 from pooling.economics.pools import NO_SOLVENT_RATE, PoolPricer, PoolPricing, solvent_rate
 from pooling.errors import InputError, NumericsError
 from pooling.risk.claims import AggregateResult
@@ -86,7 +92,7 @@ def _restricted_scenarios(block: Instance, uncertainty) -> tuple:
     every county priced gets the changes it gets in the whole instance."""
     ids = {c.id for c in block.counties} | {c.id for c in block.context}
     flat = dataclasses.replace(block, counties=block.counties + block.context, context=())
-    data = instance_to_dict(flat)
+    data = instance_to_dict(flat, all_fields=True)
     known = ids | {p.id for p in block.places}
     context = {c.id for c in block.context}
     for county in data["counties"]:
@@ -128,6 +134,12 @@ class UncertainPricing:
         self.spec = spec
         plain = dataclasses.replace(spec, uncertainty=None)
         pairs = _scenario_instances(instance, uncertainty)
+        induced = [scenario.name for scenario, inst in pairs if behaviour_on(inst)]
+        if uncertainty.method == "predictive" and induced:
+            raise InputError(f'{spec.source}: uncertainty.method "predictive" cannot price induced utilisation '
+                             f'(parameters.utilisation_elasticity != 0 in scenario "{induced[0]}"): each '
+                             f"scenario's claims would depend on the mixture's own rate; use method \"robust\" "
+                             f"(each scenario at its own fixed point) or set the elasticity to 0")
         self.names = tuple(scenario.name for scenario, _ in pairs)
         self.weights = tuple(scenario.weight for scenario, _ in pairs)
         self.pricers = tuple(PoolPricer(scenario_instance, plain) for _, scenario_instance in pairs)

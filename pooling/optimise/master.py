@@ -12,6 +12,7 @@ from scipy import optimize, sparse
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
+from pooling.economics.behaviour import bound_multipliers
 from pooling.economics.care import care_in_pool
 from pooling.economics.objectives import EFFECTIVE_COVERAGE, LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator
 from pooling.economics.pool_bounds import (
@@ -80,6 +81,7 @@ class ObjectiveScale:
     def __init__(self, instance: Instance, spec: Spec):
         self.kind = spec.objective.kind
         self.instance = instance
+        self.spec = spec
         self.linear = self.kind in LINEAR_OBJECTIVES
         self.nominal = self.kind == MEAN_RATE or not self.linear
         self.people = instance.total_enrollees
@@ -119,6 +121,9 @@ class ObjectiveScale:
         alone = np.array([care_in_pool(self.instance, county, frozenset([county.id])).effective_share
                           for county in counties])
         totals = np.array([c.total for c in largest])
+        low = bound_multipliers(self.instance, self.spec)
+        if low is not None:   # induced care: E[Y_P] >= sum m_lo,c T_c e_c (economics.behaviour)
+            totals = totals * np.array([low[c] for c in members])
         return ObjectiveWeights(shares, shares, effective_box=(totals, np.minimum(alone, shares), shares))
 
 

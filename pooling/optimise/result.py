@@ -105,7 +105,8 @@ PORTABILITY_FIELDS = ("migrant_in_network_share", "migrant_effective_rate", "res
 POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
                 "fixed_costs", "expected_cost", "var", "cvar", "usable", *PORTABILITY_FIELDS)
 """Columns of `Result.to_frame()` (one row per pool); `names` only with an instance;
-under [uncertainty] also `binding_scenario` and one SCENARIO_RATE_COLUMN + name per scenario."""
+with induced utilisation also `admission_multiplier`; under [uncertainty] also
+`binding_scenario` and one SCENARIO_RATE_COLUMN + name per scenario."""
 SCENARIO_RATE_COLUMN = "max_rate:"
 """Prefix of the frame column holding a pool's max rate in one scenario ("max_rate:base")."""
 
@@ -117,6 +118,14 @@ class PoolOutcome:
     id: str
     pricing: PoolPricing
     rate: float
+    admission_multiplier: float | None = None
+    """Induced utilisation (economics.behaviour): the members' m_c at this
+    pool's rate, admission-weighted; computed from the pricing when not given,
+    None without a behavioural response (and then absent from result.json)."""
+
+    def __post_init__(self) -> None:
+        if self.admission_multiplier is None and self.pricing.behaviour is not None:
+            object.__setattr__(self, "admission_multiplier", self.pricing.behaviour.admission_multiplier(self.rate))
 
     def to_dict(self) -> dict[str, Any]:
         p = self.pricing
@@ -142,6 +151,7 @@ class PoolOutcome:
         } | ({"contracts": list(p.contracts)} if p.contracts else {}) \
           | ({"scenario_rates": dict(p.scenario_rates)} if p.scenario_rates else {}) \
           | ({"binding_scenario": p.binding_scenario} if p.binding_scenario is not None else {}) \
+          | ({"admission_multiplier": self.admission_multiplier} if self.admission_multiplier is not None else {}) \
           | ({"portability": self.portability(),
               "county_care": [care_row(c) for c in p.care]} if p.care else {})
 
@@ -174,7 +184,10 @@ class PoolOutcome:
             usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
             care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()),
             scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True))
-        outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"))
+        multiplier = r.number("admission_multiplier", optional=True)
+        if multiplier is not None and not multiplier > 0.0:
+            raise InputError(f"{where}: field 'admission_multiplier' must be a positive number, got {multiplier!r}")
+        outcome = cls(id=r("id", str), pricing=pricing, rate=r.number("rate"), admission_multiplier=multiplier)
         _same_as_file(outcome, data, where, "a pool of result.json")
         return outcome
 
@@ -189,6 +202,8 @@ class PoolOutcome:
                    expected_cost=p.expected_cost, var=p.var, cvar=p.cvar, usable=p.usable)
         shares = self.portability() if p.care else {}
         row.update({f: (math.nan if shares.get(f) is None else shares[f]) for f in PORTABILITY_FIELDS})
+        if self.admission_multiplier is not None:
+            row["admission_multiplier"] = self.admission_multiplier
         if p.scenario_rates:
             row["binding_scenario"] = p.binding_scenario
             row.update({f"{SCENARIO_RATE_COLUMN}{name}": rate for name, rate in p.scenario_rates})
@@ -217,8 +232,18 @@ def care_from_rows(rows: list, where: str = "pool") -> tuple[CountyCare, ...]:
         entry = _Reader(row, f"{where}.county_care[{i}]", "a pool of result.json")
         care.append(CountyCare(county=entry("county", str), enrollees=entry("enrollees", int),
                                **{f: entry.number(f) for f in CARE_FIELDS[2:]},
-                               list_total=entry.number("list_total", optional=True)))
+                               list_total=entry.number("list_total", optional=True),
+                               admission_multiplier=_positive(entry, "admission_multiplier", 1.0)))
     return tuple(care)
+
+
+def _positive(entry: _Reader, key: str, default: float) -> float:
+    value = entry.number(key, optional=True)
+    if value is None:
+        return default
+    if not value > 0.0:
+        raise InputError(f"{entry.where}: field {key!r} must be a positive number, got {value!r}")
+    return float(value)
 
 
 def contract_records(instance, pools: list[PoolOutcome]) -> list[dict[str, Any]]:
@@ -244,6 +269,8 @@ def _portability_entry(pools: list[PoolOutcome]) -> dict[str, Any]:
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     pandas = _pandas(what)
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
+    if any(p.admission_multiplier is not None for p in pools):
+        columns.append("admission_multiplier")
     scenarios = next((p.pricing.scenario_rates for p in pools if p.pricing.scenario_rates), ())
     if scenarios:   # [uncertainty]: the binding scenario and the max rate in each
         columns += ["binding_scenario"] + [f"{SCENARIO_RATE_COLUMN}{name}" for name, _ in scenarios]

@@ -384,6 +384,7 @@ def _rates_section(report: Report, result: ResultRecord, instance: Instance, alo
 
 
 def _loss_section(report: Report, result: ResultRecord, instance: Instance, currency: str) -> None:
+    from pooling.economics.behaviour import multipliers
     from pooling.economics.pools import pool_model
     from pooling.outputs.figures import MAX_LOSS_PANELS, MEASURE_NAMES, loss_distributions
     from pooling.risk.claims import lattice_law
@@ -396,7 +397,9 @@ def _loss_section(report: Report, result: ResultRecord, instance: Instance, curr
     panels, failed = [], []
     for p in chosen:
         try:
-            law = lattice_law(pool_model(instance, frozenset(p.counties)))
+            # admissions at the pool's rate (induced utilisation; as observed without it)
+            law = lattice_law(pool_model(instance, frozenset(p.counties),
+                                         multipliers=multipliers(instance, p.counties, p.rate)))
         except NumericsError as exc:
             failed.append(f"{p.id}: {exc}")
             continue

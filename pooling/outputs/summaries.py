@@ -107,7 +107,11 @@ def explain_lines(explain: dict[str, Any]) -> list[str]:
     parts = explain["parts"]
     return [f"gain over the status quo ({explain['objective_kind']}): {explain['status_quo']:.4f} -> "
             f"{explain['plan']:.4f}, {explain['total']:+.4f} = "
-            + " ".join(f"{name.replace('_', ' ')} {value:+.4f}" for name, value in parts.items())]
+            + " ".join(f"{name.replace('_', ' ')} {value:+.4f}" for name, value in parts.items())] \
+        + [f"behaviour [{', '.join(pool['counties'])}]: max rate {b['max_rate_without_response']:.4f} without "
+           f"the response, {b['max_rate_with_response']:.4f} with it; admissions x{b['admission_multiplier']:.4f} "
+           f"at rate {pool['rate']:.4f}"
+           for pool in explain.get("pools", []) for b in [pool.get("behaviour")] if b]
 
 
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:

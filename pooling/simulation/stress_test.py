@@ -38,6 +38,7 @@ from pooling.data.provenance import provenance
 from pooling.data.scenarios import Scenario, scenario_instance
 from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
 from pooling.data.stress import StressScenario
+from pooling.economics.behaviour import Behaviour, behaviour_on, multipliers
 from pooling.economics.pools import pool_model
 from pooling.errors import InputError
 from pooling.risk.claims import aggregate
@@ -286,6 +287,12 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     return StressReport(data)
 
 
+def _model_at_rate(instance: Instance, members, rate: float):
+    """The pool's claims model with its members' admissions at the plan's rate
+    (induced utilisation, economics.behaviour; as observed without it)."""
+    return pool_model(instance, frozenset(members), multipliers=multipliers(instance, members, rate))
+
+
 def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level, share,
                    priced: Instance | None = None):
     """One pool's paths and report; with `priced` (the instance the plan was
@@ -308,7 +315,7 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     for t in range(1, years + 1):
         key = scenario.frequency_in_year(t)
         if key not in samplers:
-            samplers[key] = PoolYearSampler(pool_model(stressed[t], members))
+            samplers[key] = PoolYearSampler(_model_at_rate(stressed[t], members, pool.rate))
         claims = pool.rate * scenario.severity_scale(t) * samplers[key].sample(thetas[t - 1], uniforms[t - 1])
         surplus = revenue - fixed - claims
         reserves = reserves + surplus
@@ -320,7 +327,7 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     deficits = int((first_surplus < 0).sum())
     n_ruin = int(ruined.sum())
     realised = var_cvar_with_intervals(first_claims, level)
-    exact_model = pool_model(stressed[1], members)
+    exact_model = _model_at_rate(stressed[1], members, pool.rate)
     exact = aggregate(exact_model, level)
     scale = pool.rate * scenario.severity_scale(1)
     mean_se = float(first_surplus.std()) / math.sqrt(scenarios)
@@ -349,11 +356,13 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
         "final_reserves_quantiles": _quantiles(reserves),
         "passed": ruin_probability <= 1.0 - level,
     }
+    if behaviour_on(first):
+        report["admission_multiplier"] = Behaviour.of(first, members).admission_multiplier(pool.rate)
     if priced is not None:
         mine = [priced.county(c) for c in sorted(members)]
         budget = (math.fsum(c.revenue for c in mine) + share * math.fsum(c.reserves for c in mine)
                   - priced.parameters.fund_fixed_cost - math.fsum(c.per_capita_costs for c in mine))
-        promised = aggregate(pool_model(priced, members), level).law
+        promised = aggregate(_model_at_rate(priced, members, pool.rate), level).law
         report["exhaustion_probability_promised"] = exhaustion_probability(promised, pool.rate, budget)
         report["exhaustion_probability_truth"] = exhaustion_probability(exact.law, scale,
                                                                         revenue - fixed + reserves0)
