@@ -73,7 +73,8 @@ def test_malformed_tables_are_input_errors_naming_the_field(table, message):
 def test_scenarios_are_validated_against_the_instance_naming_the_scenario():
     instance = instance_from_dict(instance_dict([county("1")], frequency_shock_cv=0.3))
     spec = _spec({"method": "robust", "scenarios": [{"name": "x2", "scale": {"parameters.frequency_shock_cv": 2}}]})
-    with pytest.raises(InputError, match=r'scenario "x2" of u.toml: parameters.frequency_shock_cv must be in \[0, 0.5\]'):
+    with pytest.raises(InputError,
+                       match=r'scenario "x2" of u.toml: parameters.frequency_shock_cv must be in \[0, 0.5\]'):
         scenario_instances(instance, spec.uncertainty)
     ok = _spec({"method": "robust", "scenarios": [{"name": "x1.5", "scale": {"parameters.frequency_shock_cv": 1.5}}]})
     pairs = scenario_instances(instance, ok.uncertainty)

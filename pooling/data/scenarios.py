@@ -128,8 +128,8 @@ def apply_changes(data: dict[str, Any], changes: tuple[ParameterChange, ...], wh
             raise InputError(f"{where}: {change.path} names no numeric field of the instance (paths: "
                              f"parameters.FIELD..., counties.ID|*.FIELD..., places.ID|*.FIELD...; "
                              f"docs/formats.md)")
-        for container, key, field in targets:
-            container[key] = _changed(container[key], change, field, where)
+        for container, key, named_field in targets:
+            container[key] = _changed(container[key], change, named_field, where)
     return changed
 
 
