@@ -4,6 +4,7 @@ against a per-person Monte Carlo, records absent by default, and bad fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -14,7 +15,7 @@ import pytest
 
 from pooling.cli import main
 from pooling.data.benefits import BenefitSchedule, with_benefits
-from pooling.data.instance import instance_from_dict
+from pooling.data.instance import instance_from_dict, load_instance
 from pooling.data.spec import load_spec, spec_from_dict
 from pooling.data.welfare import RURAL_INCOME_2011, WelfareTerms
 from pooling.economics.welfare import (
@@ -205,3 +206,32 @@ def test_an_empty_table_is_the_defaults():
     spec = spec_from_dict(spec_dict(welfare={}))
     assert spec.welfare == WelfareTerms()
     assert spec_from_dict(spec.to_dict()).welfare == spec.welfare
+
+
+def test_records_agree_with_the_pools_care_under_contracts_and_behaviour():
+    """On Xinyang's prefecture pool with the Gushi contract and induced
+    utilisation (e = -0.41), each county's groups' OOP sums to its
+    county_care's T - r E (the contract's price, capacity and the multipliers
+    at the pool's rate all included); and as the contract's price factor falls
+    (1.0, 0.6) Gushi's other-province migrants pay less and face catastrophic
+    costs less often."""
+    base = load_instance(INSTANCES / "xinyang.json")
+    spec = dataclasses.replace(load_spec(MODELS / "default.toml"), welfare=WelfareTerms())
+    whole = [list(base.ids)]
+    found = []
+    for factor in (1.0, 0.6):
+        options = tuple(dataclasses.replace(o, price_factor=factor) for o in base.contract_options)
+        inst = dataclasses.replace(base, contract_options=options, parameters=dataclasses.replace(
+            base.parameters, utilisation_elasticity=-0.41))
+        for memo in ("_care", "_care_totals", "_severities", "_contract_fill"):
+            inst.__dict__.pop(memo, None)
+        out = evaluate(inst, spec, whole, contracts=[{"pool": whole[0], "option": "gushi-beijing"}])
+        (pool,) = out.pools
+        assert pool.rate == pool.pricing.max_rate and pool.admission_multiplier != 1.0
+        for care in pool.pricing.care:
+            oop = math.fsum(w["out_of_pocket"] for w in out.welfare if w["county"] == care.county)
+            assert oop == pytest.approx(care.out_of_pocket(pool.rate), rel=CLOSED_FORM_RTOL)
+        found.append(next(w for w in out.welfare
+                          if w["county"] == "411525" and w["group"] == "migrants_other_province"))
+    assert found[1]["out_of_pocket_per_enrollee"] < found[0]["out_of_pocket_per_enrollee"]
+    assert found[1]["catastrophic_incidence"] < found[0]["catastrophic_incidence"]
