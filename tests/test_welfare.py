@@ -12,6 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pooling.cli import main
 from pooling.data.benefits import BenefitSchedule, with_benefits
@@ -136,6 +138,27 @@ def test_catastrophic_incidence_falls_as_income_rises_and_the_rate_rises():
     by_rate = [records(instance, rate=r)["migrants_other_province"]["catastrophic_incidence"]
                for r in (0.3, 0.6, 0.9)]
     assert by_rate[0] > by_rate[1] > by_rate[2]
+
+
+@settings(max_examples=25, deadline=None)
+@given(low=st.floats(0.0, 1.0), high=st.floats(0.0, 1.0), deductible=st.floats(0.0, 3000.0),
+       cap=st.one_of(st.none(), st.floats(100.0, 50_000.0)))
+@example(low=0.5, high=1.0, deductible=0.0, cap=None)
+@example(low=0.5, high=1.0, deductible=800.0, cap=6000.0)
+def test_a_higher_rate_never_raises_what_any_group_pays(low, high, deductible, cap):
+    """OOP is non-increasing in r claim by claim (b X - r l min(...)), so its
+    expectation and the incidence are too, at every rate up to 1 (where the
+    in-network OOP map is flat: the inverse's flat branch)."""
+    low, high = sorted((low, high))
+    instance = with_benefits(one_county(), BenefitSchedule(deductibles=(deductible,) * 3, cap=cap))
+    before, after = records(instance, rate=low), records(instance, rate=high)
+    for group in before:
+        a, b = before[group], after[group]
+        assert b["out_of_pocket_per_enrollee"] <= a["out_of_pocket_per_enrollee"] * (1 + CLOSED_FORM_RTOL)
+        assert b["catastrophic_incidence"] <= a["catastrophic_incidence"] + CATASTROPHIC_TOLERANCE
+        assert 0.0 <= b["catastrophic_incidence"] <= 1.0 and 0.0 <= b["share_of_bill_paid"] <= 1.0
+    if deductible == 0.0 and cap is None and high == 1.0:
+        assert after["residents"]["catastrophic_incidence"] == pytest.approx(0.0, abs=CATASTROPHIC_TOLERANCE)
 
 
 def test_plan_welfare_sums_and_weights_the_counties():
