@@ -188,6 +188,8 @@ def test_records_are_absent_without_the_table_and_leave_everything_else_unchange
     plan = [list(p.pricing.counties) for p in with_table.pools]
     ev = evaluate(instance, spec_from_dict(spec_dict(welfare={"travel_cost": 100.0})), plan)
     assert ev.welfare == data["welfare"]
+    explained = evaluate(instance, spec_from_dict(spec_dict(welfare={"travel_cost": 100.0})), plan, explain=True)
+    assert explained.welfare == data["welfare"] and explained.explain is not None
     assert Evaluation.from_dict(json.loads(json.dumps(ev.to_dict()))).to_dict() == ev.to_dict()
     assert "welfare" not in evaluate(instance, spec_from_dict(spec_dict()), plan).to_dict()
     frame = welfare_frame(data)

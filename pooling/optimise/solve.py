@@ -247,7 +247,8 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     extra = price_of_equalisation(spec, pools, pricer) if subsidy else None
     explained = None
     if explain:
-        alone = evaluate(instance, spec, [[c] for c in sorted(instance.ids)], pricer=pricer, options=options)
+        alone = evaluate(instance, dataclasses.replace(spec, welfare=None), [[c] for c in sorted(instance.ids)],
+                         pricer=pricer, options=options)   # the status quo needs no welfare records
         status_quo = {p.pricing.counties[0]: p.rate for p in alone.pools}
         explained = gain_decomposition(
             instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
