@@ -197,7 +197,7 @@ def test_records_are_absent_without_the_table_and_leave_everything_else_unchange
     assert welfare_frame(plain) is None
 
 
-def test_the_cli_writes_records_a_frame_and_a_report_table(tmp_path):
+def test_the_cli_writes_records_a_frame_and_a_report_table(tmp_path, capsys):
     spec = tmp_path / "w.toml"
     spec.write_text((MODELS / "prefecture.toml").read_text() + "\n[welfare]\ntravel_cost = 200\n")
     out = tmp_path / "out"
@@ -205,6 +205,8 @@ def test_the_cli_writes_records_a_frame_and_a_report_table(tmp_path):
                  "--format", "csv"]) == 0
     data = json.loads((out / "result.json").read_text())
     assert data["welfare"] and (out / "welfare.csv").exists()
+    said = capsys.readouterr().out
+    assert "residents pay" in said and "catastrophic incidence" in said and "(assumed)" in said
     assert main(["report", str(out / "result.json"), "--out", str(tmp_path / "rep")]) == 0
     assert "## What enrollees pay" in (tmp_path / "rep" / "report.md").read_text()
 
