@@ -78,6 +78,14 @@ def _write(folder: str, name: str, data: dict) -> Path:
     return path
 
 
+def _write_welfare_frame(args, result) -> None:
+    """--format with [welfare]: the per-group welfare records as welfare.csv|parquet too."""
+    from pooling.outputs.frames import welfare_frame
+    frame = welfare_frame(result)
+    if frame is not None:
+        say(f"wrote {_write_frame(args, 'welfare', frame)}")
+
+
 def _write_frame(args, stem: str, frame) -> Path:
     """--format csv|parquet: the pool frame beside the JSON (result.csv, ...)."""
     from pooling.outputs.frames import write_frame
@@ -108,6 +116,7 @@ def cmd_solve(args) -> int:
     say(f"wrote {path}")
     if args.format:
         say(f"wrote {_write_frame(args, 'result', result.to_frame(instance))}")
+        _write_welfare_frame(args, result)
     if result.status in ("infeasible", "partial"):
         return EXIT_INFEASIBLE
     if not result.pools:
@@ -196,6 +205,7 @@ def cmd_evaluate(args) -> int:
     say(f"wrote {path}")
     if args.format:
         say(f"wrote {_write_frame(args, 'evaluation', evaluation.to_frame(instance))}")
+        _write_welfare_frame(args, evaluation)
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
 
 

@@ -4,7 +4,8 @@ A spec is a TOML file under ``models/`` with a top-level ``format =
 "pooling.spec/1"`` (absent: version 1, data.formats), tables ``[pooling]``,
 ``[solvency]``, ``[rates]``, ``[objective]`` and optionally
 ``[equalisation]``, ``[network]``, ``[simulation]``, ``[uncertainty]``
-(data.uncertainty), ``[benefits]`` (data.benefits). Unknown tables and keys
+(data.uncertainty), ``[benefits]`` (data.benefits), ``[welfare]``
+(data.welfare). Unknown tables and keys
 are errors. Defaults are stated here and in
 docs/formats.md; required fields are the ones with no sensible default.
 """
@@ -26,6 +27,7 @@ from pooling.data.reading import parse_toml_bytes
 from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
 from pooling.data.uncertainty import Uncertainty, read_uncertainty
+from pooling.data.welfare import WelfareTerms, read_welfare
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
@@ -140,6 +142,8 @@ class Spec:
     """Parameter scenarios the plan must survive (data.uncertainty); None: the instance as given."""
     benefits: BenefitSchedule | None = None
     """What the fund pays per admission (data.benefits); None: the eligible cost in full."""
+    welfare: WelfareTerms | None = None
+    """Income and thresholds of the per-group welfare records (data.welfare); None: no records."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in, the current format tag), as
@@ -151,6 +155,8 @@ class Spec:
             data["uncertainty"] = self.uncertainty.to_dict()
         if self.benefits is not None:     # likewise
             data["benefits"] = self.benefits.to_dict()
+        if self.welfare is not None:      # likewise
+            data["welfare"] = self.welfare.to_dict()
         return data
 
 
@@ -188,11 +194,12 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     simulation = _read_simulation(top.table("simulation", default=None))
     uncertainty = read_uncertainty(top.table("uncertainty", default=None))
     benefits = read_benefits(top.table("benefits", default=None))
+    welfare = read_welfare(top.table("welfare", default=None), top.has("welfare"))
     top.finish()
     return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
                 equalisation=equalisation, objective=objective,
                 simulation=simulation, source=source, sha256=sha256, network=network,
-                uncertainty=uncertainty, benefits=benefits)
+                uncertainty=uncertainty, benefits=benefits, welfare=welfare)
 
 
 def _read_pooling(reader: FieldReader) -> PoolingRules:

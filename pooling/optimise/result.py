@@ -266,6 +266,18 @@ def _portability_entry(pools: list[PoolOutcome]) -> dict[str, Any]:
     return {"portability": shares} if shares else {}
 
 
+def _welfare_entry(records: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """{"welfare": records} for a plan's JSON, or {} without [welfare] (files keep their bytes)."""
+    return {} if records is None else {"welfare": [dict(w) for w in records]}
+
+
+def _read_welfare(r: _Reader) -> list[dict[str, Any]] | None:
+    records = r("welfare", list, optional=True)
+    if records is not None and not all(isinstance(w, dict) for w in records):
+        raise InputError(f"{r.where}: field 'welfare' must be a list of objects (one per group)")
+    return None if records is None else [dict(w) for w in records]
+
+
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     pandas = _pandas(what)
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
@@ -371,6 +383,8 @@ class Result:
     `baselines`); empty otherwise."""
     contracts: list[dict[str, Any]] = field(default_factory=list)
     """Contract options the plan takes (`contract_records`); empty when none."""
+    welfare: list[dict[str, Any]] | None = None
+    """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
@@ -393,7 +407,8 @@ class Result:
             candidate_generation=r("candidate_generation", dict),
             groups=list(r("groups", list, optional=True) or []),
             baselines=list(r("baselines", list, optional=True) or []),
-            contracts=list(r("contracts", list, optional=True) or []))
+            contracts=list(r("contracts", list, optional=True) or []),
+            welfare=_read_welfare(r))
         _same_as_file(result, data, source, what)
         return result
 
@@ -434,7 +449,8 @@ class Result:
             "provenance": dict(self.provenance),
         } | _portability_entry(self.pools) \
           | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
-          | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {})
+          | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {}) \
+          | _welfare_entry(self.welfare)
 
 
 @dataclass(frozen=True)
@@ -497,6 +513,8 @@ class Evaluation:
     """`evaluate --sensitivity`: the plan in each one-at-a-time case (studies.sensitivity)."""
     sensitivity_summary: dict[str, Any] | None = None
     """How the sensitivity cases were chosen, those skipped and why, the base optimum (--resolve)."""
+    welfare: list[dict[str, Any]] | None = None
+    """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -520,7 +538,8 @@ class Evaluation:
           | ({"explain": self.explain} if self.explain is not None else {}) \
           | ({"sensitivity": [dict(c) for c in self.sensitivity]} if self.sensitivity is not None else {}) \
           | ({"sensitivity_summary": dict(self.sensitivity_summary)}
-             if self.sensitivity_summary is not None else {})
+             if self.sensitivity_summary is not None else {}) \
+          | _welfare_entry(self.welfare)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
@@ -539,7 +558,7 @@ class Evaluation:
             mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
             explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []),
             sensitivity=r("sensitivity", list, optional=True),
-            sensitivity_summary=r("sensitivity_summary", dict, optional=True))
+            sensitivity_summary=r("sensitivity_summary", dict, optional=True), welfare=_read_welfare(r))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

@@ -28,6 +28,7 @@ from pooling.economics.explain import gain_decomposition, require_exact_measure
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
+from pooling.economics.welfare import welfare_records
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.execution.deadline import Deadline, passed
@@ -99,8 +100,19 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     either); with `checkpoint` a folder, each finished block is written there
     at once (JSON) and `resume` reuses those whose plan verifies against the
     inputs (pooling.optimise.block_records), saying on stderr what it reused.
-    Blocks the time limit stops are not checkpointed."""
+    Blocks the time limit stops are not checkpointed. With [welfare] in the
+    spec the result carries each group's welfare record (economics.welfare)."""
     instance, spec = as_problem(instance, spec, "solve")
+    result = _solve_problem(instance, spec, time_limit, options, workers, scheduler, progress, checkpoint,
+                            resume, started, solver_options)
+    if spec.welfare is None:
+        return result
+    return dataclasses.replace(result, welfare=welfare_records(instance, spec.welfare, result.pools))
+
+
+def _solve_problem(instance: Instance, spec: Spec, time_limit, options, workers, scheduler, progress,
+                   checkpoint, resume, started, solver_options) -> Result:
+    """`solve` on a checked problem, without the welfare records."""
     if time_limit is not None:
         solver_options["time_limit"] = time_limit
     options = solve_options(options, **solver_options)
@@ -235,11 +247,13 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     extra = price_of_equalisation(spec, pools, pricer) if subsidy else None
     explained = None
     if explain:
-        alone = evaluate(instance, spec, [[c] for c in sorted(instance.ids)], pricer=pricer, options=options)
+        alone = evaluate(instance, dataclasses.replace(spec, welfare=None), [[c] for c in sorted(instance.ids)],
+                         pricer=pricer, options=options)   # the status quo needs no welfare records
         status_quo = {p.pricing.counties[0]: p.rate for p in alone.pools}
         explained = gain_decomposition(
             instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
-    return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools),
+    welfare = None if spec.welfare is None else welfare_records(instance, spec.welfare, pools)
+    return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools), welfare=welfare,
                       feasible=not violations,
                       objective=objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,

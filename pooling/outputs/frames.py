@@ -142,3 +142,16 @@ def county_frame(result: Any, instance: Instance, rates_alone: dict[str, float] 
         rows.append(row)
     columns = [c for c in COUNTY_COLUMNS if rates_alone is not None or c not in ("rate_alone", "change")]
     return pandas.DataFrame(rows, columns=columns)
+
+
+def welfare_frame(result: Any):
+    """One row per group of a plan's welfare records (economics.welfare.RECORD_FIELDS;
+    the spec's [welfare]): a Result, Evaluation or their JSON. None when the
+    result has no records (its spec had no [welfare])."""
+    from pooling.economics.welfare import RECORD_FIELDS
+    records = result.get("welfare") if isinstance(result, dict) else result.welfare
+    if records is None:
+        return None
+    pandas = pandas_module("welfare_frame()")
+    return pandas.DataFrame([{f: (math.nan if w.get(f) is None else w.get(f)) for f in RECORD_FIELDS}
+                             for w in records], columns=list(RECORD_FIELDS))

@@ -289,6 +289,8 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     _plan_section(report, result, instance, currency)
     _rates_section(report, result, instance, alone)
     _loss_section(report, result, instance, currency)
+    if data.get("welfare") is not None:
+        _welfare_section(report, _welfare_records(data["welfare"], result_path), data.get("spec"))
     if stress is not None:
         _stress_section(report, stress, result, Path(stress_path), currency)
     if evaluation is not None:
@@ -454,6 +456,42 @@ def _stress_section(report: Report, stress: StressRecord, result: ResultRecord, 
         report.table(["pool", "rate", "promised", "true (exact)", "simulated, year 1"],
                      [[pid, p.rate, p.exhaustion_promised, p.exhaustion_truth, p.ruin_by_year[0]]
                       for pid, p in zip(pool_ids, stress.pools)])
+
+
+WELFARE_NUMBERS = ("people", "admissions", "billed_cost", "out_of_pocket", "catastrophic_incidence",
+                   "travel_cost_per_enrollee")
+"""Fields of a welfare record the report's table sums (economics.welfare.plan_welfare)."""
+
+
+def _welfare_records(records: Any, path: Path) -> list[dict[str, Any]]:
+    """result.json's `welfare` records, every field the report uses checked."""
+    from pooling.economics.welfare import GROUPS
+    for i, w in enumerate(records):
+        where = f"{path}: welfare[{i}]"
+        if not isinstance(w, dict) or w.get("group") not in GROUPS:
+            raise InputError(f"{where}: field 'group' must be one of {', '.join(GROUPS)}")
+        for key in WELFARE_NUMBERS:
+            value = w.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise InputError(f"{where}: field {key!r} must be a finite number >= 0, got {value!r}")
+    return records
+
+
+def _welfare_section(report: Report, records: list[dict[str, Any]], spec: Any) -> None:
+    from pooling.economics.welfare import plan_welfare
+    terms = spec.get("welfare", {}) if isinstance(spec, dict) else {}
+    report.heading("What enrollees pay")
+    rows = [[w["group"].replace("_", " "), round(w["people"]), w["out_of_pocket_per_enrollee"],
+             w["out_of_pocket_per_admission"], w["share_of_bill_paid"], w["catastrophic_incidence"],
+             w["travel_cost_per_enrollee"]] for w in plan_welfare(records)]
+    report.table(["group", "people", "out-of-pocket per enrollee", "out-of-pocket per admission",
+                  "share of the bill paid", "catastrophic incidence", "travel cost per enrollee (A)"], rows,
+                 note=f"Expected yearly figures under the plan, summed over its counties (per county: "
+                      f"result.json's welfare, or --format). Catastrophic: one enrollee's yearly inpatient "
+                      f"out-of-pocket cost above {terms.get('catastrophic_share', '-')} x income per capita "
+                      f"{terms.get('income_per_capita', '-')} (docs/model.md, Welfare). Travel cost: an assumed "
+                      f"{terms.get('travel_cost', '-')} per out-of-network admission.")
 
 
 def _evaluation_section(report: Report, evaluation: EvaluationRecord, result: ResultRecord, instance: Instance,

@@ -87,6 +87,7 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
         extra = portability_line(result)
         if extra:
             lines.append(extra)
+        lines.extend(welfare_lines(result, instance.currency))
     for line in result.get("diagnosis", []):
         lines.append(f"diagnosis: {line}")
     return "\n".join(lines)
@@ -101,6 +102,22 @@ def portability_line(data: dict[str, Any]) -> str | None:
             f"{_fmt(p['effective_coverage'])}; residents' effective rate {_fmt(p['resident_effective_rate'])}; "
             f"migrants' effective rate {_fmt(p['migrant_effective_rate'])}, "
             f"in network {_fmt(p['migrant_in_network_share'])} of their admissions")
+
+
+def welfare_lines(data: dict[str, Any], currency: str) -> list[str]:
+    """What enrollees pay under a plan, by group kind (result.json's or
+    evaluation.json's `welfare`, the spec's [welfare]); none without it."""
+    from pooling.economics.welfare import plan_welfare
+    records = data.get("welfare")
+    if not records:
+        return []
+    return [f"{w['group'].replace('_', ' ')} pay {w['out_of_pocket_per_enrollee']:,.0f} {currency} a year each "
+            f"out of pocket ({_fmt(w['out_of_pocket_per_admission'], 0)} per admission, "
+            f"{_fmt(w['share_of_bill_paid'])} of the bill); catastrophic incidence "
+            f"{w['catastrophic_incidence']:.4f}"
+            + (f"; travel {w['travel_cost_per_enrollee']:,.0f} {currency} each (assumed)"
+               if w["travel_cost_per_enrollee"] else "")
+            for w in plan_welfare(records)]
 
 
 def explain_lines(explain: dict[str, Any]) -> list[str]:
@@ -121,6 +138,7 @@ def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     extra = portability_line(evaluation)
     if extra:
         lines.append(extra)
+    lines.extend(welfare_lines(evaluation, instance.currency))
     if evaluation.get("explain"):
         lines.extend(explain_lines(evaluation["explain"]))
     lines.extend(f"violation: {v['message'] if isinstance(v, dict) else v}" for v in evaluation["violations"])

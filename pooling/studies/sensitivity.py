@@ -274,7 +274,7 @@ def sensitivity(instance: Instance | str, spec: Spec | str, plan, *, contracts=N
     else:
         cases, skipped = default_cases(instance, spec)
         source = "default parameters, one at a time"
-    plain = dataclasses.replace(spec, uncertainty=None)
+    plain = dataclasses.replace(spec, uncertainty=None, welfare=None)   # cases need no welfare records
     kind = spec.objective.kind
     base_optimum = None
     work = len(cases) * (2 if resolve else 1) + (1 if resolve else 0)
