@@ -146,7 +146,7 @@ def test_adjacent_pools_differ_in_colour_on_the_drawn_map(extra):
 
 def test_unmatched_and_renamed_ids_are_listed_with_the_reason(extra):
     henan = maps.match_boundaries(pooling.load_instance(HENAN))
-    assert len(henan.shapes) + len(henan.unmatched) == 144
+    assert (len(henan.shapes), len(henan.unmatched)) == (135, 9)  # README, "Maps"
     reasons = {m.id: m.reason for m in henan.unmatched}
     assert "孟津区 (410308)" in reasons["410322"] and "changed level and code" in reasons["410322"]
     assert "merged, renamed or abolished" in reasons["410211"]
@@ -155,6 +155,8 @@ def test_unmatched_and_renamed_ids_are_listed_with_the_reason(extra):
     assert any(line.startswith("No boundary for 410224 开封县") for line in lines)
     xinyang = maps.match_boundaries(pooling.load_instance(XINYANG))
     assert len(xinyang.shapes) == 10 and not xinyang.unmatched
+    county_units = [code for code, (_, level) in maps._index().items() if level == maps.COUNTY_LEVEL]
+    assert len(county_units) == 2875  # README, "Maps"
 
 
 def test_an_id_that_is_no_admin_code_is_never_a_path(extra):
