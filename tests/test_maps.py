@@ -210,3 +210,26 @@ def test_cjk_names_are_drawn_as_glyphs():
     first, second = _drawn("固"), _drawn("始")
     assert (first < 0.5).any() and (second < 0.5).any()
     assert not np.array_equal(first, second)
+
+
+def test_hostile_names_stay_text_on_the_map_and_in_the_list(extra):
+    """Names from the file are drawn as written (no mathtext) and listed as escaped text."""
+    from pooling.data.instance import instance_from_dict
+    from pooling.outputs.report import Report, render_html, render_markdown
+    from tests.factories import county, instance_dict
+    hostile = "$\\frac{$<script>x</script>"
+    data = instance_dict([county("150502", prefecture="1505", province="150000", name=hostile,
+                                 adjacent=["999999"]),
+                          county("999999", prefecture="1505", province="150000", name="<b>*no*</b>",
+                                 adjacent=["150502"])])
+    instance = instance_from_dict(data)
+    match = maps.match_boundaries(instance)
+    assert set(match.shapes) == {"150502"} and [m.id for m in match.unmatched] == ["999999"]
+    fig = maps.pool_boundary_map(instance, [_record("P01", ["150502", "999999"])], match)
+    labels = [t for ax in fig.axes for t in ax.texts if "frac" in t.get_text()]
+    assert labels and all(not t.get_parse_math() for t in labels)
+    figures.png_bytes(fig)
+    report = Report(title="t")
+    report.items(maps.mismatch_lines(match))
+    assert "<b>" not in render_html(report) and "&lt;b&gt;" in render_html(report)
+    assert "<b>" not in render_markdown(report)

