@@ -53,6 +53,9 @@ NEIGHBOUR_DISTANCE_FRACTION = 1.0 / 1000
 (simplified neighbours may leave hairline gaps): pools that look adjacent get different colours."""
 LABEL_PAD_PIXELS = 2.0
 """Free space kept around each label: labels closer than this are taken as colliding."""
+LABEL_STROKE_POINTS = 0.6
+"""County names are outlined in their own colour this wide (points): the packaged Noto Sans CJK is a
+variable font that matplotlib draws at its default, thinnest weight, too faint at 5-7 points."""
 LABEL_ON_SHAPE = 0.6
 """A county's label is written only when at least this share of its box lies on the county: a name
 that spills far over its neighbours would be read as theirs."""
@@ -184,12 +187,17 @@ def mismatch_lines(match: BoundaryMatch) -> list[str]:
             + [f"{m.id} {m.name}: {m.reason}." for m in match.renamed])
 
 
-def map_caption(match: BoundaryMatch, instance: Instance) -> str:
+def map_caption(match: BoundaryMatch, instance: Instance, pool_count: int = 0) -> str:
+    """The pool map's caption: where the boundaries come from, how many counties matched, what the
+    colours, lines and labels mean."""
     total = len(instance.counties)
+    provinces = len({instance.county(c).province for c in match.shapes})
     text = (f"County boundaries from {BOUNDARY_SOURCE}; {len(match.shapes)} of {total} counties matched by id. "
-            "Counties are coloured by pool; pools that border each other get different colours (a pool's "
-            "colour may repeat far away: the pool ids are written on the map). Thin dark lines: prefectures; "
-            "thick: provinces. County names are written where they fit.")
+            "Counties are coloured by pool; pools that border each other get different colours"
+            + (" (a colour may repeat for pools that do not touch: the pool ids are written on the map)"
+               if 1 < pool_count <= MAX_POOL_LABELS else "")
+            + ". Dark lines: prefecture borders" + ("; thick: province borders" if provinces > 1 else "")
+            + ". County names are written where they fit.")
     if match.unmatched:
         text += f" {len(match.unmatched)} county id(s) have no boundary and are not drawn (listed below)."
     return text
@@ -311,6 +319,7 @@ def _place_labels(fig, ax, candidates: Sequence[tuple[float, float, str, dict, A
     it (`LABEL_ON_SHAPE`); returns the texts kept."""
     import shapely
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.patheffects import withStroke
     renderer = FigureCanvasAgg(fig).get_renderer()
     ax.apply_aspect()
     frame = ax.get_window_extent(renderer)
@@ -318,6 +327,8 @@ def _place_labels(fig, ax, candidates: Sequence[tuple[float, float, str, dict, A
     kept, boxes = [], []
     for x, y, text, style, shape in candidates:
         artist = ax.text(x, y, text, ha="center", va="center", zorder=5, **style)
+        if shape is not None:  # a stroke of the text's own colour: the CJK font's default weight is thin
+            artist.set_path_effects([withStroke(linewidth=LABEL_STROKE_POINTS, foreground=artist.get_color())])
         box = artist.get_window_extent(renderer).padded(LABEL_PAD_PIXELS)
         inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
         if inside and shape is not None:

@@ -362,7 +362,7 @@ def _boundary_map(report: Report, instance: Instance, pools) -> bool:
         report.paragraph(f"No county id matched a boundary in {maps.BOUNDARY_SOURCE}: the map below is the "
                          f"adjacency layout.")
         return False
-    report.figure("report-map", "Pool map", maps.map_caption(match, instance),
+    report.figure("report-map", "Pool map", maps.map_caption(match, instance, len(pools)),
                   maps.pool_boundary_map(instance, pools, match))
     report.items(maps.mismatch_lines(match))
     return True
