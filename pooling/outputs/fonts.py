@@ -60,13 +60,21 @@ def cjk_family() -> str | None:
         # faces as regular and bold so that both find it without a findfont warning.
         entries = []
         for entry in font_manager.fontManager.ttflist:
-            if entry.fname == path:
+            if entry.fname == path and dataclasses.is_dataclass(entry):
                 entries += [dataclasses.replace(entry, weight=400), dataclasses.replace(entry, weight=700)]
             else:
                 entries.append(entry)
         font_manager.fontManager.ttflist = entries
-        font_manager.fontManager._findfont_cached.cache_clear()
-        return PACKAGED_FAMILY
+        cached = getattr(font_manager.fontManager, "_findfont_cached", None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+        # matplotlib versions that read one face of a collection register only its first (JP) face:
+        # its Han glyphs draw Chinese names too, with Japanese forms for a few characters.
+        families = [entry.name for entry in entries if entry.fname == path]
+        if PACKAGED_FAMILY in families:
+            return PACKAGED_FAMILY
+        if families:
+            return families[0]
     for family in SYSTEM_FAMILIES:
         for entry in font_manager.fontManager.ttflist:
             if entry.name == family and _covers(entry.fname, PROBE_TEXT):
