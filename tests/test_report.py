@@ -44,6 +44,15 @@ def _run(argv: list[str]) -> int:
     return main(argv)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def without_maps_extra():
+    """These tests check the report without the extra pooling[maps] (the layout map), whether or not
+    it is installed here; tests/test_maps.py checks the report with it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pooling.outputs.maps.maps_available", lambda: False)
+        yield
+
+
 def _pools(path: Path, instance) -> tuple:
     """The pools of a result.json as the report reads them."""
     return read_result_record(json.loads(path.read_text(encoding="utf-8")), instance, str(path)).pools

@@ -39,6 +39,7 @@ from scipy.spatial import Voronoi
 from pooling.data.instance import Instance
 from pooling.data.report_inputs import PoolRecord, SensitivityRecord, StressRecord, SubsidyRecord
 from pooling.outputs.escaping import PLAIN_FIGURE_TEXT
+from pooling.outputs.fonts import cjk_family, figure_font, has_cjk
 from pooling.risk.claims import LatticeLaw
 
 NO_PLAN_COLOUR = (0.86, 0.86, 0.86, 1.0)
@@ -79,10 +80,11 @@ def pool_colours(count: int) -> list[tuple[float, float, float, float]]:
 
 def plain_text(draw):
     """Run a figure function under `PLAIN_FIGURE_TEXT`: every text it creates
-    (and every tick label made while drawing) is shown as written."""
+    (and every tick label made while drawing) is shown as written, in a font
+    that draws CJK names where one is available (`pooling.outputs.fonts`)."""
     @functools.wraps(draw)
     def wrapped(*args, **kwargs):
-        with matplotlib.rc_context(PLAIN_FIGURE_TEXT):
+        with matplotlib.rc_context({**PLAIN_FIGURE_TEXT, **figure_font()}):
             return draw(*args, **kwargs)
     return wrapped
 
@@ -259,7 +261,7 @@ def pool_map(instance: Instance, pools: Sequence[PoolRecord], title: str = "") -
         if n <= MAX_LABELLED_COUNTIES:
             x, y = positions[county.id]
             small = 7 if n <= 20 else 5
-            ax.text(x, y + 0.02, _short(county.name_en or county.name, county.id), ha="center", va="bottom",
+            ax.text(x, y + 0.02, _short(figure_name(county), county.id), ha="center", va="bottom",
                     fontsize=small, color="#111111")
             ax.text(x, y - 0.02, f"{pools[k].id} {pools[k].rate:.4f}" if k is not None else "no plan",
                     ha="center", va="top", fontsize=small, fontweight="bold", color="#111111",
@@ -284,12 +286,22 @@ def pool_map(instance: Instance, pools: Sequence[PoolRecord], title: str = "") -
     return fig
 
 
+def figure_name(county) -> str:
+    """The name a figure shows: the county's own `name` when a font can draw
+    it (always for Latin names; CJK names need `cjk_family`), else its
+    `name_en` where the file gives one."""
+    if has_cjk(county.name) and cjk_family() is None:
+        return county.name_en or county.name
+    return county.name
+
+
 def _short(name: str, county_id: str = "") -> str:
     """A county's name for a figure, without its administrative suffix. Names
     in scripts the bundled DejaVu fonts cannot draw (e.g. Chinese characters)
-    would show as empty boxes: the county id is used instead (callers pass the
-    county's `name_en` first where the file gives one)."""
-    if county_id and any(ord(ch) > 0x24F for ch in name):
+    would show as empty boxes when no CJK font is available
+    (`pooling.outputs.fonts.cjk_family`): the county id is used instead
+    (callers pass the county's `name_en` first where the file gives one)."""
+    if county_id and has_cjk(name) and cjk_family() is None:
         return county_id
     for suffix in (" Autonomous County", " County", " District", " Banner", " City"):
         if name.endswith(suffix) and len(name) > len(suffix) + 2:
@@ -327,7 +339,7 @@ def rate_change(instance: Instance, plan_rates: dict[str, float], alone: dict[st
         ax.scatter([a], [row], color="white", edgecolor="#444444", zorder=3, s=36)
         ax.scatter([p], [row], color=colour, zorder=3, s=44)
         ax.text(max(a, p) + 0.002, row, f"{p - a:+.4f}", va="center", fontsize=7, color=colour)
-    labels = [(f"{_short(c.name_en or c.name)} ({c.id})" if _short(c.name_en or c.name, c.id) != c.id else c.id)
+    labels = [(f"{_short(figure_name(c))} ({c.id})" if _short(figure_name(c), c.id) != c.id else c.id)
               + (f" {pool_ids[c.id]}" if pool_ids and c.id in pool_ids else "") for c in counties]
     ax.set_yticks(range(len(counties)), labels, fontsize=8)
     ax.set_xlabel("reimbursement rate")

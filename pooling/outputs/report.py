@@ -50,7 +50,8 @@ MAX_TABLE_ROWS = 500
 MAP_CAPTION = ("Approximate layout, not county boundaries: the instance carries no coordinates or shapes, "
                "only which counties border which, so each county is drawn as a cell placed by a deterministic "
                "layout of that adjacency graph (neighbours sit next to each other; positions, shapes and areas "
-               "are not geographic). Real boundaries, from an optional pooling[maps] extra, are not built yet.")
+               "are not geographic). Install the optional extra pooling[maps] to draw the counties on their "
+               "real boundaries.")
 
 OBJECTIVE_WORDS = {
     "max_mean_rate": "the enrollee-weighted mean reimbursement rate (higher is better)",
@@ -335,7 +336,8 @@ def _plan_section(report: Report, result: ResultRecord, instance: Instance, curr
     from pooling.outputs.figures import pool_map
     pools = result.pools
     report.heading("The plan")
-    report.figure("report-map", "Pool map", MAP_CAPTION, pool_map(instance, pools))
+    if not _boundary_map(report, instance, pools):
+        report.figure("report-map", "Pool map", MAP_CAPTION, pool_map(instance, pools))
     if not pools:
         return
     rows = []
@@ -349,6 +351,37 @@ def _plan_section(report: Report, result: ResultRecord, instance: Instance, curr
                   "VaR of claims paid", "CVaR of claims paid", "margin"], rows,
                  note="Claims paid = rate x eligible cost Y. Budget = revenue + committed reserves - costs; "
                       "margin = budget - rate x the solvency measure (VaR or CVaR), at least 0 in a solvent pool.")
+
+
+def _boundary_map(report: Report, instance: Instance, pools) -> bool:
+    """The pool map on county boundaries when the extra pooling[maps] is installed and some county
+    id matches a boundary, with the ids that do not listed; False (nothing added) otherwise."""
+    from pooling.outputs import maps
+    if not maps.maps_available():
+        return False
+    match = maps.match_boundaries(instance)
+    if not match.shapes:
+        report.paragraph(f"No county id matched a boundary in {maps.BOUNDARY_SOURCE}: the map below is the "
+                         f"adjacency layout.")
+        return False
+    report.figure("report-map", "Pool map", maps.map_caption(match, instance, len(pools)),
+                  maps.pool_boundary_map(instance, pools, match))
+    report.items(maps.mismatch_lines(match))
+    return True
+
+
+def _rate_change_map(report: Report, instance: Instance, plan_rates: dict[str, float],
+                     alone: dict[str, float]) -> None:
+    """The map of each county's rate change against alone (extra pooling[maps] only)."""
+    from pooling.outputs import maps
+    if not maps.maps_available():
+        return
+    match = maps.match_boundaries(instance)
+    if match.shapes:
+        report.figure("report-rate-map", "Rate change map",
+                      f"Each county's rate in the plan minus its rate alone, on county boundaries from "
+                      f"{maps.BOUNDARY_SOURCE} (green: gains, red: loses; grey, hatched: no plan).",
+                      maps.rate_change_map(instance, plan_rates, alone, match))
 
 
 def _rates_section(report: Report, result: ResultRecord, instance: Instance, alone: dict[str, float]) -> None:
@@ -369,6 +402,7 @@ def _rates_section(report: Report, result: ResultRecord, instance: Instance, alo
                          f"{len(plan_rates) - gain - lose} keep the same. {source}")
         report.figure("report-rates", "Rate per county", "Each county's rate alone (status quo) and in the plan. "
                       + source, rate_change(instance, plan_rates, alone, pool_ids))
+        _rate_change_map(report, instance, plan_rates, alone)
     else:
         report.paragraph(source)
     rows = []
