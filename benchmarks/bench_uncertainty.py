@@ -68,7 +68,7 @@ def _solve(instance: Path, spec: Path, out: Path, extra: list[str]) -> tuple[dic
     done = subprocess.run([sys.executable, "-m", "pooling.cli", "solve", str(instance), "--spec", str(spec),
                            "--out", str(out), "--quiet", *extra], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
-    if done.returncode not in (0, 3):
+    if done.returncode not in (0, 3, 4):   # 3: infeasible or partial, 4: no plan at the time limit: recorded
         raise SystemExit(f"pooling solve failed ({done.returncode}): {done.stderr}")
     machine = {"cpu_seconds": _children_cpu() - cpu_start, "load_average_1min": [load_start, os.getloadavg()[0]]}
     return json.loads((out / "result.json").read_text()), seconds, machine
@@ -86,8 +86,8 @@ def _row(name: str, method: str, result: dict, seconds: float, machine: dict) ->
     for p in result["pools"]:
         if p.get("binding_scenario") is not None:
             binding[p["binding_scenario"]] = binding.get(p["binding_scenario"], 0) + 1
-    return {"instance": name, "method": method, "status": result["status"], "objective": result["objective"],
-            "bound": result["bound"], "gap": result["gap"], "mean_rate": result["mean_rate"],
+    return {"instance": name, "method": method, "status": result["status"], "objective": result.get("objective"),
+            "bound": result.get("bound"), "gap": result.get("gap"), "mean_rate": result.get("mean_rate"),
             "pools": len(rates), "min_rate": min(rates, default=None), "max_rate": max(rates, default=None),
             "seconds": seconds, "pricing_seconds": result["timings"]["pricing"], "binding": binding, **machine,
             "commit": _commit(), "date": datetime.date.today().isoformat()}
