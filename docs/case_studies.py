@@ -10,9 +10,10 @@ Run from the repository root: python docs/case_studies.py [--only uncertainty]
 Deterministic: the page depends only on the instances, specs and the code
 (no timings are printed). Henan's optimum takes about a minute; the whole page
 about 13 minutes. `--only uncertainty` regenerates only the section "What we
-do not know" (between UNCERTAINTY_BEGIN and UNCERTAINTY_END, about 10 minutes:
-Henan solved three times and its plans stress-tested) and leaves the rest of
-the page and instances/README.md as they are.
+do not know" (between UNCERTAINTY_BEGIN and UNCERTAINTY_END: 15 solves and
+9 stress tests; it took 40 minutes on 2 cores shared at a load average of
+about 8, most of it Henan's) and leaves the rest of the page and
+instances/README.md as they are.
 """
 
 from __future__ import annotations
