@@ -63,14 +63,15 @@ def _children_cpu() -> float:
 
 
 def _solve(instance: Path, spec: Path, out: Path, extra: list[str]) -> tuple[dict, float, dict]:
-    load_start, cpu_start = os.getloadavg()[0], _children_cpu()
+    load_start, cpu_start, commit = os.getloadavg()[0], _children_cpu(), _commit()   # the commit it ran on
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pooling.cli", "solve", str(instance), "--spec", str(spec),
                            "--out", str(out), "--quiet", *extra], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 3, 4):   # 3: infeasible or partial, 4: no plan at the time limit: recorded
         raise SystemExit(f"pooling solve failed ({done.returncode}): {done.stderr}")
-    machine = {"cpu_seconds": _children_cpu() - cpu_start, "load_average_1min": [load_start, os.getloadavg()[0]]}
+    machine = {"cpu_seconds": _children_cpu() - cpu_start, "load_average_1min": [load_start, os.getloadavg()[0]],
+               "commit": commit}
     return json.loads((out / "result.json").read_text()), seconds, machine
 
 
@@ -90,7 +91,7 @@ def _row(name: str, method: str, result: dict, seconds: float, machine: dict) ->
             "bound": result.get("bound"), "gap": result.get("gap"), "mean_rate": result.get("mean_rate"),
             "pools": len(rates), "min_rate": min(rates, default=None), "max_rate": max(rates, default=None),
             "seconds": seconds, "pricing_seconds": result["timings"]["pricing"], "binding": binding, **machine,
-            "commit": _commit(), "date": datetime.date.today().isoformat()}
+            "date": datetime.date.today().isoformat()}
 
 
 def _merged(path: Path, rows: list[dict]) -> list[dict]:
@@ -177,8 +178,12 @@ def write(out: Path, rows: list[dict]) -> None:
                      + (f"{load[0]:.1f}-{load[1]:.1f}" if load else "not recorded")
                      + f" | {r.get('repeat', '-')} | {r.get('commit', '-')} |")
     if henan:
+        loads = [r.get("load_average_1min") for r in rows if r["instance"] == "henan" and r["method"] in
+                 ("plain", "robust")]
+        said = ("load average " + ", ".join(f"{w[0]:.1f}-{w[1]:.1f}" for w in loads) if all(loads) else
+                "load not recorded: taken on a shared machine, see benchmarks/README.md before quoting it")
         lines += ["", f"Henan robust / plain: {data['henan_robust_ratio']:.2f}x (target <= {TARGET_RATIO:g}x: "
-                  f"{'met' if data['met'] else 'NOT met'})."]
+                  f"{'met' if data['met'] else 'NOT met'} in this run; {said})."]
     if national:
         gap = "no gap" if national["gap"] is None else f"gap {national['gap']:.4%}"
         lines += ["", f"National robust: {national['status']} in {national['seconds']:.0f} s at {gap} "
