@@ -33,7 +33,7 @@ from pooling.risk.compound import (
     no_claim_probability,
 )
 from pooling.risk.severity import Severity
-from pooling.risk.windows import TAIL_PROBABILITY, _bounded_moments, _largest_claim_quantile, _window
+from pooling.risk.windows import _bounded_moments, _claim_reach, _largest_claim_quantile, _reach, _window
 
 POINTS_PER_WINDOW = 2 ** 15
 """Lattice points across the window at the coarse resolution."""
@@ -74,10 +74,12 @@ PRECISE_PHI_WORK = 2 * 10 ** 8
 it phi - 1 is left as subtracted and the self-checks decide."""
 
 
-def _severity_lattice(streams, span: float, n: int, cap: float | None = None) -> tuple[np.ndarray, float]:
+def _severity_lattice(streams, span: float, n: int, cap: float | None = None,
+                      reach: float | None = None) -> tuple[np.ndarray, float]:
     """Mean-preserving (local moment matching) mixture severity on span h,
-    folded mod n, and its second moment (before folding). With `cap` the
-    lattice stops just above min(cap, that quantile) (`_capped_top_index`) and
+    folded mod n, and its second moment (before folding): it reaches the
+    streams' largest reach (`_capped_top_index`). With `cap` the
+    lattice stops just above min(cap, that reach) and
     the mass beyond sits on its last point, its mean beyond that point left
     to `_excess_beyond` (`claim_cap`).
 
@@ -90,7 +92,7 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     The mass above the last point (below 1e-12) is put at its conditional mean.
     """
     rate = math.fsum(s.rate for s in streams)
-    m = _capped_top_index(streams, span, cap)
+    m = _capped_top_index(streams, span, cap, reach)
     if m > 4 * n + 16:   # the window holds every claim: a longer lattice is a window too narrow
         raise NumericsError(f"severity lattice of {m} cells is longer than 4 windows of {n} cells")
     grid = span * np.arange(m + 1, dtype=float)
@@ -123,20 +125,22 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n), second
 
 
-def _capped_top_index(streams, span: float, cap: float | None) -> int:
+def _capped_top_index(streams, span: float, cap: float | None, reach: float | None = None) -> int:
     """Index of the severity lattice's last cell end: two cells above the
-    streams' largest TAIL_PROBABILITY quantile or, with `cap`, above the cap if lower."""
-    top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
+    streams' largest reach (`_reach`, or `reach` when given: a stream
+    discretised alone for a model with parts reaches as far as in its parts)
+    or, with `cap`, above the cap if lower."""
+    top = _reach(streams) if reach is None else reach
     if cap is not None:
         top = min(top, cap)
     return int(math.ceil(top / span)) + 2
 
 
-def _excess_beyond(streams, span: float, cap: float) -> float:
+def _excess_beyond(streams, span: float, cap: float, reach: float | None = None) -> float:
     """E[(fX - e)+] of the streams' mixture severity, e the last point of its
     lattice capped at `cap`: the mean the capped lattice leaves out (its mass
     beyond e sits at e)."""
-    edge = span * _capped_top_index(streams, span, cap)
+    edge = span * _capped_top_index(streams, span, cap, reach)
     rate = math.fsum(s.rate for s in streams)
     excess = []
     for s in streams:
@@ -171,15 +175,15 @@ def _precise_phi_minus_one(phi: np.ndarray, sev: np.ndarray, n: int) -> np.ndarr
     return step
 
 
-def _normalised_severity_lattice(streams, span: float, n: int,
-                                 cap: float | None = None) -> tuple[np.ndarray, float, float]:
+def _normalised_severity_lattice(streams, span: float, n: int, cap: float | None = None,
+                                 reach: float | None = None) -> tuple[np.ndarray, float, float]:
     """`_severity_lattice` scaled to mass exactly 1, and with `cap` the mean it
     leaves out (`_excess_beyond`; else 0). Rounding leaves its mass 1 +- ~1e-16
     per cell, and the compound multiplies that miss by E[N] (2e-8 at 1.6e8
     admissions); a severity truly off would still fail the mean check."""
-    sev, sev_second = _severity_lattice(streams, span, n, cap)
+    sev, sev_second = _severity_lattice(streams, span, n, cap, reach)
     sev_mass = float(sev.sum())
-    excess = 0.0 if cap is None else _excess_beyond(streams, span, cap)
+    excess = 0.0 if cap is None else _excess_beyond(streams, span, cap, reach)
     return sev / sev_mass, sev_second / sev_mass, excess
 
 
@@ -194,6 +198,11 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
     if len(components) == 1:
         return [_normalised_severity_lattice(components[0].streams, span, n, cap)]
     lattices: dict[tuple[Severity, float], tuple[np.ndarray, float, float]] = {}
+    reaches: dict[tuple[Severity, float], float] = {}     # each component as far as in any of its parts
+    for part in components:
+        for s in part.streams:
+            key = (s.severity, s.factor)
+            reaches[key] = max(reaches.get(key, 0.0), _claim_reach(s, part.expected_count))
     scratch = np.empty(n)
     out = []
     for part in components:
@@ -203,7 +212,8 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
         for s in part.streams:
             key = (s.severity, s.factor)
             if key not in lattices:
-                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap)
+                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap,
+                                                             reaches[key])
             lattice, lattice_second, lattice_excess = lattices[key]
             sev += np.multiply(lattice, s.rate / lam, out=scratch)
             second.append(s.rate / lam * lattice_second)
@@ -260,7 +270,7 @@ def _grid(model: CompoundModel, points: int, budget: float,
     """(L, span, n) of the direct lattice; `fit`: when it needs more than
     MAX_POINTS, start instead at FITTED_POINTS over the window (the span budget
     is a first guess: the caller's error control decides). With `cap` (`claim_cap`) no claim on
-    the lattice exceeds min(cap, the largest TAIL_PROBABILITY quantile) + 3 cells
+    the lattice exceeds min(cap, the largest claim reach, `_reach`) + 3 cells
     (6 fine cells on the coarse lattice of twice the span), and the window's top
     is found for that bound once the span is known (the span stays: the window
     only grows)."""
