@@ -33,7 +33,7 @@ from pooling.risk.compound import (
     no_claim_probability,
 )
 from pooling.risk.severity import Severity
-from pooling.risk.windows import TAIL_PROBABILITY, _bounded_moments, _largest_claim_quantile, _window
+from pooling.risk.windows import _bounded_moments, _claim_reach, _largest_claim_quantile, _reach, _window
 
 POINTS_PER_WINDOW = 2 ** 15
 """Lattice points across the window at the coarse resolution."""
@@ -74,10 +74,12 @@ PRECISE_PHI_WORK = 2 * 10 ** 8
 it phi - 1 is left as subtracted and the self-checks decide."""
 
 
-def _severity_lattice(streams, span: float, n: int, cap: float | None = None) -> tuple[np.ndarray, float]:
+def _severity_lattice(streams, span: float, n: int, cap: float | None = None,
+                      reach: float | None = None) -> tuple[np.ndarray, float]:
     """Mean-preserving (local moment matching) mixture severity on span h,
-    folded mod n, and its second moment (before folding). With `cap` the
-    lattice stops just above min(cap, that quantile) (`_capped_top_index`) and
+    folded mod n, and its second moment (before folding): it reaches the
+    streams' largest reach (`_capped_top_index`). With `cap` the
+    lattice stops just above min(cap, that reach) and
     the mass beyond sits on its last point, its mean beyond that point left
     to `_excess_beyond` (`claim_cap`).
 
@@ -90,7 +92,7 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     The mass above the last point (below 1e-12) is put at its conditional mean.
     """
     rate = math.fsum(s.rate for s in streams)
-    m = _capped_top_index(streams, span, cap)
+    m = _capped_top_index(streams, span, cap, reach)
     if m > 4 * n + 16:   # the window holds every claim: a longer lattice is a window too narrow
         raise NumericsError(f"severity lattice of {m} cells is longer than 4 windows of {n} cells")
     grid = span * np.arange(m + 1, dtype=float)
@@ -123,20 +125,22 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None) ->
     return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n), second
 
 
-def _capped_top_index(streams, span: float, cap: float | None) -> int:
+def _capped_top_index(streams, span: float, cap: float | None, reach: float | None = None) -> int:
     """Index of the severity lattice's last cell end: two cells above the
-    streams' largest TAIL_PROBABILITY quantile or, with `cap`, above the cap if lower."""
-    top = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in streams)
+    streams' largest reach (`_reach`, or `reach` when given: a stream
+    discretised alone for a model with parts reaches as far as in its parts)
+    or, with `cap`, above the cap if lower."""
+    top = _reach(streams) if reach is None else reach
     if cap is not None:
         top = min(top, cap)
     return int(math.ceil(top / span)) + 2
 
 
-def _excess_beyond(streams, span: float, cap: float) -> float:
+def _excess_beyond(streams, span: float, cap: float, reach: float | None = None) -> float:
     """E[(fX - e)+] of the streams' mixture severity, e the last point of its
     lattice capped at `cap`: the mean the capped lattice leaves out (its mass
     beyond e sits at e)."""
-    edge = span * _capped_top_index(streams, span, cap)
+    edge = span * _capped_top_index(streams, span, cap, reach)
     rate = math.fsum(s.rate for s in streams)
     excess = []
     for s in streams:
@@ -154,13 +158,29 @@ def _precise_phi_minus_one(phi: np.ndarray, sev: np.ndarray, n: int) -> np.ndarr
     admissions with a shock cv of 2 it put ~1e-13 of noise in every cell, whose
     clamped positive half moved the law's mean by 1e-5. Where |phi - 1| <
     PRECISE_PHI_BELOW, phi_j - 1 = -sum_x p_x (2 sin^2(pi j x / n) + i sin(2 pi j x / n))
-    over the severity lattice's cells, in chunks (at most PRECISE_PHI_WORK terms)."""
+    over the severity lattice's cells, in chunks (at most PRECISE_PHI_WORK terms).
+
+    When that is more work (a lattice of 7e5 cells: a heavy stream of one
+    admission beside 5e6 narrow ones), the sum runs over the first cells only,
+    as many as the work allows, and the far cells' share is their FFT minus
+    their mass t, sum_far p_x (e^(-i w x) - 1), whose round-off is ~1e-15 t,
+    not 1e-15 (the plain subtraction's noise, times E[N] = 5e6, had put 3e-9 of
+    mass over the window's empty cells and moved the variance by 6e-3)."""
     step = phi - 1.0
     low = np.flatnonzero(np.abs(step) < PRECISE_PHI_BELOW)
     low = low[low > 0]
     cells = np.flatnonzero(sev)
-    if not low.size or low.size * cells.size > PRECISE_PHI_WORK:
+    if not low.size:
         return None
+    far_step = None
+    if low.size * cells.size > PRECISE_PHI_WORK:
+        head = PRECISE_PHI_WORK // low.size
+        if head == 0:
+            return None
+        far = sev.copy()
+        far[cells[:head]] = 0.0
+        far_step = np.fft.rfft(far)[low] - math.fsum(far[cells[head:]].tolist())
+        cells = cells[:head]
     weights = sev[cells]
     chunk = max(1, PRECISE_PHI_WORK // (64 * max(cells.size, 1)))
     for start in range(0, low.size, chunk):
@@ -168,18 +188,20 @@ def _precise_phi_minus_one(phi: np.ndarray, sev: np.ndarray, n: int) -> np.ndarr
         angle = (np.pi / n) * np.outer(freqs, cells.astype(float))
         half = np.sin(angle)
         step[freqs] = -(2.0 * (half * half) @ weights) - 1j * (np.sin(2.0 * angle) @ weights)
+    if far_step is not None:
+        step[low] += far_step
     return step
 
 
-def _normalised_severity_lattice(streams, span: float, n: int,
-                                 cap: float | None = None) -> tuple[np.ndarray, float, float]:
+def _normalised_severity_lattice(streams, span: float, n: int, cap: float | None = None,
+                                 reach: float | None = None) -> tuple[np.ndarray, float, float]:
     """`_severity_lattice` scaled to mass exactly 1, and with `cap` the mean it
     leaves out (`_excess_beyond`; else 0). Rounding leaves its mass 1 +- ~1e-16
     per cell, and the compound multiplies that miss by E[N] (2e-8 at 1.6e8
     admissions); a severity truly off would still fail the mean check."""
-    sev, sev_second = _severity_lattice(streams, span, n, cap)
+    sev, sev_second = _severity_lattice(streams, span, n, cap, reach)
     sev_mass = float(sev.sum())
-    excess = 0.0 if cap is None else _excess_beyond(streams, span, cap)
+    excess = 0.0 if cap is None else _excess_beyond(streams, span, cap, reach)
     return sev / sev_mass, sev_second / sev_mass, excess
 
 
@@ -194,6 +216,11 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
     if len(components) == 1:
         return [_normalised_severity_lattice(components[0].streams, span, n, cap)]
     lattices: dict[tuple[Severity, float], tuple[np.ndarray, float, float]] = {}
+    reaches: dict[tuple[Severity, float], float] = {}     # each component as far as in any of its parts
+    for part in components:
+        for s in part.streams:
+            key = (s.severity, s.factor)
+            reaches[key] = max(reaches.get(key, 0.0), _claim_reach(s, part.expected_count))
     scratch = np.empty(n)
     out = []
     for part in components:
@@ -203,7 +230,8 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
         for s in part.streams:
             key = (s.severity, s.factor)
             if key not in lattices:
-                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap)
+                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap,
+                                                             reaches[key])
             lattice, lattice_second, lattice_excess = lattices[key]
             sev += np.multiply(lattice, s.rate / lam, out=scratch)
             second.append(s.rate / lam * lattice_second)
@@ -260,7 +288,7 @@ def _grid(model: CompoundModel, points: int, budget: float,
     """(L, span, n) of the direct lattice; `fit`: when it needs more than
     MAX_POINTS, start instead at FITTED_POINTS over the window (the span budget
     is a first guess: the caller's error control decides). With `cap` (`claim_cap`) no claim on
-    the lattice exceeds min(cap, the largest TAIL_PROBABILITY quantile) + 3 cells
+    the lattice exceeds min(cap, the largest claim reach, `_reach`) + 3 cells
     (6 fine cells on the coarse lattice of twice the span), and the window's top
     is found for that bound once the span is known (the span stays: the window
     only grows)."""

@@ -22,6 +22,14 @@ from pooling.risk.compound import CompoundModel, shock_shape
 
 TAIL_PROBABILITY = 1e-12
 """Mass allowed outside the window, per source (Theta, count, severity)."""
+RARE_REACH_PROBABILITY = 1e-3
+"""The shallowest upper quantile a claim stream's reach is taken at
+(`_claim_reach`): a stream rare enough to need less (fewer than 1e-9 expected
+claims, and under 1e-9 of its part's claims) still reaches its 1 - 1e-3
+quantile, so that the mass the severity lattice moves beyond its top to the
+conditional mean there lands within a few reaches (2.7 reaches for a lognormal
+of cv 20, 1.7 for a Pareto tail of index 2.5), not a severity mean 1e8 times
+the window away."""
 CONDITIONAL_SIGMAS = 15.0
 """Half-width of the window around the conditional mean, in conditional sds;
 the compound Poisson tail beyond 15 sd is far below TAIL_PROBABILITY for the
@@ -37,15 +45,38 @@ def _shock_quantiles(shape: float) -> tuple[float, float]:
             float(special.gammainccinv(shape, TAIL_PROBABILITY)) * (1.0 / shape))
 
 
+def _claim_reach(stream, part_count: float) -> float:
+    """The claim size a window and a severity lattice reach for one stream of a
+    part whose expected count is `part_count`: its upper quantile at
+    TAIL_PROBABILITY / s, s = max(rate, rate / part_count) when that is below 1
+    (else at TAIL_PROBABILITY, as for every stream of rate >= 1 or alone in its
+    part), never shallower than RARE_REACH_PROBABILITY. Expected claims beyond
+    it, rate x S(reach), stay below TAIL_PROBABILITY (the window's promise), and
+    its share of the part's claims beyond it, (rate / part_count) x S(reach),
+    too (the severity lattice's). A rare stream's 1e-12 quantile instead let
+    1e-22 expected admissions of a lognormal of cv 20 stretch a 5e6-admission
+    pool's window 20-fold, over cells where the FFT's ~1e-15 round-off alone
+    moved the law's variance by 2e-4 (> VARIANCE_TOLERANCE: NumericsError)."""
+    share = max(stream.rate, stream.rate / part_count)
+    probability = TAIL_PROBABILITY if share >= 1.0 else min(RARE_REACH_PROBABILITY, TAIL_PROBABILITY / share)
+    return stream.factor * stream.severity.upper_quantile(probability)
+
+
+def _reach(streams) -> float:
+    """The largest `_claim_reach` of the streams of one part."""
+    count = math.fsum(s.rate for s in streams)
+    return max(_claim_reach(s, count) for s in streams)
+
+
 def _part_window(model: CompoundModel) -> tuple[float, float, float]:
     """(L, U - sev_hi, sev_hi) of one part (parts == ()): Theta's quantiles,
-    the conditional band around them, and its largest claim's quantile; L is
+    the conditional band around them, and its largest claim's reach; L is
     not clipped at 0 (a clipped one is no deviation that `_window` can combine)."""
     shape = shock_shape(model)
     lo_mult, hi_mult = _shock_quantiles(shape) if shape is not None else (1.0, 1.0)
     mean, second = model.mean, math.fsum(s.second_moment_sum for s in model.streams)
     low = lo_mult * mean - CONDITIONAL_SIGMAS * math.sqrt(lo_mult * second)
-    sev_hi = max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY) for s in model.streams)
+    sev_hi = _reach(model.streams)
     return low, hi_mult * mean + CONDITIONAL_SIGMAS * math.sqrt(hi_mult * second), sev_hi
 
 
@@ -107,9 +138,9 @@ def _window(model: CompoundModel, widen: float = 1.0, claim_bound: float | None 
 
 
 def _largest_claim_quantile(model: CompoundModel) -> float:
-    """The largest TAIL_PROBABILITY quantile of one claim, over every stream."""
-    return max(s.factor * s.severity.upper_quantile(TAIL_PROBABILITY)
-               for part in model.components for s in part.streams)
+    """The largest reach of one claim (`_claim_reach`: its TAIL_PROBABILITY
+    quantile for a stream of rate >= 1), over every stream of every part."""
+    return max(_reach(part.streams) for part in model.components)
 
 
 def _bounded_moments(model: CompoundModel, bound: float, span: float) -> tuple[float, float]:
