@@ -35,6 +35,7 @@ from pooling.optimise.solve import evaluate, solve
 from pooling.risk.claims import aggregate
 from pooling.simulation.stress_test import simulate
 from tests.factories import INSTANCES, MODELS, random_instance_dict, spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 DATA = Path(__file__).resolve().parent / "data"
 VOLATILE = ("wall_seconds", "timings", "provenance")
@@ -97,7 +98,7 @@ def test_e0_bundled_instances_write_no_behaviour_fields():
 def test_multiplier_formula_and_observed_rate():
     assert multiplier(0.0, 0.5, 0.9) == 1.0
     assert multiplier(-0.41, 0.5, 0.5) == 1.0
-    assert multiplier(-0.41, 0.5, 0.75) == pytest.approx(0.5 ** -0.41, rel=1e-15)
+    assert multiplier(-0.41, 0.5, 0.75) == pytest.approx(0.5 ** -0.41, rel=ROUNDING)
     assert multiplier(-0.41, 0.5, 1.0) == math.inf
     data = _with(tiny_instance_dict(), utilisation_elasticity=-0.41, observed_rate=0.4)
     data["counties"][0]["current_rate"] = 0.6
@@ -190,12 +191,12 @@ def test_care_at_the_fixed_point_grows_by_the_multiplier_and_keeps_effective_sha
     plain, induced = PoolPricer(base, SPEC).price(members), PoolPricer(inst, SPEC).price(members)
     for a, b in zip(plain.care, induced.care):
         m = multiplier(-0.41, 0.5, induced.max_rate)
-        assert b.admission_multiplier == pytest.approx(m, rel=1e-12)
-        assert b.total == pytest.approx(m * a.total, rel=1e-12)
-        assert b.eligible == pytest.approx(m * a.eligible, rel=1e-12)
-        assert b.effective_share == pytest.approx(a.effective_share, rel=1e-12)
-        assert b.observed_eligible == pytest.approx(a.eligible, rel=1e-12)
-        assert b.cost_at_list_prices == pytest.approx(a.cost_at_list_prices, rel=1e-12)
+        assert b.admission_multiplier == pytest.approx(m, rel=ROUNDING)
+        assert b.total == pytest.approx(m * a.total, rel=ROUNDING)
+        assert b.eligible == pytest.approx(m * a.eligible, rel=ROUNDING)
+        assert b.effective_share == pytest.approx(a.effective_share, rel=ROUNDING)
+        assert b.observed_eligible == pytest.approx(a.eligible, rel=ROUNDING)
+        assert b.cost_at_list_prices == pytest.approx(a.cost_at_list_prices, rel=ROUNDING)
     assert induced.expected_cost == pytest.approx(
         sum(c.eligible for c in induced.care), rel=PRICING_ACCURACY)
 
@@ -299,7 +300,7 @@ def test_solve_evaluate_explain_and_simulate_report_behaviour(tmp_path, capsys):
                  "--spec", str(spec), "--scenarios", "2000", "--out", str(tmp_path / "m")]) == 0
     stress = json.loads((tmp_path / "m" / "stress.json").read_text())
     for pool, priced in zip(stress["pools"], result["pools"]):
-        assert pool["admission_multiplier"] == pytest.approx(priced["admission_multiplier"], rel=1e-12)
+        assert pool["admission_multiplier"] == pytest.approx(priced["admission_multiplier"], rel=ROUNDING)
 
 
 def test_stress_test_draws_claims_at_the_plans_multipliers():
@@ -344,7 +345,7 @@ def test_solve_with_behaviour_is_deterministic_and_every_pool_is_at_its_fixed_po
     for outcome in first.pools:
         assert outcome.rate <= pricer.price(outcome.pricing.counties, outcome.pricing.contracts).max_rate
     ev = evaluate(inst, SPEC, [list(p.pricing.counties) for p in first.pools])
-    assert ev.objective == pytest.approx(first.objective, rel=1e-12)
+    assert ev.objective == pytest.approx(first.objective, rel=ROUNDING)
 
 
 @pytest.mark.parametrize("kind", ["max_mean_rate", "max_mean_effective_rate", "max_effective_coverage"])

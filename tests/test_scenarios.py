@@ -13,6 +13,7 @@ from pooling.data.instance_dict import instance_to_dict
 from pooling.data.scenarios import ParameterChange, Scenario, apply_changes, resolve, scenario_instance
 from pooling.errors import FormatWarning, InputError
 from tests.factories import INSTANCES, county, instance_dict, random_instance_dict
+from tests.tolerances import ROUNDING
 
 
 @pytest.mark.parametrize("name", ["tongliao", "xinyang", "binzhou", "henan"])
@@ -75,7 +76,7 @@ def test_scale_and_set_change_exactly_the_named_fields():
         ParameterChange("parameters.regional_shocks.county.cv", "set", 0.05),
         ParameterChange("counties.2.enrollees", "scale", 1.5),
         ParameterChange("counties.*.severity.cv", "scale", 2.0))))
-    assert changed.parameters.frequency_shock_cv == pytest.approx(0.15, rel=1e-15)
+    assert changed.parameters.frequency_shock_cv == pytest.approx(0.15, rel=ROUNDING)
     assert changed.parameters.county_shock.cv == 0.05 and changed.parameters.county_shock.weight == 0.3
     assert changed.county("2").enrollees == 30_000 and isinstance(changed.county("2").enrollees, int)
     assert changed.county("1").enrollees == 20_000
