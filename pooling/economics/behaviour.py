@@ -25,8 +25,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scipy import optimize
-
 from pooling.errors import NumericsError
 
 FIXED_POINT_TOLERANCE = 1e-9
@@ -143,6 +141,8 @@ def solvent_fixed_point(rate_at: Callable[[float], float], cap: float, where: st
     g_hi = gap(hi)
     if g_hi >= 0.0:
         return hi, calls                  # solvent at the cap (or at h(0))
+    from scipy import optimize  # here, not at import: 0.2-0.5 s a solve without behaviour never needs
+
     guess = optimize.brentq(gap, lo, hi, xtol=FIXED_POINT_TOLERANCE / 4, rtol=4 * math.ulp(1.0))
     # brentq's answer lies within its tolerance of the sign change, on either
     # side: step down until solvent (the solvent end of the bracket).

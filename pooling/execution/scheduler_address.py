@@ -19,7 +19,6 @@ certificates), and anything else.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 
@@ -89,6 +88,8 @@ def check_scheduler(address: str, connect_timeout: float | None = None,
     parsed = parse_scheduler_address(address)
     if parsed in _reached:
         return parsed
+    import asyncio  # here, not at import: 30-90 ms every run without --scheduler would pay
+
     try:
         from distributed.comm import connect
     except ImportError:
