@@ -71,7 +71,18 @@ class PoolYearSampler:
             self.samplers = [LatticeSampler(lattice_law(model))]
             return
         self.nodes = nodes
-        self.samplers = [LatticeSampler(lattice_law(model.given_shock(float(t)))) for t in nodes]
+        self._model = model
+        # A node's law is computed when a draw first needs it (`_sampler`): 4,000
+        # draws of Theta reach about 15 of the 29 nodes, and each law is a full
+        # lattice (~0.3 s for a prefecture). The same law whenever it is made, so
+        # draws do not depend on the order nodes are reached in.
+        self.samplers: list[LatticeSampler | None] = [None] * len(nodes)
+
+    def _sampler(self, k: int) -> LatticeSampler:
+        sampler = self.samplers[k]
+        if sampler is None:
+            sampler = self.samplers[k] = LatticeSampler(lattice_law(self._model.given_shock(float(self.nodes[k]))))
+        return sampler
 
     def sample(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
         if self.nodes is None:
@@ -82,7 +93,7 @@ class PoolYearSampler:
         out = np.empty_like(u)
         for kk in np.unique(k):
             idx = np.nonzero(k == kk)[0]
-            low = self.samplers[kk - 1].quantile(u[idx])
-            high = self.samplers[kk].quantile(u[idx])
+            low = self._sampler(kk - 1).quantile(u[idx])
+            high = self._sampler(kk).quantile(u[idx])
             out[idx] = np.maximum(low + weight[idx] * (high - low), 0.0)
         return out
