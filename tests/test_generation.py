@@ -411,7 +411,7 @@ def test_generated_plan_is_valid_and_bounded_by_enumeration(name):
     else:
         assert generated.bound <= spec.rates.max + OBJECTIVE_TOLERANCE
     gap = abs(generated.bound - generated.objective) / max(abs(generated.objective), 1e-12)
-    assert generated.gap == pytest.approx(gap, abs=1e-15)
+    assert generated.gap == pytest.approx(gap, abs=ROUNDING)
     if generated.status == "optimal":
         assert gap <= GENERATED_PROOF_TOLERANCE
     assert generated.candidate_generation["proven_optimal"] == (generated.status == "optimal")
@@ -546,7 +546,7 @@ def test_lagrangian_bound_dominates_lp_relaxation_over_every_pool(name):
     assert log["master_lp_value"] <= z_all + OBJECTIVE_TOLERANCE
     # The reported bound is the Lagrangian bound, capped at rates.max (and floored at the objective).
     expected = max(min(spec.rates.max, log["lagrangian_bound"]), generated.objective)
-    assert generated.bound == pytest.approx(expected, abs=1e-15)
+    assert generated.bound == pytest.approx(expected, abs=ROUNDING)
 
 
 def test_max_min_rate_group_bound_covers_every_pool():

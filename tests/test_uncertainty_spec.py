@@ -11,6 +11,7 @@ from pooling.data.instance import instance_from_dict
 from pooling.data.uncertainty import scenario_instances
 from pooling.errors import InputError
 from tests.factories import county, instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 ISSUE_EXAMPLE = """
 [uncertainty]
@@ -79,4 +80,4 @@ def test_scenarios_are_validated_against_the_instance_naming_the_scenario():
     ok = _spec({"method": "robust", "scenarios": [{"name": "x1.5", "scale": {"parameters.frequency_shock_cv": 1.5}}]})
     pairs = scenario_instances(instance, ok.uncertainty)
     assert [s.name for s, _ in pairs] == ["base", "x1.5"] and pairs[0][1] is instance
-    assert pairs[1][1].parameters.frequency_shock_cv == pytest.approx(0.45, rel=1e-15)
+    assert pairs[1][1].parameters.frequency_shock_cv == pytest.approx(0.45, rel=ROUNDING)
