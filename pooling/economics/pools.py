@@ -158,14 +158,18 @@ class PoolPricing:
 class PoolPricer:
     """Prices pools under one (instance, spec), memoised by member set."""
 
-    def __init__(self, instance: Instance, spec: Spec):
+    def __init__(self, instance: Instance, spec: Spec, *, skip_dominated: bool = False):
+        """`skip_dominated` (candidate pricing in a solve): under a robust
+        [uncertainty], scenarios that can never bind (economics.uncertain) are
+        not priced, and a pool's `scenario_rates` lack them until
+        `uncertain.complete_scenario_rates` fills in the plan's pools."""
         self.instance = with_benefits(instance, spec.benefits)   # the spec's schedule, however it was given
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
         self._uncertain = None
         if spec.uncertainty is not None:
             from pooling.economics.uncertain import UncertainPricing
-            self._uncertain = UncertainPricing(instance, spec)
+            self._uncertain = UncertainPricing(instance, spec, skip_dominated=skip_dominated)
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -21,6 +21,18 @@ leaves the other counties' pools alone).
   of the mixture come from the scenarios' lattices (risk.mixture). The
   pricing's budget is then sum_s w_s B_s, its VaR/CVaR/risk the mixture's of
   Y (the claims alone).
+- Scenarios that cannot bind (robust, CVaR): a scenario whose instance is the
+  base's with some admission-shock cvs lowered and nothing else changed
+  (`dominated_by_base`, judged by its changes) makes each shock Theta_L ~ Gamma(mean 1, cv) smaller in
+  convex order, hence the mixed-Poisson counts, the compound claims and their
+  independent sum Y (M_c = sum_L w_L Theta_L); CVaR is monotone in convex
+  order, so CVaR_s(Y) <= CVaR_base(Y) on the same budget and r*_P(s) >=
+  r*_P(base). Such a scenario is left out of the minimum (numerically it could
+  only tie the base within the engine's accuracy) and its rate is reported
+  only; a solve's candidate pricing skips it (PoolPricer(skip_dominated=True))
+  and `complete_scenario_rates` prices it for the plan's pools alone. Not
+  applied under VaR (not monotone in convex order), "ruin" or induced
+  utilisation.
 - In both, the expected cost and the care figures (hence every objective's
   coefficients) are the base's: the plan is judged on the instance as given,
   and only solvency is asked to survive the scenarios.
@@ -38,8 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
-from scipy import optimize
 
 from pooling.data.instance import OUTSIDE, Instance, instance_from_dict
 from pooling.data.instance_dict import instance_to_dict
@@ -124,7 +134,7 @@ def _restricted_scenarios(block: Instance, uncertainty) -> tuple:
 class UncertainPricing:
     """Prices pools under every scenario of `spec.uncertainty` (module docstring)."""
 
-    def __init__(self, instance: Instance, spec: Spec):
+    def __init__(self, instance: Instance, spec: Spec, *, skip_dominated: bool = False):
         uncertainty = spec.uncertainty
         if uncertainty.method == "predictive" and spec.solvency.measure == "ruin":
             raise InputError(f'{spec.source}: uncertainty.method "predictive" needs solvency.measure "var" or '
@@ -143,12 +153,18 @@ class UncertainPricing:
         self.names = tuple(scenario.name for scenario, _ in pairs)
         self.weights = tuple(scenario.weight for scenario, _ in pairs)
         self.pricers = tuple(PoolPricer(scenario_instance, plain) for _, scenario_instance in pairs)
+        robust_cvar = uncertainty.method == "robust" and spec.solvency.measure == "cvar" and not induced
+        self.dominated = frozenset(i for i, (scenario, _) in enumerate(pairs)
+                                   if i > 0 and robust_cvar and dominated_by_base(instance, scenario))
+        """Scenarios that cannot bind (module docstring): out of the robust minimum."""
+        self.skipped = self.dominated if skip_dominated else frozenset()
 
     def price(self, members: frozenset[str], contracts: tuple[str, ...]) -> PoolPricing:
         aggregates: dict = {}
         keep = self.method == "predictive"
-        priced = [p._price(members, contracts, keep_law=keep, aggregates=aggregates) for p in self.pricers]
-        rates = tuple((name, p.max_rate) for name, p in zip(self.names, priced))
+        priced = [None if i in self.skipped else p._price(members, contracts, keep_law=keep, aggregates=aggregates)
+                  for i, p in enumerate(self.pricers)]
+        rates = tuple((name, p.max_rate) for name, p in zip(self.names, priced) if p is not None)
         if self.method == "robust":
             return self._robust(priced, rates)
         try:
@@ -157,13 +173,14 @@ class UncertainPricing:
             raise NumericsError(f"{self.pricers[0].instance.source}: pool [{', '.join(sorted(members))}]: "
                                 f"cannot price its predictive mixture: {exc}") from None
 
-    def _robust(self, priced: list[PoolPricing], rates) -> PoolPricing:
-        k = min(range(len(priced)), key=lambda i: (priced[i].max_rate, i))
+    def _robust(self, priced: list[PoolPricing | None], rates) -> PoolPricing:
+        taken = [i for i in range(len(priced)) if i not in self.dominated]
+        k = min(taken, key=lambda i: (priced[i].max_rate, i))
         bind = priced[k]
         return dataclasses.replace(
             priced[0], revenue=bind.revenue, fixed_costs=bind.fixed_costs, budget=bind.budget, var=bind.var,
             cvar=bind.cvar, risk=bind.risk, max_rate=bind.max_rate, usable=bind.usable,
-            numerics=_worst(bind.numerics, [p.numerics for p in priced]), scenario_rates=rates,
+            numerics=_worst(bind.numerics, [p.numerics for p in priced if p is not None]), scenario_rates=rates,
             binding_scenario=self.names[k])
 
     def _predictive(self, priced: list[PoolPricing], rates) -> PoolPricing:
@@ -193,6 +210,59 @@ class UncertainPricing:
             fixed_costs=math.fsum(w * p.fixed_costs for w, p in zip(self.weights, priced)))
 
 
+SHOCK_CV_PATHS = {
+    "parameters.frequency_shock_cv": ("frequency_shock_cv",),
+    "parameters.regional_shocks.prefecture.cv": ("prefecture_shock",),
+    "parameters.regional_shocks.county.cv": ("county_shock",),
+    "parameters.regional_shocks.*.cv": ("prefecture_shock", "county_shock"),
+}
+"""The paths of the admission-shock cvs (data.scenarios), and the levels each reaches."""
+
+
+def dominated_by_base(base: Instance, scenario) -> bool:
+    """True when every change of `scenario` lowers (or keeps) an admission-shock
+    cv, national, prefecture or county (SHOCK_CV_PATHS, spelled exactly so),
+    and changes nothing else: its claims are smaller in convex order than the
+    base's (module docstring). Any other change, or a cv raised, is False."""
+    params = base.parameters
+    for change in scenario.changes:
+        levels = SHOCK_CV_PATHS.get(change.path)
+        if levels is None:
+            return False
+        if change.operation == "scale":
+            if not 0.0 <= change.value <= 1.0:
+                return False
+            continue
+        for level in levels:
+            current = params.frequency_shock_cv if level == "frequency_shock_cv" else getattr(params, level).cv
+            if not change.value <= current:
+                return False
+    return True
+
+
+def complete_scenario_rates(instance: Instance, spec: Spec, pools: list) -> list:
+    """The plan's pools (result PoolOutcomes) with every scenario's rate: a
+    solve's candidate pricing skipped the scenarios that cannot bind
+    (module docstring); they are priced here for these pools alone, and each
+    pool's numerics then cover every scenario's law. The robust rate, binding
+    scenario and every other figure are unchanged (the result's own numerics
+    summary covers the laws its candidates were priced with)."""
+    if spec.uncertainty is None or spec.uncertainty.method != "robust":
+        return pools
+    names = [scenario.name for scenario in spec.uncertainty.all_scenarios]
+    if all(len(p.pricing.scenario_rates) == len(names) for p in pools):
+        return pools
+    pricer = PoolPricer(instance, spec)
+    out = []
+    for pool in pools:
+        if len(pool.pricing.scenario_rates) != len(names):
+            full = pricer.price(pool.pricing.counties, pool.pricing.contracts)
+            pool = dataclasses.replace(pool, pricing=dataclasses.replace(
+                pool.pricing, scenario_rates=full.scenario_rates, numerics=full.numerics))
+        out.append(pool)
+    return out
+
+
 def _worst(shown: AggregateResult, results: list[AggregateResult]) -> AggregateResult:
     """`shown` without its lattice, with the worst self-check figures of all
     scenarios' laws (the result's numerics summary then covers every one)."""
@@ -217,6 +287,8 @@ def _net_loss_rate(components: list[Component], budgets: list[float], level: flo
     floor = ROOT_FLOOR * cap
     if excess(floor) > 0.0:
         return NO_SOLVENT_RATE
+    from scipy import optimize  # here, not at import: a solve without [uncertainty] never needs it
+
     return float(optimize.brentq(excess, floor, cap, xtol=RATE_ROOT_TOLERANCE))
 
 

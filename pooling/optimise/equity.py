@@ -41,6 +41,7 @@ from pooling.economics.group_rates import (
     plan_groups,
     worst_group_rate,
 )
+from pooling.economics.uncertain import complete_scenario_rates
 from pooling.errors import InputError
 from pooling.execution.tasks import ExecutionPlan, ProgressBar
 from pooling.optimise.columns import Candidate, top_rate
@@ -155,7 +156,8 @@ def solve_groups(instance: Instance, spec: Spec, kind: str, *, migrant_weight: f
     if not run.has_incumbent:
         return GroupPlan(run.status.value, None, None, [], None, None, None, None)
     chosen = [keep[i] for i in model.P if pyo.value(model.y[i]) > 0.5]
-    pools = plan_outcomes([columns.candidates[j].pricing for j in chosen], [columns.rates[j] for j in chosen])
+    pools = complete_scenario_rates(instance, spec, plan_outcomes([columns.candidates[j].pricing for j in chosen],
+                                                                  [columns.rates[j] for j in chosen]))
     groups = plan_groups(instance, [(care, p.rate) for p in pools for care in p.pricing.care])
     resident, migrant = group_mean(groups, RESIDENT), group_mean(groups, MIGRANT)
     bound = run.bound

@@ -333,7 +333,8 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
 
     if passed(deadline):
         return stopped([], NOT_STARTED_NOTE)
-    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
+    # Scenarios that cannot bind are priced for the plan's pools only (solve.solve).
+    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec, skip_dominated=True))
     groups = candidate_plan(instance, spec, options)
     generated_bound, generation_stopped = None, False
     if groups is None:

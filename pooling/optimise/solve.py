@@ -28,6 +28,7 @@ from pooling.economics.explain import gain_decomposition, require_exact_measure
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
+from pooling.economics.uncertain import complete_scenario_rates
 from pooling.economics.welfare import welfare_records
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints, tell
@@ -105,6 +106,7 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     instance, spec = as_problem(instance, spec, "solve")
     result = _solve_problem(instance, spec, time_limit, options, workers, scheduler, progress, checkpoint,
                             resume, started, solver_options)
+    result = dataclasses.replace(result, pools=complete_scenario_rates(instance, spec, result.pools))
     if spec.welfare is None:
         return result
     return dataclasses.replace(result, welfare=welfare_records(instance, spec.welfare, result.pools))
