@@ -126,3 +126,23 @@ def test_builder_refuses_unknown_province(tmp_path):
                            "--name", "x", "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 2 and "990000" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_readme_quotes_the_files_figures():
+    """instances/README.md's table of the 2020s figures quotes china2023.json's values."""
+    raw = json.loads((INSTANCES / "china2023.json").read_text(encoding="utf-8"))
+    text = (INSTANCES / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## The 2020s files"):]
+    unit = next(c for c in raw["counties"] if c["province"] != "110000")   # Beijing's prices x 1.8884
+    tiers = raw["parameters"]["out_of_network_tiers"]
+    means = {p["level"]: p["severity"]["mean"] for p in raw["places"] if p["province"] != "110000"}
+    quoted = [f"{unit['contribution_per_capita']:,.2f} CNY", f"{unit['outpatient_per_capita']:,.2f} CNY",
+              f"| {unit['current_rate']}, every unit", f"county {unit['severity']['mean']:,.2f}",
+              f"prefecture {means['prefecture']:,.2f}",
+              f"province {means['province']:,.2f}",
+              f"claimed {tiers['same_province']['claim_share']}, factor {tiers['same_province']['factor']}",
+              f"claimed {tiers['other_province']['claim_share']}, factor {tiers['other_province']['factor']}",
+              f"= {raw['parameters']['regional_shocks']['county']['cv']}",
+              f"{sum(c['enrollees'] for c in raw['counties']):,}"]
+    missing = [q for q in quoted if q not in section]
+    assert not missing, missing

@@ -247,6 +247,7 @@ def unit_model(model: dict) -> dict:
     if not 0.0 <= share_out <= 1.0:
         fail(f"no residents' out-of-county share gives CNY {COST_PER_ADMISSION} per admission ({share_out})")
     share_out = round(share_out, 4)
+    a12, c12, _ = totals(unit_flows(1.0 - cal.RESIDENT_CARE["own"]))
     fl = unit_flows(share_out)
     n_all = math.fsum(model["enrollees"][c] for c in counties)
     claimed, claimed_cost, eligible_cost = (x / n_all for x in totals(fl))
@@ -273,7 +274,7 @@ def unit_model(model: dict) -> dict:
         "outpatient": round(spending_pc - inpatient_pc, 2),
         "reserve_ratio": FUND_BALANCE / FUND_INCOME,
         "unit_shock_cv": round(county_shock["cv"] * math.sqrt(h_mean), SHOCK_CV_DECIMALS),
-        "herfindahl_mean": h_mean, "price": price,
+        "herfindahl_mean": h_mean, "price": price, "cost_at_2012_split": c12 / a12,
     }
 
 
@@ -437,7 +438,9 @@ def report(instance: dict, um: dict) -> str:
         f"income {f['income'] / 1e9:,.2f} bn, spending {f['spending'] / 1e9:,.2f} bn, balance "
         f"{f['balance'] / 1e9:,.2f} bn; claimed admissions {f['admission_rate']:.4%} of enrollees at "
         f"CNY {f['cost_per_admission']:,.2f}; fund pays {f['effective_share']:.2%} of their cost",
-        f"  admission scale {um['scale']:.5f} x 2012; residents out of county {um['share_out']}; level prices "
+        f"  admission scale {um['scale']:.5f} x 2012; residents out of county {um['share_out']} "
+        f"(at 2012's {1.0 - cal.RESIDENT_CARE['own']:.2f}: CNY {um['cost_at_2012_split']:,.2f} per admission); "
+        "level prices "
         + ", ".join(f"{k} {v:,.2f}" for k, v in LEVEL_PRICE.items()),
         "  claimed admissions by level " + ", ".join(f"{k} {v:.2%}" for k, v in f["level_admissions"].items())
         + "; cost by level " + ", ".join(f"{k} {v:.2%}" for k, v in f["level_cost"].items())
