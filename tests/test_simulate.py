@@ -3,12 +3,14 @@ the Cramér-Lundberg ruin formula."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
+import pooling
 from pooling import InputError, instance_from_dict, spec_from_dict
 from pooling.risk.claims import ClaimStream, CompoundModel, aggregate
 from pooling.risk.severity import Severity
@@ -18,7 +20,8 @@ from pooling.simulation.stress_test import (
     var_cvar_with_intervals,
     wilson_interval,
 )
-from tests.factories import county, instance_dict, spec_dict, tiny_instance_dict
+from tests.factories import INSTANCES, MODELS, REPO, county, instance_dict, spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 
 def per_admission_years(model: CompoundModel, thetas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -231,3 +234,19 @@ def test_intervals_contain_their_estimates():
             out = var_cvar_with_intervals(rng.exponential(size=n), level)
             assert out["var_ci"][0] <= out["var"] <= out["var_ci"][1], (n, level)
             assert out["cvar_ci"][0] <= out["cvar"] <= out["cvar_ci"][1], (n, level)
+
+
+def test_the_stress_test_simulates_a_plan_s_contracts():
+    """Xinyang as one pool with the Gushi-Beijing contract: the simulated pool
+    has the contract's places in network and its cost in fixed costs, so its
+    exact mean surplus is the evaluation's revenue - fixed costs - rate x
+    expected cost (the stress test used to drop the contract)."""
+    inst, spec = pooling.load_instance(INSTANCES / "xinyang.json"), pooling.load_spec(MODELS / "default.toml")
+    plan = json.loads((REPO / "docs" / "examples" / "xinyang_prefecture_contract.json").read_text())
+    evaluated = pooling.evaluate(inst, spec, plan["pools"], contracts=plan["contracts"]).to_dict()
+    pool = evaluated["pools"][0]
+    report = pooling.simulate(inst, spec, evaluated, years=1, scenarios=500, seed=3).to_dict()["pools"][0]
+    assert report["contracts"] == ["gushi-beijing"]
+    assert report["fixed_costs"] == pytest.approx(pool["fixed_costs"], rel=ROUNDING)
+    expected = pool["revenue"] - pool["fixed_costs"] - pool["rate"] * pool["expected_cost"]
+    assert report["exact_mean_surplus"] == pytest.approx(expected, rel=1e-9)

@@ -33,7 +33,7 @@ from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import check_int
-from pooling.data.plan import validate_plan
+from pooling.data.plan import validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.scenarios import Scenario, scenario_instance
 from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
@@ -92,6 +92,9 @@ def var_cvar_with_intervals(samples: np.ndarray, level: float) -> dict[str, Any]
 class PlanPool:
     counties: tuple[str, ...]
     rate: float
+    contracts: tuple[str, ...] = ()
+    """The contract options the pool takes (result.json's `contracts`): their
+    places are in its network and their annual costs in its fixed costs, as priced."""
 
 
 def plan_from_result(data: Any, instance: Instance, where: str = "result") -> list[PlanPool]:
@@ -112,7 +115,14 @@ def plan_from_result(data: Any, instance: Instance, where: str = "result") -> li
             raise InputError(f"{where}: pools[{index}].rate must be a number in [0, 1], got {rate!r}")
         pools.append((pool["counties"], float(rate)))
     plan = validate_plan([p for p, _ in pools], instance, where)
-    return [PlanPool(tuple(sorted(members)), rate) for members, (_, rate) in zip(plan, pools)]
+    taken = validate_contracts(
+        [{"pool": list(pool["counties"]), "option": option} for pool in data["pools"]
+         for option in (pool.get("contracts") or [])], [list(p) for p in plan], instance, where)
+    by_pool: dict[frozenset[str], list[str]] = {}
+    for members, option in taken:
+        by_pool.setdefault(members, []).append(option)
+    return [PlanPool(tuple(sorted(members)), rate, tuple(sorted(by_pool.get(frozenset(members), ()))))
+            for members, (_, rate) in zip(plan, pools)]
 
 
 STRESS_INTERVALS = ("deficit_probability", "ruin_probability", "mean_surplus", "var", "cvar")
@@ -287,10 +297,16 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     return StressReport(data)
 
 
-def _model_at_rate(instance: Instance, members, rate: float):
+def _model_at_rate(instance: Instance, members, rate: float, contracts: tuple[str, ...] = ()):
     """The pool's claims model with its members' admissions at the plan's rate
-    (induced utilisation, economics.behaviour; as observed without it)."""
-    return pool_model(instance, frozenset(members), multipliers=multipliers(instance, members, rate))
+    (induced utilisation, economics.behaviour; as observed without it) and
+    its contracts' places in network."""
+    return pool_model(instance, frozenset(members), contracts=[instance.contract(o) for o in contracts],
+                      multipliers=multipliers(instance, members, rate))
+
+
+def _contract_costs(instance: Instance, contracts: tuple[str, ...]) -> float:
+    return math.fsum(instance.contract(o).annual_cost for o in contracts)
 
 
 def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, thetas, seed, level, share,
@@ -302,7 +318,8 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     first = stressed[1]
     counties = [first.county(c) for c in sorted(members)]
     revenue = math.fsum(c.revenue for c in counties)
-    fixed = first.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
+    fixed = (first.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
+             + _contract_costs(first, pool.contracts))
     reserves_total = math.fsum(c.reserves for c in counties)
     reserves0 = share * reserves_total
     rng = np.random.default_rng(np.random.SeedSequence([seed, STRESS_STREAM, index + 1]))
@@ -315,7 +332,7 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     for t in range(1, years + 1):
         key = scenario.frequency_in_year(t)
         if key not in samplers:
-            samplers[key] = PoolYearSampler(_model_at_rate(stressed[t], members, pool.rate))
+            samplers[key] = PoolYearSampler(_model_at_rate(stressed[t], members, pool.rate, pool.contracts))
         claims = pool.rate * scenario.severity_scale(t) * samplers[key].sample(thetas[t - 1], uniforms[t - 1])
         surplus = revenue - fixed - claims
         reserves = reserves + surplus
@@ -327,7 +344,7 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
     deficits = int((first_surplus < 0).sum())
     n_ruin = int(ruined.sum())
     realised = var_cvar_with_intervals(first_claims, level)
-    exact_model = _model_at_rate(stressed[1], members, pool.rate)
+    exact_model = _model_at_rate(stressed[1], members, pool.rate, pool.contracts)
     exact = aggregate(exact_model, level)
     scale = pool.rate * scenario.severity_scale(1)
     mean_se = float(first_surplus.std()) / math.sqrt(scenarios)
@@ -356,13 +373,16 @@ def _simulate_pool(index, pool, members, stressed, scenario: StressScenario, the
         "final_reserves_quantiles": _quantiles(reserves),
         "passed": ruin_probability <= 1.0 - level,
     }
+    if pool.contracts:
+        report["contracts"] = list(pool.contracts)
     if behaviour_on(first):
         report["admission_multiplier"] = Behaviour.of(first, members).admission_multiplier(pool.rate)
     if priced is not None:
         mine = [priced.county(c) for c in sorted(members)]
         budget = (math.fsum(c.revenue for c in mine) + share * math.fsum(c.reserves for c in mine)
-                  - priced.parameters.fund_fixed_cost - math.fsum(c.per_capita_costs for c in mine))
-        promised = aggregate(_model_at_rate(priced, members, pool.rate), level).law
+                  - priced.parameters.fund_fixed_cost - math.fsum(c.per_capita_costs for c in mine)
+                  - _contract_costs(priced, pool.contracts))
+        promised = aggregate(_model_at_rate(priced, members, pool.rate, pool.contracts), level).law
         report["exhaustion_probability_promised"] = exhaustion_probability(promised, pool.rate, budget)
         report["exhaustion_probability_truth"] = exhaustion_probability(exact.law, scale,
                                                                         revenue - fixed + reserves0)
