@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("pandas", reason="the optional extra pooling[report] (pandas)")
 pytest.importorskip("matplotlib", reason="the optional extra pooling[report] (matplotlib)")
 
+import tomllib
+
 import numpy as np
 from matplotlib.image import imread
 from matplotlib.patches import Polygon
@@ -32,6 +34,7 @@ from pooling.outputs import figures
 from pooling.outputs.frames import county_frame, price_alone, spec_from_result
 from pooling.simulation.stress_test import StressReport
 from tests.factories import INSTANCES, MODELS, county, instance_dict
+from tests.tolerances import ROUNDING
 
 TONGLIAO = INSTANCES / "tongliao.json"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -679,3 +682,17 @@ def test_json_python_cannot_parse_exits_2(tmp_path, capsys, text, message):
     assert _run(["report", str(tmp_path / "result.json"), "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_rates_alone_are_priced_under_the_spec_s_settlement_rules():
+    """price_alone (the report's and frames' "rate alone") prices each county as
+    a status-quo solve does, under the spec's [network] settlement (it read the
+    instance's own out-of-network terms)."""
+    instance = pooling.load_instance(INSTANCES / "xinyang.json")
+    base = tomllib.loads((MODELS / "default.toml").read_text()) | {"pooling": {"scope": "county"}}
+    spec = pooling.spec_from_dict(base | {"network": {"settlement": "2020"}})
+    solved = {p.pricing.counties[0]: p.pricing.max_rate for p in pooling.solve(instance, spec).pools}
+    alone = price_alone(instance, spec)
+    assert alone == pytest.approx({cid: max(0.0, r) for cid, r in solved.items()}, rel=ROUNDING)
+    plain = price_alone(instance, pooling.spec_from_dict(base))
+    assert any(abs(alone[c] - plain[c]) > 1e-4 for c in alone)

@@ -89,8 +89,11 @@ def spec_from_result(data: dict[str, Any], source: str = "result.json") -> Spec:
 def price_alone(instance: Instance, spec: Spec, ids=None) -> dict[str, float]:
     """Each county's maximum solvent rate on its own under `spec` (the status
     quo of separate county funds), floored at 0 and capped at rates.max as
-    pricing does; `ids` restricts it to some counties."""
+    pricing does, under the spec's settlement rules and benefit schedule as a
+    solve prices them; `ids` restricts it to some counties."""
+    from pooling.data.inputs import as_problem
     from pooling.economics.pools import PoolPricer
+    instance, spec = as_problem(instance, spec, "price_alone")
     pricer = PoolPricer(instance, spec)
     return {cid: max(0.0, pricer.price([cid]).max_rate) for cid in (ids or instance.ids)}
 
