@@ -129,3 +129,21 @@ def test_cli_sweep_resumes_after_a_kill_without_redoing_cells(tmp_path):
     with (out / "sweep.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 12
     assert (out / "sweep.png").exists()
+
+
+def test_a_row_evaluates_the_plan_with_its_contracts():
+    """A cell's subsidy figures come from the plan as solved, contracts included
+    (the row's evaluation dropped them): Xinyang as one pool with the
+    Gushi-Beijing contract."""
+    import pooling
+    from pooling.studies.sweep import Cell, cell_row
+    from tests.factories import INSTANCES, MODELS, REPO
+    inst, spec = pooling.load_instance(INSTANCES / "xinyang.json"), pooling.load_spec(MODELS / "default.toml")
+    plan = json.loads((REPO / "docs" / "examples" / "xinyang_prefecture_contract.json").read_text())
+    evaluated = pooling.evaluate(inst, spec, plan["pools"], contracts=plan["contracts"], subsidy=True)
+    assert evaluated.pools[0].pricing.contracts == ("gushi-beijing",)
+    cell = Cell(str(INSTANCES / "xinyang.json"), (), {}, {}, "k")
+    outcome = {"status": "optimal", "objective": evaluated.objective, "bound": evaluated.objective, "gap": 0.0,
+               "mean_rate": evaluated.pools[0].rate, "wall_seconds": 0.0}
+    row = cell_row(cell, inst, spec, outcome, evaluated.pools)
+    assert row["subsidy_top_up"] == evaluated.subsidy["total_top_up"]

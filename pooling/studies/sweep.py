@@ -171,7 +171,8 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
     if pools:
         plan = [list(p.pricing.counties) for p in pools]
         rate_of = {c: p.rate for p in pools for c in p.pricing.counties}
-        pricing = evaluate(instance, spec, plan, subsidy=spec.solvency.measure != "ruin")
+        contracts = [{"pool": list(p.pricing.counties), "option": o} for p in pools for o in p.pricing.contracts]
+        pricing = evaluate(instance, spec, plan, contracts=contracts or None, subsidy=spec.solvency.measure != "ruin")
         if pricing.subsidy is not None:
             row["subsidy_top_up"] = pricing.subsidy["total_top_up"]
             alone = {c["id"]: c["rate_alone"] for p in pricing.subsidy["pools"]
