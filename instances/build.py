@@ -75,7 +75,7 @@ from builders.census import (
     write_atomic,
 )
 from builders.coordinates import RECOVERED_COORDS, coords
-from builders.national import assemble_counties, instance_parameters, national_model
+from builders.national import assemble_counties, instance_parameters, instance_provenance, national_model
 from builders.reports import calibration_report, case_report, summary
 
 REQUIRED_COLUMNS = ["code", "name_zh", "level", "prefecture_code", "province_code", "lon", "lat",
@@ -151,8 +151,8 @@ def build(census_path: Path, name: str, description: str, prefectures=(), provin
                 nbr[a].add(b)
                 nbr[b].add(a)
 
-    counties, places = assemble_counties(model, sorted(in_instance), nbr,
-                                         {**CONTRIBUTION_UPLIFT, **uplift}, NAMES)
+    uplift = {**CONTRIBUTION_UPLIFT, **uplift}
+    counties, places = assemble_counties(model, sorted(in_instance), nbr, uplift, NAMES)
     options = contract_options(counties, places)
     instance = {
         "format": "pooling.instance/3",  # pooling.data.formats: the current instance format
@@ -161,7 +161,8 @@ def build(census_path: Path, name: str, description: str, prefectures=(), provin
         "currency": "CNY",
         "description": (
             f"{description}. Policy year 2012. Enrollees, ageing and migration from the 2010 census; "
-            "financing, admissions and cost per admission from national NRCMS aggregates (2011-12); "
+            "financing per enrollee by province (2011, scaled to 2012); admissions and cost per admission "
+            "from national NRCMS aggregates (2011-12); "
             "residents' care at own-county, prefecture-city and provincial hospitals; migrants placed "
             "by a gravity model; adjacency from seat coordinates (Delaunay); several parameters "
             "assumed. Built by instances/build.py; sources and assumptions: instances/README.md."
@@ -169,6 +170,7 @@ def build(census_path: Path, name: str, description: str, prefectures=(), provin
         "parameters": instance_parameters(model),
         "places": places,
         "counties": counties,
+        "provenance": instance_provenance(counties, "instances/build.py", uplift),
     }
     if options:
         instance["contract_options"] = options

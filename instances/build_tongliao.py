@@ -37,7 +37,7 @@ from builders.adjacency import delaunay_edges, is_connected
 from builders.cases import CONTRIBUTION_UPLIFT, NAMES
 from builders.census import DEFAULT_CENSUS, REPO_ROOT, dumps, fail, num, read_census, write_atomic
 from builders.coordinates import project_km
-from builders.national import assemble_counties, instance_parameters, national_model
+from builders.national import assemble_counties, instance_parameters, instance_provenance, national_model
 from builders.reports import (
     CHECK_ALPHA,
     CHECK_RESERVE_SHARE,
@@ -116,7 +116,8 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
         "description": (
             "Tongliao prefecture, Inner Mongolia (code 150500): 8 county-level NRCMS funds, "
             "policy year 2012. Enrollees, ageing and migration from the 2010 census; "
-            "financing, admissions and cost per admission from national NRCMS aggregates (2011-12); "
+            "financing per enrollee by province (2011, scaled to 2012); admissions and cost per admission "
+            "from national NRCMS aggregates (2011-12); "
             "residents' care at own-county, Tongliao city and Inner Mongolia provincial hospitals; "
             "migrants placed by a gravity model calibrated nationally; several parameters assumed. "
             "Sources and assumptions: instances/README.md."
@@ -124,6 +125,7 @@ def build(census_path: Path, adjacency: str) -> tuple[dict, dict]:
         "parameters": instance_parameters(model),
         "places": places,
         "counties": counties,
+        "provenance": instance_provenance(counties, "instances/build_tongliao.py", CONTRIBUTION_UPLIFT),
     }
     info = {"model": model,
             "d_lengths": d_lengths, "d_median": d_median, "d_kept": d_kept, "border": border}

@@ -309,3 +309,33 @@ def test_case_studies_uncertainty_tongliao_is_current():
     assert figures["exhaustion", "plain"]["truth"] > figures["exhaustion", "plain"]["target"]
     assert figures["exhaustion", "robust"]["truth"] <= figures["exhaustion", "robust"]["target"]
     assert figures["default", "robust"]["rate_lost"] > figures["default", "predictive"]["rate_lost"] > 0.0
+
+
+def test_case_studies_behaviour_tongliao_and_gushi_are_current():
+    """docs/case-studies.md, 'Behaviour on and off': its introduction, Tongliao's table and
+    summary line and the Gushi table are what docs/case_studies.py computes now (seconds).
+    Xinyang's, Henan's and China's tables take minutes and are checked by regenerating:
+    python docs/case_studies.py --only behaviour."""
+    page = (REPO / "docs" / "case-studies.md").read_text("utf-8")
+    _head, begin, rest = page.partition(case_studies.BEHAVIOUR_BEGIN + "\n")
+    section, end, _tail = rest.partition(case_studies.BEHAVIOUR_END)
+    assert begin and end, "docs/case-studies.md has no behaviour section: run python docs/case_studies.py"
+    written = section.splitlines()
+    intro = case_studies.behaviour_intro()
+    assert written[:len(intro)] == intro, "docs/case-studies.md's behaviour section has a stale introduction"
+    lines, figures = case_studies.behaviour_case("Tongliao", "tongliao.json", True)
+    start = written.index(lines[0])
+    assert written[start:start + len(lines)] == lines, (
+        "docs/case-studies.md's Tongliao behaviour figures are stale: run python docs/case_studies.py --only behaviour")
+    assert case_studies.behaviour_summary("Tongliao", figures) in written
+    gushi = case_studies.gushi_behaviour_lines()
+    start = written.index(gushi[0])
+    assert written[start:start + len(gushi)] == gushi
+    # Whatever the page says: Tongliao's rates lie above r0 = 0.5, so with the response
+    # every plan buys more care at a lower rate, and pooling gains less.
+    for plan in ("status quo", "prefecture pools", "optimum"):
+        off, on = figures["off", plan], figures["on", plan]
+        assert on.mean_rate < off.mean_rate
+        assert case_studies._admissions_multiplier(on) > 1.0 == case_studies._admissions_multiplier(off)
+    assert 0.0 < case_studies._gain(figures, "on", "prefecture pools") < case_studies._gain(
+        figures, "off", "prefecture pools")

@@ -129,3 +129,35 @@ def test_loader_keeps_an_optional_romanised_name_and_checks_it():
     data["counties"][0]["name_en"] = 7
     with pytest.raises(InputError, match=r'county "[^"]+": name_en'):
         instance_from_dict(data)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_county_pays_its_provinces_2011_figure_scaled_to_2012(name):
+    """Regional financing (issue 25 item 6): a county's contribution is its province's
+    2011 figure (the national one where the province has none) times 2012's national
+    financing over 2011's, times its assumed uplift; the file's provenance says which
+    provinces are sourced."""
+    from builders import calibration as cal
+    data = _bundled(name)
+    provenance = data["provenance"]["contribution_per_capita"]
+    uplift = provenance["uplift"]
+    scale = 308.5 / 246.2
+    for county in data["counties"]:
+        figure = cal.CONTRIBUTION_2011.get(county["province"], 246.2)
+        expected = round(round(figure * scale, 2) * uplift.get(county["id"], 1.0), 2)
+        assert county["contribution_per_capita"] == expected, county["id"]
+        assert county["reserves"] == round(cal.RESERVE_RATIO * county["enrollees"] * expected, 2), county["id"]
+    provinces = {c["province"] for c in data["counties"]}
+    assert set(provenance["provinces"]) == provinces
+    for province, row in provenance["provinces"].items():
+        assert row["label"] == ("S" if province in cal.CONTRIBUTION_2011 else "A")
+        assert row["2012"] == cal.province_contribution(province)[0]
+    assert set(uplift) <= {c["id"] for c in data["counties"]}
+
+
+def test_provincial_financing_table_keeps_the_national_figure_where_it_has_none():
+    from builders import calibration as cal
+    assert cal.province_contribution("410000") == (cal.CONTRIBUTION, "A")
+    assert cal.province_contribution("110000") == (798.44, "S")     # 637.2 x 308.5 / 246.2
+    assert cal.province_contribution("520000") == (282.44, "S")     # Guizhou, below the national figure
+    assert round(cal.NATIONAL_CONTRIBUTION_2011 * cal.CONTRIBUTION_SCALE, 2) == cal.CONTRIBUTION

@@ -127,6 +127,19 @@ def test_national_status_quo_prices():
         assert pricing.numerics.mean_rel_error < 1e-6
 
 
+def test_every_beijing_unit_is_feasible_alone():
+    """Issue 25: at the national premium (CNY 308.5) five of Beijing's nine units could not
+    reach rates.min alone at Beijing's prices (0.2856-0.2995); at Beijing's own 2011
+    financing (637.2, scaled to 798.44) every one can."""
+    inst = pooling.load_instance(INSTANCES / "china.json")
+    spec = pooling.load_spec(MODELS / "default.toml")
+    pricer = PoolPricer(inst, spec)
+    beijing = [c.id for c in inst.counties if c.province == "110000"]
+    assert len(beijing) == 9
+    for cid in beijing:
+        assert pricer.price([cid]).max_rate >= spec.rates.min, cid
+
+
 @needs_shared
 @pytest.mark.parametrize("name", BUILT)
 def test_builder_reproduces_committed_file(name, tmp_path):

@@ -14,7 +14,7 @@ YEAR = 2012
 # National NRCMS aggregates, 2012 (S): 805M enrollees, participation 98.3%,
 # financing 308.5 CNY per capita, expenditure 240.80 bn CNY.
 PARTICIPATION = 0.983                     # S
-CONTRIBUTION = 308.5                      # S, CNY/enrollee/yr, uniform across units
+CONTRIBUTION = 308.5                      # S, CNY/enrollee/yr, national; by province below
 NAT_ENROLLEES = 805e6                     # S
 NAT_EXPENDITURE = 240.80e9                # S, CNY
 INPATIENT_SHARE = 0.826                   # S (2009 share of payouts to inpatient care)
@@ -105,6 +105,39 @@ REGIONAL_SHOCKS = {
     "prefecture": {"weight": 0.3, "cv": 0.10},                               # A
     "county": {"weight": 0.3, "cv": 0.16},                                   # A
 }
+
+# ---------------------------------------------------------------- regional financing
+# Regional financing: NRCMS financing per enrollee by province, 2011, scaled to
+# the policy year. A province's figure times CONTRIBUTION / NATIONAL_CONTRIBUTION_2011
+# (D: the 2012 national financing per enrollee over 2011's, 308.5 / 246.2 = 1.2530,
+# the same series), so a province at the national figure gets CONTRIBUTION exactly.
+CONTRIBUTION_2011_SOURCE = ("National Bureau of Statistics, China Statistical Yearbook 2012, "
+                            "table 21-21 (new rural cooperative medical scheme), per-capita "
+                            "financing 2011 (official; CALIBRATION.md)")
+NATIONAL_CONTRIBUTION_2011 = 246.2        # S, CNY/enrollee, 2011, same table
+CONTRIBUTION_2011 = {                     # S, CNY/enrollee, 2011, same table
+    "110000": 637.2,    # Beijing
+    "310000": 987.0,    # Shanghai
+    "320000": 273.0,    # Jiangsu
+    "330000": 408.2,    # Zhejiang
+    "520000": 225.4,    # Guizhou (the lowest)
+    "540000": 282.8,    # Tibet
+}
+CONTRIBUTION_2011_FALLBACK_REASON = (
+    "no sourced figure for the province (CALIBRATION.md quotes only Beijing, Shanghai, "
+    "Zhejiang, Jiangsu, Tibet and Guizhou from the table); the national figure stands in")
+CONTRIBUTION_SCALE = CONTRIBUTION / NATIONAL_CONTRIBUTION_2011              # D
+
+
+def province_contribution(province: str) -> tuple[float, str]:
+    """(financing per enrollee in the policy year, label) of a province: its 2011
+    figure (S) or the national one (A, CONTRIBUTION_2011_FALLBACK_REASON), times
+    CONTRIBUTION_SCALE; rounded to the fen. A province at the national figure
+    gets CONTRIBUTION itself, so its counties keep their former value."""
+    if province in CONTRIBUTION_2011:
+        return round(CONTRIBUTION_2011[province] * CONTRIBUTION_SCALE, 2), "S"
+    return CONTRIBUTION, "A"
+
 
 # ---------------------------------------------------------------- unit selection
 # NRCMS funds were run by counties (县, 旗), county-level cities and by urban

@@ -199,7 +199,8 @@ def assemble_counties(model: dict, ids: list[str], adjacency: dict, uplift: dict
     for cid in sorted(ids):
         r = rows[unit_row[cid]]
         m = model["counties"][cid]
-        contribution = round(cal.CONTRIBUTION * uplift.get(cid, 1.0), 2)
+        base, _label = cal.province_contribution(r["province_code"])
+        contribution = round(base * uplift.get(cid, 1.0), 2)
         care = {local(k): w for k, w in m["resident_care"].items()}
         dest = {local(k): w for k, w in m["migrant_destinations"].items()}
         referenced |= {k for k in list(care) + list(dest) if k not in in_file}
@@ -226,3 +227,37 @@ def assemble_counties(model: dict, ids: list[str], adjacency: dict, uplift: dict
         })
     places = [model["places"][k] for k in sorted(referenced)]
     return counties, places
+
+
+DATA_REVISION = "2026-12-06 (issue 25): contribution_per_capita by province"
+"""What changed last in the bundled data (CHANGELOG.md); every builder writes it."""
+
+
+def instance_provenance(counties: list[dict], builder: str, uplift: dict) -> dict:
+    """The file's `provenance` (never read by the model): the builder, the data
+    revision and where each province's contribution_per_capita comes from (S:
+    its 2011 figure; A: the national one stands in), both scaled to the policy
+    year by the national series; a county's figure is its province's times its
+    `uplift` (assumed) where the file sets one."""
+    provinces = sorted({c["province"] for c in counties})
+    rows = {}
+    for province in provinces:
+        value, label = cal.province_contribution(province)
+        figure = cal.CONTRIBUTION_2011.get(province, cal.NATIONAL_CONTRIBUTION_2011)
+        rows[province] = {"label": label, "2011": figure, str(cal.YEAR): value}
+    return {
+        "builder": builder,
+        "data_revision": DATA_REVISION,
+        "contribution_per_capita": {
+            "source": cal.CONTRIBUTION_2011_SOURCE,
+            "scaled_by": (f"{cal.CONTRIBUTION} / {cal.NATIONAL_CONTRIBUTION_2011} = "
+                          f"{cal.CONTRIBUTION_SCALE:.4f}: national financing per enrollee {cal.YEAR} "
+                          "over 2011"),
+            "labels": {"S": "the province's 2011 figure, from the source",
+                       "A": cal.CONTRIBUTION_2011_FALLBACK_REASON},
+            "provinces": rows,
+            "uplift": {cid: factor for cid, factor in sorted(uplift.items())
+                       if cid in {c["id"] for c in counties}},
+            "uplift_label": "A: a county top-up over its province's figure (instances/README.md)",
+        },
+    }

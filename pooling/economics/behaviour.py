@@ -33,6 +33,15 @@ root finder stops; the rate returned is the bracket's solvent end. Far below
 the claims engine's ~1e-4 relative accuracy, so the fixed point adds no error
 that the pricing does not already carry."""
 
+FIXED_POINT_BACKOFF = 1e-6
+"""How far (rate units) below the root finder's answer the search may step back
+to a solvent rate. The max rate h(r) carries rounding noise: on Xinyang's
+8-county pool with e = -0.41 the CVaR (2.66e9 CNY) moves by a few CNY, up or
+down, between rates 2e-9 apart, so near r* the sign of h(r) - r flips at random
+over a band a few 1e-9 wide, wider than FIXED_POINT_TOLERANCE. Steps doubling
+from FIXED_POINT_TOLERANCE / 2 up to this leave the band; 1e-6 is still far
+below the pricing's ~1e-4 relative accuracy."""
+
 FULL_RATE = 1.0
 """At r = 1 the out-of-pocket price is 0 and a constant-elasticity response
 is unbounded (m = infinity for e < 0): no pool with claims is solvent there,
@@ -145,11 +154,14 @@ def solvent_fixed_point(rate_at: Callable[[float], float], cap: float, where: st
 
     guess = optimize.brentq(gap, lo, hi, xtol=FIXED_POINT_TOLERANCE / 4, rtol=4 * math.ulp(1.0))
     # brentq's answer lies within its tolerance of the sign change, on either
-    # side: step down until solvent (the solvent end of the bracket).
-    for step in (0.0, FIXED_POINT_TOLERANCE / 2, FIXED_POINT_TOLERANCE):
+    # side, and h's rounding noise blurs the sign near r*: step down, doubling
+    # the step, until solvent (the solvent end of the bracket).
+    step = 0.0
+    while step <= FIXED_POINT_BACKOFF:
         rate = max(lo, guess - step)
         if gap(rate) >= 0.0:
             return rate, calls
+        step = FIXED_POINT_TOLERANCE / 2 if step == 0.0 else 2.0 * step
     raise NumericsError(f"{where}: the solvent rate with induced utilisation was not found within "
-                        f"{FIXED_POINT_TOLERANCE:g} of {guess:.9g} (the pool's max rate is not monotone in its "
+                        f"{FIXED_POINT_BACKOFF:g} of {guess:.9g} (the pool's max rate is not monotone in its "
                         f"rate there)")
