@@ -56,11 +56,13 @@ from pooling.risk.measures import lattice_var_cvar
 from pooling.risk.windows import _window
 
 LATTICE_POINTS = 2 ** 14
-"""Points of the members' common lattice across the group's window. The
-deficits that matter sit in the members' upper tails, a few thousand cells
-wide at this span; the limit tests (docs/model.md) price the unified and
-stand-alone limits within ADJUSTMENT_ACCURACY of the engine at it."""
-MIN_BODY_CELLS = 16
+"""Most points of the members' common lattice across the group's window: the
+limit tests price the unified and stand-alone limits of groups of 10^3 to
+10^4 admissions within ADJUSTMENT_ACCURACY of the engine at it."""
+CELLS_PER_CLAIM = 8
+"""Fewer points where they would already give a mean claim this many cells
+(small groups: a window of a few hundred claims), at least 2^11."""
+MIN_BODY_CELLS = 8
 MAX_BODY_CELLS = 512
 CELLS_PER_SPREAD = 12.0
 """Cells of a shock's quadrature below the level: CELLS_PER_SPREAD times
@@ -69,10 +71,11 @@ given the shocks (`_conditional_spread`), within [MIN_BODY_CELLS,
 MAX_BODY_CELLS]. Each cell gets two nodes, mean +- sd of Theta in it (three
 moments kept, so the error falls as the cell's width cubed, not squared), and
 the conditional laws must overlap from node to node or the mixture is a comb:
-VaR then lands between its teeth. Calibrated on members of 500 to 5,000
-admissions against the engine at shock cv 0.1 to 0.4 (tests/test_adjustment_fund.py):
-12 keeps VaR and CVaR within 2e-4."""
-TAIL_SPLITS = 8
+VaR then lands between its teeth. Measured against the engine for members of
+400 to 3,200 admissions and their group at shock cv 0.05 to 0.4: 12 kept VaR
+and CVaR within 4e-4 (lattice resolution included; the limit tests in
+tests/test_adjustment_fund.py hold them to ADJUSTMENT_ACCURACY)."""
+TAIL_SPLITS = 6
 """The top tail cell is halved this many times more, so the far tail (levels
 up to 0.9999) has nodes of its own."""
 TRIM = 1e-13
@@ -134,7 +137,7 @@ def gamma_nodes(cv: float, level: float, body: int | None = None, tail: int | No
     if cv == 0.0:
         return np.ones(1), np.ones(1)
     body = MIN_BODY_CELLS if body is None else body
-    tail = max(8, body // 2) if tail is None else tail
+    tail = max(4, body // 2) if tail is None else tail
     splits = TAIL_SPLITS if splits is None else splits
     k = 1.0 / (cv * cv)
     upper = level + (1.0 - level) * np.arange(tail) / tail
@@ -227,6 +230,10 @@ class FundLaws:
                                      _body_cells(shocks.prefecture_weight * shocks.prefecture_cv, spread))
                          if regional else (np.ones(1), np.ones(1)))
         high = _window(group)[1] if group.streams or group.parts else 1.0
+        if group.expected_count > 0.0:
+            claim = group.mean / group.expected_count
+            wanted = 1 << max(11, int(math.ceil(math.log2(CELLS_PER_CLAIM * high / claim + 4))))
+            points = min(points, wanted)
         self.points = points
         self.span = max(high, 1e-300) / (points - 4)
         # laws[i][(a, b)] = (offset, pmf) of Y_i given national node a and its prefecture's node b.
