@@ -19,7 +19,7 @@ from pooling.data.instance import instance_from_dict
 from pooling.data.spec import spec_from_dict
 from pooling.economics.adjustment_fund import AdjustmentFundPricer
 from pooling.economics.pools import PoolPricer
-from pooling.errors import InputError
+from pooling.errors import InputError, NumericsError
 from pooling.optimise.adjustment import choose_contribution, compare_modes, solve_adjustment_fund
 from pooling.optimise.bruteforce import set_partitions
 from pooling.optimise.solve import solve
@@ -49,8 +49,8 @@ def _small_instance():
          for cid, pref, n, p in SMALL], admin_fixed_per_fund=0.0, **SHOCKS))
 
 
-def _simulate_years(instance, rate: float, years: int, seed: int) -> np.ndarray:
-    """r Y_i per (year, member), drawn claim by claim (shocks, Poisson counts,
+def _simulate_years(instance, rates: list[float], years: int, seed: int) -> np.ndarray:
+    """r_i Y_i per (year, member), drawn claim by claim (shocks, Poisson counts,
     lognormal claims), independently of the engine."""
     rng = np.random.default_rng(seed)
     params = instance.parameters
@@ -68,8 +68,27 @@ def _simulate_years(instance, rate: float, years: int, seed: int) -> np.ndarray:
         counts = rng.poisson(c.enrollees * c.admission_rate * multiplier)
         sigma2 = math.log1p(c.severity.cv ** 2)
         claims = rng.lognormal(math.log(c.severity.expected_value) - sigma2 / 2, math.sqrt(sigma2), counts.sum())
-        out[:, i] = rate * np.bincount(np.repeat(np.arange(years), counts), weights=claims, minlength=years)
+        out[:, i] = rates[i] * np.bincount(np.repeat(np.arange(years), counts), weights=claims, minlength=years)
     return out
+
+
+def test_the_fund_self_checks_refuse_a_wrong_law(monkeypatch):
+    """A deficit law losing 1e-6 of its mass (as a lattice too short would)
+    or shifted by one cell (as a wrapped convolution would) fails the fund's
+    mass or mean check: NumericsError, no silent price."""
+    import pooling.risk.excess as excess
+    pricer = _cached_pricer()
+    ids = ("a", "b", "c")
+    laws, money = pricer.laws(ids), pricer.budgets(ids)
+    thresholds = [b - 0.1 * r for r, b in money]
+    laws.fund(0.8, thresholds, 0.99)            # passes as computed
+    split = excess._scaled_split
+    monkeypatch.setattr(excess, "_scaled_split", lambda *args: split(*args) * (1.0 - 1e-6))
+    with pytest.raises(NumericsError, match="mass off"):
+        laws.fund(0.8, thresholds, 0.99)
+    monkeypatch.setattr(excess, "_scaled_split", lambda *args: np.roll(split(*args), 1))
+    with pytest.raises(NumericsError, match="mean off"):
+        laws.fund(0.8, thresholds, 0.99)
 
 
 def test_fund_law_and_payments_equal_a_per_year_monte_carlo():
@@ -79,7 +98,7 @@ def test_fund_law_and_payments_equal_a_per_year_monte_carlo():
     ids = [cid for cid, *_ in SMALL]
     laws = pricer.laws(ids)
     money = pricer.budgets(ids)
-    rate, share, retention = 0.8, 0.05, 0.02
+    rate, share, retention = [0.8, 0.7, 0.85], 0.05, 0.02   # members' own rates (the lattice maps two)
     thresholds = [b - share * r + retention * r for r, b in money]
     means = share * sum(r for r, _ in money)
     fund = laws.fund(rate, thresholds, 0.95)
@@ -172,7 +191,8 @@ def _cached_pricer(retention=0.0):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(share=st.floats(0.01, 1.0), retention=st.sampled_from([0.0, 0.03]), rate=st.floats(0.3, 0.9))
+@given(share=st.floats(0.01, 1.0), retention=st.sampled_from([0.0, 0.03]),
+       rate=st.one_of(st.floats(0.3, 0.9), st.lists(st.floats(0.3, 0.9), min_size=3, max_size=3)))
 def test_expected_transfers_balance(share, retention, rate):
     pricer = _cached_pricer(retention)
     outcome = pricer.price_group(("a", "b", "c"), share, retention, rate)
@@ -238,8 +258,8 @@ def test_plan_equals_brute_force_over_partitions_and_beats_no_pooling():
         if any(set(b) == {"1", "3"} for b in blocks):
             continue   # not connected on the path 1 - 2 - 3
         choices = [choose_contribution(pricer, b) for b in blocks]
-        if all(c.rate >= spec.rates.min for c in choices):
-            best = max(best, sum(c.enrollees * c.rate for c in choices) / sum(people.values()))
+        if all(c.usable for c in choices):
+            best = max(best, sum(c.value for c in choices) / sum(people.values()))
     assert plan.objective == pytest.approx(best, abs=1e-12)
     comparison = compare_modes(instance, spec, pricer)
     assert comparison.adjustment_fund.objective >= comparison.no_pooling - 1e-12

@@ -14,9 +14,12 @@ Solvency at the spec's level alpha, measure rho_alpha (cvar or var):
   with retention 0 this always holds);
 - c = 0 means no fund: each member must be solvent alone, rho_alpha(r_i Y_i) <= B_i.
 
-The optimiser gives a group's members one rate (`max_common_rate`: the largest
-at which the fund and every member are solvent; every constraint rises with
-the rate, so it is found by bracketing); `price_group` prices any rates.
+Members' rates (the optimiser tries both): one common rate
+(`max_common_rate`, the largest at which the fund and every member are
+solvent; every constraint rises with the rate, so it is found by
+bracketing), or each member's rate alone scaled by one factor
+(`max_scaled_rates`: richer members keep higher rates); `price_group` prices
+any rates.
 Expected transfers: member i pays c R_i, receives E[pay_i] and its share
 c R_i / F of the fund's expected year-end balance F - E[min(S, F)] (returned
 pro rata to contributions), so the net transfers sum to 0.
@@ -99,6 +102,32 @@ def shared_shocks(instance: Instance) -> SharedShocks:
                         params.county_shock.weight, params.county_shock.cv)
 
 
+def _largest_solvent(excess, top: float) -> float | None:
+    """The largest x in [0, top] with excess(x) <= 0, excess increasing; None
+    when excess(0) > 0. Brent's method, its root accepted where it is the
+    crossing to RATE_TOLERANCE, else bisection."""
+    if excess(top) <= 0.0:
+        return top
+    if excess(0.0) > 0.0:
+        return None
+    try:
+        root = brentq(excess, 0.0, top, xtol=RATE_TOLERANCE / 4.0)
+    except ValueError:
+        root = None
+    if root is not None:
+        for candidate in (root, root - RATE_TOLERANCE / 2.0):
+            if candidate >= 0.0 and excess(candidate) <= 0.0 < excess(candidate + RATE_TOLERANCE):
+                return candidate
+    low, high = 0.0, top
+    while high - low > RATE_TOLERANCE:
+        mid = 0.5 * (low + high)
+        if excess(mid) <= 0.0:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
 class AdjustmentFundPricer:
     """Prices groups sharing an adjustment fund under one (instance, spec);
     each group's claim laws are computed once (risk.excess.FundLaws) and
@@ -135,9 +164,9 @@ class AdjustmentFundPricer:
     def _risk(self, var: float, cvar: float) -> float:
         return cvar if self.spec.solvency.measure == "cvar" else var
 
-    def _excess(self, group, share: float, retention: float, rate: float) -> float:
-        """The largest shortfall of the fund's and members' constraints at one
-        common rate (<= 0: solvent), relative to the group's revenue."""
+    def _excess(self, group, share: float, retention: float, rates: list[float]) -> float:
+        """The largest shortfall of the fund's and members' constraints at the
+        members' rates (<= 0: solvent), relative to the group's revenue."""
         laws, level = self.laws(group), self.spec.solvency.level
         money = self.budgets(group)
         scale = math.fsum(r for r, _ in money) or 1.0
@@ -147,18 +176,18 @@ class AdjustmentFundPricer:
             cap = None if share == 0.0 else own_budget + retention * revenue
             if cap is not None and cap <= own_budget:
                 continue   # it never pays more than its own budget (retention 0): solvent at any rate
-            if rate == 0.0:
+            if rates[i] == 0.0:
                 own = min(0.0, cap) if cap is not None else 0.0
             else:
-                own = self._risk(*laws.member_risk(i, rate, cap, level))
+                own = self._risk(*laws.member_risk(i, rates[i], cap, level))
             worst = max(worst, (own - own_budget) / scale)
         if share > 0.0:
             means = share * scale
             thresholds = [b - share * r + retention * r for r, b in money]
-            if rate == 0.0:
+            if max(rates) == 0.0:
                 demand = math.fsum(max(0.0, -t) for t in thresholds)
             else:
-                fund = laws.fund(rate, thresholds, level)
+                fund = laws.fund(rates, thresholds, level)
                 demand = self._risk(fund.var, fund.cvar)
             worst = max(worst, (demand - means) / scale)
         return worst
@@ -166,42 +195,49 @@ class AdjustmentFundPricer:
     def max_common_rate(self, group, share: float, retention: float) -> float:
         """The largest r <= rates.max at which the fund and every member are
         solvent with all members at r; NO_SOLVENT_RATE when not even r = 0 is."""
-        top = self.spec.rates.max
-        if self._excess(group, share, retention, top) <= 0.0:
-            return top
-        if self._excess(group, share, retention, 0.0) > 0.0:
-            return NO_SOLVENT_RATE
-        def excess(rate: float) -> float:
-            return self._excess(group, share, retention, rate)
-        try:   # Brent's method on the (continuous, increasing) excess, then its solvent side
-            root = brentq(excess, 0.0, top, xtol=RATE_TOLERANCE / 4.0)
-        except ValueError:
-            root = None
-        if root is not None:   # accepted where it is the crossing: solvent, and not a tolerance above it
-            for candidate in (root, root - RATE_TOLERANCE / 2.0):
-                if candidate >= 0.0 and excess(candidate) <= 0.0 < excess(candidate + RATE_TOLERANCE):
-                    return candidate
-        low, high = 0.0, top
-        while high - low > RATE_TOLERANCE:
-            mid = 0.5 * (low + high)
-            if self._excess(group, share, retention, mid) <= 0.0:
-                low = mid
-            else:
-                high = mid
-        return low
+        size = len(set(group))
+        found = _largest_solvent(lambda r: self._excess(group, share, retention, [r] * size), self.spec.rates.max)
+        return NO_SOLVENT_RATE if found is None else found
 
-    def price_group(self, group, share: float, retention: float, rate: float) -> FundOutcome:
+    def anchors(self, group) -> list[float]:
+        """Each member's largest solvent rate alone, B_i / rho_alpha(Y_i), not
+        capped (0 when its budget is negative)."""
+        laws, level = self.laws(group), self.spec.solvency.level
+        out = []
+        for i, (_, budget) in enumerate(self.budgets(group)):
+            risk = self._risk(*laws.member_risk(i, 1.0, None, level))
+            out.append(max(0.0, budget) / risk if risk > 0.0 else self.spec.rates.max)
+        return out
+
+    def max_scaled_rates(self, group, share: float, retention: float) -> tuple[float, ...] | None:
+        """Members' rates in proportion to their rates alone, r_i = min(r_max,
+        t a_i) (`anchors`), at the largest t at which the fund and every member
+        are solvent: members keep their own generosity, scaled together
+        (None when no t > 0 is solvent)."""
+        anchors = self.anchors(group)
+        top_rate = self.spec.rates.max
+        positive = [a for a in anchors if a > 0.0]
+        if not positive:
+            return None
+
+        def rates(t: float) -> list[float]:
+            return [min(top_rate, t * a) for a in anchors]
+        found = _largest_solvent(lambda t: self._excess(group, share, retention, rates(t)), top_rate / min(positive))
+        return None if not found else tuple(rates(found))
+
+    def price_group(self, group, share: float, retention: float, rate) -> FundOutcome:
         """Every figure of a group's adjustment fund with all members at `rate`
-        (> 0), expected transfers included."""
+        (> 0), or at rates[i] (ids sorted), expected transfers included."""
         inst, level = self.instance, self.spec.solvency.level
         ids = sorted(group)
         laws = self.laws(ids)
         money = self.budgets(ids)
         means = share * math.fsum(r for r, _ in money)
         thresholds = [b - share * r + retention * r for r, b in money]
+        rates = [float(rate)] * len(ids) if isinstance(rate, int | float) else [float(r) for r in rate]
         if share > 0.0:
-            fund = laws.fund(rate, thresholds, level)
-            payments = laws.expected_payments(rate, thresholds, means, fund)
+            fund = laws.fund(rates, thresholds, level)
+            payments = laws.expected_payments(rates, thresholds, means, fund)
             deficits, paid = fund.member_deficits, math.fsum(payments)
             fund_var, fund_cvar, demand = fund.var, fund.cvar, fund.mean
         else:
@@ -213,10 +249,10 @@ class AdjustmentFundPricer:
             revenue, budget = money[i]
             contribution = share * revenue
             cap = None if share == 0.0 else thresholds[i]
-            own = self._risk(*laws.member_risk(i, rate, cap, level))
+            own = self._risk(*laws.member_risk(i, rates[i], cap, level)) if rates[i] > 0.0 else 0.0
             returned = balance * contribution / means if means > 0.0 else 0.0
             members.append(MemberOutcome(
-                county=cid, rate=rate, revenue=revenue, budget=budget, contribution=contribution,
+                county=cid, rate=rates[i], revenue=revenue, budget=budget, contribution=contribution,
                 threshold=thresholds[i], expected_cost=laws.members[i].mean, own_risk=own,
                 expected_deficit=deficits[i], expected_payment=payments[i],
                 expected_transfer=payments[i] - contribution + returned))

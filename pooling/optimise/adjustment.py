@@ -1,14 +1,16 @@
 """Plans of adjustment funds (issue 27 item 1): which counties share a fund,
 the contribution each group takes from the spec's menu, and the members'
-rate, with the three baselines (no pooling, adjustment fund, unified pool).
+rates, with the three baselines (no pooling, adjustment fund, unified pool).
 
 Groups are the spec's candidate pools (optimise.candidates: scope, within,
 contiguous, max_counties and min_enrollees mean what they mean for pools). A
 group of one has no fund (a member alone is its own fund; contribution 0). A
 group of several is priced at every contribution on the menu
-(economics.adjustment_fund.AdjustmentFundPricer.max_common_rate: the largest
-rate at which the fund and every member are solvent, all members at it) and
-keeps the best; it is usable when that rate is at least rates.min. The plan
+under two rules for its members' rates (economics.adjustment_fund: one
+common rate, the largest at which the fund and every member are solvent; or
+each member's rate alone scaled by the largest common factor that keeps them
+solvent) and keeps the best; it is usable when every member's rate is at
+least rates.min. The plan
 maximises the enrollee-weighted mean rate over partitions of the counties
 into usable groups: a set-partitioning MILP (scipy's HiGHS) over the priced
 groups, exact for the listed groups.
@@ -31,16 +33,22 @@ from pooling.economics.adjustment_fund import AdjustmentFundPricer, FundOutcome
 from pooling.errors import InputError
 from pooling.optimise.candidates import candidate_pools
 
+RATE_RULES = ("common", "proportional")
+"""How a group's members' rates are set: one common rate, or each member's
+rate alone scaled by a common factor (economics.adjustment_fund)."""
+
 
 @dataclass(frozen=True)
 class GroupChoice:
-    """A candidate group's best contribution and its common rate."""
+    """A candidate group's best contribution, rate rule and members' rates."""
 
     counties: tuple[str, ...]
     contribution: float
-    rate: float
-    enrollees: int
-    tried: tuple[tuple[float, float], ...]    # (contribution, max common rate) for every share on the menu
+    rule: str
+    rates: tuple[float, ...]                  # per member, ids sorted
+    value: float                              # sum N_i r_i
+    usable: bool                              # every rate >= rates.min
+    tried: tuple[tuple[float, str, float], ...]   # (contribution, rule, sum N_i r_i) for every option
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,12 @@ class AdjustmentPlan:
     objective: float | None          # enrollee-weighted mean rate
     groups: tuple[FundOutcome, ...]
     candidates: int
+    rules: tuple[str, ...] = ()      # each group's rate rule (RATE_RULES)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": "adjustment_fund", "status": self.status, "objective": self.objective,
-                "candidates": self.candidates, "groups": [g.to_dict() for g in self.groups]}
+                "candidates": self.candidates,
+                "groups": [g.to_dict() | {"rate_rule": rule} for g, rule in zip(self.groups, self.rules)]}
 
 
 def _checked_instance(instance: Instance, spec: Spec) -> None:
@@ -69,15 +79,30 @@ def _checked_instance(instance: Instance, spec: Spec) -> None:
 
 
 def choose_contribution(pricer: AdjustmentFundPricer, group) -> GroupChoice:
-    """The group's best share on the menu (the highest common rate; the
-    smallest share among equals). A group of one has no fund: share 0."""
-    terms = pricer.spec.adjustment_fund
+    """The group's best option: a share on the menu and a rate rule (one
+    common rate, or members' rates alone scaled together), the one with the
+    highest sum N_i r_i among those whose rates all reach rates.min (the
+    smaller share, then the common rule, among equals). A group of one has no
+    fund: share 0, its rate alone."""
+    terms, spec = pricer.spec.adjustment_fund, pricer.spec
     ids = tuple(sorted(group))
+    people = [pricer.instance.county(c).enrollees for c in ids]
     menu = (0.0,) if len(ids) == 1 else terms.contribution
-    tried = tuple((share, pricer.max_common_rate(ids, share, terms.retention)) for share in menu)
-    share, rate = max(tried, key=lambda item: (item[1], -item[0]))
-    people = sum(pricer.instance.county(c).enrollees for c in ids)
-    return GroupChoice(ids, share, rate, people, tried)
+    options = []
+    for share in menu:
+        common = pricer.max_common_rate(ids, share, terms.retention)
+        options.append((share, "common", tuple(common for _ in ids)))
+        if len(ids) > 1:
+            scaled = pricer.max_scaled_rates(ids, share, terms.retention)
+            if scaled is not None:
+                options.append((share, "proportional", scaled))
+    scored = []
+    for k, (share, rule, rates) in enumerate(options):
+        value = math.fsum(n * r for n, r in zip(people, rates))
+        scored.append((min(rates) >= spec.rates.min, value, -k, share, rule, rates))
+    usable, value, _, share, rule, rates = max(scored)
+    return GroupChoice(ids, share, rule, rates, value, usable,
+                       tuple((sh, ru, v) for _, v, _, sh, ru, _ in scored))
 
 
 def solve_adjustment_fund(instance: Instance, spec: Spec,
@@ -87,20 +112,20 @@ def solve_adjustment_fund(instance: Instance, spec: Spec,
     pricer = pricer or AdjustmentFundPricer(instance, spec)
     groups = candidate_pools(instance, spec)
     choices = [choose_contribution(pricer, g) for g in groups]
-    usable = [c for c in choices if c.rate >= spec.rates.min]
+    usable = [c for c in choices if c.usable]
     ids = sorted(instance.ids)
     total = sum(instance.county(c).enrollees for c in ids)
     picked = _partition(ids, usable, total)
     if picked is None:
         return AdjustmentPlan("infeasible", None, (), len(choices))
     outcomes = tuple(_outcome(pricer, usable[j]) for j in picked)
-    objective = math.fsum(c.enrollees * c.rate for c in (usable[j] for j in picked)) / total
-    return AdjustmentPlan("optimal", objective, outcomes, len(choices))
+    objective = math.fsum(usable[j].value for j in picked) / total
+    return AdjustmentPlan("optimal", objective, outcomes, len(choices), tuple(usable[j].rule for j in picked))
 
 
 def _outcome(pricer: AdjustmentFundPricer, choice: GroupChoice) -> FundOutcome:
     return pricer.price_group(choice.counties, choice.contribution, pricer.spec.adjustment_fund.retention,
-                              choice.rate)
+                              choice.rates)
 
 
 def _partition(ids: list[str], choices: list[GroupChoice], total: int) -> list[int] | None:
@@ -115,7 +140,7 @@ def _partition(ids: list[str], choices: list[GroupChoice], total: int) -> list[i
             cover[row[cid], j] = 1.0
     if np.any(np.asarray(cover.sum(axis=1)).ravel() == 0):
         return None
-    value = np.array([c.enrollees * c.rate / total for c in choices])
+    value = np.array([c.value / total for c in choices])
     found = milp(-value, constraints=LinearConstraint(cover.tocsr(), 1.0, 1.0), integrality=np.ones(len(choices)),
                  bounds=Bounds(0.0, 1.0))
     if found.status != 0 or found.x is None:

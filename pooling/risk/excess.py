@@ -194,6 +194,25 @@ def _cell_split(pmf: np.ndarray, offset: int, shift: float, size: int) -> np.nda
     return out
 
 
+def _scaled_split(pmf: np.ndarray, offset: int, scale: float, shift: float, size: int) -> np.ndarray:
+    """The law of (scale X - shift)+ (X as in `_cell_split`), each point's mass
+    split between the two lattice points around its value (mean kept): a
+    member whose rate is `scale` times the lattice's reference rate."""
+    if scale == 1.0:
+        return _cell_split(pmf, offset, shift, size)
+    value = scale * (offset + np.arange(len(pmf), dtype=float)) - shift
+    above = value > 0.0
+    out = np.zeros(size)
+    out[0] = float(pmf[~above].sum())
+    base = np.floor(value[above])
+    frac = value[above] - base
+    mass = pmf[above]
+    index = base.astype(np.int64)
+    out += np.bincount(index, weights=mass * (1.0 - frac), minlength=size)[:size]
+    out += np.bincount(index + 1, weights=mass * frac, minlength=size)[:size]
+    return out
+
+
 @dataclass(frozen=True)
 class FundFigures:
     """The fund's demand S at one rate and set of thresholds."""
@@ -347,20 +366,31 @@ class FundLaws:
         whole = float(first[j + 1]) - t * float(mass[j + 1])
         return whole + float(pmf[j]) * ((j + 0.5) * g - t) ** 2 / (2.0 * g)
 
-    def fund(self, rate: float, thresholds: list[float], level: float) -> FundFigures:
-        """The law of S = sum (r Y_i - T_i)+ at rate r > 0, with its VaR and
-        CVaR at `level` (spread-lattice convention, risk.measures)."""
-        h = rate * self.span
+    def _scales(self, rate) -> tuple[float, list[float]]:
+        """(reference rate, r_i / reference) for one rate or one per member:
+        S lives on span (reference rate) g, the largest rate's."""
+        rates = [float(rate)] * len(self.members) if np.ndim(rate) == 0 else [float(r) for r in rate]
+        reference = max(rates)
+        if not reference > 0.0:
+            raise ValueError(f"rates must include one > 0, got {rates}")
+        return reference, [r / reference for r in rates]
+
+    def fund(self, rate, thresholds: list[float], level: float) -> FundFigures:
+        """The law of S = sum (r_i Y_i - T_i)+ with its VaR and CVaR at `level`
+        (spread-lattice convention, risk.measures); `rate` is every member's,
+        or one per member (at least one > 0)."""
+        reference, scales = self._scales(rate)
+        h = reference * self.span
         shifts = [t / h for t in thresholds]
-        size = self._fund_size(shifts)
-        transform, deficits = self._fund_transform(shifts, size)
+        size = self._fund_size(shifts, scales)
+        transform, deficits = self._fund_transform(shifts, size, scales)
         pmf = np.fft.irfft(transform, size)
         np.maximum(pmf, 0.0, out=pmf)
         deficits = tuple(d * h for d in deficits)
         mean = math.fsum(deficits)
         mass = float(pmf.sum())
         lattice_mean = h * _dot(pmf, np.arange(size, dtype=float))
-        scale = max(mean, rate * math.fsum(m.mean for m in self.members), h)   # FUND_MEAN_SCALE
+        scale = max(mean, reference * math.fsum(s * m.mean for s, m in zip(scales, self.members)), h)
         mass_error, mean_error = abs(mass - 1.0), abs(lattice_mean - mean) / scale
         failures = []
         if not mass_error <= MASS_TOLERANCE:
@@ -369,40 +399,41 @@ class FundLaws:
             failures.append(f"mean off by {mean_error:.3g} relative (tolerance {MEAN_TOLERANCE:g})")
         if failures:
             names = ", ".join(m.name for m in self.members)
-            raise NumericsError(f"adjustment fund of [{names}] at rate {rate:.6g}: its demand law failed its "
+            raise NumericsError(f"adjustment fund of [{names}] at rate {reference:.6g}: its demand law failed its "
                                 "self-checks: " + "; ".join(failures))
         pmf.setflags(write=False)
         var, cvar = lattice_var_cvar(0.0, h, pmf, level)
-        return FundFigures(rate=rate, span=h, pmf=pmf, var=var, cvar=cvar, mean=mean, member_deficits=deficits,
+        return FundFigures(rate=reference, span=h, pmf=pmf, var=var, cvar=cvar, mean=mean, member_deficits=deficits,
                            mass_error=mass_error, mean_rel_error=mean_error)
 
-    def _fund_size(self, shifts: list[float]) -> int:
+    def _fund_size(self, shifts: list[float], scales: list[float]) -> int:
         """Points of S's lattice: a power of two above the largest S, the sum
         of the members' largest deficits (their laws' last points less the
         shifts), so that the convolution never wraps."""
         if not hasattr(self, "_tops"):
             self._tops = [max(offset + len(pmf) - 1 for offset, pmf in laws.values()) for laws in self.laws]
-        reach = math.fsum(max(0.0, top - math.floor(shift)) for top, shift in zip(self._tops, shifts))
+        reach = math.fsum(max(0.0, scale * top - math.floor(shift)) + 1.0
+                          for top, shift, scale in zip(self._tops, shifts, scales))
         return 1 << max(4, int(math.ceil(math.log2(reach + 4))))
 
-    def _deficit_transforms(self, i: int, a: int, b: int, shift: float, size: int,
+    def _deficit_transforms(self, i: int, a: int, b: int, shift: float, size: int, scale: float = 1.0,
                             means: list[list[float]] | None = None) -> np.ndarray:
         """The transform of D_i given nodes (a, b) on `size` points; with
         `means`, E[D_i | a, b] (lattice units) times the nodes' weight is
         appended to means[i]."""
         offset, pmf = self.laws[i][(a, b)]
-        mapped = _cell_split(pmf, offset, shift, size)
-        if means is not None:   # E[(X - shift)+] from the slice above the shift
-            first = max(0, math.floor(shift) + 1 - offset)
-            above = pmf[first:]
-            mean = _dot(above, offset + first + np.arange(len(above), dtype=float)) - shift * float(above.sum())
+        mapped = _scaled_split(pmf, offset, scale, shift, size)
+        if means is not None:   # E[(scale X - shift)+]
+            value = scale * (offset + np.arange(len(pmf), dtype=float)) - shift
+            mean = _dot(pmf, np.maximum(value, 0.0))
             means[i].append(self.national[1][a] * self.regional[1][b] * mean)
         return np.fft.rfft(mapped)
 
     def _region_members(self, p: int) -> list[int]:
         return [i for i, q in enumerate(self.region_of) if q == p]
 
-    def _fund_transform(self, shifts: list[float], size: int) -> tuple[np.ndarray, list[float]]:
+    def _fund_transform(self, shifts: list[float], size: int,
+                        scales: list[float]) -> tuple[np.ndarray, list[float]]:
         """S's transform and each member's E[D_i] (lattice units)."""
         means: list[list[float]] = [[] for _ in self.members]
         total = np.zeros(size // 2 + 1, dtype=complex)
@@ -413,13 +444,13 @@ class FundLaws:
                 for b, w_b in enumerate(self.regional[1]):
                     product = np.ones(size // 2 + 1, dtype=complex)
                     for i in self._region_members(p):
-                        product *= self._deficit_transforms(i, a, b, shifts[i], size, means)
+                        product *= self._deficit_transforms(i, a, b, shifts[i], size, scales[i], means)
                     region += w_b * product
                 given_a *= region
             total += w_a * given_a
         return total, [math.fsum(m) for m in means]
 
-    def expected_payments(self, rate: float, thresholds: list[float], means: float,
+    def expected_payments(self, rate, thresholds: list[float], means: float,
                           fund: FundFigures) -> tuple[float, ...]:
         """E[D_i min(1, F / S)] for each member: the fund pays every deficit in
         full when it can and pro rata when S > F (`means` = F). Given the
@@ -429,6 +460,7 @@ class FundLaws:
         h = fund.span
         size = len(fund.pmf)
         shifts = [t / h for t in thresholds]
+        scales = self._scales(rate)[1]
         big = 2 * size
         idx = np.arange(big, dtype=float)
         with np.errstate(divide="ignore"):
@@ -443,7 +475,7 @@ class FundLaws:
                 for b, w_b in enumerate(self.regional[1]):
                     product = np.ones(half, dtype=complex)
                     for j in self._region_members(p):
-                        product *= self._deficit_transforms(j, a, b, shifts[j], size)
+                        product *= self._deficit_transforms(j, a, b, shifts[j], size, scales[j])
                     mix += w_b * product
                 region_mix[(a, p)] = mix
         payments = []
@@ -459,12 +491,12 @@ class FundLaws:
                     others = outside.copy()
                     for j in self._region_members(p_i):
                         if j != i:
-                            others *= self._deficit_transforms(j, a, b, shifts[j], size)
+                            others *= self._deficit_transforms(j, a, b, shifts[j], size, scales[j])
                     rest = np.maximum(np.fft.irfft(others, size), 0.0)
                     # A(d) = sum_s P(S_-i = s) share(d + s): a correlation, no wrap for d, s < size.
                     corr = np.fft.irfft(share_hat * np.conj(np.fft.rfft(rest, big)), big)[:size]
                     offset, pmf = self.laws[i][(a, b)]
-                    d = _cell_split(pmf, offset, shifts[i], size)
+                    d = _scaled_split(pmf, offset, scales[i], shifts[i], size)
                     terms.append(w_a * w_b * h * _dot(d * np.arange(size), corr))
             payments.append(math.fsum(terms))
         paid = h * _dot(fund.pmf, np.minimum(np.arange(size, dtype=float), means / h)) if means > 0 else 0.0
