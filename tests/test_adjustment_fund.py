@@ -23,7 +23,8 @@ from pooling.errors import InputError, NumericsError
 from pooling.optimise.adjustment import choose_contribution, compare_modes, solve_adjustment_fund
 from pooling.optimise.bruteforce import set_partitions
 from pooling.optimise.solve import solve
-from pooling.risk.excess import ADJUSTMENT_ACCURACY, gamma_nodes
+from pooling.risk.excess import ADJUSTMENT_ACCURACY
+from pooling.risk.shock_quadrature import gamma_nodes
 from tests.factories import county, instance_dict, spec_dict
 
 SHOCKS = {"frequency_shock_cv": 0.2,
@@ -304,9 +305,15 @@ def test_bad_adjustment_fund_specs_name_the_field(sections, field):
         spec_from_dict(spec_dict(**sections))
 
 
-def test_solve_refuses_an_adjustment_fund_spec():
-    with pytest.raises(InputError, match="adjustment_fund"):
-        solve(_path_instance(), _fund_spec())
+def test_unified_pricing_refuses_an_adjustment_fund_spec():
+    """solve, evaluate and simulate price unified pools: never for this mode."""
+    from pooling.optimise.solve import evaluate
+    from pooling.simulation.stress_test import simulate
+    instance, spec = _path_instance(), _fund_spec()
+    for run in (lambda: solve(instance, spec), lambda: evaluate(instance, spec, [["1"], ["2"], ["3"]]),
+                lambda: simulate(instance, spec, solve(instance, spec_from_dict(spec_dict())))):
+        with pytest.raises(InputError, match='mode "adjustment_fund" is not taken by'):
+            run()
 
 
 SPEC_TOML = """

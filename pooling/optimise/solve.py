@@ -103,9 +103,6 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     Blocks the time limit stops are not checkpointed. With [welfare] in the
     spec the result carries each group's welfare record (economics.welfare)."""
     instance, spec = as_problem(instance, spec, "solve")
-    if spec.adjustment_fund is not None:   # never a unified plan for an adjustment-fund spec
-        raise InputError(f'{spec.source}: pooling.mode is "adjustment_fund": plan it with '
-                         "pooling.optimise.adjustment.solve_adjustment_fund (the command line does)")
     result = _solve_problem(instance, spec, time_limit, options, workers, scheduler, progress, checkpoint,
                             resume, started, solver_options)
     if spec.welfare is None:

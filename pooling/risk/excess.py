@@ -17,10 +17,10 @@ Mixing and convolving are both linear or multiplicative in the Fourier
 domain, so the fund's transform is sum_a w_a prod_p (sum_b w_b prod_{i in p}
 D_i^(a, b)) and one inverse FFT gives S's law.
 
-Shocks are integrated by a mean-preserving quadrature (`gamma_nodes`): the
-Gamma law cut into cells of given probability, each cell's node its
-conditional mean, so E[Theta] is exact and cells are finer in the upper tail
-where the solvency level looks. Lattice: every member's Y_i on one span g over
+Shocks are integrated by the quadrature of pooling.risk.shock_quadrature
+(`gamma_nodes`): cells of given probability with an edge at the solvency
+level, two nodes per cell keeping the shock's mean and variance exactly, as
+many cells as the group's own spread asks for. Lattice: every member's Y_i on one span g over
 [0, n g), n = LATTICE_POINTS, holding the whole group's window
 (risk.windows); at rate r, S lives on span r g, so the laws of Y_i are
 computed once and every rate reuses them (a rate search costs mappings and
@@ -39,7 +39,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammainc, gammaincinv
 
 from pooling.errors import NumericsError
 from pooling.risk.compound import (
@@ -53,6 +52,7 @@ from pooling.risk.compound import (
 from pooling.risk.lattice import ATOM_SPLIT, _normalised_severity_lattice
 from pooling.risk.law_checks import MASS_TOLERANCE, MEAN_TOLERANCE
 from pooling.risk.measures import lattice_var_cvar
+from pooling.risk.shock_quadrature import _body_cells, _conditional_spread, gamma_nodes
 from pooling.risk.windows import _window
 
 LATTICE_POINTS = 2 ** 14
@@ -62,22 +62,6 @@ limit tests price the unified and stand-alone limits of groups of 10^3 to
 CELLS_PER_CLAIM = 8
 """Fewer points where they would already give a mean claim this many cells
 (small groups: a window of a few hundred claims), at least 2^11."""
-MIN_BODY_CELLS = 8
-MAX_BODY_CELLS = 512
-CELLS_PER_SPREAD = 12.0
-"""Cells of a shock's quadrature below the level: CELLS_PER_SPREAD times
-(w cv) / s, the shock's relative spread over the group's own relative spread
-given the shocks (`_conditional_spread`), within [MIN_BODY_CELLS,
-MAX_BODY_CELLS]. Each cell gets two nodes, mean +- sd of Theta in it (three
-moments kept, so the error falls as the cell's width cubed, not squared), and
-the conditional laws must overlap from node to node or the mixture is a comb:
-VaR then lands between its teeth. Measured against the engine for members of
-400 to 3,200 admissions and their group at shock cv 0.05 to 0.4: 12 kept VaR
-and CVaR within 4e-4 (lattice resolution included; the limit tests in
-tests/test_adjustment_fund.py hold them to ADJUSTMENT_ACCURACY)."""
-TAIL_SPLITS = 6
-"""The top tail cell is halved this many times more, so the far tail (levels
-up to 0.9999) has nodes of its own."""
 TRIM = 1e-13
 """Mass below which a member's conditional law is cut at either end (added to
 the last cell kept): it keeps stored laws and their mappings near their own
@@ -124,56 +108,6 @@ class Member:
     @property
     def mean(self) -> float:
         return math.fsum(s.mean for s in self.streams)
-
-
-def gamma_nodes(cv: float, level: float, body: int | None = None, tail: int | None = None,
-                splits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(nodes, weights) of Theta ~ Gamma(mean 1, cv): `body` cells of equal
-    probability below the solvency level, `tail` above it (the top one halved
-    `splits` times), each node the cell's conditional mean (E[Theta; a < Theta
-    < b] = P_{k+1}(k b) - P_{k+1}(k a), k = 1/cv^2), so the weights sum to 1 and
-    the nodes' mean is 1 exactly. A cell edge at the level keeps the shock's
-    own upper tail, which CVaR averages, whole. cv = 0: the single node 1."""
-    if cv == 0.0:
-        return np.ones(1), np.ones(1)
-    body = MIN_BODY_CELLS if body is None else body
-    tail = max(4, body // 2) if tail is None else tail
-    splits = TAIL_SPLITS if splits is None else splits
-    k = 1.0 / (cv * cv)
-    upper = level + (1.0 - level) * np.arange(tail) / tail
-    last = 1.0 - (1.0 - level) / tail * 0.5 ** np.arange(1, splits + 1)
-    probs = np.concatenate((level * np.arange(body) / body, upper, last, [1.0]))
-    edges = np.concatenate(([0.0], gammaincinv(k, probs[1:-1]), [np.inf]))   # in X = k Theta
-    weights = np.diff(gammainc(k, edges))
-    first = np.diff(gammainc(k + 1.0, edges))                        # E[Theta; cell]
-    second = np.diff(gammainc(k + 2.0, edges)) * (k + 1.0) / k       # E[Theta^2; cell]
-    keep = weights > 0.0
-    weights, first, second = weights[keep], first[keep], second[keep]
-    mean = first / weights
-    spread = np.sqrt(np.maximum(second / weights - mean * mean, 0.0))
-    spread = np.where(mean - spread >= 0.0, spread, 0.0)     # a cell at 0 too skewed: its mean alone
-    nodes = np.concatenate((mean - spread, mean + spread))
-    return nodes, np.concatenate((weights, weights)) / 2.0
-
-
-def _conditional_spread(model: CompoundModel) -> float:
-    """sd / mean of the group's total given the common shocks at 1, from its
-    Poisson variance alone (the county shocks only widen the conditional laws,
-    so leaving them out errs towards more nodes): the narrowest of the
-    conditional laws a shock quadrature must step across."""
-    mean = model.mean
-    if mean <= 0.0:
-        return 1.0
-    poisson = math.fsum(s.second_moment_sum for part in (model, *model.parts) for s in part.streams)
-    return math.sqrt(poisson) / mean
-
-
-def _body_cells(shock_spread: float, spread: float) -> int:
-    """Quadrature cells below the level for a shock of relative spread w cv (CELLS_PER_SPREAD)."""
-    if shock_spread <= 0.0:
-        return MIN_BODY_CELLS
-    wanted = math.ceil(CELLS_PER_SPREAD * shock_spread / max(spread, 1e-300))
-    return int(min(MAX_BODY_CELLS, max(MIN_BODY_CELLS, wanted)))
 
 
 def _cell_split(pmf: np.ndarray, offset: int, shift: float, size: int) -> np.ndarray:
