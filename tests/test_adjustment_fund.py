@@ -24,7 +24,7 @@ from pooling.optimise.adjustment import choose_contribution, compare_modes, solv
 from pooling.optimise.bruteforce import set_partitions
 from pooling.optimise.solve import solve
 from pooling.risk.excess import ADJUSTMENT_ACCURACY
-from pooling.risk.shock_quadrature import gamma_nodes
+from pooling.risk.shock_quadrature import gamma_nodes, summed_nodes
 from tests.factories import county, instance_dict, spec_dict
 
 SHOCKS = {"frequency_shock_cv": 0.2,
@@ -134,19 +134,28 @@ def test_fund_law_and_payments_equal_a_per_year_monte_carlo():
 
 # -- limits ------------------------------------------------------------------------------------
 
-def _limit_instance(cv: float):
-    """National and county shocks (the prefecture shock's nested quadrature is
-    exercised by the Monte Carlo test: at these sizes it takes minutes)."""
+def _limit_instance(cv: float, prefecture_shock: bool = False):
+    """National and county shocks, and with `prefecture_shock` a prefecture
+    shock shared by all three (one prefecture: its quadrature is the summed
+    one). Across prefectures the nested quadrature is exercised by the Monte
+    Carlo test: at these sizes it takes minutes."""
+    shocks = {"county": {"weight": 0.2, "cv": 0.3}}
+    if prefecture_shock:
+        shocks["prefecture"] = {"weight": 0.3, "cv": 0.2}
     return instance_from_dict(instance_dict([
         county("1", enrollees=15000, contribution_per_capita=330.0, reserves=0.0),
         county("2", enrollees=40000, contribution_per_capita=340.0, reserves=0.0),
-        county("3", prefecture="9002", enrollees=8000, contribution_per_capita=335.0, reserves=0.0)],
-        admin_fixed_per_fund=0.0, frequency_shock_cv=cv, regional_shocks={"county": {"weight": 0.2, "cv": 0.3}}))
+        county("3", prefecture="9001" if prefecture_shock else "9002", enrollees=8000,
+               contribution_per_capita=335.0, reserves=0.0)],
+        admin_fixed_per_fund=0.0, frequency_shock_cv=cv, regional_shocks=shocks))
 
 
-@pytest.mark.parametrize("cv", [0.0, 0.1])
-def test_contribution_zero_is_every_member_alone(cv):
-    instance = _limit_instance(cv)
+LIMIT_CASES = [(0.0, False), (0.1, False), (0.1, True)]
+
+
+@pytest.mark.parametrize(("cv", "prefecture_shock"), LIMIT_CASES)
+def test_contribution_zero_is_every_member_alone(cv, prefecture_shock):
+    instance = _limit_instance(cv, prefecture_shock)
     spec = _fund_spec(solvency={"reserve_share": 0.0})
     alone, fund = PoolPricer(instance, spec), AdjustmentFundPricer(instance, spec)
     group = ("1", "2", "3")
@@ -159,12 +168,12 @@ def test_contribution_zero_is_every_member_alone(cv):
     assert outcome.means == 0.0 and all(m.expected_transfer == 0.0 for m in outcome.members)
 
 
-@pytest.mark.parametrize("cv", [0.0, 0.1])
-def test_full_contribution_without_retention_is_the_unified_pool(cv):
+@pytest.mark.parametrize(("cv", "prefecture_shock"), LIMIT_CASES)
+def test_full_contribution_without_retention_is_the_unified_pool(cv, prefecture_shock):
     """c = 1, retention 0, no migrants, no fixed cost per fund, no reserves
     (members' budgets net of contribution <= 0): S = r sum Y_i + sum K_i and the
     fund's constraint is the unified pool's."""
-    instance = _limit_instance(cv)
+    instance = _limit_instance(cv, prefecture_shock)
     spec = _fund_spec(solvency={"reserve_share": 0.0})
     group = ("1", "2", "3")
     pool = PoolPricer(instance, spec).price(set(group)).max_rate
@@ -235,6 +244,15 @@ def test_gamma_nodes_keep_the_first_two_moments(cv):
     # Two nodes per cell at its mean +- sd keep E[Theta^2] (cells at 0 too skewed keep one).
     assert float(weights @ (nodes - 1.0) ** 2) == pytest.approx(cv * cv, rel=1e-3 if cv >= 1.0 else 1e-7)
     assert np.all(nodes >= 0.0)
+
+
+def test_summed_nodes_keep_the_sums_mean_and_variance():
+    levels = [(0.5, 0.1), (0.3, 0.2)]
+    nodes, weights = summed_nodes(levels, 0.99, 24)
+    assert len(nodes) < 200   # one variable's nodes, not a grid of pairs
+    assert math.fsum(weights) == pytest.approx(1.0, abs=1e-12)
+    assert float(weights @ nodes) == pytest.approx(0.8, rel=1e-9)
+    assert float(weights @ (nodes - 0.8) ** 2) == pytest.approx(sum((w * cv) ** 2 for w, cv in levels), rel=1e-7)
 
 
 # -- the optimiser -----------------------------------------------------------------------------
@@ -346,6 +364,8 @@ def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
     data = json.loads((out / "result.json").read_text())
     assert data["mode"] == "adjustment_fund" and data["status"] == "optimal"
     assert data["spec"]["pooling"]["mode"] == "adjustment_fund"
+    resolved = spec_from_dict(data["spec"])   # the resolved spec reads back as given
+    assert resolved.adjustment_fund.contribution == (0.0, 0.05) and resolved.adjustment_fund.retention == 0.0
     for group in data["groups"]:
         assert abs(math.fsum(m["expected_transfer"] for m in group["members"])) <= 1e-6
     spec_path.write_text(SPEC_TOML.format(extra="retention = -0.5"))

@@ -52,7 +52,7 @@ from pooling.risk.compound import (
 from pooling.risk.lattice import ATOM_SPLIT, _normalised_severity_lattice
 from pooling.risk.law_checks import MASS_TOLERANCE, MEAN_TOLERANCE
 from pooling.risk.measures import lattice_var_cvar
-from pooling.risk.shock_quadrature import _body_cells, _conditional_spread, gamma_nodes
+from pooling.risk.shock_quadrature import _body_cells, _conditional_spread, gamma_nodes, summed_nodes
 from pooling.risk.windows import _window
 
 LATTICE_POINTS = 2 ** 14
@@ -176,12 +176,21 @@ class FundLaws:
         self.level = level
         group = self._group_model()
         spread = _conditional_spread(group)
+        # Shock nodes and the weights that turn a node pair (a, b) into the
+        # members' common multiplier w_N Theta_N + w_P Theta_P.
+        self._weights = (shocks.national_weight, shocks.prefecture_weight)
+        national_spread = shocks.national_weight * shocks.national_cv
+        regional_spread = shocks.prefecture_weight * shocks.prefecture_cv
         self.national = gamma_nodes(shocks.national_cv if shocks.national_weight > 0.0 else 0.0, level,
-                                    _body_cells(shocks.national_weight * shocks.national_cv, spread))
-        regional = shocks.prefecture_weight > 0.0 and shocks.prefecture_cv > 0.0
-        self.regional = (gamma_nodes(shocks.prefecture_cv, level,
-                                     _body_cells(shocks.prefecture_weight * shocks.prefecture_cv, spread))
-                         if regional else (np.ones(1), np.ones(1)))
+                                    _body_cells(national_spread, spread))
+        self.regional = (np.ones(1), np.ones(1))
+        if regional_spread > 0.0 and len(self.regions) == 1:   # one variable: M = w_N Theta_N + w_P Theta_P
+            self.national = summed_nodes(
+                [(shocks.national_weight, shocks.national_cv), (shocks.prefecture_weight, shocks.prefecture_cv)],
+                level, _body_cells(math.hypot(national_spread, regional_spread), spread))
+            self._weights = (1.0, 0.0)
+        elif regional_spread > 0.0:
+            self.regional = gamma_nodes(shocks.prefecture_cv, level, _body_cells(regional_spread, spread))
         high = _window(group)[1] if group.streams or group.parts else 1.0
         if group.expected_count > 0.0:
             claim = group.mean / group.expected_count
@@ -236,7 +245,7 @@ class FundLaws:
         laws = {}
         for a, theta_n in enumerate(self.national[0]):
             for b, theta_p in enumerate(self.regional[0]):
-                multiplier = sh.national_weight * theta_n + sh.prefecture_weight * theta_p + poisson_weight
+                multiplier = self._weights[0] * theta_n + self._weights[1] * theta_p + poisson_weight
                 p0 = math.exp(-lam * multiplier) * own_p0
                 if p0 >= ATOM_SPLIT:
                     pmf = np.fft.irfft(p0 * _expm1(lam * multiplier * phi + own_free), n)

@@ -84,3 +84,44 @@ def _body_cells(shock_spread: float, spread: float) -> int:
         return MIN_BODY_CELLS
     wanted = math.ceil(CELLS_PER_SPREAD * shock_spread / max(spread, 1e-300))
     return int(min(MAX_BODY_CELLS, max(MIN_BODY_CELLS, wanted)))
+
+
+FINE_FACTOR = 4
+"""A sum of shocks (`summed_nodes`) is first built on the product of their
+own quadratures, each with this many times the cells the sum will get, then
+cut into the sum's cells."""
+
+
+def summed_nodes(levels: list[tuple[float, float]], level: float, body: int) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, weights) of M = sum_u w_u Theta_u (independent Gamma(1, cv_u)
+    shocks, `levels` = [(w_u, cv_u)]): the product of the shocks' own
+    quadratures (FINE_FACTOR x `body` cells each) is a fine discrete law of M
+    with its mean and variance; sorted and cut into `body` cells of equal
+    probability below `level` and the tail cells of `gamma_nodes` above it,
+    each cell two nodes at its mean +- sd (one where the lower would fall
+    below 0). So M's mean and variance are kept and a group whose members all
+    share one prefecture is mixed over one variable, not a grid of pairs."""
+    values, weights = np.zeros(1), np.ones(1)
+    for w, cv in levels:
+        nodes, node_weights = gamma_nodes(cv, level, FINE_FACTOR * body)
+        values = np.add.outer(values, w * nodes).ravel()
+        weights = np.multiply.outer(weights, node_weights).ravel()
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    tail = max(4, body // 2)
+    upper = level + (1.0 - level) * np.arange(tail) / tail
+    last = 1.0 - (1.0 - level) / tail * 0.5 ** np.arange(1, TAIL_SPLITS + 1)
+    edges = np.concatenate((level * np.arange(1, body) / body, upper, last))
+    centres = np.cumsum(weights) - 0.5 * weights            # each atom's cell by its middle
+    cell = np.searchsorted(edges, centres, side="right")
+    count = len(edges) + 1
+    mass = np.bincount(cell, weights=weights, minlength=count)
+    first = np.bincount(cell, weights=weights * values, minlength=count)
+    keep = mass > 0.0
+    mean = np.zeros(count)
+    mean[keep] = first[keep] / mass[keep]
+    second = np.bincount(cell, weights=weights * (values - mean[cell]) ** 2, minlength=count)
+    mass, mean, second = mass[keep], mean[keep], second[keep]
+    spread = np.sqrt(second / mass)
+    spread = np.where(mean - spread >= 0.0, spread, 0.0)
+    return np.concatenate((mean - spread, mean + spread)), np.concatenate((mass, mass)) / 2.0
