@@ -151,6 +151,11 @@ class AdjustmentFundPricer:
                 raise NumericsError(f"{inst.source}: adjustment fund [{', '.join(sorted(key))}]: {exc}") from None
         return self._laws[key]
 
+    def forget(self, group) -> None:
+        """Drop a group's laws (a group of large counties holds hundreds of
+        MB of conditional laws: a plan keeps only the groups it prices again)."""
+        self._laws.pop(frozenset(group), None)
+
     def budgets(self, group) -> list[tuple[float, float]]:
         """(R_i, B_i) of each member (sorted ids), B_i as if it were alone."""
         inst, u = self.instance, self.spec.solvency.reserve_share

@@ -111,7 +111,10 @@ def solve_adjustment_fund(instance: Instance, spec: Spec,
     _checked_instance(instance, spec)
     pricer = pricer or AdjustmentFundPricer(instance, spec)
     groups = candidate_pools(instance, spec)
-    choices = [choose_contribution(pricer, g) for g in groups]
+    choices = []
+    for group in groups:
+        choices.append(choose_contribution(pricer, group))
+        pricer.forget(group)   # memory: the chosen groups' laws are computed again below
     usable = [c for c in choices if c.usable]
     ids = sorted(instance.ids)
     total = sum(instance.county(c).enrollees for c in ids)
