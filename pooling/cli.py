@@ -100,6 +100,8 @@ def cmd_solve(args) -> int:
     from pooling.outputs.summaries import baselines_table, result_summary
     options = options_from_namespace(args)
     instance, spec = _load(args)
+    if spec.adjustment_fund is not None:
+        return _solve_adjustment_fund(args, instance, spec, options)
     plan = _execution_plan(args, "blocks solved")
     result = solve(instance, spec, options=options, workers=plan.workers, scheduler=plan.scheduler,
                    progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume,
@@ -127,6 +129,29 @@ def cmd_solve(args) -> int:
               file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _solve_adjustment_fund(args, instance, spec, options) -> int:
+    """`solve` with [pooling] mode = "adjustment_fund" (issue 27): the plan of
+    adjustment funds with each member's expected transfers, and with
+    --compare the three designs' mean rates, in result.json."""
+    from pooling.data.formats import FORMAT_FIELD, format_tag
+    from pooling.data.provenance import provenance
+    from pooling.optimise.adjustment import compare_modes, solve_adjustment_fund
+    if args.compare:
+        comparison = compare_modes(instance, spec, options=options, started=args.started)
+        plan = comparison.adjustment_fund
+    else:
+        plan = solve_adjustment_fund(instance, spec)
+    data = {FORMAT_FIELD: format_tag("result")} | plan.to_dict() | {
+        "spec": spec.to_dict(), "provenance": provenance(instance, spec, None, None)}
+    if args.compare:
+        data["baselines"] = comparison.to_dict()
+    path = _write(args.out, _result_name(args, plan.status), data)
+    mean = "none" if plan.objective is None else f"{plan.objective:.6f}"
+    say(f"adjustment funds: {plan.status}; mean rate {mean}, {len(plan.groups)} groups")
+    say(f"wrote {path}")
+    return EXIT_OK if plan.status == "optimal" else EXIT_INFEASIBLE
 
 
 COMPLETE_STATUSES = ("optimal", "feasible")

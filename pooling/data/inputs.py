@@ -39,4 +39,8 @@ def as_problem(instance: Any, spec: Any, where: str) -> tuple[Instance, Spec]:
     settlement rules (data.settlement) and benefit schedule (data.benefits):
     what solve, evaluate and simulate price."""
     instance, spec = as_instance(instance, where), as_spec(spec, where)
+    if spec.adjustment_fund is not None:   # never unified pools priced for an adjustment-fund spec
+        raise InputError(f'{spec.source}: pooling.mode "adjustment_fund" is not taken by {where}, which prices '
+                         "unified pools; `pooling solve` plans adjustment funds "
+                         "(pooling.optimise.adjustment.solve_adjustment_fund)")
     return with_benefits(under_settlement(instance, spec.network.settlement), spec.benefits), spec

@@ -5,7 +5,8 @@ A spec is a TOML file under ``models/`` with a top-level ``format =
 ``[solvency]``, ``[rates]``, ``[objective]`` and optionally
 ``[equalisation]``, ``[network]``, ``[simulation]``, ``[uncertainty]``
 (data.uncertainty), ``[benefits]`` (data.benefits), ``[welfare]``
-(data.welfare). Unknown tables and keys
+(data.welfare), ``[adjustment_fund]`` (with ``[pooling] mode =
+"adjustment_fund"``: partial pooling, issue 27). Unknown tables and keys
 are errors. Defaults are stated here and in
 docs/formats.md; required fields are the ones with no sensible default.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pooling.data.benefits import BenefitSchedule, read_benefits
-from pooling.data.fields import FieldReader, exact, require_path
+from pooling.data.fields import FieldReader, describe, exact, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
 from pooling.data.reading import parse_toml_bytes
@@ -28,6 +29,7 @@ from pooling.data.settlement import SETTLEMENT_CHOICES
 from pooling.data.stress import StressScenario, read_stress_table
 from pooling.data.uncertainty import Uncertainty, read_uncertainty
 from pooling.data.welfare import WelfareTerms, read_welfare
+from pooling.errors import InputError
 
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
@@ -35,6 +37,13 @@ MEASURES = ("cvar", "var", "ruin")
 OBJECTIVES = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage", "max_min_rate",
               "min_rate_dispersion")
 GAP_SCOPES = ("instance", "province", "prefecture")
+POOLING_MODES = ("unified", "adjustment_fund")
+"""[pooling] mode: "unified" (default: a pool is one fund with one rate, as
+always) or "adjustment_fund" (members keep their funds and rates and share an
+adjustment fund: economics.adjustment_fund)."""
+MAX_CONTRIBUTION_MENU = 32
+"""adjustment_fund.contribution: each share on the menu prices every group
+again (docs/model.md, "Adjustment funds")."""
 
 LEVEL_RANGE = (0.5, 0.9999)
 """solvency.level. The pricing engine resolves the aggregate's upper tail down
@@ -101,6 +110,20 @@ class Equalisation:
 
 
 @dataclass(frozen=True)
+class AdjustmentFund:
+    """[pooling] mode = "adjustment_fund": each member pays `contribution`
+    (one share of its revenue, chosen from the menu per group) into its
+    group's adjustment fund and bears deficits up to `retention` x revenue
+    beyond its own budget first (docs/model.md, "Adjustment funds")."""
+
+    contribution: tuple[float, ...]
+    retention: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"contribution": list(self.contribution), "retention": self.retention}
+
+
+@dataclass(frozen=True)
 class Objective:
     kind: str = "max_mean_rate"
 
@@ -144,6 +167,12 @@ class Spec:
     """What the fund pays per admission (data.benefits); None: the eligible cost in full."""
     welfare: WelfareTerms | None = None
     """Income and thresholds of the per-group welfare records (data.welfare); None: no records."""
+    adjustment_fund: AdjustmentFund | None = None
+    """[pooling] mode = "adjustment_fund" and its terms; None: mode "unified" (pools as always)."""
+
+    @property
+    def mode(self) -> str:
+        return "unified" if self.adjustment_fund is None else "adjustment_fund"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in, the current format tag), as
@@ -157,6 +186,9 @@ class Spec:
             data["benefits"] = self.benefits.to_dict()
         if self.welfare is not None:      # likewise
             data["welfare"] = self.welfare.to_dict()
+        if self.adjustment_fund is not None:   # likewise: unified specs write what they always wrote
+            data["pooling"]["mode"] = "adjustment_fund"
+            data["adjustment_fund"] = self.adjustment_fund.to_dict()
         return data
 
 
@@ -179,7 +211,9 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     read_version(data, "spec", source)   # every version so far means the same (data.formats.CHANGES)
     top = FieldReader(data, source)
     top.raw(FORMAT_FIELD, None)
-    pooling = _read_pooling(top.table("pooling"))
+    pooling_table = top.table("pooling")
+    mode = pooling_table.string("mode", choices=POOLING_MODES, default="unified")
+    pooling = _read_pooling(pooling_table)
     solvency = _read_solvency(top.table("solvency"))
     rates = _read_rates(top.table("rates"))
     equalisation = _read_equalisation(top.table("equalisation", default=None))
@@ -195,11 +229,67 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     uncertainty = read_uncertainty(top.table("uncertainty", default=None))
     benefits = read_benefits(top.table("benefits", default=None))
     welfare = read_welfare(top.table("welfare", default=None), top.has("welfare"))
+    adjustment_fund = _read_adjustment_fund(top, mode)
     top.finish()
-    return Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
+    spec = Spec(name=name, pooling=pooling, solvency=solvency, rates=rates,
                 equalisation=equalisation, objective=objective,
                 simulation=simulation, source=source, sha256=sha256, network=network,
-                uncertainty=uncertainty, benefits=benefits, welfare=welfare)
+                uncertainty=uncertainty, benefits=benefits, welfare=welfare, adjustment_fund=adjustment_fund)
+    if adjustment_fund is not None:
+        _check_adjustment_fund_spec(spec, top)
+    return spec
+
+
+def _read_adjustment_fund(top: FieldReader, mode: str) -> AdjustmentFund | None:
+    """The [adjustment_fund] table: required with mode "adjustment_fund", refused without it."""
+    if mode != "adjustment_fund":
+        if top.has("adjustment_fund"):
+            raise top.fail("adjustment_fund", 'applies only with [pooling] mode = "adjustment_fund"')
+        return None
+    if not top.has("adjustment_fund"):
+        raise top.fail("adjustment_fund", 'is missing: [pooling] mode = "adjustment_fund" needs its '
+                                          "contribution menu, e.g. contribution = [0.0, 0.03, 0.05]")
+    reader = top.table("adjustment_fund")
+    raw = reader.raw("contribution")
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_CONTRIBUTION_MENU:
+        raise reader.fail("contribution", f"must be a list of 1 to {MAX_CONTRIBUTION_MENU} shares of revenue in "
+                                          f"[0, 1], got {'an empty list' if raw == [] else describe(raw)}")
+    shares = []
+    for k, value in enumerate(raw):
+        item = FieldReader({"": value}, reader.where, f"{reader.path}contribution[{k}]")
+        share = item.number("", low=0.0, high=1.0)
+        if share in shares:
+            raise reader.fail("contribution", f"lists {exact(share)} twice")
+        shares.append(share)
+    retention = reader.number("retention", low=0.0, high=1.0, default=0.0)
+    reader.finish()
+    return AdjustmentFund(contribution=tuple(sorted(shares)), retention=retention)
+
+
+def _check_adjustment_fund_spec(spec: Spec, top: FieldReader) -> None:
+    """What the adjustment-fund mode does not price (yet), refused by field."""
+    where = spec.source
+    refused = []
+    if spec.solvency.measure == "ruin":
+        refused.append(("solvency.measure", 'must be "cvar" or "var" with mode "adjustment_fund" (the '
+                                            'multi-year ruin measure is not built for it), got "ruin"'))
+    if spec.objective.kind != "max_mean_rate":
+        refused.append(("objective.kind", 'must be "max_mean_rate" with mode "adjustment_fund", '
+                                          f'got "{spec.objective.kind}"'))
+    eq = spec.equalisation
+    for name, value in (("max_rate_gap", eq.max_rate_gap), ("no_county_worse_off", eq.no_county_worse_off or None),
+                        ("max_cross_subsidy", eq.max_cross_subsidy),
+                        ("max_expected_surplus", eq.max_expected_surplus)):
+        if value is not None:
+            refused.append((f"equalisation.{name}", 'is not applied with mode "adjustment_fund"; remove it'))
+    if spec.uncertainty is not None:
+        refused.append(("uncertainty", 'is not priced with mode "adjustment_fund"; remove the table'))
+    if spec.rates.step is not None:
+        refused.append(("rates.step", 'is not applied with mode "adjustment_fund" (rates are continuous); '
+                                      "remove it"))
+    if refused:
+        field_name, message = refused[0]
+        raise InputError(f"{where}: {field_name} {message}")
 
 
 def _read_pooling(reader: FieldReader) -> PoolingRules:
