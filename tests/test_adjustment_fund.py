@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -373,3 +374,25 @@ def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
     assert main(["solve", str(instance_path), "--spec", str(spec_path), "--out", str(bad)]) == 2
     assert "adjustment_fund.retention" in capsys.readouterr().err
     assert not bad.exists() or not any(bad.iterdir())
+
+
+def test_readers_of_unified_results_refuse_an_adjustment_fund_result(tmp_path, capsys):
+    """report, evaluate --plan and simulate --result exit 2 naming what the file
+    is (they read unified pools; before, a field error or a bare 'no pools')."""
+    instance_path = tmp_path / "instance.json"
+    instance_path.write_text(json.dumps(instance_dict([
+        county("1", enrollees=9000, contribution_per_capita=330.0, adjacent=["2"]),
+        county("2", enrollees=20000, contribution_per_capita=360.0, adjacent=["1"])],
+        admin_fixed_per_fund=200000.0)))
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(SPEC_TOML.format(extra=""))
+    out = tmp_path / "out"
+    assert main(["solve", str(instance_path), "--spec", str(spec_path), "--out", str(out)]) == 0
+    capsys.readouterr()
+    result = str(out / "result.json")
+    default = str(Path(__file__).resolve().parent.parent / "models" / "default.toml")
+    for argv in (["report", result, "--out", str(tmp_path / "rep")],
+                 ["evaluate", str(instance_path), "--spec", default, "--plan", result],
+                 ["simulate", str(instance_path), "--spec", default, "--result", result]):
+        assert main(argv) == 2, argv
+        assert "an adjustment-fund result" in capsys.readouterr().err, argv

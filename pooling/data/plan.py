@@ -64,11 +64,21 @@ def _output_kind(data: Any, where: str) -> str | None:
     return None
 
 
+def refuse_adjustment_fund(data: Any, where: str, reader: str) -> None:
+    """An InputError when `data` is an adjustment-fund result.json (groups
+    sharing a fund, economics.adjustment_fund): `reader` takes unified pools only."""
+    if isinstance(data, dict) and data.get("mode") == "adjustment_fund":
+        raise InputError(f"{where}: an adjustment-fund result (groups sharing a fund, not unified pools): "
+                         f"{reader} reads unified-pool results only; its groups, rates and transfers are in the "
+                         f"file itself")
+
+
 def plan_of_output(data: dict, kind: str, where: str) -> tuple[Any, list]:
     """(pools, contracts) of a result.json or evaluation.json, in a plan
     file's shape: each pool's counties, each contract's pool counties and
     option. Everything else in the file is ignored: `evaluate` gives the pools
     the rates the spec's rules give them."""
+    refuse_adjustment_fund(data, where, "`evaluate`")
     pools = data.get("pools")
     if not isinstance(pools, list):
         raise InputError(f"{where}: a {kind} file used as a plan must have a list of pools, got {describe(pools)}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
+from pooling.data.plan import refuse_adjustment_fund
 from pooling.economics.care import CARE_FIELDS, CountyCare, care_row, portability
 from pooling.economics.pools import PoolPricing
 from pooling.errors import InputError
@@ -392,6 +393,7 @@ class Result:
         that content back exactly (pools as in `PoolOutcome.from_dict`).
         Anything else is an InputError naming the file and field."""
         what = "a result.json written by `pooling solve`"
+        refuse_adjustment_fund(data, source, "Result.from_dict")
         r = _Reader(data, source, what)
         read_version(data, "result", source)   # every result version so far means the same
         spec, pools = _spec_and_pools(r, source)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pooling.data.instance import Instance, load_instance
+from pooling.data.plan import refuse_adjustment_fund
 from pooling.data.report_inputs import (
     BaselineRecord,
     EvaluationRecord,
@@ -271,6 +272,7 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     check_report_libraries()
     result_path = Path(result_path)
     data = load_result_json(result_path)
+    refuse_adjustment_fund(data, str(result_path), "`pooling report`")
     warnings: list[str] = []
     instance = find_instance(data, result_path, instance_path, warnings)
     result = read_result_record(data, instance, str(result_path))  # what the report shows, field by field

@@ -33,7 +33,7 @@ from pooling.data.formats import FORMAT_FIELD, format_tag
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import check_int
-from pooling.data.plan import validate_contracts, validate_plan
+from pooling.data.plan import refuse_adjustment_fund, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.scenarios import Scenario, scenario_instance
 from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
@@ -101,6 +101,7 @@ def plan_from_result(data: Any, instance: Instance, where: str = "result") -> li
     """Pools and rates from a result.json dict (or a `Result`)."""
     if hasattr(data, "to_dict"):
         data = data.to_dict()
+    refuse_adjustment_fund(data, where, "`simulate`")
     if not isinstance(data, dict) or not isinstance(data.get("pools"), list):
         raise InputError(f"{where}: expected a result with a list of pools")
     if not data["pools"]:
