@@ -366,7 +366,7 @@ def _generation_case(name):
     inst = _instance(seed, n)
     spec = spec_from_dict(spec_dict(**sections))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     maker = CandidateMaker(inst, spec, pricer)
@@ -468,7 +468,7 @@ def _zero_dispersion_case():
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "max_counties": 3},
                                     objective={"kind": "min_rate_dispersion"}))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     return enumerated, generated
@@ -523,7 +523,7 @@ def test_generation_never_claims_infeasibility():
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "max_counties": 2},
                                     equalisation={"max_cross_subsidy": 0.05}))
     pricer = _shared_pricer(seed, n, spec)
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.status == "infeasible"
@@ -565,7 +565,7 @@ def test_tongliao_generation_finds_the_enumerated_optimum():
     inst = load_instance(INSTANCES / "tongliao.json")
     spec = load_spec(MODELS / "optimise_any.toml")
     pricer = PoolPricer(inst, spec)   # shared: the generated solve then prices nothing twice
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer):
         enumerated = solve(inst, spec)
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.candidate_generation == {"method": "enumeration", "mode": "auto"}
@@ -854,7 +854,7 @@ def test_generation_with_regional_shocks_is_bounded_by_enumeration(kind):
     inst, _, pricer = _shocked_case()
     spec = spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False},
                                     solvency={"measure": "cvar", "level": 0.99}, objective={"kind": kind}))
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer):
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer):
         enumerated = solve(inst, spec, options=SolveOptions(candidates="enumerate"))
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert enumerated.status == "optimal"
@@ -872,7 +872,7 @@ def test_bound_milp_path_is_bounded_by_enumeration(name):
     pricer = _shared_pricer(seed, n, spec)
     _, _, enumerated, _, _ = _generation_case(name)
     search_module = importlib.import_module("pooling.optimise.group_search")
-    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec: pricer), \
+    with mock.patch.object(PROBLEM_MODULE, "PoolPricer", lambda instance, spec, **_: pricer), \
             mock.patch.object(search_module, "SCREEN_LIMIT", 0):
         generated = solve(inst, spec, options=SolveOptions(candidates="generate"))
     assert generated.candidate_generation["listed_lp_value"] is None   # the MILP path, not the listing

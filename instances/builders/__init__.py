@@ -8,5 +8,7 @@ Modules, each importing only those above it:
 - coordinates: seats and distances; adjacency: Delaunay adjacency;
 - migration: the gravity model of migrant destinations;
 - national: the national model (places, care-seeking, calibration, records);
-- reports: what the builders print.
+- reports: what the builders print;
+- urrbmi2023: the 2020s prefecture-fund files (china2023.json, henan2023.json)
+  from the national model, rescaled to the 2023 URRBMI totals (also a script).
 """
