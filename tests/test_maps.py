@@ -156,9 +156,11 @@ def test_unmatched_and_renamed_ids_are_listed_with_the_reason(extra):
     assert {m.id for m in henan.renamed} == {"411502"}  # 狮河区 in the file, 浉河区 in the boundary data
     lines = maps.mismatch_lines(henan)
     assert any(line.startswith("No boundary for 410224 开封县") for line in lines)
-    assert any(line.startswith("410322 孟津县: no unit with this code; drawn on the boundary of 孟津区") for line in lines)
+    assert any(line.startswith("410322 孟津县: no unit with this code; drawn on the boundary of 孟津区")
+               for line in lines)
     # the successor's own shape: 孟津县 is drawn where 孟津区 is
-    assert henan.shapes["410322"].equals(maps.match_boundaries(pooling.load_instance(HENAN)).shapes["410322"])
+    successor = maps._read_shape("410308")
+    assert henan.shapes["410322"].intersection(successor).area > 0.95 * successor.area
     assert "5 more drawn on the unit that took them over" in maps.map_caption(henan, pooling.load_instance(HENAN))
     xinyang = maps.match_boundaries(pooling.load_instance(XINYANG))
     assert len(xinyang.shapes) == 10 and not xinyang.unmatched

@@ -80,6 +80,8 @@ class Report:
     blocks: list[tuple] = field(default_factory=list)
     figures: dict[str, ReportFigure] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    page: str | None = None
+    """The interactive map page (page.html, `pooling.outputs.page`), written beside report.html."""
 
     def heading(self, text: str) -> None:
         self.blocks.append(("h2", text))
@@ -290,6 +292,13 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     shares = network_shares(data)
     _plan_section(report, result, instance, currency)
     _rates_section(report, result, instance, alone, shares)
+    from pooling.outputs.page import PAGE_NAME, build_page
+    report.page = build_page(instance, result.pools, alone, shares, f"{instance.name} ({instance.year}): pools, "
+                             f"rates and migrants' care, county by county", MAP_CAPTION)
+    report.blocks.insert(report.blocks.index(("h2", "The plan")) + 1,
+                         ("p", f"The interactive map, {PAGE_NAME} beside this page (one file, nothing fetched), shows "
+                               f"every county with its pool, its rate alone and in the plan and its migrants' "
+                               f"in-network share, and finds a county by name or code."))
     _loss_section(report, result, instance, currency)
     if data.get("welfare") is not None:
         _welfare_section(report, _welfare_records(data["welfare"], result_path), data.get("spec"))
@@ -746,6 +755,10 @@ def write_report(report: Report, folder: str | Path) -> list[Path]:
         written.append(path)
     markdown = folder / MARKDOWN_NAME
     write_text_atomic(markdown, render_markdown(report))
+    if report.page is not None:
+        from pooling.outputs.page import PAGE_NAME
+        write_text_atomic(folder / PAGE_NAME, report.page)
+        written.append(folder / PAGE_NAME)
     page = folder / HTML_NAME
     write_text_atomic(page, render_html(report))
     return [page, markdown, *written]
