@@ -135,3 +135,24 @@ def test_hostile_names_are_text_in_the_page():
     assert html.count("</script>") == 2  # the data's and the code's own
     data = json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', html, re.S).group(1))
     assert data["counties"][0][1] == evil and evil in data["pools"]
+
+
+def test_without_the_extra_the_page_draws_the_layout_and_says_so(monkeypatch):
+    from pooling.data.report_inputs import PoolRecord
+    monkeypatch.setattr(maps, "maps_available", lambda: False)
+    instance = pooling.load_instance(INSTANCES / "tongliao.json")
+    pools = [PoolRecord(id="P01", counties=tuple(instance.ids), rate=0.5, max_rate=0.5, enrollees=1, budget=1.0,
+                        expected_cost=1.0, var=1.0, cvar=1.0)]
+    html = page.build_page(instance, pools, dict.fromkeys(instance.ids, 0.4), {}, "t", MAP_CAPTION)
+    assert sorted(re.findall(r'<path data-id="([^"]+)"', html)) == sorted(instance.ids)
+    assert 'data-boundaries="no"' in html and "Approximate layout" in html and "pooling[maps]" in html
+
+
+def test_the_readme_states_the_national_page_size(built):
+    """README, "Maps": the national page's size as measured here (within 10%)."""
+    if not maps.maps_available():
+        pytest.skip("the national page needs the extra pooling[maps]")
+    _, html, _, _ = built
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    stated = float(re.search(r"page \(2,507 shapes, a prefecture-pool plan\) is about ([0-9.]+) MB", readme).group(1))
+    assert abs(len(html.encode("utf-8")) / 1e6 - stated) <= 0.1 * stated
