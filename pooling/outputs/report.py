@@ -10,6 +10,9 @@ against its rate in the plan, each pool's loss distribution with its budget,
 VaR and CVaR, the stress test, the price of equalisation and the rules a plan
 breaks, the groups of a decomposed solve, the spec and the provenance.
 
+Beside them `pooling report` writes page.html, the interactive county map
+(`pooling.outputs.page`): a separate page, so that report.html keeps no script.
+
 The report is built as a list of blocks (headings, paragraphs, tables,
 figures) of plain text and rendered twice, so the two files cannot drift
 apart; each renderer escapes all the text it writes (`pooling.outputs.escaping`),
