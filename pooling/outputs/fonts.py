@@ -86,3 +86,32 @@ def figure_font() -> dict[str, list[str]]:
     """matplotlib settings putting the CJK family after DejaVu Sans (empty without one)."""
     family = cjk_family()
     return {"font.family": [LATIN_FAMILY, family]} if family else {}
+
+
+def page_font(text: str) -> tuple[bytes, str] | None:
+    """The packaged Noto Sans CJK SC cut down to exactly the CJK characters of `text` (`has_cjk`),
+    as (font file, CSS format): WOFF2 when fontTools can use brotli, else WOFF (zlib). The face stays
+    variable (its weight axis; pinning a weight takes fontTools minutes on this font); None without
+    the extra or when `text` has no CJK character. Embedded in the national page so that names render
+    with no system CJK font."""
+    if importlib.util.find_spec(FONT_PACKAGE) is None:
+        return None
+    chars = sorted({ord(ch) for ch in str(text) if has_cjk(ch) and not ch.isspace()})
+    if not chars:
+        return None
+    import io
+
+    from fontTools import subset
+    from fontTools.ttLib import TTCollection, TTFont
+    path = str(importlib.resources.files(FONT_PACKAGE) / FONT_FILE)
+    names = [font["name"].getDebugName(1) for font in TTCollection(path, lazy=True).fonts]
+    font = TTFont(path, fontNumber=names.index(PACKAGED_FAMILY) if PACKAGED_FAMILY in names else 0)
+    options = subset.Options()
+    options.layout_features, options.hinting, options.notdef_outline = [], False, True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=chars)
+    subsetter.subset(font)
+    font.flavor = "woff2" if importlib.util.find_spec("brotli") is not None else "woff"
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return buffer.getvalue(), font.flavor

@@ -93,6 +93,8 @@ class BoundaryMatch:
     unmatched: tuple[Mismatch, ...]
     renamed: tuple[Mismatch, ...]
     tolerance: float
+    successors: tuple[Mismatch, ...] = ()
+    """Counties whose code is gone, drawn on the boundary of the unit that took them over."""
 
 
 def _index() -> dict[str, tuple[str, str]]:
@@ -121,38 +123,62 @@ def _read_shape(code: str):
     return geometry if geometry.is_valid else shapely.make_valid(geometry)
 
 
-def _stem(name: str) -> str:
-    """A unit's name without its level suffix (县, 市, 区, 旗, ...): 孟津县 and 孟津区 share 孟津."""
+def _stem(name: str, min_length: int = 2) -> str:
+    """A unit's name without its level suffix (县, 市, 区, 旗, ...): 孟津县 and 孟津区 share 孟津; the
+    suffix stays when fewer than `min_length` characters would be left (陕县 is not 陕)."""
     for suffix in ("自治县", "自治旗", "县", "市", "区", "旗"):
-        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+        if name.endswith(suffix) and len(name) >= len(suffix) + min_length:
             return name[: -len(suffix)]
     return name
+
+
+def _successor(county_id: str, name: str, units: dict[str, tuple[str, str]], taken: set[str]) -> str | None:
+    """The one county-level unit that took over a county whose code is gone, or None: a unit not in
+    `taken` (the instance's ids) with the same name in the same province (re-coded, e.g. moved to
+    another prefecture), else with the same name up to its level suffix in the province (孟津县 ->
+    孟津区), else in the same prefecture whose name starts with the county's (郧县 -> 郧阳区). More
+    than one candidate at a step: no successor (a generic name such as 郊区 decides nothing)."""
+    if not ADMIN_CODE.fullmatch(county_id):
+        return None
+    free = {code: unit for code, (unit, level) in units.items() if level == COUNTY_LEVEL and code not in taken}
+    short = _stem(name, min_length=1)
+    steps = ((lambda c, u: c[:2] == county_id[:2] and u == name),
+             (lambda c, u: c[:2] == county_id[:2] and _stem(u) == _stem(name)),
+             (lambda c, u: c[:4] == county_id[:4] and len(short) < len(name) and u.startswith(short)))
+    for same in steps:
+        found = [code for code, unit in free.items() if same(code, unit)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return None
+    return None
 
 
 def _unmatched_reason(county_id: str, name: str, units: dict[str, tuple[str, str]], ids: set[str]) -> str:
     if not ADMIN_CODE.fullmatch(county_id):
         return "not a 6-digit administrative code"
     county_units = {code: unit for code, (unit, level) in units.items() if level == COUNTY_LEVEL}
-    same_name = sorted(code for code, unit in county_units.items() if unit == name and code[:2] == county_id[:2])
-    if same_name:
-        return f"no unit coded {county_id}; {name} is in the boundary data as {', '.join(same_name)} (re-coded)"
-    same_stem = sorted(code for code, unit in county_units.items()
-                       if _stem(unit) == _stem(name) and code[:4] == county_id[:4] and code not in ids)
-    if same_stem:
-        found = ", ".join(f"{county_units[code]} ({code})" for code in same_stem)
-        return f"no unit with this code; the boundary data has {found} (the county changed level and code)"
     others = sorted(code for code in county_units if code[:4] == county_id[:4] and code not in ids)
     tail = (f"; units of its prefecture not in the instance: "
             f"{', '.join(f'{county_units[code]} ({code})' for code in others)}") if others else ""
     return f"no unit with this code or name (merged, renamed or abolished since){tail}"
 
 
-@functools.lru_cache(maxsize=4)
-def _match(counties: tuple[tuple[str, str], ...]) -> BoundaryMatch:
+def _successor_reason(name: str, code: str, unit: str) -> str:
+    how = ("re-coded" if unit == name else "the county changed level and code"
+           if _stem(unit) == _stem(name) else "the county changed level and name")
+    return f"no unit with this code; drawn on the boundary of {unit} ({code}), its successor ({how})"
+
+
+@functools.lru_cache(maxsize=1)
+def _read_matched(counties: tuple[tuple[str, str], ...]):
+    """The unsimplified shape of each county (by its code or its successor's), whether they form a
+    coverage (no overlaps), and the counties with no shape, drawn on a successor, or renamed."""
     import shapely
     units = _index()
     ids = {cid for cid, _ in counties}
-    raw, unmatched, renamed = {}, [], []
+    raw, unmatched, successors, renamed = {}, [], [], []
+    claims: dict[str, list[tuple[str, str]]] = {}
     for county_id, name in counties:
         if ADMIN_CODE.fullmatch(county_id) and county_id in units and units[county_id][1] == COUNTY_LEVEL:
             raw[county_id] = _read_shape(county_id)
@@ -160,31 +186,53 @@ def _match(counties: tuple[tuple[str, str], ...]) -> BoundaryMatch:
                 renamed.append(Mismatch(county_id, name, f"drawn; the boundary data names it "
                                                           f"{units[county_id][0]} (renamed or another spelling)"))
         else:
-            unmatched.append(Mismatch(county_id, name, _unmatched_reason(county_id, name, units, ids)))
+            code = _successor(county_id, name, units, ids)
+            claims.setdefault(code or "", []).append((county_id, name))
+    for code, claimants in claims.items():
+        for county_id, name in claimants:
+            if code and len(claimants) == 1:  # a unit two counties would claim is drawn for neither
+                raw[county_id] = _read_shape(code)
+                successors.append(Mismatch(county_id, name, _successor_reason(name, code, units[code][0])))
+            else:
+                unmatched.append(Mismatch(county_id, name, _unmatched_reason(county_id, name, units, ids)))
+    order = {cid: k for k, (cid, _) in enumerate(counties)}
+    raw = dict(sorted(raw.items(), key=lambda item: order[item[0]]))
+    unmatched.sort(key=lambda m: order[m.id])
+    successors.sort(key=lambda m: order[m.id])
+    geometries = np.array(list(raw.values()), dtype=object)
+    coverage = bool(raw) and bool(shapely.coverage_is_valid(geometries))
+    return raw, coverage, tuple(unmatched), tuple(successors), tuple(renamed)
+
+
+@functools.lru_cache(maxsize=4)
+def _match(counties: tuple[tuple[str, str], ...], fraction: float) -> BoundaryMatch:
+    import shapely
+    raw, coverage, unmatched, successors, renamed = _read_matched(counties)
     if not raw:
-        return BoundaryMatch({}, tuple(unmatched), tuple(renamed), 0.0)
+        return BoundaryMatch({}, unmatched, renamed, 0.0, successors)
     codes = list(raw)
     geometries = np.array([raw[c] for c in codes], dtype=object)
     left, bottom, right, top = shapely.total_bounds(geometries)
-    tolerance = max(right - left, top - bottom) * SIMPLIFY_FRACTION
-    if shapely.coverage_is_valid(geometries):  # simplified as one coverage: shared borders stay shared
+    tolerance = max(right - left, top - bottom) * fraction
+    if coverage:  # simplified as one coverage: shared borders stay shared
         simplified = shapely.coverage_simplify(geometries, tolerance)
     else:  # overlapping shapes: each simplified on its own (hairline gaps may show between neighbours)
         simplified = shapely.simplify(geometries, tolerance, preserve_topology=True)
     shapes = {c: shapely.make_valid(g) if not g.is_valid else g for c, g in zip(codes, simplified)}
-    return BoundaryMatch(shapes, tuple(unmatched), tuple(renamed), tolerance)
+    return BoundaryMatch(shapes, unmatched, renamed, tolerance, successors)
 
 
-def match_boundaries(instance: Instance) -> BoundaryMatch:
-    """The boundary of each county of `instance` by its id (6-digit administrative code), the ids
-    with none and why, and the counties whose boundary carries another name."""
-    return _match(tuple((c.id, c.name) for c in instance.counties))
+def match_boundaries(instance: Instance, fraction: float = SIMPLIFY_FRACTION) -> BoundaryMatch:
+    """The boundary of each county of `instance` by its id (6-digit administrative code) or, when
+    the code is gone, its successor unit's (`_successor`), simplified to `fraction` of the map's
+    larger side; the ids with none and why, and the counties whose boundary carries another name."""
+    return _match(tuple((c.id, c.name) for c in instance.counties), fraction)
 
 
 def mismatch_lines(match: BoundaryMatch) -> list[str]:
     """One line per county without a boundary or with a differently named one."""
     return ([f"No boundary for {m.id} {m.name}: {m.reason}." for m in match.unmatched]
-            + [f"{m.id} {m.name}: {m.reason}." for m in match.renamed])
+            + [f"{m.id} {m.name}: {m.reason}." for m in (*match.successors, *match.renamed)])
 
 
 def map_caption(match: BoundaryMatch, instance: Instance, pool_count: int = 0) -> str:
@@ -192,7 +240,10 @@ def map_caption(match: BoundaryMatch, instance: Instance, pool_count: int = 0) -
     colours, lines and labels mean."""
     total = len(instance.counties)
     provinces = len({instance.county(c).province for c in match.shapes})
-    text = (f"County boundaries from {BOUNDARY_SOURCE}; {len(match.shapes)} of {total} counties matched by id. "
+    moved = len(match.successors)
+    text = (f"County boundaries from {BOUNDARY_SOURCE}; {len(match.shapes) - moved} of {total} counties matched "
+            f"by id" + (f", {moved} more drawn on the unit that took them over (listed below)" if moved else "")
+            + ". "
             "Counties are coloured by pool; pools that border each other get different colours"
             + (" (a colour may repeat for pools that do not touch: the pool ids are written on the map)"
                if 1 < pool_count <= MAX_POOL_LABELS else "")
@@ -406,44 +457,69 @@ def pool_boundary_map(instance: Instance, pools: Sequence[PoolRecord], match: Bo
     return draw()
 
 
-def rate_change_map(instance: Instance, plan_rates: dict[str, float], alone: dict[str, float],
-                    match: BoundaryMatch, title: str = ""):
-    """Each county on its boundary coloured by its rate in the plan minus its rate alone (green:
-    gains, red: loses; grey, hatched: no plan), with a colour bar."""
+def _choropleth(instance: Instance, values: dict[str, float], match: BoundaryMatch, cmap_name: str, norm,
+                bar_label: str, label, title: str):
+    """Each county on its boundary coloured by its value (grey, hatched: none), a colour bar, and up to
+    `MAX_COUNTY_LABELLED_CHANGES` labels `label(county id)`, largest |value - bar middle| first."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
     from matplotlib.patches import PathPatch
 
-    from pooling.outputs.figures import figure_name, plain_text
+    from pooling.outputs.figures import plain_text
     shapes = match.shapes
-    changes = {c: plan_rates[c] - alone[c] for c in shapes if c in plan_rates and c in alone}
-    limit = max((abs(v) for v in changes.values()), default=0.0) or 0.01
-    norm = Normalize(-limit, limit)
-    cmap = colormaps["RdYlGn"]
+    cmap = colormaps[cmap_name]
+    middle = (norm.vmin + norm.vmax) / 2
 
     @plain_text
     def draw():
         fig = Figure(figsize=(10.0, 8.0))
         ax = fig.add_subplot()
         for cid in sorted(shapes):
-            change = changes.get(cid)
-            ax.add_patch(PathPatch(_path(shapes[cid]), facecolor=cmap(norm(change)) if change is not None
+            value = values.get(cid)
+            ax.add_patch(PathPatch(_path(shapes[cid]), facecolor=cmap(norm(value)) if value is not None
                                    else NO_PLAN_COLOUR, edgecolor="white", linewidth=0.3 if len(shapes) > 200
-                                   else 0.8, hatch=None if change is not None else "//", gid=f"county:{cid}",
-                                   label=f"{change:+.4f}" if change is not None else "no plan", zorder=2))
+                                   else 0.8, hatch=None if value is not None else "//", gid=f"county:{cid}",
+                                   label=f"{value:+.4f}" if value is not None else "none", zorder=2))
         _outlines(ax, instance, shapes, match.tolerance)
         _frame(ax, shapes)
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7,
-                     label="rate in the plan - rate alone")
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7, label=bar_label)
         if len(shapes) <= MAX_COUNTY_LABELLED_CHANGES:
-            candidates = [(*_anchor(shapes[c]), f"{figure_name(instance.county(c))}\n{changes[c]:+.4f}",
-                           {"fontsize": 7 if len(shapes) <= 30 else 5, "color": "#111111"}, shapes[c])
-                          for c in sorted(changes, key=lambda c: (-abs(changes[c]), c))]
+            candidates = [(*_anchor(shapes[c]), label(c), {"fontsize": 7 if len(shapes) <= 30 else 5,
+                                                          "color": "#111111"}, shapes[c])
+                          for c in sorted((c for c in values if c in shapes),
+                                          key=lambda c: (-abs(values[c] - middle), c))]
             _place_labels(fig, ax, candidates)
-        ax.set_title(title or "Rate change against alone, per county", fontsize=10)
+        ax.set_title(title, fontsize=10)
         return fig
 
     return draw()
 
+
+def rate_change_map(instance: Instance, plan_rates: dict[str, float], alone: dict[str, float],
+                    match: BoundaryMatch, title: str = ""):
+    """Each county on its boundary coloured by its rate in the plan minus its rate alone (green:
+    gains, red: loses; grey, hatched: no plan), with a colour bar."""
+    from matplotlib.colors import Normalize
+
+    from pooling.outputs.figures import figure_name
+    changes = {c: plan_rates[c] - alone[c] for c in match.shapes if c in plan_rates and c in alone}
+    limit = max((abs(v) for v in changes.values()), default=0.0) or 0.01
+    return _choropleth(instance, changes, match, "RdYlGn", Normalize(-limit, limit),
+                       "rate in the plan - rate alone",
+                       lambda c: f"{figure_name(instance.county(c))}\n{changes[c]:+.4f}",
+                       title or "Rate change against alone, per county")
+
+
+def network_share_map(instance: Instance, shares: dict[str, float | None], match: BoundaryMatch,
+                      title: str = ""):
+    """Each county on its boundary coloured by the share of its migrants' admissions that are in its
+    pool's network (0 to 1; grey, hatched: no plan or no migrants), with a colour bar."""
+    from matplotlib.colors import Normalize
+
+    from pooling.outputs.figures import figure_name
+    values = {c: v for c, v in shares.items() if v is not None and c in match.shapes}
+    return _choropleth(instance, values, match, "viridis", Normalize(0.0, 1.0),
+                       "migrants' admissions in network (share)",
+                       lambda c: f"{figure_name(instance.county(c))}\n{values[c]:.2f}",
+                       title or "Migrants' in-network share, per county")

@@ -10,6 +10,9 @@ against its rate in the plan, each pool's loss distribution with its budget,
 VaR and CVaR, the stress test, the price of equalisation and the rules a plan
 breaks, the groups of a decomposed solve, the spec and the provenance.
 
+Beside them `pooling report` writes page.html, the interactive county map
+(`pooling.outputs.page`): a separate page, so that report.html keeps no script.
+
 The report is built as a list of blocks (headings, paragraphs, tables,
 figures) of plain text and rendered twice, so the two files cannot drift
 apart; each renderer escapes all the text it writes (`pooling.outputs.escaping`),
@@ -81,6 +84,8 @@ class Report:
     blocks: list[tuple] = field(default_factory=list)
     figures: dict[str, ReportFigure] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    page: str | None = None
+    """The interactive map page (page.html, `pooling.outputs.page`), written beside report.html."""
 
     def heading(self, text: str) -> None:
         self.blocks.append(("h2", text))
@@ -289,8 +294,16 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     currency = instance.currency
     _summary(report, result, instance, result_path)
     alone = price_alone(instance, result.spec)
+    shares = network_shares(data)
     _plan_section(report, result, instance, currency)
-    _rates_section(report, result, instance, alone)
+    _rates_section(report, result, instance, alone, shares)
+    from pooling.outputs.page import PAGE_NAME, build_page
+    report.page = build_page(instance, result.pools, alone, shares, f"{instance.name} ({instance.year}): pools, "
+                             f"rates and migrants' care, county by county", MAP_CAPTION)
+    report.blocks.insert(report.blocks.index(("h2", "The plan")) + 1,
+                         ("p", f"The interactive map, {PAGE_NAME} beside this page (one file, nothing fetched), shows "
+                               f"every county with its pool, its rate alone and in the plan and its migrants' "
+                               f"in-network share, and finds a county by name or code."))
     _loss_section(report, result, instance, currency)
     if data.get("welfare") is not None:
         _welfare_section(report, _welfare_records(data["welfare"], result_path), data.get("spec"))
@@ -372,9 +385,22 @@ def _boundary_map(report: Report, instance: Instance, pools) -> bool:
     return True
 
 
+def network_shares(data: dict[str, Any]) -> dict[str, float | None]:
+    """Each county's share of its migrants' expected admissions that are in its pool's network, from
+    result.json's `county_care` (None: the county has no migrants); counties without a plan are absent."""
+    from pooling.optimise.result import care_from_rows
+    shares: dict[str, float | None] = {}
+    for pool in data.get("pools") or []:
+        for care in care_from_rows(pool.get("county_care") or [], f"pool {pool.get('id')}"):
+            shares[care.county] = (None if care.migrant_admissions <= 0 else
+                                   min(1.0, care.migrant_in_network_admissions / care.migrant_admissions))
+    return shares
+
+
 def _rate_change_map(report: Report, instance: Instance, plan_rates: dict[str, float],
-                     alone: dict[str, float]) -> None:
-    """The map of each county's rate change against alone (extra pooling[maps] only)."""
+                     alone: dict[str, float], shares: dict[str, float | None]) -> None:
+    """The maps of each county's rate change against alone and of its migrants' in-network share
+    (extra pooling[maps] only)."""
     from pooling.outputs import maps
     if not maps.maps_available():
         return
@@ -384,9 +410,16 @@ def _rate_change_map(report: Report, instance: Instance, plan_rates: dict[str, f
                       f"Each county's rate in the plan minus its rate alone, on county boundaries from "
                       f"{maps.BOUNDARY_SOURCE} (green: gains, red: loses; grey, hatched: no plan).",
                       maps.rate_change_map(instance, plan_rates, alone, match))
+        if any(v is not None for v in shares.values()):
+            report.figure("report-network-map", "Migrants' in-network share",
+                          "Each county's share of its migrants' expected admissions that fall in its pool's "
+                          "network (care where they live is in network when the pool approves the place or a "
+                          "contract serves it), on county boundaries (grey, hatched: no plan or no migrants).",
+                          maps.network_share_map(instance, shares, match))
 
 
-def _rates_section(report: Report, result: ResultRecord, instance: Instance, alone: dict[str, float]) -> None:
+def _rates_section(report: Report, result: ResultRecord, instance: Instance, alone: dict[str, float],
+                   shares: dict[str, float | None]) -> None:
     from pooling.outputs.figures import rate_change
     plan_rates = {c: p.rate for p in result.pools for c in p.counties}
     pool_ids = {c: p.id for p in result.pools for c in p.counties}
@@ -404,7 +437,7 @@ def _rates_section(report: Report, result: ResultRecord, instance: Instance, alo
                          f"{len(plan_rates) - gain - lose} keep the same. {source}")
         report.figure("report-rates", "Rate per county", "Each county's rate alone (status quo) and in the plan. "
                       + source, rate_change(instance, plan_rates, alone, pool_ids))
-        _rate_change_map(report, instance, plan_rates, alone)
+        _rate_change_map(report, instance, plan_rates, alone, shares)
     else:
         report.paragraph(source)
     rows = []
@@ -727,6 +760,10 @@ def write_report(report: Report, folder: str | Path) -> list[Path]:
         written.append(path)
     markdown = folder / MARKDOWN_NAME
     write_text_atomic(markdown, render_markdown(report))
+    if report.page is not None:
+        from pooling.outputs.page import PAGE_NAME
+        write_text_atomic(folder / PAGE_NAME, report.page)
+        written.append(folder / PAGE_NAME)
     page = folder / HTML_NAME
     write_text_atomic(page, render_html(report))
     return [page, markdown, *written]
