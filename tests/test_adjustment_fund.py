@@ -268,7 +268,7 @@ def _path_instance():
 
 def test_plan_equals_brute_force_over_partitions_and_beats_no_pooling():
     instance = _path_instance()
-    spec = _fund_spec(contribution=(0.0, 0.05, 0.2), rates={"min": 0.3}, pooling={"contiguous": True})
+    spec = _fund_spec(contribution=(0.0, 0.2), rates={"min": 0.3}, pooling={"contiguous": True})
     pricer = AdjustmentFundPricer(instance, spec)
     plan = solve_adjustment_fund(instance, spec, pricer)
     assert plan.status == "optimal"

@@ -252,7 +252,7 @@ def test_the_bound_caps_every_pool_under_uncertainty(method, scenarios):
 @pytest.mark.parametrize("method", ["robust", "predictive"])
 def test_generated_columns_keep_a_valid_bound_under_uncertainty(method):
     from pooling import SolveOptions
-    data = random_instance_dict(4, 9, 1, contribution_range=(220.0, 360.0))
+    data = random_instance_dict(4, 8, 1, contribution_range=(220.0, 360.0))
     data["parameters"]["frequency_shock_cv"] = 0.05
     inst = pooling.instance_from_dict(data)
     spec = _with(spec_dict(pooling={"within": "none", "contiguous": False}), method, SCENARIOS, base_weight=0.5)
