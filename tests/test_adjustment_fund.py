@@ -352,7 +352,8 @@ max = 0.9
 """
 
 
-def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
+def _solved_on_the_command_line(tmp_path):
+    """(instance, spec, out folder) of a two-county adjustment-fund solve by `pooling solve`."""
     instance_path = tmp_path / "instance.json"
     instance_path.write_text(json.dumps(instance_dict([
         county("1", enrollees=9000, contribution_per_capita=330.0, adjacent=["2"]),
@@ -362,6 +363,11 @@ def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
     spec_path.write_text(SPEC_TOML.format(extra=""))
     out = tmp_path / "out"
     assert main(["solve", str(instance_path), "--spec", str(spec_path), "--out", str(out)]) == 0
+    return instance_path, spec_path, out
+
+
+def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
+    instance_path, spec_path, out = _solved_on_the_command_line(tmp_path)
     data = json.loads((out / "result.json").read_text())
     assert data["mode"] == "adjustment_fund" and data["status"] == "optimal"
     assert data["spec"]["pooling"]["mode"] == "adjustment_fund"
@@ -379,15 +385,7 @@ def test_command_line_writes_the_plan_with_balanced_transfers(tmp_path, capsys):
 def test_readers_of_unified_results_refuse_an_adjustment_fund_result(tmp_path, capsys):
     """report, evaluate --plan and simulate --result exit 2 naming what the file
     is (they read unified pools; before, a field error or a bare 'no pools')."""
-    instance_path = tmp_path / "instance.json"
-    instance_path.write_text(json.dumps(instance_dict([
-        county("1", enrollees=9000, contribution_per_capita=330.0, adjacent=["2"]),
-        county("2", enrollees=20000, contribution_per_capita=360.0, adjacent=["1"])],
-        admin_fixed_per_fund=200000.0)))
-    spec_path = tmp_path / "spec.toml"
-    spec_path.write_text(SPEC_TOML.format(extra=""))
-    out = tmp_path / "out"
-    assert main(["solve", str(instance_path), "--spec", str(spec_path), "--out", str(out)]) == 0
+    instance_path, _, out = _solved_on_the_command_line(tmp_path)
     capsys.readouterr()
     result = str(out / "result.json")
     default = str(Path(__file__).resolve().parent.parent / "models" / "default.toml")
