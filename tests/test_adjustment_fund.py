@@ -27,6 +27,7 @@ from pooling.optimise.solve import solve
 from pooling.risk.excess import ADJUSTMENT_ACCURACY
 from pooling.risk.shock_quadrature import gamma_nodes, summed_nodes
 from tests.factories import county, instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 SHOCKS = {"frequency_shock_cv": 0.2,
           "regional_shocks": {"prefecture": {"weight": 0.3, "cv": 0.3}, "county": {"weight": 0.2, "cv": 0.4}}}
@@ -240,7 +241,7 @@ def test_max_common_rate_rises_with_the_contribution():
 @pytest.mark.parametrize("cv", [0.05, 0.3, 1.0])
 def test_gamma_nodes_keep_the_first_two_moments(cv):
     nodes, weights = gamma_nodes(cv, 0.99)
-    assert math.fsum(weights) == pytest.approx(1.0, abs=1e-12)
+    assert math.fsum(weights) == pytest.approx(1.0, abs=ROUNDING)
     assert float(weights @ nodes) == pytest.approx(1.0, rel=1e-9)
     # Two nodes per cell at its mean +- sd keep E[Theta^2] (cells at 0 too skewed keep one).
     assert float(weights @ (nodes - 1.0) ** 2) == pytest.approx(cv * cv, rel=1e-3 if cv >= 1.0 else 1e-7)
@@ -251,7 +252,7 @@ def test_summed_nodes_keep_the_sums_mean_and_variance():
     levels = [(0.5, 0.1), (0.3, 0.2)]
     nodes, weights = summed_nodes(levels, 0.99, 24)
     assert len(nodes) < 200   # one variable's nodes, not a grid of pairs
-    assert math.fsum(weights) == pytest.approx(1.0, abs=1e-12)
+    assert math.fsum(weights) == pytest.approx(1.0, abs=ROUNDING)
     assert float(weights @ nodes) == pytest.approx(0.8, rel=1e-9)
     assert float(weights @ (nodes - 0.8) ** 2) == pytest.approx(sum((w * cv) ** 2 for w, cv in levels), rel=1e-7)
 
@@ -280,9 +281,9 @@ def test_plan_equals_brute_force_over_partitions_and_beats_no_pooling():
         choices = [choose_contribution(pricer, b) for b in blocks]
         if all(c.usable for c in choices):
             best = max(best, sum(c.value for c in choices) / sum(people.values()))
-    assert plan.objective == pytest.approx(best, abs=1e-12)
+    assert plan.objective == pytest.approx(best, abs=ROUNDING)
     comparison = compare_modes(instance, spec, pricer)
-    assert comparison.adjustment_fund.objective >= comparison.no_pooling - 1e-12
+    assert comparison.adjustment_fund.objective >= comparison.no_pooling - ROUNDING
     assert comparison.unified_status == "optimal"
     for group in plan.groups:
         assert abs(math.fsum(m.expected_transfer for m in group.members)) <= 1e-9 * max(group.means, 1.0)

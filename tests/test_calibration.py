@@ -24,6 +24,7 @@ from pooling.cli import main
 from pooling.data.generate import generate_instance
 from pooling.data.instance import instance_from_dict
 from pooling.errors import InputError
+from tests.tolerances import ROUNDING
 
 ROOT = Path(__file__).resolve().parent.parent
 COVERAGE_SEEDS = tuple(range(101, 121))
@@ -106,7 +107,7 @@ def test_shock_mapping_keeps_each_part_variance(national, prefecture, county):
            "prefecture": (regional["prefecture"]["weight"] * regional["prefecture"]["cv"]) ** 2,
            "county": (regional["county"]["weight"] * regional["county"]["cv"]) ** 2}
     for name, value in zip(got, (national, prefecture, county)):
-        assert got[name] == pytest.approx(value, rel=1e-4, abs=1e-12), (name, got, params)
+        assert got[name] == pytest.approx(value, rel=1e-4, abs=ROUNDING), (name, got, params)
 
 
 def test_severity_family_chosen_by_likelihood():

@@ -229,7 +229,7 @@ def test_out_of_network_is_the_thinned_in_network_admissions():
     phi = data["parameters"]["out_of_network_factor"]
     instance = instance_from_dict(data)
     s = sample_scenarios(instance, 100, seed=1)
-    assert np.all(s.out_network <= phi * s.in_network * (1 + 1e-12))
+    assert np.all(s.out_network <= phi * s.in_network * (1 + ROUNDING))
     assert np.any(s.out_network < phi * s.in_network)
     # q = 1: every admission is claimed, so out of network is exactly phi x in network.
     data["parameters"]["out_of_network_claim_share"] = 1.0
