@@ -114,7 +114,7 @@ def test_free_options_never_lower_the_optimum(kind):
     base = _small(43, 0.0, 1.0)
     without = solve(load(with_options(base)), spec)
     with_free = solve(load(base), spec)
-    assert with_free.objective >= without.objective - 1e-12
+    assert with_free.objective >= without.objective - ROUNDING
 
 
 def test_effective_objective_takes_a_free_contract_that_helps_its_migrants():

@@ -17,6 +17,7 @@ import pooling
 from pooling.cli import main
 from pooling.optimise.blocks import combined_status, problem_blocks
 from tests.factories import INSTANCES, MODELS, random_instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 TIMING_KEYS = ("wall_seconds", "timings")
 
@@ -147,7 +148,7 @@ def test_coupled_rules_give_partial_answers_and_resume(tmp_path):
     assert first.status == "partial"
     assert sorted(g["status"] for g in first.groups) == ["infeasible", "optimal", "optimal", "optimal"]
     rates = [p.rate for p in first.pools]
-    assert max(rates) - min(rates) <= 0.01 + 1e-12
+    assert max(rates) - min(rates) <= 0.01 + ROUNDING
     # Their checkpoints would be every priced pool, no cheaper to verify than to
     # price again: none are kept (tests/test_checkpoints.py), resume solves again.
     assert not list(tmp_path.rglob("*"))
@@ -282,7 +283,7 @@ def test_time_limit_covers_pricing_and_generation():
     assert result.status in ("time_limit", "partial")
     assert result.bound is None or result.bound <= spec.rates.max
     if result.objective is not None:
-        assert result.objective <= result.bound + 1e-12
+        assert result.objective <= result.bound + ROUNDING
         assert result.gap is not None and result.gap >= 0
 
 

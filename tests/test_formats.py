@@ -27,8 +27,9 @@ from pooling.optimise.result import Evaluation, Result
 from pooling.optimise.solve import evaluate, solve
 from tests.factories import INSTANCES, MODELS, REPO, spec_dict, tiny_instance_dict
 from tests.test_cli import _toml, _write_inputs
+from tests.tolerances import ROUNDING
 
-SAME_OBJECTIVE = 1e-12
+SAME_OBJECTIVE = ROUNDING
 """evaluate of a solved plan gives the pools the rates solve gave them through
 the same MILP (docs/model.md): equal to rounding."""
 

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from pooling.cli import main
 from tests.factories import spec_dict, tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 EXAMPLES = int(os.environ.get("POOLING_FUZZ_EXAMPLES", "12"))
 LARGE_RUN = "POOLING_FUZZ_EXAMPLES" in os.environ
@@ -248,7 +249,7 @@ def _check_ranges(data, path: Path) -> None:
     for key, value in _walk_numbers(data):
         assert math.isfinite(value), f"{path}: {key} = {value}"
         if key in ("rate", "objective", "mean_rate") and value is not None:
-            assert -1e-9 <= value <= spec_max + 1e-12, f"{path}: {key} = {value!r} outside [0, {spec_max}]"
+            assert -1e-9 <= value <= spec_max + ROUNDING, f"{path}: {key} = {value!r} outside [0, {spec_max}]"
         if key == "gap":
             assert value >= 0, f"{path}: gap {value}"
         if isinstance(key, str) and key.endswith(PROBABILITY_SUFFIXES):

@@ -52,7 +52,7 @@ from tests.factories import (
 )
 from tests.tolerances import ROUNDING
 
-ECONOMICS_TOLERANCE = 1e-12
+ECONOMICS_TOLERANCE = ROUNDING
 """GroupEconomics and the pricer add the same few terms in a different order
 (numpy sums vs math.fsum): they agree to a few ulps of the revenue scale."""
 
@@ -60,7 +60,7 @@ QUAD_TOLERANCE = 1e-8
 """scipy quad on a smooth gamma tail is accurate to ~1e-10 relative; the
 Rockafellar-Uryasev minimum is flat, so its error is second order in z."""
 
-BOUND_VALIDITY_TOLERANCE = 1e-12
+BOUND_VALIDITY_TOLERANCE = ROUNDING
 """rate_bound must not fall below the brute-force maximum; the only slack
 allowed is floating-point noise (the Dinkelbach bound adds a nonnegative
 dual-bound term on top of an attained ratio)."""
