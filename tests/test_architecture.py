@@ -93,3 +93,30 @@ def test_a_solve_never_loads_scipy_stats_optimize_or_asyncio(first):
     # Nor scipy.optimize (0.2-0.5 s: induced utilisation's root finder imports it when
     # an elasticity is set) nor asyncio (a --scheduler probe's): issue 21's 1-s solve.
     assert done.stdout.split() == ["optimal", "False", "True", "False", "False"], done.stdout + done.stderr
+
+
+CODE_LOADERS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "_pickle"}
+"""Modules that turn bytes into running code: the package never imports them
+(files are data, never code; multiprocessing and Dask move work between
+processes with their own transfer, which the package does not call)."""
+
+
+def test_no_module_loads_code_from_bytes():
+    """No `import pickle` (or marshal, shelve, ...) and no call of eval/exec
+    anywhere in the package: found by walking every module's syntax tree."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "pooling").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module.split(".")[0]]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.func.id}()")
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: import {name}" for name in names
+                      if name in CODE_LOADERS]
+    assert not found, found

@@ -27,7 +27,6 @@ import heapq
 import math
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -215,14 +214,16 @@ def _die_with_parent(parent: int) -> None:
 _STARTED: Any = None
 
 
-def _init_worker(parent: int, started, payload: bytes) -> None:
-    """A worker's start: tie its life to the parent's before anything slow
-    (the shared data arrives pickled, so the libraries it needs load after
-    that), then unpickle `(fn, shared)`; `fn` first, so its modules import
-    before the shared data's. `started` (shared memory, a flag per task)
-    tells the parent which tasks a worker has begun. Skip interpreter
-    teardown at exit: a worker holds nothing to clean up, and tearing down
-    numpy, scipy and Pyomo takes part of a second the parent would wait for."""
+def _init_worker(parent: int, started, fn: Callable, shared: Any) -> None:
+    """A worker's start: tie its life to the parent's (a parent that died
+    while `fn` and `shared` were handed over, by multiprocessing's own
+    transfer of the initializer's arguments, is noticed here and the worker
+    exits), keep `shared` for every task. `fn` comes before `shared` in the
+    arguments only so that its modules import before the shared data's. `started` (shared memory, a flag
+    per task) tells the parent which tasks a worker has begun. Skip
+    interpreter teardown at exit: a worker holds nothing to clean up, and
+    tearing down numpy, scipy and Pyomo takes part of a second the parent
+    would wait for."""
     global _SHARED, _STARTED
     _die_with_parent(parent)
     if "fork" in multiprocessing.get_all_start_methods():
@@ -231,7 +232,7 @@ def _init_worker(parent: int, started, payload: bytes) -> None:
         # the deadline leaves nothing for the resource tracker to clean up.
         multiprocessing.set_start_method("fork", force=True)
     _STARTED = started
-    _, _SHARED = pickle.loads(payload)   # our own process's data over our own pipe
+    _SHARED = shared
     import atexit
     atexit.register(os._exit, 0)
 
@@ -285,12 +286,11 @@ def _run_pool(fn, tasks, shared, workers: int, pending: list[int], finished, dea
     workers: tasks begun give ABANDONED, the others NOT_STARTED (a worker
     still starting up is not waited for)."""
     context = get_context("spawn")
-    payload = pickle.dumps((fn, shared), protocol=pickle.HIGHEST_PROTOCOL)
     started = context.RawArray("b", len(tasks))   # set by a worker as it begins a task
     queue = iter(pending)
     running: dict = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(os.getpid(), started, payload)) as pool:
+                             initargs=(os.getpid(), started, fn, shared)) as pool:
 
         def start_next() -> None:
             """Submit the next task, unless the deadline has passed (then none is)."""
