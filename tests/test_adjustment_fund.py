@@ -215,6 +215,16 @@ def test_expected_transfers_balance(share, retention, rate):
     assert outcome.expected_paid <= min(outcome.means, outcome.expected_demand) * (1 + 1e-9)
 
 
+OFF_LATTICE_SHIFT = 0.01
+"""Share of a lattice cell (h = rate x span) by which the fund's CVaR may move
+the wrong way when every threshold moves: thresholds off the lattice's points
+are spread over the neighbouring cells, exact in mean but not in the tail's
+shape, so the CVaR is exact to a small share of a cell. Measured: the shortfall
+at c from 0.5 to 0.998 (the fund then pays every deficit, so it is constant in
+exact arithmetic) varies by 2.7e-3 h (1.0 CNY, h = 389 CNY; a draw of
+hypothesis once found 0.39 CNY, above the former 1e-6 x revenue = 0.32 CNY)."""
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(low=st.floats(0.01, 0.5), step=st.floats(0.0, 0.5), rate=st.floats(0.4, 0.9))
 def test_fund_solvency_rises_with_the_contribution(low, step, rate):
@@ -228,7 +238,7 @@ def test_fund_solvency_rises_with_the_contribution(low, step, rate):
     def shortfall(c):
         fund = laws.fund(rate, [b - c * r for r, b in money], 0.99)
         return fund.cvar - c * revenue
-    assert shortfall(low + step) <= shortfall(low) + 1e-6 * revenue
+    assert shortfall(low + step) <= shortfall(low) + OFF_LATTICE_SHIFT * rate * laws.span
 
 
 def test_max_common_rate_rises_with_the_contribution():
