@@ -342,6 +342,7 @@ def cmd_check(args) -> int:
         return EXIT_OK
     from pooling.data.settlement import under_settlement
     from pooling.execution.tasks import ExecutionPlan, ProgressBar
+    from pooling.outputs.summaries import pad
     pricer = PoolPricer(under_settlement(instance, spec.network.settlement), spec)
     alone = []
     with ProgressBar(ExecutionPlan(progress=None), len(instance.counties), label="counties priced") as bar:
@@ -352,7 +353,7 @@ def cmd_check(args) -> int:
         f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
     for county, p in zip(instance.counties, alone):
         flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
-        say(f"  {county.id}  {county.name:<32} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
+        say(f"  {county.id}  {pad(county.name, 32)} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")
     return EXIT_OK
 
 

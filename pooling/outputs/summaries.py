@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from pooling.data.instance import Instance
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide and fullwidth
+    characters (county names in Chinese) take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal columns (str.ljust counts
+    characters, so a column of Chinese names would drift)."""
+    return text + " " * max(0, width - display_width(text))
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
