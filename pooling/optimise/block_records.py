@@ -41,7 +41,7 @@ from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import CandidateMaker, gap_groups, pool_variants
 from pooling.optimise.formulations.set_partition import menu_steps
-from pooling.optimise.problem import in_window, objective_value
+from pooling.optimise.problem import in_window, plan_objective
 from pooling.optimise.result import PoolOutcome, Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
@@ -254,7 +254,7 @@ def restore_block(payload: Any, instance: Instance, spec: Spec, window: tuple[fl
             field = next((k for k in text if canonical(text.get(k)) != canonical(saved.get(k))), "a field")
             raise PlanRejected(f"pool {fresh.id} {_counties(fresh.pricing.counties)}: {field} "
                                f"{saved.get(field)!r} does not match the pool re-priced ({text.get(field)!r})")
-    objective = agreeing(stored.objective, objective_value(spec.objective.kind, pools), "objective")
+    objective = agreeing(stored.objective, plan_objective(instance, spec, pools), "objective")
     check_certificate(spec, objective, stored.bound, stored.gap)
     if stored.mean_rate != mean_rate(pools):
         raise PlanRejected(f"mean_rate {stored.mean_rate!r} does not match its plan ({mean_rate(pools)!r})")

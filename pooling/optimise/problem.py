@@ -22,8 +22,9 @@ import pyomo.core as pyo
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.provenance import provenance
-from pooling.data.spec import Spec
-from pooling.economics.objectives import LINEAR_OBJECTIVES, objective_denominator, plan_value
+from pooling.data.spec import GROUP_OBJECTIVES, Spec
+from pooling.economics.group_rates import group_objective, plan_groups
+from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import solvency_top_up
@@ -151,7 +152,29 @@ def objective_value(kind: str, pools) -> float | None:
         return plan_value(kind, [p.pricing for p in pools], rates)
     if kind == "max_min_rate":
         return min(rates)
-    return max(rates) - min(rates)
+    if kind == "min_rate_dispersion":
+        return max(rates) - min(rates)
+    raise ValueError(f"objective_value does not take {kind!r}: a group objective needs plan_objective")
+
+
+def plan_objective(instance: Instance, spec: Spec, pools) -> float | None:
+    """The spec's objective of a plan: `objective_value`, or for a group
+    objective (data.spec.GROUP_OBJECTIVES) its value over the plan's groups."""
+    kind = spec.objective.kind
+    if kind not in GROUP_OBJECTIVES:
+        return objective_value(kind, pools)
+    if not pools:
+        return None
+    cares = [(care, p.rate) for p in pools for care in p.pricing.care]
+    return group_objective(kind, spec.objective.aversion, plan_groups(instance, cares))
+
+
+def rate_objective(spec: Spec) -> str:
+    """The objective the rate-deciding MILP (`solve_columns`) is given for a
+    fixed plan. A group objective gives every pool its highest admissible
+    rate, which is what the mean rate gives pools that nothing couples (a
+    group objective refuses max_rate_gap, data.spec)."""
+    return MEAN_RATE if spec.objective.kind in GROUP_OBJECTIVES else spec.objective.kind
 
 
 LEXICOGRAPHIC_TOLERANCE = 1e-9
@@ -209,6 +232,8 @@ def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
     `tie_break` False skips the second stage (only the primary value is wanted).
     Under a `deadline` each MILP run gets the time then left (`milp_options`)."""
     kind = objective or spec.objective.kind
+    if kind in GROUP_OBJECTIVES:   # never a silent mean rate in their place: optimise.equity solves them
+        raise ValueError(f"solve_columns does not take the group objective {kind!r}; pass rate_objective(spec)")
     build_start = time.perf_counter()
     rules = dataclasses.replace(partition_rules(spec), objective=kind)
     model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, rules,

@@ -279,6 +279,23 @@ def _read_welfare(r: _Reader) -> list[dict[str, Any]] | None:
     return None if records is None else [dict(w) for w in records]
 
 
+GROUP_RATE_FIELDS = ("resident_effective_rate", "migrant_effective_rate", "mean_effective_rate",
+                     "worst_group_rate")
+"""result.json's `group_rates` (economics.group_rates.group_figures), with a group objective only."""
+
+
+def _group_rates_entry(figures: dict[str, float | None] | None) -> dict[str, Any]:
+    """{"group_rates": figures} for a plan's JSON, or {} for the other objectives (files keep their bytes)."""
+    return {} if figures is None else {"group_rates": dict(figures)}
+
+
+def _read_group_rates(r: _Reader) -> dict[str, float | None] | None:
+    if r("group_rates", dict, optional=True) is None:
+        return None
+    table = r.table("group_rates")
+    return {key: table.number(key, optional=True) for key in GROUP_RATE_FIELDS}
+
+
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     pandas = _pandas(what)
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
@@ -386,6 +403,9 @@ class Result:
     """Contract options the plan takes (`contract_records`); empty when none."""
     welfare: list[dict[str, Any]] | None = None
     """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
+    group_rates: dict[str, float | None] | None = None
+    """A group objective's plan in four figures (economics.group_rates.group_figures); None (absent) for
+    the other objectives, whose results keep their bytes."""
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
@@ -410,7 +430,7 @@ class Result:
             groups=list(r("groups", list, optional=True) or []),
             baselines=list(r("baselines", list, optional=True) or []),
             contracts=list(r("contracts", list, optional=True) or []),
-            welfare=_read_welfare(r))
+            welfare=_read_welfare(r), group_rates=_read_group_rates(r))
         _same_as_file(result, data, source, what)
         return result
 
@@ -452,7 +472,7 @@ class Result:
         } | _portability_entry(self.pools) \
           | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
           | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {}) \
-          | _welfare_entry(self.welfare)
+          | _welfare_entry(self.welfare) | _group_rates_entry(self.group_rates)
 
 
 @dataclass(frozen=True)
@@ -517,6 +537,8 @@ class Evaluation:
     """How the sensitivity cases were chosen, those skipped and why, the base optimum (--resolve)."""
     welfare: list[dict[str, Any]] | None = None
     """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
+    group_rates: dict[str, float | None] | None = None
+    """As Result.group_rates: with a group objective only."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -541,7 +563,7 @@ class Evaluation:
           | ({"sensitivity": [dict(c) for c in self.sensitivity]} if self.sensitivity is not None else {}) \
           | ({"sensitivity_summary": dict(self.sensitivity_summary)}
              if self.sensitivity_summary is not None else {}) \
-          | _welfare_entry(self.welfare)
+          | _welfare_entry(self.welfare) | _group_rates_entry(self.group_rates)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
@@ -560,7 +582,8 @@ class Evaluation:
             mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
             explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []),
             sensitivity=r("sensitivity", list, optional=True),
-            sensitivity_summary=r("sensitivity_summary", dict, optional=True), welfare=_read_welfare(r))
+            sensitivity_summary=r("sensitivity_summary", dict, optional=True), welfare=_read_welfare(r),
+            group_rates=_read_group_rates(r))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

@@ -22,9 +22,10 @@ from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.plan import read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
-from pooling.data.spec import Spec
+from pooling.data.spec import GROUP_OBJECTIVES, Spec
 from pooling.data.uncertainty import scenario_instances
 from pooling.economics.explain import gain_decomposition, require_exact_measure
+from pooling.economics.group_rates import group_figures
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
@@ -47,6 +48,8 @@ from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE
     ColumnSolution,
     candidate_plan,
     objective_value,
+    plan_objective,
+    rate_objective,
     smallest_gap,
     solve_columns,
     solve_whole,
@@ -127,6 +130,11 @@ def _solve_problem(instance: Instance, spec: Spec, time_limit, options, workers,
         scenario_instances(instance, spec.uncertainty)
     start = time.perf_counter()
     deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
+    if spec.objective.kind in GROUP_OBJECTIVES:
+        if checkpoint is not None and resume:
+            tell("resume: a group objective is solved as one MILP, which keeps no checkpoint: solved from the start")
+        from pooling.optimise.equity import solve_group_objective
+        return solve_group_objective(instance, spec, options, deadline, plan)
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
         if checkpoint is not None and resume:
@@ -235,7 +243,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     rates = None
     if all(c.admissible for c in candidates):
         columns = [c.column for c in candidates]
-        solution = solve_columns(instance, spec, columns, options)
+        solution = solve_columns(instance, spec, columns, options, objective=rate_objective(spec))
         if solution.run.status == Status.OPTIMAL:
             rates = [0.0] * len(candidates)
             for j, rate in zip(solution.chosen, solution.rates):
@@ -255,9 +263,12 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
         explained = gain_decomposition(
             instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
     welfare = None if spec.welfare is None else welfare_records(instance, spec.welfare, pools)
+    groups = None
+    if spec.objective.kind in GROUP_OBJECTIVES:
+        groups = group_figures(instance, [(care, p.rate) for p in pools for care in p.pricing.care])
     return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools), welfare=welfare,
-                      feasible=not violations,
-                      objective=objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
+                      feasible=not violations, group_rates=groups,
+                      objective=plan_objective(instance, spec, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,
                       provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),
                       numerics=numerics_summary(priced), wall_seconds=time.perf_counter() - start)

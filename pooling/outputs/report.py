@@ -65,6 +65,10 @@ OBJECTIVE_WORDS = {
                                "cost (higher is better)"),
     "max_min_rate": "the lowest pool rate (higher is better)",
     "min_rate_dispersion": "the spread between the highest and lowest pool rates (lower is better)",
+    "max_min_group_rate": ("the worst-off group's effective rate, a group being one county's residents or its "
+                           "migrants (higher is better)"),
+    "max_equity_weighted_rate": ("Atkinson's equally distributed equivalent of the groups' effective rates, "
+                                 "people-weighted, with the spec's aversion to inequality (higher is better)"),
 }
 
 
@@ -337,10 +341,13 @@ def _summary(report: Report, result: ResultRecord, instance: Instance, result_pa
     report.paragraph(certificate_words(result))
     if result.mean_rate is not None and result.objective_kind != "max_mean_rate":
         report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(result.mean_rate)}.")
-    from pooling.outputs.summaries import portability_line
+    from pooling.outputs.summaries import group_rates_line, portability_line
     receive = portability_line({"portability": result.portability})
     if receive:
         report.paragraph(receive[0].upper() + receive[1:] + ".")
+    groups = group_rates_line({"group_rates": result.group_rates})
+    if groups:
+        report.paragraph(groups[0].upper() + groups[1:] + ".")
     if not pools:
         report.paragraph(f"This result has no plan (status {result.status}): there is no pool to map, price "
                          f"or stress-test. The counties are shown alone below.")

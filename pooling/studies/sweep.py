@@ -44,7 +44,7 @@ from pooling.execution.atomic import write_bytes_atomic
 from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.execution.tasks import ExecutionPlan, run_tasks
 from pooling.optimise.block_records import FINISHED, PlanRejected, agreeing, canonical, check_certificate, verify_plan
-from pooling.optimise.problem import objective_value
+from pooling.optimise.problem import plan_objective
 from pooling.optimise.result import mean_rate
 from pooling.optimise.solve import evaluate, solve
 
@@ -210,7 +210,7 @@ def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
     instance, spec = as_problem(raw, spec_from_dict(cell.spec, source=cell.instance), "sweep")
     pools = verify_plan(instance, spec, entries)
     outcome = {name: stored.get(name) for name in OUTCOME_FIELDS}
-    outcome["objective"] = agreeing(outcome["objective"], objective_value(spec.objective.kind, pools), "objective")
+    outcome["objective"] = agreeing(outcome["objective"], plan_objective(instance, spec, pools), "objective")
     outcome["mean_rate"] = mean_rate(pools)
     check_certificate(spec, outcome["objective"], outcome["bound"], outcome["gap"])
     seconds = outcome["wall_seconds"]
