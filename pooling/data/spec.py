@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooling.data.benefits import BenefitSchedule, read_benefits
+from pooling.data.benefits import BenefitMenu, BenefitSchedule, read_benefits
 from pooling.data.fields import FieldReader, describe, exact, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
@@ -185,8 +185,16 @@ class Spec:
     network: Network = Network()
     uncertainty: Uncertainty | None = None
     """Parameter scenarios the plan must survive (data.uncertainty); None: the instance as given."""
-    benefits: BenefitSchedule | None = None
-    """What the fund pays per admission (data.benefits); None: the eligible cost in full."""
+    benefits: BenefitSchedule | BenefitMenu | None = None
+    """What the fund pays per admission (data.benefits), or a menu of schedules
+    the optimiser chooses from per pool; None: the eligible cost in full."""
+
+    def schedule_specs(self) -> list[tuple[BenefitSchedule | None, Spec]]:
+        """(schedule, spec paying it) for each schedule of a benefit menu, in
+        order; [(None, self)] without a menu (the spec prices as it is)."""
+        if not isinstance(self.benefits, BenefitMenu):
+            return [(None, self)]
+        return [(s, dataclasses.replace(self, benefits=s)) for s in self.benefits.schedules]
     welfare: WelfareTerms | None = None
     """Income and thresholds of the per-group welfare records (data.welfare); None: no records."""
     adjustment_fund: AdjustmentFund | None = None
@@ -259,6 +267,10 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
         _check_adjustment_fund_spec(spec, top)
     elif objective.kind in GROUP_OBJECTIVES:
         _check_group_objective_spec(spec)
+    if isinstance(benefits, BenefitMenu) and uncertainty is not None:
+        raise InputError(f"{source}: benefits is a menu, which [uncertainty] does not price (its scenarios "
+                         f"would each need every schedule): give one value per [benefits] field or remove "
+                         f"[uncertainty]")
     return spec
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from pooling.data.benefits import BenefitMenu
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.spec import GROUP_OBJECTIVES, Spec
@@ -153,6 +154,8 @@ def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions 
     the optimum's solve counts too): a baseline the deadline cuts short says
     so in its status (time_limit, or partial for a fixed partition)."""
     options = options or SolveOptions()
+    if isinstance(spec.benefits, BenefitMenu):
+        raise spec.benefits.refusal("`solve --compare` (greedy merging prices one schedule)")
     if started is None:
         started = time.monotonic()
     deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)

@@ -36,7 +36,7 @@ from pooling.optimise.candidates import (
     group_subsets,
     pool_groups,
 )
-from pooling.optimise.columns import Candidate, CandidateMaker, partition_rules, pool_variants
+from pooling.optimise.columns import Candidate, MenuMaker, partition_rules, pool_variants
 from pooling.optimise.formulations.set_partition import (
     Column,
     build_set_partition,
@@ -359,22 +359,31 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
     if passed(deadline):
         return stopped([], NOT_STARTED_NOTE)
     # Scenarios that cannot bind are priced for the plan's pools only (solve.solve).
-    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec, skip_dominated=True))
+    menu = MenuMaker(instance, spec, lambda inst, member: PoolPricer(inst, member, skip_dominated=True))
     groups = candidate_plan(instance, spec, options)
     generated_bound, generation_stopped = None, False
     if groups is None:
-        pools = pool_variants(instance, candidate_pools(instance, spec))
+        # Every (pool, contracts) under every schedule of a benefit menu: variants of
+        # one pool cover the same counties, so the MILP chooses one per pool.
+        pools = [(pool, contracts, k) for k in range(len(menu))
+                 for pool, contracts in pool_variants(instance, candidate_pools(instance, spec))]
         candidates = []
         with ProgressBar(plan, len(pools), label="pools priced") as bar:
-            for pool, contracts in pools:
+            for pool, contracts, k in pools:
                 if passed(deadline):
                     return stopped(candidates, f"the time limit was reached while pricing ({len(candidates):,} of "
                                                f"{len(pools):,} candidate pools priced)")
-                candidates.append(maker.make(pool, contracts))
+                candidates.append(menu.make(pool, contracts, k))
                 bar.update()
         admissible = [c for c in candidates if c.admissible]
         method = {"method": "enumeration", "mode": options.candidates}
     else:
+        if len(menu) > 1:
+            raise InputError(f"{spec.source}: a [benefits] menu is weighed exactly over enumerated candidate "
+                             f"pools, but this problem needs column generation (a group has more than "
+                             f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
+                             f"use a smaller max_counties, or give one value per [benefits] field")
+        maker = menu.makers[0][1]   # the spec without a menu: its one CandidateMaker
         if instance.contract_options:
             raise InputError(f"{instance.source}: contract options are weighed exactly over enumerated candidate "
                              f"pools, but this problem needs column generation (a group has more than "

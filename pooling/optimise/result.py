@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooling.data.benefits import BenefitSchedule, schedule_from_dict, with_benefits
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.plan import refuse_adjustment_fund
 from pooling.economics.care import CARE_FIELDS, CountyCare, care_row, portability
@@ -150,6 +151,7 @@ class PoolOutcome:
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
         } | ({"contracts": list(p.contracts)} if p.contracts else {}) \
+          | ({"benefits": p.benefits.to_dict()} if p.benefits is not None else {}) \
           | ({"scenario_rates": dict(p.scenario_rates)} if p.scenario_rates else {}) \
           | ({"binding_scenario": p.binding_scenario} if p.binding_scenario is not None else {}) \
           | ({"admission_multiplier": self.admission_multiplier} if self.admission_multiplier is not None else {}) \
@@ -184,7 +186,8 @@ class PoolOutcome:
             var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
             usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
             care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()),
-            scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True))
+            scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True),
+            benefits=_read_schedule(r, where))
         multiplier = r.number("admission_multiplier", optional=True)
         if multiplier is not None and not multiplier > 0.0:
             raise InputError(f"{where}: field 'admission_multiplier' must be a positive number, got {multiplier!r}")
@@ -205,10 +208,30 @@ class PoolOutcome:
         row.update({f: (math.nan if shares.get(f) is None else shares[f]) for f in PORTABILITY_FIELDS})
         if self.admission_multiplier is not None:
             row["admission_multiplier"] = self.admission_multiplier
+        if p.benefits is not None:
+            row["benefits"] = schedule_label(p.benefits)
         if p.scenario_rates:
             row["binding_scenario"] = p.binding_scenario
             row.update({f"{SCENARIO_RATE_COLUMN}{name}": rate for name, rate in p.scenario_rates})
         return row
+
+
+def _read_schedule(r: _Reader, where: str) -> BenefitSchedule | None:
+    """A pool's `benefits` (its schedule from the spec's menu), or None."""
+    data = r("benefits", dict, optional=True)
+    return None if data is None else schedule_from_dict(data, f"{where}.benefits")
+
+
+def schedule_label(schedule: BenefitSchedule | None) -> str:
+    """A pool's schedule in one line (frames, reports): deductible, cap and level factors."""
+    if schedule is None:
+        return ""
+    data = schedule.to_dict()
+    deductible = data["deductible"]
+    text = "deductible " + (f"{deductible:,.0f}" if not isinstance(deductible, dict)
+                            else "/".join(f"{v:,.0f}" for v in deductible.values()))
+    text += f"; cap {data['cap']:,.0f}" if "cap" in data else "; no cap"
+    return text + "; level factors " + "/".join(f"{v:g}" for v in data["level_factors"].values())
 
 
 def _read_scenario_rates(r: _Reader, where: str) -> tuple[tuple[str, float], ...]:
@@ -251,8 +274,15 @@ def contract_records(instance, pools: list[PoolOutcome]) -> list[dict[str, Any]]
     """result.json's `contracts`: per contract taken, its pool and what it serves."""
     from pooling.economics.care import contract_served
     return [{"pool": p.id, "counties": list(p.pricing.counties),
-             **contract_served(instance, frozenset(p.pricing.counties), instance.contract(option), p.rate)}
+             **contract_served(pool_instance(instance, p), frozenset(p.pricing.counties), instance.contract(option),
+                               p.rate)}
             for p in pools for option in p.pricing.contracts]
+
+
+def pool_instance(instance, pool: PoolOutcome):
+    """The instance a pool of a plan was priced on: under a [benefits] menu,
+    with the pool's own schedule (`instance` then carries none: data.inputs)."""
+    return instance if pool.pricing.benefits is None else with_benefits(instance, pool.pricing.benefits)
 
 
 def plan_portability(pools: list[PoolOutcome]) -> dict[str, Any]:
@@ -301,6 +331,8 @@ def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
     if any(p.admission_multiplier is not None for p in pools):
         columns.append("admission_multiplier")
+    if any(p.pricing.benefits is not None for p in pools):   # a [benefits] menu: each pool's schedule
+        columns.append("benefits")
     scenarios = next((p.pricing.scenario_rates for p in pools if p.pricing.scenario_rates), ())
     if scenarios:   # [uncertainty]: the binding scenario and the max rate in each
         columns += ["binding_scenario"] + [f"{SCENARIO_RATE_COLUMN}{name}" for name, _ in scenarios]

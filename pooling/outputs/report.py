@@ -297,6 +297,11 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     report = Report(title=f"Pooling report: {instance.name} ({instance.year})", warnings=warnings)
     currency = instance.currency
     _summary(report, result, instance, result_path)
+    from pooling.outputs.summaries import schedule_lines
+    schedules = schedule_lines(data.get("pools", []))
+    if schedules:
+        report.paragraph("Benefit schedule of each pool, chosen from the spec's [benefits] menu: "
+                         + "; ".join(line.strip().replace(" benefits:", ":") for line in schedules) + ".")
     alone = price_alone(instance, result.spec)
     shares = network_shares(data)
     _plan_section(report, result, instance, currency)

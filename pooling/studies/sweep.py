@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pooling.data.benefits import BenefitMenu
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance, load_instance, read_file_bytes
 from pooling.data.options import SolveOptions
@@ -114,6 +115,8 @@ def load_sweep(path: str | Path) -> Sweep:
             where = f"{path} cell {dict(values)}"
             cell_spec = _with_values(spec_data, values, path)
             resolved = spec_from_dict(cell_spec, source=where, name=spec.name)
+            if isinstance(resolved.benefits, BenefitMenu):   # a row evaluates its plan with --subsidy
+                raise resolved.benefits.refusal("`pooling sweep`")
             key = _cell_key(loaded[name], resolved, options)
             cells.append(Cell(str(_resolve(base, name)), values, cell_spec, options, key))
     return Sweep(str(path), fields, tuple(cells))
