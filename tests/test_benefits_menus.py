@@ -224,3 +224,33 @@ def test_check_shows_the_best_rate_alone_and_sweep_refuses_a_menu(tmp_path, caps
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
     assert "`pooling sweep`" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_decomposed_menu_solve_resumes_from_its_verified_blocks(tmp_path):
+    """Two prefectures, two blocks: each block's checkpoint names its pools'
+    schedules, and --resume reuses both once they verify (re-priced under
+    those schedules), giving the same result."""
+    instance = instance_from_dict(random_instance_dict(5, 6, n_prefectures=2))
+    spec = _spec(MENU)
+    first = solve(instance, spec, checkpoint=tmp_path / "blocks")
+    assert len(first.groups) == 2 and all(p.pricing.benefits is not None for p in first.pools)
+    again = solve(instance, spec, checkpoint=tmp_path / "blocks", resume=True)
+    assert again.timings["resumed_blocks"] == 2
+    assert _comparable(again) == _comparable(first)
+
+
+def test_contracts_and_welfare_are_figured_under_each_pools_schedule():
+    """A pool's contract records and welfare records under a menu are those of
+    the same plan under its chosen schedule fixed (they price care under it:
+    result.pool_instance)."""
+    from tests.test_contracts import _small
+    instance = instance_from_dict(_small(41, 20_000.0, 0.7))
+    spec = spec_from_dict(spec_dict("prefecture", objective={"kind": "max_min_group_rate"}, welfare={},
+                                    benefits={"deductible": [400, 1500], "cap": [5000, 20_000]}))
+    result = solve(instance, spec)
+    chosen = result.pools[0].pricing.benefits
+    assert chosen is not None and result.contracts and result.welfare
+    fixed = solve(instance, dataclasses.replace(spec, benefits=chosen))
+    assert result.contracts == fixed.contracts
+    assert result.welfare == fixed.welfare
+    assert not chosen.trivial   # else the plan's figures would not depend on the pool's schedule
