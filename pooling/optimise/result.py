@@ -107,8 +107,9 @@ PORTABILITY_FIELDS = ("migrant_in_network_share", "migrant_effective_rate", "res
 POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
                 "fixed_costs", "expected_cost", "var", "cvar", "usable", *PORTABILITY_FIELDS)
 """Columns of `Result.to_frame()` (one row per pool); `names` only with an instance;
-with induced utilisation also `admission_multiplier`; under [uncertainty] also
-`binding_scenario` and one SCENARIO_RATE_COLUMN + name per scenario."""
+with induced utilisation also `admission_multiplier`; under a [benefits] menu
+also `benefits` (schedule_label); under [uncertainty] also `binding_scenario`
+and one SCENARIO_RATE_COLUMN + name per scenario."""
 SCENARIO_RATE_COLUMN = "max_rate:"
 """Prefix of the frame column holding a pool's max rate in one scenario ("max_rate:base")."""
 
