@@ -94,6 +94,7 @@ def _write_frame(args, stem: str, frame) -> Path:
 
 
 def cmd_solve(args) -> int:
+    from pooling.data.benefits import BenefitMenu
     from pooling.data.options import options_from_namespace
     from pooling.optimise.baselines import compare
     from pooling.optimise.solve import solve
@@ -102,6 +103,8 @@ def cmd_solve(args) -> int:
     instance, spec = _load(args)
     if spec.adjustment_fund is not None:
         return _solve_adjustment_fund(args, instance, spec, options)
+    if args.compare and isinstance(spec.benefits, BenefitMenu):   # before any work: nothing is written
+        raise spec.benefits.refusal("`solve --compare` (greedy merging prices one schedule)")
     plan = _execution_plan(args, "blocks solved")
     result = solve(instance, spec, options=options, workers=plan.workers, scheduler=plan.scheduler,
                    progress=plan.progress, checkpoint=Path(args.out) / "blocks", resume=args.resume,
@@ -208,7 +211,7 @@ def _say_replaced(path: Path, previous: str | None, status: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from pooling.data.plan import read_plan
+    from pooling.data.plan import plan_schedules, read_plan
     from pooling.optimise.solve import evaluate
     from pooling.outputs.summaries import evaluation_summary, sensitivity_table
     if args.resolve and not args.sensitivity:
@@ -216,7 +219,8 @@ def cmd_evaluate(args) -> int:
     instance, spec = _load(args)
     plan, contracts = read_plan(args.plan, instance)
     contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts)
+    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts,
+                          benefits=plan_schedules(args.plan))
     if args.sensitivity:
         from pooling.studies.sensitivity import sensitivity
         found = sensitivity(instance, spec, [sorted(pool) for pool in plan], contracts=contracts,
@@ -343,14 +347,17 @@ def cmd_check(args) -> int:
     from pooling.data.settlement import under_settlement
     from pooling.execution.tasks import ExecutionPlan, ProgressBar
     from pooling.outputs.summaries import pad
-    pricer = PoolPricer(under_settlement(instance, spec.network.settlement), spec)
+    # Under a [benefits] menu each schedule's pricer, and each county's best rate over them.
+    pricers = [PoolPricer(under_settlement(instance, member.network.settlement), member)
+               for _, member in spec.schedule_specs()]
     alone = []
     with ProgressBar(ExecutionPlan(progress=None), len(instance.counties), label="counties priced") as bar:
         for county in instance.counties:
-            alone.append(pricer.price([county.id]))
+            alone.append(max((pricer.price([county.id]) for pricer in pricers), key=lambda p: p.max_rate))
             bar.update()
+    best = f", the best of its {len(pricers)} [benefits] schedules" if len(pricers) > 1 else ""
     say(f"max solvent rate of each county alone ({spec.solvency.measure} "
-        f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}):")
+        f"{spec.solvency.level:g}, reserve_share {spec.solvency.reserve_share:g}{best}):")
     for county, p in zip(instance.counties, alone):
         flag = "" if p.usable else f"  (below rates.min {spec.rates.min:g})"
         say(f"  {county.id}  {pad(county.name, 32)} {county.enrollees:>10,}  {p.max_rate:.4f}{flag}")

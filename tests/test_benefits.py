@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -295,20 +296,23 @@ def test_scenario_losses_pay_under_the_schedule():
 
 @pytest.mark.parametrize("table, field", [
     ('deductible = -1', "benefits.deductible"),
-    ('deductible = [0, 400]', "benefits.deductible"),
+    ('deductible = []', "benefits.deductible"),
+    ('deductible = [0, -400]', "benefits.deductible[1]"),
     ('deductible = { county = 400, township = 100 }', "benefits.deductible.township"),
+    ('deductible = [0, { county = 400, township = 100 }]', "benefits.deductible[1].township"),
     ('deductible = "400"', "benefits.deductible"),
     ('cap = 0.5', "benefits.cap"),
-    ('cap = [20000, 60000]', "benefits.cap"),
+    ('cap = [20000, "no"]', "benefits.cap[1]"),
     ('level_factors = { county = 1.2 }', "benefits.level_factors.county"),
     ('level_factors = 0.9', "benefits.level_factors"),
-    ('level_factors = { province = [0.8, 0.9] }', "benefits.level_factors.province"),
+    ('level_factors = { province = [0.8, 1.2] }', "benefits.level_factors.province[1]"),
+    ('deductible = [0, 100, 200, 300, 400]\ncap = [1000, 2000, 3000, 4000]', "benefits is a menu of 20 schedules"),
     ('copay = 0.1', "benefits.copay"),
 ])
 def test_bad_benefits_exit_2_naming_the_field(tmp_path, capsys, table, field):
     spec = tmp_path / "bad.toml"
     spec.write_text((MODELS / "default.toml").read_text() + "\n[benefits]\n" + table + "\n")
-    with pytest.raises(InputError, match=field.replace(".", r"\.")):
+    with pytest.raises(InputError, match=re.escape(field)):
         load_spec(spec)
     assert main(["check", str(INSTANCES / "tongliao.json"), "--spec", str(spec)]) == EXIT_INPUT
     err = capsys.readouterr().err

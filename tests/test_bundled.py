@@ -42,4 +42,6 @@ def test_small_instances_solve(path, spec_path):
     assert result.gap <= 1e-6
     # The reported plan, re-priced independently of the MILP, gives the same objective.
     plan = [list(p.pricing.counties) for p in result.pools]
-    assert evaluate(inst, spec, plan).objective == pytest.approx(result.objective, abs=1e-7)
+    schedules = [{"pool": list(p.pricing.counties), "schedule": p.pricing.benefits.to_dict()}
+                 for p in result.pools if p.pricing.benefits is not None]   # a [benefits] menu's choices
+    assert evaluate(inst, spec, plan, benefits=schedules).objective == pytest.approx(result.objective, abs=1e-7)

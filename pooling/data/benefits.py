@@ -21,18 +21,29 @@ a spec without the table means exactly what it meant before (no version
 change; `Spec.to_dict` has the table only when the spec gives it, so the
 digests of existing results stay).
 
-A list for a field (a menu the optimiser chooses from per pool) is refused
-for now with a message saying so: menus are not implemented yet.
+A list for a field is a **menu** the optimiser chooses from per pool:
+`deductible = [0, 400, 1200]` (each entry a number or a table by level),
+`cap = [30000, 60000, "none"]`, `level_factors = { prefecture = [0.8, 0.9] }`
+(a level's entry a list, or the whole field a list of tables). The menu is
+the cross product of every field's entries (deductibles, then caps, then
+level factors, each in the order given), at most MAX_MENU_SCHEDULES
+schedules (`BenefitMenu`); a menu of one schedule is that fixed schedule. A
+menu is priced only where a command chooses among its schedules (`pooling
+solve`, and `evaluate` of a plan that names each pool's schedule):
+`with_benefits` refuses it anywhere else, so no menu is ever priced as some
+other schedule.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pooling.data.fields import FieldReader, describe
 from pooling.data.geography import PLACE_LEVELS
+from pooling.errors import InputError
 
 if TYPE_CHECKING:
     from pooling.data.instance import Instance
@@ -54,6 +65,13 @@ difference of stop-loss terms ~1e15 times larger: measured to fail the
 engine's checks, so the range stops here."""
 MAX_CAP = 1e12
 """Caps at or above this bind on no admission in range: give none instead."""
+MAX_MENU_SCHEDULES = 16
+"""A benefit menu's schedules (the cross product of its fields' entries): each
+one prices every candidate pool and contract variant again, so the pricing
+work and the MILP's columns grow by this factor; 16 keeps a prefecture's
+enumeration (1,024 subsets) within ~16,000 priced pools."""
+NO_CAP = "none"
+"""A cap menu's entry for "no cap" (TOML has no null)."""
 
 
 @dataclass(frozen=True)
@@ -100,26 +118,59 @@ class BenefitSchedule:
         return data
 
 
-def _refuse_menu(reader: FieldReader, key: str, value: Any) -> None:
-    if isinstance(value, list):
-        raise reader.fail(key, f"must be one value: menus (a list the optimiser chooses from per pool) are "
-                               f"not implemented yet, got {describe(value)}")
+@dataclass(frozen=True)
+class BenefitMenu:
+    """Benefit schedules the optimiser chooses from per pool: the cross
+    product of the `[benefits]` fields' entries (module docstring), in order."""
+
+    schedules: tuple[BenefitSchedule, ...]
+    table: dict[str, Any] = field(compare=False)
+    """The table as the resolved spec holds it: every field's entries as lists."""
+    source: str = field(default="<memory>", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.table)
+
+    def refusal(self, where: str) -> InputError:
+        return InputError(f"{self.source}: benefits is a menu of {len(self.schedules)} schedules, which {where} "
+                          f"does not take (only `pooling solve` chooses among them, and `pooling evaluate` prices "
+                          f"a plan naming each pool's schedule); give one value per [benefits] field to use it here")
 
 
-def _by_level(reader: FieldReader, key: str, default: float, read) -> tuple[float, ...]:
-    """A number for every level, or a table {county, prefecture, province}
-    (levels left out take `default`)."""
+def _entries(reader: FieldReader, key: str, value: Any) -> list[Any]:
+    """The entries of a field: its list (a menu), or the one value."""
+    if not isinstance(value, list):
+        return [value]
+    if not value:
+        raise reader.fail(key, "must not be an empty list (a menu lists at least one entry)")
+    return list(value)
+
+
+def _by_level(reader: FieldReader, key: str, default: float, read) -> list[tuple[float, ...]]:
+    """The options of a field given by level: each a number for every level,
+    or a table {county, prefecture, province} (levels left out take
+    `default`; a level's value may be a list: every combination is an
+    option); the field itself may be a list of such entries."""
     value = reader.raw(key, default)
-    _refuse_menu(reader, key, value)
-    if isinstance(value, dict):
-        table = reader.table(key)
-        values = []
-        for level in PLACE_LEVELS:
-            _refuse_menu(table, level, table.data.get(level))
-            values.append(read(table, level, default))
-        table.finish()
-        return tuple(values)
-    return (read(reader, key, default),) * len(PLACE_LEVELS)
+    options: list[tuple[float, ...]] = []
+    for k, entry in enumerate(_entries(reader, key, value)):
+        item_key = f"{key}[{k}]" if isinstance(value, list) else key
+        holder = FieldReader({item_key: entry}, reader.where, reader.path)
+        if isinstance(entry, dict):
+            table = holder.table(item_key)
+            per_level = []
+            for level in PLACE_LEVELS:
+                given = table.raw(level, default)
+                values = []
+                for j, item in enumerate(_entries(table, level, given)):
+                    name = f"{level}[{j}]" if isinstance(given, list) else level
+                    values.append(read(FieldReader({name: item}, table.where, table.path), name, default))
+                per_level.append(values)
+            table.finish()
+            options.extend(tuple(combination) for combination in itertools.product(*per_level))
+        else:
+            options.append((read(holder, item_key, default),) * len(PLACE_LEVELS))
+    return list(dict.fromkeys(options))
 
 
 def _deductible(reader: FieldReader, key: str, default: float) -> float:
@@ -130,30 +181,74 @@ def _level_factor(reader: FieldReader, key: str, default: float) -> float:
     return reader.share(key, high=1.0, default=default)
 
 
-def read_benefits(reader: FieldReader) -> BenefitSchedule | None:
-    """The ``[benefits]`` table, or None when the spec has none."""
+def _caps(reader: FieldReader) -> list[float | None]:
+    value = reader.raw("cap", None)
+    if value is None:
+        return [None]
+    caps: list[float | None] = []
+    for k, entry in enumerate(_entries(reader, "cap", value)):
+        if isinstance(value, list) and entry == NO_CAP:
+            caps.append(None)
+            continue
+        key = f"cap[{k}]" if isinstance(value, list) else "cap"
+        caps.append(FieldReader({key: entry}, reader.where, reader.path).number(key, low=MIN_CAP, high=MAX_CAP,
+                                                                                 high_open=True))
+    return list(dict.fromkeys(caps))
+
+
+def read_benefits(reader: FieldReader) -> BenefitSchedule | BenefitMenu | None:
+    """The ``[benefits]`` table: a fixed schedule, a menu (a list for some
+    field, more than one schedule in all), or None when the spec has none."""
     if not reader.data:
         reader.finish()
         return None
     deductibles = _by_level(reader, "deductible", 0.0, _deductible)
-    _refuse_menu(reader, "cap", reader.data.get("cap"))
-    cap = reader.number("cap", low=MIN_CAP, high=MAX_CAP, high_open=True, default=None)
-    factors = (1.0,) * len(PLACE_LEVELS)
+    caps = _caps(reader)
+    factors = [(1.0,) * len(PLACE_LEVELS)]
     if reader.has("level_factors"):
         value = reader.data["level_factors"]
-        _refuse_menu(reader, "level_factors", value)
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) and not (isinstance(value, list) and value
+                                                and all(isinstance(v, dict) for v in value)):
             raise reader.fail("level_factors", f"must be a table {{ county = f, prefecture = f, province = f }} "
-                                               f"of factors in [0, 1], got {describe(value)}")
+                                               f"of factors in [0, 1] (or a list of such tables: a menu), got "
+                                               f"{describe(value)}")
         factors = _by_level(reader, "level_factors", 1.0, _level_factor)
     reader.finish()
-    return BenefitSchedule(deductibles=deductibles, cap=cap, level_factors=factors)
+    schedules = [BenefitSchedule(deductibles=d, cap=c, level_factors=f)
+                 for d, c, f in itertools.product(deductibles, caps, factors)]
+    if len(schedules) == 1:
+        return schedules[0]
+    if len(schedules) > MAX_MENU_SCHEDULES:
+        raise InputError(f"{reader.where}: {reader.path.rstrip('.') or 'benefits'} is a menu of {len(schedules)} "
+                         f"schedules ({len(deductibles)} deductibles x {len(caps)} caps x {len(factors)} level "
+                         f"factor sets); at most {MAX_MENU_SCHEDULES} are weighed")
+    table: dict[str, Any] = {"deductible": [_deductible_entry(d) for d in deductibles]}
+    if caps != [None]:
+        table["cap"] = [NO_CAP if c is None else c for c in caps]
+    table["level_factors"] = [dict(zip(PLACE_LEVELS, f, strict=True)) for f in factors]
+    return BenefitMenu(schedules=tuple(schedules), table=table, source=reader.where)
+
+
+def _deductible_entry(deductibles: tuple[float, ...]) -> float | dict[str, float]:
+    first = deductibles[0]
+    return first if all(d == first for d in deductibles) else dict(zip(PLACE_LEVELS, deductibles, strict=True))
+
+
+def schedule_from_dict(data: Any, where: str) -> BenefitSchedule:
+    """One pool's schedule as result.json records it (`BenefitSchedule.to_dict`)."""
+    found = read_benefits(FieldReader(data, where, "benefits.", "a benefit schedule"))
+    if not isinstance(found, BenefitSchedule):
+        raise InputError(f"{where}: benefits must be one schedule (one value per field), got a menu")
+    return found
 
 
 def with_benefits(instance: Instance, schedule: BenefitSchedule | None) -> Instance:
     """The instance whose care is paid under `schedule` (economics.care reads
     it from `parameters.benefits`): unchanged when the schedule is None or
-    trivial (so such a spec prices bit for bit as none), or already there."""
+    trivial (so such a spec prices bit for bit as none), or already there.
+    A menu is refused (module docstring): price each of its schedules."""
+    if isinstance(schedule, BenefitMenu):
+        raise schedule.refusal("this command")
     if schedule is not None and schedule.trivial:
         schedule = None
     if instance.parameters.benefits == schedule:

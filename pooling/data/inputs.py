@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pooling.data.benefits import with_benefits
+from pooling.data.benefits import BenefitMenu, with_benefits
 from pooling.data.instance import Instance, load_instance
 from pooling.data.settlement import under_settlement
 from pooling.data.spec import Spec, load_spec
@@ -34,6 +34,11 @@ def as_spec(value: Any, where: str) -> Spec:
     return _as(value, Spec, load_spec, where, "spec", "spec_from_dict")
 
 
+MENU_COMMANDS = ("solve", "evaluate")
+"""The commands that choose among (solve) or price (evaluate) a benefit
+menu's schedules per pool; every other refuses a menu (data.benefits)."""
+
+
 def as_problem(instance: Any, spec: Any, where: str) -> tuple[Instance, Spec]:
     """(instance, spec) checked as above, the instance under the spec's
     settlement rules (data.settlement) and benefit schedule (data.benefits):
@@ -43,4 +48,8 @@ def as_problem(instance: Any, spec: Any, where: str) -> tuple[Instance, Spec]:
         raise InputError(f'{spec.source}: pooling.mode "adjustment_fund" is not taken by {where}, which prices '
                          "unified pools; `pooling solve` plans adjustment funds "
                          "(pooling.optimise.adjustment.solve_adjustment_fund)")
+    if isinstance(spec.benefits, BenefitMenu):
+        if where not in MENU_COMMANDS:
+            raise spec.benefits.refusal(f"`{where}`")
+        return under_settlement(instance, spec.network.settlement), spec   # each schedule priced in its column
     return with_benefits(under_settlement(instance, spec.network.settlement), spec.benefits), spec

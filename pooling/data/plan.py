@@ -7,6 +7,10 @@ no unknown ids, no empty pools. A contract names one of the plan's pools (its
 counties, in any order) and a contract option of the instance whose origin
 includes one of them.
 
+Under a spec whose `[benefits]` is a menu, a plan names each pool's schedule:
+``"benefits": [{"pool": ["id", ...], "schedule": {"deductible": 400, ...}}]``
+(`plan_schedules`; a result.json's pools carry theirs as `benefits`).
+
 A result.json (or evaluation.json) is a plan too: its pools' counties and the
 contracts it takes (`plan_of_output`); the rest of it (rates, bound, figures)
 is what `evaluate` computes again. It is recognised by its format tag, or,
@@ -43,9 +47,26 @@ def read_plan(path: str | Path, instance: Instance) -> tuple[list[list[str]], li
         reader.raw(FORMAT_FIELD, None)
         pools = reader.raw("pools")
         contracts = reader.raw("contracts", [])
+        reader.raw("benefits", None)   # read by plan_schedules
         reader.finish()
     plan = validate_plan(pools, instance, str(path))
     return plan, validate_contracts(contracts, plan, instance, str(path))
+
+
+def plan_schedules(path: str | Path) -> list[dict[str, Any]]:
+    """The benefit schedules a plan file names, as [{"pool": [ids], "schedule":
+    {table}}] (validated by `evaluate` against the spec's menu): its
+    `benefits` list, or a result's (evaluation's) pools' `benefits`."""
+    path = Path(path)
+    data = parse_json_bytes(read_file_bytes(path, "plan"), str(path))
+    if _output_kind(data, str(path)) is not None:
+        return [{"pool": pool["counties"], "schedule": pool["benefits"]} for pool in data.get("pools", [])
+                if isinstance(pool, dict) and "benefits" in pool]
+    found = data.get("benefits", []) if isinstance(data, dict) else []
+    if not isinstance(found, list):
+        raise InputError(f'{path}: benefits must be a list of {{"pool": [ids], "schedule": {{...}}}}, '
+                         f"got {describe(found)}")
+    return found
 
 
 OUTPUT_KINDS = ("result", "evaluation")

@@ -126,6 +126,8 @@ class ResultRecord:
     spec: Spec
     provenance: tuple[tuple[str, str], ...]
     instance_sha256: str | None
+    group_rates: dict[str, float | None] | None = None
+    """A group objective's figures (result.json `group_rates`); None for the other objectives."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,17 @@ def _portability(top: FieldReader) -> dict[str, float | None] | None:
     return {key: _number_or_none(table, key) for key in PORTABILITY_KEYS}
 
 
+GROUP_RATE_KEYS = ("resident_effective_rate", "migrant_effective_rate", "mean_effective_rate", "worst_group_rate")
+"""result.json's `group_rates` (a group objective's figures)."""
+
+
+def _group_rates(top: FieldReader) -> dict[str, float | None] | None:
+    if top.raw("group_rates", None) is None:
+        return None
+    table = top.table("group_rates")
+    return {key: _number_or_none(table, key) for key in GROUP_RATE_KEYS}
+
+
 # ---------------------------------------------------------------- result.json
 
 def read_result_record(data: Any, instance: Instance, source: str) -> ResultRecord:
@@ -360,7 +373,7 @@ def read_result_record(data: Any, instance: Instance, source: str) -> ResultReco
         groups=tuple(_group(r) for r in _items(top, "groups", "block object", default=[])),
         baselines=tuple(_baseline(r) for r in _items(top, "baselines", "baseline object", default=[])),
         portability=_portability(top), spec=spec, provenance=_provenance(top.table("provenance")),
-        instance_sha256=_sha256(top))
+        instance_sha256=_sha256(top), group_rates=_group_rates(top))
 
 
 def _generation(table: FieldReader) -> GenerationRecord:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooling.data.benefits import BenefitSchedule, read_benefits
+from pooling.data.benefits import BenefitMenu, BenefitSchedule, read_benefits
 from pooling.data.fields import FieldReader, describe, exact, require_path
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.instance import read_file_bytes
@@ -34,8 +34,21 @@ from pooling.errors import InputError
 SCOPES = ("county", "prefecture", "optimise")
 WITHIN = ("prefecture", "province", "none")
 MEASURES = ("cvar", "var", "ruin")
+MAX_MIN_GROUP_RATE = "max_min_group_rate"
+EQUITY_WEIGHTED_RATE = "max_equity_weighted_rate"
+GROUP_OBJECTIVES = (MAX_MIN_GROUP_RATE, EQUITY_WEIGHTED_RATE)
+"""Objectives over groups' effective rates (the residents, or the migrants, of
+one county; economics.group_rates): every pool pays its highest admissible
+rate and the plan is chosen by the exact group MILP (optimise.equity)."""
 OBJECTIVES = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage", "max_min_rate",
-              "min_rate_dispersion")
+              "min_rate_dispersion", *GROUP_OBJECTIVES)
+MAX_AVERSION = 50.0
+"""objective.aversion: Atkinson aversion above ~50 is the minimum in all but
+name (x^(1-eps) of rates ~0.1-0.9 spans hundreds of orders of magnitude): use
+max_min_group_rate."""
+DEFAULT_AVERSION = 1.0
+"""objective.aversion when the Atkinson kind gives none: the geometric mean of
+the groups' rates, the usual middle choice."""
 GAP_SCOPES = ("instance", "province", "prefecture")
 POOLING_MODES = ("unified", "adjustment_fund")
 """[pooling] mode: "unified" (default: a pool is one fund with one rate, as
@@ -125,7 +138,16 @@ class AdjustmentFund:
 
 @dataclass(frozen=True)
 class Objective:
+    """`aversion` (Atkinson's eps) belongs to kind "max_equity_weighted_rate"
+    only; None for every other kind."""
+
     kind: str = "max_mean_rate"
+    aversion: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as results store it: `aversion` only for the Atkinson kind
+        (so the resolved specs, and digests, of the other kinds are unchanged)."""
+        return {"kind": self.kind} | ({"aversion": self.aversion} if self.aversion is not None else {})
 
 
 @dataclass(frozen=True)
@@ -163,8 +185,16 @@ class Spec:
     network: Network = Network()
     uncertainty: Uncertainty | None = None
     """Parameter scenarios the plan must survive (data.uncertainty); None: the instance as given."""
-    benefits: BenefitSchedule | None = None
-    """What the fund pays per admission (data.benefits); None: the eligible cost in full."""
+    benefits: BenefitSchedule | BenefitMenu | None = None
+    """What the fund pays per admission (data.benefits), or a menu of schedules
+    the optimiser chooses from per pool; None: the eligible cost in full."""
+
+    def schedule_specs(self) -> list[tuple[BenefitSchedule | None, Spec]]:
+        """(schedule, spec paying it) for each schedule of a benefit menu, in
+        order; [(None, self)] without a menu (the spec prices as it is)."""
+        if not isinstance(self.benefits, BenefitMenu):
+            return [(None, self)]
+        return [(s, dataclasses.replace(self, benefits=s)) for s in self.benefits.schedules]
     welfare: WelfareTerms | None = None
     """Income and thresholds of the per-group welfare records (data.welfare); None: no records."""
     adjustment_fund: AdjustmentFund | None = None
@@ -179,7 +209,8 @@ class Spec:
         stored in results."""
         data = {FORMAT_FIELD: format_tag("spec")} | {
             section: dataclasses.asdict(getattr(self, section))
-            for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network", "simulation")}
+            for section in ("pooling", "solvency", "rates", "equalisation", "network", "simulation")}
+        data["objective"] = self.objective.to_dict()
         if self.uncertainty is not None:   # absent otherwise: specs without it hash as before
             data["uncertainty"] = self.uncertainty.to_dict()
         if self.benefits is not None:     # likewise
@@ -217,10 +248,7 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
     solvency = _read_solvency(top.table("solvency"))
     rates = _read_rates(top.table("rates"))
     equalisation = _read_equalisation(top.table("equalisation", default=None))
-    objective_table = top.table("objective", default=None)
-    objective = Objective(kind=objective_table.string("kind", choices=OBJECTIVES,
-                                                      default="max_mean_rate"))
-    objective_table.finish()
+    objective = _read_objective(top.table("objective", default=None))
     network_table = top.table("network", default=None)
     network = Network(settlement=network_table.string("settlement", choices=SETTLEMENT_CHOICES,
                                                       default="instance"))
@@ -237,7 +265,39 @@ def spec_from_dict(data: Any, source: str = "<memory>", name: str = "spec",
                 uncertainty=uncertainty, benefits=benefits, welfare=welfare, adjustment_fund=adjustment_fund)
     if adjustment_fund is not None:
         _check_adjustment_fund_spec(spec, top)
+    elif objective.kind in GROUP_OBJECTIVES:
+        _check_group_objective_spec(spec)
+    if isinstance(benefits, BenefitMenu) and uncertainty is not None:
+        raise InputError(f"{source}: benefits is a menu, which [uncertainty] does not price (its scenarios "
+                         f"would each need every schedule): give one value per [benefits] field or remove "
+                         f"[uncertainty]")
     return spec
+
+
+def _read_objective(reader: FieldReader) -> Objective:
+    kind = reader.string("kind", choices=OBJECTIVES, default="max_mean_rate")
+    if kind == EQUITY_WEIGHTED_RATE:
+        aversion = reader.number("aversion", low=0.0, high=MAX_AVERSION, default=DEFAULT_AVERSION)
+    elif reader.has("aversion"):
+        raise reader.fail("aversion", f'applies only with kind = "{EQUITY_WEIGHTED_RATE}", got kind "{kind}"')
+    else:
+        aversion = None
+    reader.finish()
+    return Objective(kind=kind, aversion=aversion)
+
+
+def _check_group_objective_spec(spec: Spec) -> None:
+    """What the group objectives do not support, refused by field: every pool
+    pays its highest admissible rate, which a rule coupling pools' rates or a
+    scenario's rates would change (optimise.equity)."""
+    kind = spec.objective.kind
+    if spec.equalisation.max_rate_gap is not None:
+        raise InputError(f'{spec.source}: equalisation.max_rate_gap is not supported with objective.kind "{kind}" '
+                         f"(it couples pools' rates; the group objectives give every pool its highest "
+                         f"admissible rate): remove it or choose another kind")
+    if spec.uncertainty is not None:
+        raise InputError(f'{spec.source}: uncertainty is not supported with objective.kind "{kind}": remove the '
+                         f"[uncertainty] table or choose another kind")
 
 
 def _read_adjustment_fund(top: FieldReader, mode: str) -> AdjustmentFund | None:

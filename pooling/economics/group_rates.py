@@ -26,11 +26,11 @@ import math
 from dataclasses import dataclass
 
 from pooling.data.instance import Instance
-from pooling.economics.care import MIGRANT, RESIDENT, CountyCare
+from pooling.data.spec import EQUITY_WEIGHTED_RATE, MAX_AVERSION, MAX_MIN_GROUP_RATE
+from pooling.economics.care import MIGRANT, RESIDENT, CountyCare, portability
 
-MAX_AVERSION = 50.0
-"""Atkinson aversion above ~50 is the minimum in all but name (x^(1-eps) of
-rates ~0.1-0.9 spans hundreds of orders of magnitude): use max_min_group_rate."""
+__all__ = ["MAX_AVERSION", "GroupShare", "atkinson_inverse", "atkinson_mean", "atkinson_utility", "county_groups",
+           "group_figures", "group_mean", "group_objective", "plan_groups", "worst_group_rate"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,27 @@ def atkinson_mean(groups: list[tuple[GroupShare, float]], aversion: float) -> fl
 def worst_group_rate(groups: list[tuple[GroupShare, float]]) -> float | None:
     """The lowest effective rate of any group (None without groups)."""
     return min((x for _, x in groups), default=None)
+
+
+def group_objective(kind: str, aversion: float | None, groups: list[tuple[GroupShare, float]]) -> float | None:
+    """A spec's group objective (data.spec.GROUP_OBJECTIVES) of a plan's
+    groups: the worst-off group's rate, or Atkinson's mean at `aversion`."""
+    if kind == MAX_MIN_GROUP_RATE:
+        return worst_group_rate(groups)
+    if kind == EQUITY_WEIGHTED_RATE:
+        return atkinson_mean(groups, aversion)
+    raise ValueError(f"not a group objective: {kind!r}")
+
+
+def group_figures(instance: Instance, cares_and_rates) -> dict[str, float | None]:
+    """A plan's groups in four figures (result.json `group_rates`): the
+    people-weighted mean effective rate of the residents' and of the migrants'
+    groups (as in frontier.csv), the plan's mean effective rate (as in
+    `portability`) and the worst-off group's rate; None where there is no such
+    group."""
+    pairs = list(cares_and_rates)
+    groups = plan_groups(instance, pairs)
+    return {"resident_effective_rate": group_mean(groups, RESIDENT),
+            "migrant_effective_rate": group_mean(groups, MIGRANT),
+            "mean_effective_rate": portability(pairs)["mean_effective_rate"] if pairs else None,
+            "worst_group_rate": worst_group_rate(groups)}

@@ -8,7 +8,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from pooling.data.benefits import with_benefits
+from pooling.data.benefits import BenefitSchedule, with_benefits
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
 from pooling.economics.behaviour import Behaviour, behaviour_on, multipliers, solvent_fixed_point
@@ -148,6 +148,9 @@ class PoolPricing:
     # pool. Every figure above is then at the fixed point max_rate (admissions
     # scaled by each member's m_c(max_rate)).
     behaviour: Behaviour | None = None
+    # Under a [benefits] menu (data.benefits.BenefitMenu): the schedule this
+    # pool was priced under (its column's); None for a fixed schedule or none.
+    benefits: BenefitSchedule | None = None
 
     @property
     def admission_multiplier(self) -> float | None:

@@ -25,9 +25,11 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from pooling.data.benefits import BenefitMenu
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
-from pooling.data.spec import Spec
+from pooling.data.spec import GROUP_OBJECTIVES, Spec
+from pooling.economics.group_rates import group_objective, plan_groups
 from pooling.economics.objectives import LINEAR_OBJECTIVES, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.status_quo import as_run
@@ -35,6 +37,7 @@ from pooling.economics.status_quo import summary as as_run_summary
 from pooling.execution.deadline import Deadline, passed
 from pooling.optimise.candidates import pool_rule_violations
 from pooling.optimise.columns import build_candidates, partition_rules
+from pooling.optimise.problem import rate_objective
 from pooling.optimise.solve import solve, solve_columns
 from pooling.optimise.solver import Status
 
@@ -78,14 +81,17 @@ def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
     if rules.max_rate_gap is None and rules.rate_step is None and rules.objective != "min_rate_dispersion":
         rates = [c.column.max_rate for c in candidates]
     else:
-        solution = solve_columns(instance, spec, [c.column for c in candidates], options)
+        solution = solve_columns(instance, spec, [c.column for c in candidates], options,
+                                 objective=rate_objective(spec))
         if solution.run.status != Status.OPTIMAL:
             return None
         rates = [0.0] * len(candidates)
         for j, rate in zip(solution.chosen, solution.rates):
             rates[j] = rate
     mean = sum(w * r for w, r in zip(weights, rates))
-    if rules.objective in LINEAR_OBJECTIVES:
+    if rules.objective in GROUP_OBJECTIVES:
+        primary = _group_value(instance, spec, [c.pricing for c in candidates], rates)
+    elif rules.objective in LINEAR_OBJECTIVES:
         primary = plan_value(rules.objective, [c.pricing for c in candidates], rates)
     else:
         primary = {"max_min_rate": min(rates), "min_rate_dispersion": -(max(rates) - min(rates))}[rules.objective]
@@ -148,6 +154,8 @@ def compare(instance: Instance, spec: Spec, optimum=None, options: SolveOptions 
     the optimum's solve counts too): a baseline the deadline cuts short says
     so in its status (time_limit, or partial for a fixed partition)."""
     options = options or SolveOptions()
+    if isinstance(spec.benefits, BenefitMenu):
+        raise spec.benefits.refusal("`solve --compare` (greedy merging prices one schedule)")
     if started is None:
         started = time.monotonic()
     deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
@@ -187,12 +195,22 @@ def status_quo_as_run(instance: Instance, spec: Spec, pricer: PoolPricer) -> Bas
     rates = [r.current_rate for r in rows]
     pricings = [pricer.price([r.county]) for r in rows]
     kind = spec.objective.kind
-    objective = plan_value(kind, pricings, rates) if kind in LINEAR_OBJECTIVES else \
-        {"max_min_rate": min(rates), "min_rate_dispersion": max(rates) - min(rates)}[kind]
+    if kind in GROUP_OBJECTIVES:
+        objective = _group_value(instance, spec, pricings, rates)
+    elif kind in LINEAR_OBJECTIVES:
+        objective = plan_value(kind, pricings, rates)
+    else:
+        objective = {"max_min_rate": min(rates), "min_rate_dispersion": max(rates) - min(rates)}[kind]
     summary = as_run_summary(rows, instance)
     return BaselineOutcome(name="status_quo_as_run", status="as_run", objective=objective,
                            mean_rate=summary["mean_rate"], min_rate=min(rates), max_rate=max(rates),
                            pools=[[r.county] for r in rows], seconds=time.perf_counter() - start, as_run=summary)
+
+
+def _group_value(instance: Instance, spec: Spec, pricings, rates) -> float:
+    """A group objective of a plan given as pricings and rates."""
+    return group_objective(spec.objective.kind, spec.objective.aversion,
+                           plan_groups(instance, [(care, r) for p, r in zip(pricings, rates) for care in p.care]))
 
 
 def _reported(spec: Spec, primary: float) -> float:

@@ -34,14 +34,13 @@ from typing import Any
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
-from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.errors import InputError
 from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.optimise.candidates import pool_rule_violations
-from pooling.optimise.columns import CandidateMaker, gap_groups, pool_variants
+from pooling.optimise.columns import MenuMaker, gap_groups, pool_variants
 from pooling.optimise.formulations.set_partition import menu_steps
-from pooling.optimise.problem import in_window, objective_value
+from pooling.optimise.problem import in_window, plan_objective
 from pooling.optimise.result import PoolOutcome, Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import Status
 
@@ -87,10 +86,11 @@ def verify_plan(instance: Instance, spec: Spec, entries, window: tuple[float, fl
     """The plan `entries` [(counties, contracts, rate)] re-priced under
     (instance, spec), with every rule checked (module docstring); raises
     PlanRejected naming the first thing that fails. `window`: every rate must
-    also lie in it (a decomposed solve's rate floor)."""
+    also lie in it (a decomposed solve's rate floor). Under a [benefits] menu
+    each entry has a fourth item, its pool's schedule, which must be on it."""
     ids = set(instance.ids)
     owner: dict[str, int] = {}
-    for index, (counties, _, _) in enumerate(entries):
+    for index, (counties, *_) in enumerate(entries):
         if not counties:
             raise PlanRejected("a pool has no county")
         for cid in counties:
@@ -102,17 +102,22 @@ def verify_plan(instance: Instance, spec: Spec, entries, window: tuple[float, fl
     missing = sorted(ids - set(owner))
     if missing:
         raise PlanRejected(f"counties {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} are in no pool")
-    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec))
+    menu = MenuMaker(instance, spec)
     candidates = []
-    for counties, contracts, rate in entries:
+    for counties, contracts, rate, *rest in entries:
         label = f"pool {_counties(counties)}"
+        schedule = rest[0] if rest else None
+        try:
+            number = menu.index(schedule)
+        except KeyError:
+            raise PlanRejected(f"{label}: its benefit schedule is not the spec's (nor on its menu)") from None
         problems = pool_rule_violations(instance, spec, counties)
         if problems:
             raise PlanRejected(problems[0])
         members = frozenset(counties)
         if (members, tuple(contracts)) not in pool_variants(instance, [members]):
             raise PlanRejected(f"{label}: contracts {list(contracts)} are not on offer to it")
-        candidate = maker.make(members, tuple(contracts))
+        candidate = menu.make(members, tuple(contracts), number)
         if window is not None:
             kept = in_window([candidate], window, spec)
             if not kept:
@@ -120,7 +125,7 @@ def verify_plan(instance: Instance, spec: Spec, entries, window: tuple[float, fl
             candidate = kept[0]
         _check_rate(candidate, rate, spec, label)
         candidates.append(candidate)
-    rates = [rate for _, _, rate in entries]
+    rates = [entry[2] for entry in entries]
     _check_gaps(instance, spec, [c.pricing.counties for c in candidates], rates)
     return plan_outcomes([c.pricing for c in candidates], rates)
 
@@ -246,15 +251,15 @@ def restore_block(payload: Any, instance: Instance, spec: Spec, window: tuple[fl
     if canonical(stored.spec) != canonical(spec.to_dict()) or stored.objective_kind != spec.objective.kind:
         raise PlanRejected("it was solved under another spec")
     _check_log(stored)
-    pools = verify_plan(instance, spec, [(p.pricing.counties, p.pricing.contracts, p.rate) for p in stored.pools],
-                        window)
+    pools = verify_plan(instance, spec, [(p.pricing.counties, p.pricing.contracts, p.rate, p.pricing.benefits)
+                                         for p in stored.pools], window)
     for fresh, saved in zip(pools, data["pools"]):
         text = fresh.to_dict()
         if canonical(text) != canonical(saved):
             field = next((k for k in text if canonical(text.get(k)) != canonical(saved.get(k))), "a field")
             raise PlanRejected(f"pool {fresh.id} {_counties(fresh.pricing.counties)}: {field} "
                                f"{saved.get(field)!r} does not match the pool re-priced ({text.get(field)!r})")
-    objective = agreeing(stored.objective, objective_value(spec.objective.kind, pools), "objective")
+    objective = agreeing(stored.objective, plan_objective(instance, spec, pools), "objective")
     check_certificate(spec, objective, stored.bound, stored.gap)
     if stored.mean_rate != mean_rate(pools):
         raise PlanRejected(f"mean_rate {stored.mean_rate!r} does not match its plan ({mean_rate(pools)!r})")

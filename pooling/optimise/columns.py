@@ -7,6 +7,7 @@ columns; the others are kept for diagnosis.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pooling.data.instance import Instance
@@ -92,6 +93,40 @@ class CandidateMaker:
             k_lo, k_hi = menu_steps(col, spec.rates.min, spec.rates.step)
             on_menu = k_lo <= k_hi
         return Candidate(pricing=pricing, bounds=bounds, column=col, on_menu=on_menu)
+
+
+class MenuMaker:
+    """Candidates under every schedule of the spec's benefit menu: one
+    CandidateMaker per schedule (its spec paying that schedule: rules, rates
+    alone and all), each candidate's pricing naming its schedule. Without a
+    menu, the spec's own CandidateMaker and untagged candidates, as always."""
+
+    def __init__(self, instance: Instance, spec: Spec, pricer=PoolPricer):
+        """`pricer(instance, spec)` builds each schedule's PoolPricer."""
+        self.makers = [(schedule, CandidateMaker(instance, member, pricer(instance, member)))
+                       for schedule, member in spec.schedule_specs()]
+
+    def __len__(self) -> int:
+        return len(self.makers)
+
+    def make(self, members, contracts=(), schedule: int = 0) -> Candidate:
+        """The pool under the menu's schedule number `schedule` (0 without a menu)."""
+        chosen, maker = self.makers[schedule]
+        candidate = maker.make(members, contracts)
+        if chosen is None:
+            return candidate
+        return dataclasses.replace(candidate, pricing=dataclasses.replace(candidate.pricing, benefits=chosen))
+
+    def make_all(self, members, contracts=()) -> list[Candidate]:
+        """The pool under each schedule, in the menu's order."""
+        return [self.make(members, contracts, k) for k in range(len(self.makers))]
+
+    def index(self, schedule) -> int:
+        """The menu's number of `schedule` (a BenefitSchedule; None without a menu)."""
+        for k, (chosen, _) in enumerate(self.makers):
+            if chosen == schedule:
+                return k
+        raise KeyError(schedule)
 
 
 def top_rate(candidate: Candidate, spec: Spec) -> float:

@@ -22,8 +22,9 @@ import pyomo.core as pyo
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
 from pooling.data.provenance import provenance
-from pooling.data.spec import Spec
-from pooling.economics.objectives import LINEAR_OBJECTIVES, objective_denominator, plan_value
+from pooling.data.spec import GROUP_OBJECTIVES, Spec
+from pooling.economics.group_rates import group_objective, plan_groups
+from pooling.economics.objectives import LINEAR_OBJECTIVES, MEAN_RATE, objective_denominator, plan_value
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import solvency_top_up
@@ -35,7 +36,7 @@ from pooling.optimise.candidates import (
     group_subsets,
     pool_groups,
 )
-from pooling.optimise.columns import Candidate, CandidateMaker, partition_rules, pool_variants
+from pooling.optimise.columns import Candidate, MenuMaker, partition_rules, pool_variants
 from pooling.optimise.formulations.set_partition import (
     Column,
     build_set_partition,
@@ -151,7 +152,29 @@ def objective_value(kind: str, pools) -> float | None:
         return plan_value(kind, [p.pricing for p in pools], rates)
     if kind == "max_min_rate":
         return min(rates)
-    return max(rates) - min(rates)
+    if kind == "min_rate_dispersion":
+        return max(rates) - min(rates)
+    raise ValueError(f"objective_value does not take {kind!r}: a group objective needs plan_objective")
+
+
+def plan_objective(instance: Instance, spec: Spec, pools) -> float | None:
+    """The spec's objective of a plan: `objective_value`, or for a group
+    objective (data.spec.GROUP_OBJECTIVES) its value over the plan's groups."""
+    kind = spec.objective.kind
+    if kind not in GROUP_OBJECTIVES:
+        return objective_value(kind, pools)
+    if not pools:
+        return None
+    cares = [(care, p.rate) for p in pools for care in p.pricing.care]
+    return group_objective(kind, spec.objective.aversion, plan_groups(instance, cares))
+
+
+def rate_objective(spec: Spec) -> str:
+    """The objective the rate-deciding MILP (`solve_columns`) is given for a
+    fixed plan. A group objective gives every pool its highest admissible
+    rate, which is what the mean rate gives pools that nothing couples (a
+    group objective refuses max_rate_gap, data.spec)."""
+    return MEAN_RATE if spec.objective.kind in GROUP_OBJECTIVES else spec.objective.kind
 
 
 LEXICOGRAPHIC_TOLERANCE = 1e-9
@@ -209,6 +232,8 @@ def solve_columns(instance: Instance, spec: Spec, columns: list[Column],
     `tie_break` False skips the second stage (only the primary value is wanted).
     Under a `deadline` each MILP run gets the time then left (`milp_options`)."""
     kind = objective or spec.objective.kind
+    if kind in GROUP_OBJECTIVES:   # never a silent mean rate in their place: optimise.equity solves them
+        raise ValueError(f"solve_columns does not take the group objective {kind!r}; pass rate_objective(spec)")
     build_start = time.perf_counter()
     rules = dataclasses.replace(partition_rules(spec), objective=kind)
     model = build_set_partition(columns, list(instance.ids), instance.total_enrollees, rules,
@@ -334,22 +359,31 @@ def price_problem(instance: Instance, spec: Spec, options: SolveOptions, deadlin
     if passed(deadline):
         return stopped([], NOT_STARTED_NOTE)
     # Scenarios that cannot bind are priced for the plan's pools only (solve.solve).
-    maker = CandidateMaker(instance, spec, PoolPricer(instance, spec, skip_dominated=True))
+    menu = MenuMaker(instance, spec, lambda inst, member: PoolPricer(inst, member, skip_dominated=True))
     groups = candidate_plan(instance, spec, options)
     generated_bound, generation_stopped = None, False
     if groups is None:
-        pools = pool_variants(instance, candidate_pools(instance, spec))
+        # Every (pool, contracts) under every schedule of a benefit menu: variants of
+        # one pool cover the same counties, so the MILP chooses one per pool.
+        pools = [(pool, contracts, k) for k in range(len(menu))
+                 for pool, contracts in pool_variants(instance, candidate_pools(instance, spec))]
         candidates = []
         with ProgressBar(plan, len(pools), label="pools priced") as bar:
-            for pool, contracts in pools:
+            for pool, contracts, k in pools:
                 if passed(deadline):
                     return stopped(candidates, f"the time limit was reached while pricing ({len(candidates):,} of "
                                                f"{len(pools):,} candidate pools priced)")
-                candidates.append(maker.make(pool, contracts))
+                candidates.append(menu.make(pool, contracts, k))
                 bar.update()
         admissible = [c for c in candidates if c.admissible]
         method = {"method": "enumeration", "mode": options.candidates}
     else:
+        if len(menu) > 1:
+            raise InputError(f"{spec.source}: a [benefits] menu is weighed exactly over enumerated candidate "
+                             f"pools, but this problem needs column generation (a group has more than "
+                             f"{options.enumeration_limit:,} candidate pools); raise the enumeration limit, "
+                             f"use a smaller max_counties, or give one value per [benefits] field")
+        maker = menu.makers[0][1]   # the spec without a menu: its one CandidateMaker
         if instance.contract_options:
             raise InputError(f"{instance.source}: contract options are weighed exactly over enumerated candidate "
                              f"pools, but this problem needs column generation (a group has more than "

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooling.data.benefits import BenefitSchedule, schedule_from_dict, with_benefits
 from pooling.data.formats import FORMAT_FIELD, format_tag, read_version
 from pooling.data.plan import refuse_adjustment_fund
 from pooling.economics.care import CARE_FIELDS, CountyCare, care_row, portability
@@ -106,8 +107,9 @@ PORTABILITY_FIELDS = ("migrant_in_network_share", "migrant_effective_rate", "res
 POOL_COLUMNS = ("id", "counties", "names", "n_counties", "rate", "max_rate", "enrollees", "budget", "revenue",
                 "fixed_costs", "expected_cost", "var", "cvar", "usable", *PORTABILITY_FIELDS)
 """Columns of `Result.to_frame()` (one row per pool); `names` only with an instance;
-with induced utilisation also `admission_multiplier`; under [uncertainty] also
-`binding_scenario` and one SCENARIO_RATE_COLUMN + name per scenario."""
+with induced utilisation also `admission_multiplier`; under a [benefits] menu
+also `benefits` (schedule_label); under [uncertainty] also `binding_scenario`
+and one SCENARIO_RATE_COLUMN + name per scenario."""
 SCENARIO_RATE_COLUMN = "max_rate:"
 """Prefix of the frame column holding a pool's max rate in one scenario ("max_rate:base")."""
 
@@ -150,6 +152,7 @@ class PoolOutcome:
                          "resolution_rel_diff": n.resolution_rel_diff,
                          "lattice_points": n.points},
         } | ({"contracts": list(p.contracts)} if p.contracts else {}) \
+          | ({"benefits": p.benefits.to_dict()} if p.benefits is not None else {}) \
           | ({"scenario_rates": dict(p.scenario_rates)} if p.scenario_rates else {}) \
           | ({"binding_scenario": p.binding_scenario} if p.binding_scenario is not None else {}) \
           | ({"admission_multiplier": self.admission_multiplier} if self.admission_multiplier is not None else {}) \
@@ -184,7 +187,8 @@ class PoolOutcome:
             var=var, cvar=cvar, risk=var if measure == "var" else cvar, max_rate=r.number("max_rate"),
             usable=r("usable", bool), county_expected_cost=(), numerics=numerics,
             care=_read_care(r, where), contracts=tuple(r("contracts", list, optional=True) or ()),
-            scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True))
+            scenario_rates=_read_scenario_rates(r, where), binding_scenario=r("binding_scenario", str, optional=True),
+            benefits=_read_schedule(r, where))
         multiplier = r.number("admission_multiplier", optional=True)
         if multiplier is not None and not multiplier > 0.0:
             raise InputError(f"{where}: field 'admission_multiplier' must be a positive number, got {multiplier!r}")
@@ -205,10 +209,30 @@ class PoolOutcome:
         row.update({f: (math.nan if shares.get(f) is None else shares[f]) for f in PORTABILITY_FIELDS})
         if self.admission_multiplier is not None:
             row["admission_multiplier"] = self.admission_multiplier
+        if p.benefits is not None:
+            row["benefits"] = schedule_label(p.benefits)
         if p.scenario_rates:
             row["binding_scenario"] = p.binding_scenario
             row.update({f"{SCENARIO_RATE_COLUMN}{name}": rate for name, rate in p.scenario_rates})
         return row
+
+
+def _read_schedule(r: _Reader, where: str) -> BenefitSchedule | None:
+    """A pool's `benefits` (its schedule from the spec's menu), or None."""
+    data = r("benefits", dict, optional=True)
+    return None if data is None else schedule_from_dict(data, f"{where}.benefits")
+
+
+def schedule_label(schedule: BenefitSchedule | None) -> str:
+    """A pool's schedule in one line (frames, reports): deductible, cap and level factors."""
+    if schedule is None:
+        return ""
+    data = schedule.to_dict()
+    deductible = data["deductible"]
+    text = "deductible " + (f"{deductible:,.0f}" if not isinstance(deductible, dict)
+                            else "/".join(f"{v:,.0f}" for v in deductible.values()))
+    text += f"; cap {data['cap']:,.0f}" if "cap" in data else "; no cap"
+    return text + "; level factors " + "/".join(f"{v:g}" for v in data["level_factors"].values())
 
 
 def _read_scenario_rates(r: _Reader, where: str) -> tuple[tuple[str, float], ...]:
@@ -251,8 +275,15 @@ def contract_records(instance, pools: list[PoolOutcome]) -> list[dict[str, Any]]
     """result.json's `contracts`: per contract taken, its pool and what it serves."""
     from pooling.economics.care import contract_served
     return [{"pool": p.id, "counties": list(p.pricing.counties),
-             **contract_served(instance, frozenset(p.pricing.counties), instance.contract(option), p.rate)}
+             **contract_served(pool_instance(instance, p), frozenset(p.pricing.counties), instance.contract(option),
+                               p.rate)}
             for p in pools for option in p.pricing.contracts]
+
+
+def pool_instance(instance, pool: PoolOutcome):
+    """The instance a pool of a plan was priced on: under a [benefits] menu,
+    with the pool's own schedule (`instance` then carries none: data.inputs)."""
+    return instance if pool.pricing.benefits is None else with_benefits(instance, pool.pricing.benefits)
 
 
 def plan_portability(pools: list[PoolOutcome]) -> dict[str, Any]:
@@ -279,11 +310,30 @@ def _read_welfare(r: _Reader) -> list[dict[str, Any]] | None:
     return None if records is None else [dict(w) for w in records]
 
 
+GROUP_RATE_FIELDS = ("resident_effective_rate", "migrant_effective_rate", "mean_effective_rate",
+                     "worst_group_rate")
+"""result.json's `group_rates` (economics.group_rates.group_figures), with a group objective only."""
+
+
+def _group_rates_entry(figures: dict[str, float | None] | None) -> dict[str, Any]:
+    """{"group_rates": figures} for a plan's JSON, or {} for the other objectives (files keep their bytes)."""
+    return {} if figures is None else {"group_rates": dict(figures)}
+
+
+def _read_group_rates(r: _Reader) -> dict[str, float | None] | None:
+    if r("group_rates", dict, optional=True) is None:
+        return None
+    table = r.table("group_rates")
+    return {key: table.number(key, optional=True) for key in GROUP_RATE_FIELDS}
+
+
 def _pool_frame(pools: list[PoolOutcome], instance, what: str):
     pandas = _pandas(what)
     columns = [c for c in POOL_COLUMNS if c != "names" or instance is not None]
     if any(p.admission_multiplier is not None for p in pools):
         columns.append("admission_multiplier")
+    if any(p.pricing.benefits is not None for p in pools):   # a [benefits] menu: each pool's schedule
+        columns.append("benefits")
     scenarios = next((p.pricing.scenario_rates for p in pools if p.pricing.scenario_rates), ())
     if scenarios:   # [uncertainty]: the binding scenario and the max rate in each
         columns += ["binding_scenario"] + [f"{SCENARIO_RATE_COLUMN}{name}" for name, _ in scenarios]
@@ -386,6 +436,9 @@ class Result:
     """Contract options the plan takes (`contract_records`); empty when none."""
     welfare: list[dict[str, Any]] | None = None
     """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
+    group_rates: dict[str, float | None] | None = None
+    """A group objective's plan in four figures (economics.group_rates.group_figures); None (absent) for
+    the other objectives, whose results keep their bytes."""
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Result:
@@ -410,7 +463,7 @@ class Result:
             groups=list(r("groups", list, optional=True) or []),
             baselines=list(r("baselines", list, optional=True) or []),
             contracts=list(r("contracts", list, optional=True) or []),
-            welfare=_read_welfare(r))
+            welfare=_read_welfare(r), group_rates=_read_group_rates(r))
         _same_as_file(result, data, source, what)
         return result
 
@@ -452,7 +505,7 @@ class Result:
         } | _portability_entry(self.pools) \
           | ({"groups": [dict(g) for g in self.groups]} if self.groups else {}) \
           | ({"baselines": [dict(b) for b in self.baselines]} if self.baselines else {}) \
-          | _welfare_entry(self.welfare)
+          | _welfare_entry(self.welfare) | _group_rates_entry(self.group_rates)
 
 
 @dataclass(frozen=True)
@@ -517,6 +570,8 @@ class Evaluation:
     """How the sensitivity cases were chosen, those skipped and why, the base optimum (--resolve)."""
     welfare: list[dict[str, Any]] | None = None
     """Per-group welfare records (economics.welfare) when the spec has [welfare]; None (absent) otherwise."""
+    group_rates: dict[str, float | None] | None = None
+    """As Result.group_rates: with a group objective only."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -541,7 +596,7 @@ class Evaluation:
           | ({"sensitivity": [dict(c) for c in self.sensitivity]} if self.sensitivity is not None else {}) \
           | ({"sensitivity_summary": dict(self.sensitivity_summary)}
              if self.sensitivity_summary is not None else {}) \
-          | _welfare_entry(self.welfare)
+          | _welfare_entry(self.welfare) | _group_rates_entry(self.group_rates)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Evaluation:
@@ -560,7 +615,8 @@ class Evaluation:
             mean_rate=r.number("mean_rate", optional=True), rates_from=r("rates_from", str),
             explain=r("explain", dict, optional=True), contracts=list(r("contracts", list, optional=True) or []),
             sensitivity=r("sensitivity", list, optional=True),
-            sensitivity_summary=r("sensitivity_summary", dict, optional=True), welfare=_read_welfare(r))
+            sensitivity_summary=r("sensitivity_summary", dict, optional=True), welfare=_read_welfare(r),
+            group_rates=_read_group_rates(r))
         _same_as_file(evaluation, data, source, what)
         return evaluation
 

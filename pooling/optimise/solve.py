@@ -17,14 +17,16 @@ import math
 import os
 import time
 
+from pooling.data.benefits import BenefitMenu, schedule_from_dict
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
-from pooling.data.plan import read_plan, validate_contracts, validate_plan
+from pooling.data.plan import plan_schedules, read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
-from pooling.data.spec import Spec
+from pooling.data.spec import GROUP_OBJECTIVES, Spec
 from pooling.data.uncertainty import scenario_instances
 from pooling.economics.explain import gain_decomposition, require_exact_measure
+from pooling.economics.group_rates import group_figures
 from pooling.economics.pools import PoolPricer
 from pooling.economics.rules import describe_bound
 from pooling.economics.subsidy import price_of_equalisation
@@ -39,7 +41,7 @@ from pooling.optimise.blocks import block_key, merge_results, problem_blocks, ru
 from pooling.optimise.candidates import (
     pool_rule_violations,
 )
-from pooling.optimise.columns import Candidate, CandidateMaker
+from pooling.optimise.columns import Candidate, CandidateMaker, MenuMaker
 from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE, candidate_plan: imported from here)
     BLOCK_GRACE_SECONDS,
     GENERATED_PROOF_TOLERANCE,
@@ -47,6 +49,8 @@ from pooling.optimise.problem import (  # noqa: F401  (GENERATED_PROOF_TOLERANCE
     ColumnSolution,
     candidate_plan,
     objective_value,
+    plan_objective,
+    rate_objective,
     smallest_gap,
     solve_columns,
     solve_whole,
@@ -61,6 +65,7 @@ from pooling.optimise.result import (
     mean_rate,
     numerics_summary,
     plan_outcomes,
+    pool_instance,
 )
 from pooling.optimise.solver import SOLVER_NAME, Status, solver_version
 from pooling.optimise.windows import coupled, solve_coupled
@@ -109,7 +114,15 @@ def solve(instance: Instance, spec: Spec, time_limit: float | None = None, *,
     result = dataclasses.replace(result, pools=complete_scenario_rates(instance, spec, result.pools))
     if spec.welfare is None:
         return result
-    return dataclasses.replace(result, welfare=welfare_records(instance, spec.welfare, result.pools))
+    return dataclasses.replace(result, welfare=plan_welfare_records(instance, spec, result.pools))
+
+
+def plan_welfare_records(instance: Instance, spec: Spec, pools) -> list[dict]:
+    """The [welfare] records of a plan, each pool on the instance it was priced
+    on (its own schedule under a [benefits] menu: result.pool_instance)."""
+    if not isinstance(spec.benefits, BenefitMenu):
+        return welfare_records(instance, spec.welfare, pools)
+    return [w for p in pools for w in welfare_records(pool_instance(instance, p), spec.welfare, [p])]
 
 
 def _solve_problem(instance: Instance, spec: Spec, time_limit, options, workers, scheduler, progress,
@@ -127,6 +140,11 @@ def _solve_problem(instance: Instance, spec: Spec, time_limit, options, workers,
         scenario_instances(instance, spec.uncertainty)
     start = time.perf_counter()
     deadline = None if options.time_limit is None else Deadline.after(options.time_limit, started)
+    if spec.objective.kind in GROUP_OBJECTIVES:
+        if checkpoint is not None and resume:
+            tell("resume: a group objective is solved as one MILP, which keeps no checkpoint: solved from the start")
+        from pooling.optimise.equity import solve_group_objective
+        return solve_group_objective(instance, spec, options, deadline, plan)
     blocks = problem_blocks(instance, spec) if options.decompose else []
     if len(blocks) <= 1:
         if checkpoint is not None and resume:
@@ -186,7 +204,7 @@ def _solve_block(shared, task) -> Result:
 
 def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None = None,
              subsidy: bool = False, options: SolveOptions | None = None, explain: bool = False,
-             contracts=None) -> Evaluation:
+             contracts=None, benefits=None) -> Evaluation:
     """Price a plan (a list of lists of county ids, or a plan JSON file) under the spec's rules.
 
     Each pool becomes the candidate `solve` would build (same rate bounds,
@@ -200,8 +218,14 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     With `explain`, the change of the objective against the status quo (every
     county alone, evaluated the same way) is split into its sources
     (economics.explain). `contracts`: [{"pool": [ids], "option": ID}, ...]
-    (a plan file's own contracts are read with it)."""
+    (a plan file's own contracts are read with it). Under a [benefits] menu
+    every pool names its schedule, one of the menu's: `benefits` [{"pool":
+    [ids], "schedule": {deductible, cap, level_factors}}, ...] (a plan file's,
+    or a result.json's pools', are read with it)."""
     instance, spec = as_problem(instance, spec, "evaluate")
+    menu = isinstance(spec.benefits, BenefitMenu)
+    if menu and (subsidy or explain or pricer is not None):
+        raise spec.benefits.refusal("`evaluate --subsidy`, `--explain` or `--sensitivity`")
     start = time.perf_counter()
     for name, flag in (("subsidy", subsidy), ("explain", explain)):
         if not isinstance(flag, bool):
@@ -209,6 +233,8 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     if explain:
         require_exact_measure(spec)   # before any work
     if isinstance(plan, (str, os.PathLike)):
+        if benefits is None:
+            benefits = plan_schedules(plan)
         plan, taken = read_plan(plan, instance)
     else:
         plan = validate_plan(plan, instance)
@@ -219,9 +245,15 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     for members, option in taken:
         chosen.setdefault(members, []).append(option)
     options = solve_options(options)
-    pricer = pricer if pricer is not None else PoolPricer(instance, spec)
-    maker = CandidateMaker(instance, spec, pricer)
-    candidates = [maker.make(pool, tuple(sorted(chosen.get(frozenset(pool), ())))) for pool in plan]
+    schedules = _pool_schedules(spec, plan, benefits)
+    if menu:
+        makers = MenuMaker(instance, spec)
+        candidates = [makers.make(pool, tuple(sorted(chosen.get(frozenset(pool), ()))), k)
+                      for pool, k in zip(plan, schedules)]
+    else:
+        pricer = pricer if pricer is not None else PoolPricer(instance, spec)
+        maker = CandidateMaker(instance, spec, pricer)
+        candidates = [maker.make(pool, tuple(sorted(chosen.get(frozenset(pool), ())))) for pool in plan]
     priced = [c.pricing for c in candidates]
     ids = {p.pricing.counties: p.id for p in plan_outcomes(priced, [0.0] * len(priced))}
     violations: list[Violation] = []
@@ -235,7 +267,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     rates = None
     if all(c.admissible for c in candidates):
         columns = [c.column for c in candidates]
-        solution = solve_columns(instance, spec, columns, options)
+        solution = solve_columns(instance, spec, columns, options, objective=rate_objective(spec))
         if solution.run.status == Status.OPTIMAL:
             rates = [0.0] * len(candidates)
             for j, rate in zip(solution.chosen, solution.rates):
@@ -254,13 +286,55 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
         status_quo = {p.pricing.counties[0]: p.rate for p in alone.pools}
         explained = gain_decomposition(
             instance, spec, pricer, [(p.pricing.counties, p.rate, p.pricing.contracts) for p in pools], status_quo)
-    welfare = None if spec.welfare is None else welfare_records(instance, spec.welfare, pools)
+    welfare = None if spec.welfare is None else plan_welfare_records(instance, spec, pools)
+    groups = None
+    if spec.objective.kind in GROUP_OBJECTIVES:
+        groups = group_figures(instance, [(care, p.rate) for p in pools for care in p.pricing.care])
     return Evaluation(subsidy=extra, explain=explained, contracts=contract_records(instance, pools), welfare=welfare,
-                      feasible=not violations,
-                      objective=objective_value(spec.objective.kind, pools), mean_rate=mean_rate(pools),
+                      feasible=not violations, group_rates=groups,
+                      objective=plan_objective(instance, spec, pools), mean_rate=mean_rate(pools),
                       rates_from=rates_from, pools=pools, violations=violations,
                       provenance=provenance(instance, spec, None, None), spec=spec.to_dict(),
                       numerics=numerics_summary(priced), wall_seconds=time.perf_counter() - start)
+
+
+def _pool_schedules(spec: Spec, plan: list[list[str]], benefits) -> list[int]:
+    """Each pool's number on the spec's [benefits] menu (evaluate's
+    `benefits`); [0, ...] without a menu, where a plan naming schedules is
+    refused (the spec's own schedule is what it prices)."""
+    given = [] if benefits is None else benefits
+    if not isinstance(given, (list, tuple)):
+        raise InputError(f'evaluate: benefits must be a list of {{"pool": [ids], "schedule": {{...}}}}, '
+                         f"got {type(given).__name__}")
+    if not isinstance(spec.benefits, BenefitMenu):
+        if given:
+            raise InputError(f"{spec.source}: the plan names benefit schedules for its pools, but the spec's "
+                             f"[benefits] is not a menu (it prices every pool under its own schedule): drop "
+                             f"the plan's benefits or evaluate under the spec that offered them")
+        return [0] * len(plan)
+    menu, pools = spec.benefits, {frozenset(p): i for i, p in enumerate(plan)}
+    found: dict[int, int] = {}
+    for k, item in enumerate(given):
+        where = f"evaluate: benefits[{k}]"
+        if not isinstance(item, dict) or set(item) != {"pool", "schedule"}:
+            raise InputError(f'{where} must be {{"pool": [ids], "schedule": {{...}}}}, got {item!r}')
+        pool = item["pool"]
+        index = pools.get(frozenset(pool)) if isinstance(pool, (list, tuple)) else None
+        if index is None:
+            raise InputError(f"{where}.pool {pool!r} is not a pool of the plan")
+        schedule = schedule_from_dict(item["schedule"], where)
+        if schedule not in menu.schedules:
+            raise InputError(f"{where}.schedule is not on the spec's [benefits] menu ({len(menu.schedules)} "
+                             f"schedules in {spec.source})")
+        if index in found:
+            raise InputError(f"{where}: pool [{', '.join(plan[index])}] is given a schedule twice")
+        found[index] = menu.schedules.index(schedule)
+    missing = [p for i, p in enumerate(plan) if i not in found]
+    if missing:
+        raise InputError(f"{spec.source}: [benefits] is a menu: the plan must name each pool's schedule "
+                         f"(\"benefits\": [{{\"pool\": [...], \"schedule\": {{...}}}}]), but pool "
+                         f"[{', '.join(missing[0])}] has none")
+    return [found[i] for i in range(len(plan))]
 
 
 POOLING_RULE_WORDS = (("not connected", "pooling.contiguous"), ("max_counties", "pooling.max_counties"),

@@ -90,12 +90,14 @@ def price_alone(instance: Instance, spec: Spec, ids=None) -> dict[str, float]:
     """Each county's maximum solvent rate on its own under `spec` (the status
     quo of separate county funds), floored at 0 and capped at rates.max as
     pricing does, under the spec's settlement rules and benefit schedule as a
-    solve prices them; `ids` restricts it to some counties."""
+    solve prices them; `ids` restricts it to some counties. Under a
+    [benefits] menu, the highest over the menu's schedules (a county alone
+    would take its best)."""
     from pooling.data.inputs import as_problem
     from pooling.economics.pools import PoolPricer
-    instance, spec = as_problem(instance, spec, "price_alone")
-    pricer = PoolPricer(instance, spec)
-    return {cid: max(0.0, pricer.price([cid]).max_rate) for cid in (ids or instance.ids)}
+    instance, spec = as_problem(instance, spec, "solve")   # solve's pricing, a menu's schedules included
+    pricers = [PoolPricer(instance, member) for _, member in spec.schedule_specs()]
+    return {cid: max(0.0, *(pricer.price([cid]).max_rate for pricer in pricers)) for cid in (ids or instance.ids)}
 
 
 def _plan_of(result: Any) -> list[tuple[str, list[str], float]]:

@@ -65,6 +65,10 @@ OBJECTIVE_WORDS = {
                                "cost (higher is better)"),
     "max_min_rate": "the lowest pool rate (higher is better)",
     "min_rate_dispersion": "the spread between the highest and lowest pool rates (lower is better)",
+    "max_min_group_rate": ("the worst-off group's effective rate, a group being one county's residents or its "
+                           "migrants (higher is better)"),
+    "max_equity_weighted_rate": ("Atkinson's equally distributed equivalent of the groups' effective rates, "
+                                 "people-weighted, with the spec's aversion to inequality (higher is better)"),
 }
 
 
@@ -293,6 +297,11 @@ def build_report(result_path: str | Path, *, stress_path: str | Path | None = No
     report = Report(title=f"Pooling report: {instance.name} ({instance.year})", warnings=warnings)
     currency = instance.currency
     _summary(report, result, instance, result_path)
+    from pooling.outputs.summaries import schedule_lines
+    schedules = schedule_lines(data.get("pools", []))
+    if schedules:
+        report.paragraph("Benefit schedule of each pool, chosen from the spec's [benefits] menu: "
+                         + "; ".join(line.strip().replace(" benefits:", ":") for line in schedules) + ".")
     alone = price_alone(instance, result.spec)
     shares = network_shares(data)
     _plan_section(report, result, instance, currency)
@@ -337,10 +346,13 @@ def _summary(report: Report, result: ResultRecord, instance: Instance, result_pa
     report.paragraph(certificate_words(result))
     if result.mean_rate is not None and result.objective_kind != "max_mean_rate":
         report.paragraph(f"Enrollee-weighted mean rate of the plan: {_rate(result.mean_rate)}.")
-    from pooling.outputs.summaries import portability_line
+    from pooling.outputs.summaries import group_rates_line, portability_line
     receive = portability_line({"portability": result.portability})
     if receive:
         report.paragraph(receive[0].upper() + receive[1:] + ".")
+    groups = group_rates_line({"group_rates": result.group_rates})
+    if groups:
+        report.paragraph(groups[0].upper() + groups[1:] + ".")
     if not pools:
         report.paragraph(f"This result has no plan (status {result.status}): there is no pool to map, price "
                          f"or stress-test. The counties are shown alone below.")

@@ -97,10 +97,11 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
                      + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if result["pools"]:
         lines.append(plan_table(result["pools"], instance))
+        lines.extend(schedule_lines(result["pools"]))
         lines.extend(scenario_lines(result["pools"]))
-        extra = portability_line(result)
-        if extra:
-            lines.append(extra)
+        for extra in (portability_line(result), group_rates_line(result)):
+            if extra:
+                lines.append(extra)
         lines.extend(welfare_lines(result, instance.currency))
     for line in result.get("diagnosis", []):
         lines.append(f"diagnosis: {line}")
@@ -116,6 +117,24 @@ def portability_line(data: dict[str, Any]) -> str | None:
             f"{_fmt(p['effective_coverage'])}; residents' effective rate {_fmt(p['resident_effective_rate'])}; "
             f"migrants' effective rate {_fmt(p['migrant_effective_rate'])}, "
             f"in network {_fmt(p['migrant_in_network_share'])} of their admissions")
+
+
+def schedule_lines(pools: list[dict[str, Any]]) -> list[str]:
+    """Each pool's benefit schedule, when the spec's [benefits] is a menu (pools carry `benefits`)."""
+    from pooling.data.benefits import schedule_from_dict
+    from pooling.optimise.result import schedule_label
+    return [f"  {p['id']} benefits: {schedule_label(schedule_from_dict(p['benefits'], p['id']))}"
+            for p in pools if p.get("benefits")]
+
+
+def group_rates_line(data: dict[str, Any]) -> str | None:
+    """A group objective's figures (result.json's or evaluation.json's `group_rates`)."""
+    g = data.get("group_rates")
+    if not g:
+        return None
+    return (f"groups (a county's residents, or its migrants; people-weighted means): residents "
+            f"{_fmt(g['resident_effective_rate'])}, migrants {_fmt(g['migrant_effective_rate'])}; worst-off group "
+            f"{_fmt(g['worst_group_rate'])}")
 
 
 def welfare_lines(data: dict[str, Any], currency: str) -> list[str]:
@@ -148,10 +167,11 @@ def explain_lines(explain: dict[str, Any]) -> list[str]:
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
     lines = [f"plan on {instance.name}: {evaluation['status']}; {evaluation['objective_kind']} "
              f"{_fmt(evaluation['objective'])}; mean rate {_fmt(evaluation.get('mean_rate'))}",
-             plan_table(evaluation["pools"], instance), *scenario_lines(evaluation["pools"])]
-    extra = portability_line(evaluation)
-    if extra:
-        lines.append(extra)
+             plan_table(evaluation["pools"], instance), *schedule_lines(evaluation["pools"]),
+             *scenario_lines(evaluation["pools"])]
+    for extra in (portability_line(evaluation), group_rates_line(evaluation)):
+        if extra:
+            lines.append(extra)
     lines.extend(welfare_lines(evaluation, instance.currency))
     if evaluation.get("explain"):
         lines.extend(explain_lines(evaluation["explain"]))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pooling.data.benefits import BenefitMenu
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance, load_instance, read_file_bytes
 from pooling.data.options import SolveOptions
@@ -44,7 +45,7 @@ from pooling.execution.atomic import write_bytes_atomic
 from pooling.execution.checkpoints import Checkpoints, tell
 from pooling.execution.tasks import ExecutionPlan, run_tasks
 from pooling.optimise.block_records import FINISHED, PlanRejected, agreeing, canonical, check_certificate, verify_plan
-from pooling.optimise.problem import objective_value
+from pooling.optimise.problem import plan_objective
 from pooling.optimise.result import mean_rate
 from pooling.optimise.solve import evaluate, solve
 
@@ -114,6 +115,8 @@ def load_sweep(path: str | Path) -> Sweep:
             where = f"{path} cell {dict(values)}"
             cell_spec = _with_values(spec_data, values, path)
             resolved = spec_from_dict(cell_spec, source=where, name=spec.name)
+            if isinstance(resolved.benefits, BenefitMenu):   # a row evaluates its plan with --subsidy
+                raise resolved.benefits.refusal("`pooling sweep`")
             key = _cell_key(loaded[name], resolved, options)
             cells.append(Cell(str(_resolve(base, name)), values, cell_spec, options, key))
     return Sweep(str(path), fields, tuple(cells))
@@ -210,7 +213,7 @@ def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
     instance, spec = as_problem(raw, spec_from_dict(cell.spec, source=cell.instance), "sweep")
     pools = verify_plan(instance, spec, entries)
     outcome = {name: stored.get(name) for name in OUTCOME_FIELDS}
-    outcome["objective"] = agreeing(outcome["objective"], objective_value(spec.objective.kind, pools), "objective")
+    outcome["objective"] = agreeing(outcome["objective"], plan_objective(instance, spec, pools), "objective")
     outcome["mean_rate"] = mean_rate(pools)
     check_certificate(spec, outcome["objective"], outcome["bound"], outcome["gap"])
     seconds = outcome["wall_seconds"]
