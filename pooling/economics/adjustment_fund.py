@@ -137,6 +137,7 @@ class AdjustmentFundPricer:
         self.instance = with_benefits(instance, spec.benefits)
         self.spec = spec
         self._laws: dict[frozenset[str], FundLaws] = {}
+        self._paths: dict = {}   # group -> economics.adjustment_ruin.GroupPaths (measure "ruin")
 
     def laws(self, group) -> FundLaws:
         key = frozenset(group)
@@ -155,6 +156,7 @@ class AdjustmentFundPricer:
         """Drop a group's laws (a group of large counties holds hundreds of
         MB of conditional laws: a plan keeps only the groups it prices again)."""
         self._laws.pop(frozenset(group), None)
+        self._paths.pop(frozenset(group), None)
 
     def budgets(self, group) -> list[tuple[float, float]]:
         """(R_i, B_i) of each member (sorted ids), B_i as if it were alone."""
@@ -171,7 +173,14 @@ class AdjustmentFundPricer:
 
     def _excess(self, group, share: float, retention: float, rates: list[float]) -> float:
         """The largest shortfall of the fund's and members' constraints at the
-        members' rates (<= 0: solvent), relative to the group's revenue."""
+        members' rates (<= 0: solvent), relative to the group's revenue.
+        Measure "ruin": simulated over the horizon (economics.adjustment_ruin)."""
+        if self.spec.solvency.measure == "ruin":
+            from pooling.economics.adjustment_ruin import GroupPaths
+            key = frozenset(group)
+            if key not in self._paths:
+                self._paths[key] = GroupPaths(self.instance, self.spec, key)
+            return self._paths[key].excess(share, retention, rates)
         laws, level = self.laws(group), self.spec.solvency.level
         money = self.budgets(group)
         scale = math.fsum(r for r, _ in money) or 1.0
