@@ -13,8 +13,10 @@ every admission rate (main streams and parts) times (1 + g_a)^t. A cost trend
 scales each admission's cost, so it scales the year's total exactly; an
 admissions trend scales the Poisson means under the same multipliers, so
 year t has its own exact conditional laws (its own sampler). Both leave
-revenue and claims deterministic in t given the path, so r_crit still exists. The estimate carries Monte Carlo error (it is a sample
-quantile over `scenarios` paths); results say how many paths priced it.
+revenue and claims deterministic in t given the path, so r_crit still exists.
+
+The estimate carries Monte Carlo error (it is a sample quantile over
+`scenarios` paths); results say how many paths priced it.
 
 Random numbers: Theta paths from SeedSequence([seed, SOLVE_STREAM, 0]), shared
 by every pool; a pool's uniforms from a key derived from its member ids, so a
