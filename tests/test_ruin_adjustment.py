@@ -7,6 +7,7 @@ three modes under ruin with trend."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,8 +15,9 @@ import pytest
 
 from pooling.data.instance import instance_from_dict
 from pooling.data.spec import spec_from_dict
-from pooling.economics.adjustment_fund import AdjustmentFundPricer
+from pooling.economics.adjustment_fund import RATE_TOLERANCE, AdjustmentFundPricer
 from pooling.economics.adjustment_ruin import GroupPaths
+from pooling.economics.pools import PoolPricer
 from pooling.optimise.adjustment import compare_modes
 from tests.factories import county, instance_dict, spec_dict
 
@@ -85,10 +87,10 @@ def _scalar_ruin(paths: GroupPaths, share, retention, rates, growth):
                 x = (reserves[i] + revenue[i] - float(paths.fixed[i]) * index - share * revenue[i]
                      - rates[i] * float(paths.costs[i, t, s]))
                 held.append(x)
-                deficit.append(max(0.0, -x - retention * revenue[i]) if share > 0 else 0.0)
+                deficit.append(max(0.0, -x - retention * revenue[i]))
             means = fund + share * sum(revenue)
             demand = sum(deficit)
-            if share > 0 and demand > means:
+            if demand > means:
                 fund_hit = True
                 paid = [d * means / demand for d in deficit]
                 fund = 0.0
@@ -112,7 +114,7 @@ def trio_paths() -> GroupPaths:
     return GroupPaths(AdjustmentFundPricer(_instance(TRIO), spec).instance, spec, "abc")
 
 
-@pytest.mark.parametrize(("share", "retention"), [(0.08, 0.0), (0.08, 0.03), (0.0, 0.0)])
+@pytest.mark.parametrize(("share", "retention"), [(0.08, 0.0), (0.08, 0.03), (0.01, 0.1)])
 def test_the_years_follow_the_rules_as_written(trio_paths, share, retention):
     """The vectorised years against a scalar loop on the same draws: equal
     frequencies, path for path, with reserves, a trend and revenue growth."""
@@ -122,7 +124,7 @@ def test_the_years_follow_the_rules_as_written(trio_paths, share, retention):
     fund, members = _scalar_ruin(paths, share, retention, rates, 0.04)
     assert ruin.fund == pytest.approx(fund, abs=0.5 / 600)
     assert ruin.members == pytest.approx(tuple(members), abs=0.5 / 600)
-    assert max(members) > 0.0 and (share == 0.0 or fund > 0.0)   # the rules were exercised
+    assert max(members) > 0.0 and fund > 0.0   # the rules were exercised
 
 
 def _claim_by_claim_costs(instance, years, scenarios, seed, admissions_trend, cost_trend):
@@ -182,8 +184,7 @@ def test_a_higher_cost_trend_never_raises_the_group_s_rate():
 
 def test_the_three_modes_under_ruin_with_trend():
     """No pooling, adjustment funds and unified pools all price under the ruin
-    measure with trend (the spec's refusal is gone), each county alone
-    reaching rates.min."""
+    measure with trend (the spec's refusal is gone)."""
     inst = _instance(TRIO)
     spec = _spec("ruin", 0.95, years=3, scenarios=1_000, contribution=(0.0, 0.1), cost_trend=0.04,
                  revenue_growth=0.03)
@@ -192,3 +193,53 @@ def test_the_three_modes_under_ruin_with_trend():
     assert plan.status == "optimal" and 0.3 <= plan.objective <= 1.0
     assert comparison.unified_status == "optimal"
     assert None not in (comparison.no_pooling, comparison.unified, comparison.adjustment_fund.objective)
+    # c = 0 is on the menu and prices members as alone, on the same draws: never below no pooling
+    assert plan.objective >= comparison.no_pooling - RATE_TOLERANCE
+
+
+def test_paths_depend_on_the_group_and_seed_only():
+    """A group's draws are keyed by its ids and the seed: the same arrays
+    whatever order the ids come in or whatever was drawn before (so a plan
+    does not depend on the order groups are priced in, or on workers)."""
+    inst = _instance(PAIR)
+    spec = _spec("ruin", 0.95, years=2, scenarios=1_000)
+    pricer = AdjustmentFundPricer(inst, spec)
+    first = GroupPaths(pricer.instance, spec, ["a", "b"]).costs
+    GroupPaths(pricer.instance, spec, ["a"])
+    again = GroupPaths(pricer.instance, spec, ["b", "a"]).costs
+    assert np.array_equal(first, again)
+    other = GroupPaths(pricer.instance, _spec("ruin", 0.95, years=2, scenarios=1_000, contribution=(0.0, 0.2)),
+                       ["a", "b"]).costs
+    assert np.array_equal(first, other)
+
+
+def test_without_common_shocks_each_member_is_drawn_from_its_whole_law():
+    """No national or prefecture shock (the common multiplier is constant):
+    each member's law is drawn whole, its own county part mixed in; the
+    mean claims are the closed form's within Monte Carlo error."""
+    inst = instance_from_dict(instance_dict(
+        [county(cid, prefecture=pref, enrollees=n, contribution_per_capita=p, reserves=a, admission_rate=0.05)
+         for cid, pref, n, p, a in PAIR], admin_fixed_per_fund=0.0, frequency_shock_cv=0.0,
+        regional_shocks={"county": {"weight": 0.5, "cv": 0.3}}))
+    spec = _spec("ruin", 0.95, years=1, scenarios=20_000)
+    costs = GroupPaths(AdjustmentFundPricer(inst, spec).instance, spec, "ab").costs[:, 0]
+    for draws, enrollees in zip(costs, (500, 700)):
+        assert abs(draws.mean() - enrollees * 0.05 * 4000.0) < 4.0 * draws.std() / math.sqrt(draws.size)
+
+
+def test_no_fund_prices_each_member_as_the_unified_measure_alone():
+    """c = 0: no fund, each member alone on the unified measure's own draws,
+    so the group's common rate is its members' smallest rate alone (to the
+    bisection's tolerance) and each member's ruin frequency at its rate
+    alone is within the allowed count."""
+    inst = _instance(TRIO)
+    spec = _spec("ruin", 0.95, years=3, scenarios=2_000, cost_trend=0.03, revenue_growth=0.01)
+    pricer = AdjustmentFundPricer(inst, spec)
+    unified = PoolPricer(inst, dataclasses.replace(spec, adjustment_fund=None))
+    alone = [unified.price([c]).max_rate for c in "abc"]
+    assert 0.0 < min(alone) < 1.0
+    assert min(alone) - RATE_TOLERANCE <= pricer.max_common_rate("abc", 0.0, 0.0) <= min(alone)
+    ruin = GroupPaths(pricer.instance, spec, "abc").ruin(0.0, 0.0, alone)
+    assert ruin.fund == 0.0 and max(ruin.members) <= 0.05
+    above = GroupPaths(pricer.instance, spec, "abc").ruin(0.0, 0.0, [r + 1e-6 for r in alone])
+    assert all(b > a for a, b in zip(ruin.members, above.members))

@@ -21,8 +21,11 @@ VaR events: a member with retention rho > 0 is ruined exactly when r_i Y_i >
 B_i - c R_i, the fund when S > F, so the rates agree with the one-year
 adjustment-fund pricing under "var" within the Monte Carlo interval (tests).
 With retention 0 a member is ruined only when the fund falls short. With
-c = 0 there is no fund and each member is ruined alone, A_i,t < 0 (the
-unified ruin measure of a pool of one). The solvency rule: the fund and
+c = 0 there is no fund and each member is ruined alone, A_i,t < 0: priced
+as the unified ruin measure prices a pool of one, on its draws (`alone`),
+so a group at c = 0 gets exactly its members' rates alone (to the
+bisection's tolerance) and a plan is never below no pooling by Monte Carlo
+noise. The solvency rule: the fund and
 every member each ruined with frequency at most 1 - level within H years.
 
 What is exact and what is Monte Carlo: each Y_i,t is drawn from its exact
@@ -47,9 +50,9 @@ from scipy import special, stats
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import county_streams
-from pooling.economics.pools import solvency_trend
+from pooling.economics.pools import pool_model, solvency_trend
 from pooling.risk.compound import ClaimStream, CompoundModel, merge_streams
-from pooling.risk.ruin import pool_key, scaled_frequency
+from pooling.risk.ruin import critical_rates, pool_key, scaled_frequency, yearly_costs
 from pooling.risk.sampling import THETA_NODE_SCORES, PoolYearSampler
 
 ADJUSTMENT_STREAM = 0xAD1F5
@@ -108,9 +111,12 @@ class GroupPaths:
     contribution, retention and rates (module docstring)."""
 
     def __init__(self, instance: Instance, spec: Spec, group):
-        """`instance` with the spec's benefits applied (economics.adjustment_fund's pricer holds it)."""
+        """`instance` with the spec's benefits applied (economics.adjustment_fund's
+        pricer holds it). Draws are made when first needed: a group priced at
+        c = 0 only never draws the shared paths."""
         self.ids = tuple(sorted(group))
         self.spec = spec
+        self._instance = instance
         counties = [instance.county(c) for c in self.ids]
         params = instance.parameters
         u = spec.solvency.reserve_share
@@ -118,6 +124,42 @@ class GroupPaths:
         self.fixed = np.array([params.fund_fixed_cost + c.per_capita_costs for c in counties])
         self.start = np.array([u * c.reserves for c in counties])
         self.trend = solvency_trend(spec)
+        self._costs: np.ndarray | None = None
+        self._alone: np.ndarray | None = None
+
+    @property
+    def costs(self) -> np.ndarray:
+        """Y_i,t per (member, year, path), the common shocks shared (module docstring)."""
+        if self._costs is None:
+            self._costs = self._draw()
+        return self._costs
+
+    @costs.setter
+    def costs(self, value: np.ndarray) -> None:
+        self._costs = value
+
+    @property
+    def alone(self) -> np.ndarray:
+        """Each member's critical rate per path as a pool of one (risk.ruin,
+        the unified measure's own draws): with c = 0 there is no fund, and
+        member i is ruined at r_i exactly when r_i > this, so a group at c = 0
+        prices each member as the unified measure prices it alone."""
+        if self._alone is None:
+            sol, sim = self.spec.solvency, self.spec.simulation
+            rows = []
+            for i, cid in enumerate(self.ids):
+                costs = yearly_costs(pool_model(self._instance, frozenset([cid])), [cid],
+                                     years=sol.horizon_years, scenarios=sim.scenarios, seed=sim.seed,
+                                     trend=self.trend)
+                rows.append(critical_rates(costs, float(self.start[i]), float(self.revenue[i] - self.fixed[i]),
+                                           self.trend.revenue))
+            self._alone = np.array(rows)
+        return self._alone
+
+    def _draw(self) -> np.ndarray:
+        instance, spec = self._instance, self.spec
+        counties = [instance.county(c) for c in self.ids]
+        params = instance.parameters
         years, scenarios, seed = spec.solvency.horizon_years, spec.simulation.scenarios, spec.simulation.seed
         national, prefecture, county = params.national_shock, params.prefecture_shock, params.county_shock
         mean = national.weight + prefecture.weight
@@ -138,7 +180,7 @@ class GroupPaths:
             samplers.append(per_year)
         prefectures = sorted({c.prefecture for c in counties})
         rng = np.random.default_rng(np.random.SeedSequence([seed, ADJUSTMENT_STREAM, *pool_key(self.ids)]))
-        self.costs = np.empty((len(counties), years, scenarios))
+        costs = np.empty((len(counties), years, scenarios))
         for t in range(years):
             theta_n = _gamma(rng, national.cv if national.weight > 0.0 else 0.0, scenarios)
             theta_p = {p: _gamma(rng, prefecture.cv if prefecture.weight > 0.0 else 0.0, scenarios)
@@ -146,12 +188,13 @@ class GroupPaths:
             for i, c in enumerate(counties):
                 m = national.weight * theta_n + prefecture.weight * theta_p[c.prefecture]
                 draw = samplers[i][t].sample(m, rng.random(scenarios))
-                self.costs[i, t] = draw if self.trend.cost == 0.0 else draw * self.trend.severity(t + 1)
+                costs[i, t] = draw if self.trend.cost == 0.0 else draw * self.trend.severity(t + 1)
+        return costs
 
     def ruin(self, share: float, retention: float, rates) -> GroupRuin:
         """Ruin frequencies within the horizon with members at `rates` (ids sorted)."""
         fund_ruined, member_ruined = self._ruined(share, retention, rates)
-        scenarios = self.costs.shape[2]
+        scenarios = self.spec.simulation.scenarios
         return GroupRuin(float(fund_ruined.sum()) / scenarios,
                          tuple(float(k) / scenarios for k in member_ruined.sum(axis=1)))
 
@@ -159,12 +202,15 @@ class GroupPaths:
         """(most ruined paths of the fund or any member - those allowed) /
         scenarios: <= 0 exactly when the group is solvent under the measure."""
         fund_ruined, member_ruined = self._ruined(share, retention, rates)
-        scenarios = self.costs.shape[2]
+        scenarios = self.spec.simulation.scenarios
         allowed = math.floor((1.0 - self.spec.solvency.level) * scenarios + COUNT_SLACK)
         worst = max(int(fund_ruined.sum()), int(member_ruined.sum(axis=1).max()))
         return (worst - allowed) / scenarios
 
     def _ruined(self, share: float, retention: float, rates) -> tuple[np.ndarray, np.ndarray]:
+        if share == 0.0:   # no fund: each member alone, on the unified measure's draws
+            member_ruined = np.asarray(rates, dtype=float)[:, None] > self.alone
+            return np.zeros(member_ruined.shape[1], dtype=bool), member_ruined
         members, years, scenarios = self.costs.shape
         rates = np.asarray(rates, dtype=float)[:, None]
         reserves = np.repeat(self.start[:, None], scenarios, axis=1)
@@ -176,15 +222,13 @@ class GroupPaths:
             revenue = self.revenue * growth[t]
             held = (reserves + (revenue - self.fixed * growth[t] - share * revenue)[:, None]
                     - rates * self.costs[:, t])
-            if share > 0.0:
-                deficit = np.maximum(-held - retention * revenue[:, None], 0.0)
-                demand = deficit.sum(axis=0)
-                means = fund + share * revenue.sum()
-                short = demand > means
-                paid = deficit * np.where(short, means / np.where(short, demand, 1.0), 1.0)
-                fund = np.where(short, 0.0, means - demand)
-                fund_ruined |= short
-                held = held + paid
-            reserves = held
+            deficit = np.maximum(-held - retention * revenue[:, None], 0.0)
+            demand = deficit.sum(axis=0)
+            means = fund + share * revenue.sum()
+            short = demand > means
+            paid = deficit * np.where(short, means / np.where(short, demand, 1.0), 1.0)
+            fund = np.where(short, 0.0, means - demand)
+            fund_ruined |= short
+            reserves = held + paid
             member_ruined |= reserves < 0.0
         return fund_ruined, member_ruined
