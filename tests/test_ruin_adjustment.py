@@ -195,6 +195,10 @@ def test_the_three_modes_under_ruin_with_trend():
     assert None not in (comparison.no_pooling, comparison.unified, comparison.adjustment_fund.objective)
     # c = 0 is on the menu and prices members as alone, on the same draws: never below no pooling
     assert plan.objective >= comparison.no_pooling - RATE_TOLERANCE
+    for group in plan.to_dict()["groups"]:   # each group reports its simulated ruin, within the level
+        ruin = group["ruin_probability"]
+        assert set(ruin["members"]) == set(group["counties"])
+        assert max(ruin["fund"], *ruin["members"].values()) <= 1.0 - 0.95 + 1e-12
 
 
 def test_paths_depend_on_the_group_and_seed_only():
