@@ -326,8 +326,6 @@ def test_unified_default_keeps_the_spec_and_its_results():
     ({"pooling": {"mode": "adjustment_fund"}, "adjustment_fund": {"contribution": [0.1], "cap": 1}},
      "adjustment_fund.cap"),
     ({"pooling": {"mode": "adjustment_fund"}, "adjustment_fund": {"contribution": [0.1]},
-      "solvency": {"measure": "ruin"}}, "solvency.measure"),
-    ({"pooling": {"mode": "adjustment_fund"}, "adjustment_fund": {"contribution": [0.1]},
       "equalisation": {"max_rate_gap": 0.1}}, "equalisation.max_rate_gap"),
 ])
 def test_bad_adjustment_fund_specs_name_the_field(sections, field):

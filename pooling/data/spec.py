@@ -73,6 +73,12 @@ MAX_COUNT = 2_000_000_000
 MAX_SCENARIOS = 10_000_000
 """simulation.scenarios: memory grows as scenarios x years x pools."""
 MAX_SEED = 2 ** 64 - 1
+GROWTH_RANGE = (-0.5, 1.0)
+"""solvency.admissions_trend, cost_trend and revenue_growth: annual rates.
+Calibrated admission trends reach +46 % a year (Henan counties 2011-13,
+CALIBRATION.md); -50 % to +100 % a year holds every plausible projection
+while keeping (1 + g)^t finite and positive over 100 years."""
+GROWTH_FIELDS = ("admissions_trend", "cost_trend", "revenue_growth")
 MAX_RATIO = 10.0
 """max_cross_subsidy and max_expected_surplus are shares of revenue: above 10
 neither can bind (a county's net outflow cannot exceed its revenue ~ten times)."""
@@ -93,12 +99,30 @@ class PoolingRules:
 class Solvency:
     """Risk measure rho at level alpha; u = reserve_share of reserves enters the
     budget (var, cvar) or the starting reserves of the ruin simulation (ruin:
-    P(reserves < 0 at some year end within horizon_years) <= 1 - level)."""
+    P(reserves < 0 at some year end within horizon_years) <= 1 - level).
+
+    Growth over the ruin horizon (measure "ruin" only; 0 = today's meaning):
+    in year t = 1..horizon_years admissions per enrollee are the instance's
+    times (1 + admissions_trend)^t, cost per admission times (1 +
+    cost_trend)^t, and revenue and fixed costs times (1 + revenue_growth)^t
+    (docs/model.md, "Multi-year ruin")."""
 
     measure: str
     level: float
     reserve_share: float
     horizon_years: int = 1
+    admissions_trend: float = 0.0
+    cost_trend: float = 0.0
+    revenue_growth: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as stored in results; the growth rates only when not 0,
+        so that specs without them write (and hash) what they always did."""
+        data = dataclasses.asdict(self)
+        for name in GROWTH_FIELDS:
+            if data[name] == 0.0:
+                del data[name]
+        return data
 
 
 @dataclass(frozen=True)
@@ -211,6 +235,7 @@ class Spec:
             section: dataclasses.asdict(getattr(self, section))
             for section in ("pooling", "solvency", "rates", "equalisation", "network", "simulation")}
         data["objective"] = self.objective.to_dict()
+        data["solvency"] = self.solvency.to_dict()
         if self.uncertainty is not None:   # absent otherwise: specs without it hash as before
             data["uncertainty"] = self.uncertainty.to_dict()
         if self.benefits is not None:     # likewise
@@ -330,9 +355,6 @@ def _check_adjustment_fund_spec(spec: Spec, top: FieldReader) -> None:
     """What the adjustment-fund mode does not price (yet), refused by field."""
     where = spec.source
     refused = []
-    if spec.solvency.measure == "ruin":
-        refused.append(("solvency.measure", 'must be "cvar" or "var" with mode "adjustment_fund" (the '
-                                            'multi-year ruin measure is not built for it), got "ruin"'))
     if spec.objective.kind != "max_mean_rate":
         refused.append(("objective.kind", 'must be "max_mean_rate" with mode "adjustment_fund", '
                                           f'got "{spec.objective.kind}"'))
@@ -368,11 +390,17 @@ def _read_solvency(reader: FieldReader) -> Solvency:
     level = reader.number("level", low=LEVEL_RANGE[0], high=LEVEL_RANGE[1])
     reserve_share = reader.number("reserve_share", low=0.0, high=1.0)
     horizon = reader.integer("horizon_years", low=1, high=100, default=1)
+    growth = {name: reader.number(name, low=GROWTH_RANGE[0], high=GROWTH_RANGE[1], default=0.0)
+              for name in GROWTH_FIELDS}
     reader.finish()
     if horizon != 1 and measure != "ruin":
         raise reader.fail("horizon_years", f"must be 1 for measure \"{measure}\" "
                           f"(one-year VaR/CVaR), got {horizon}")
-    return Solvency(measure=measure, level=level, reserve_share=reserve_share, horizon_years=horizon)
+    for name, value in growth.items():
+        if value != 0.0 and measure != "ruin":
+            raise reader.fail(name, f'applies only with measure "ruin" (the one-year {measure} prices the '
+                                    f"instance's year as given), got {exact(value)}")
+    return Solvency(measure=measure, level=level, reserve_share=reserve_share, horizon_years=horizon, **growth)
 
 
 def _read_rates(reader: FieldReader) -> Rates:

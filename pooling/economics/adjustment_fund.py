@@ -82,6 +82,7 @@ class FundOutcome:
     expected_paid: float            # E[min(S, F)]
     members: tuple[MemberOutcome, ...]
     enrollees: int
+    ruin: dict | None = None        # measure "ruin": simulated ruin frequencies {"fund", "members": {id: p}}
 
     @property
     def solvent(self) -> bool:
@@ -92,7 +93,8 @@ class FundOutcome:
                 "retention": self.retention, "fund_means": self.means, "fund_var": self.fund_var,
                 "fund_cvar": self.fund_cvar, "fund_expected_demand": self.expected_demand,
                 "fund_expected_paid": self.expected_paid,
-                "members": [m.__dict__.copy() for m in self.members]}
+                "members": [m.__dict__.copy() for m in self.members]} | (
+                    {} if self.ruin is None else {"ruin_probability": self.ruin})
 
 
 def shared_shocks(instance: Instance) -> SharedShocks:
@@ -137,6 +139,7 @@ class AdjustmentFundPricer:
         self.instance = with_benefits(instance, spec.benefits)
         self.spec = spec
         self._laws: dict[frozenset[str], FundLaws] = {}
+        self._paths: dict = {}   # group -> economics.adjustment_ruin.GroupPaths (measure "ruin")
 
     def laws(self, group) -> FundLaws:
         key = frozenset(group)
@@ -155,6 +158,15 @@ class AdjustmentFundPricer:
         """Drop a group's laws (a group of large counties holds hundreds of
         MB of conditional laws: a plan keeps only the groups it prices again)."""
         self._laws.pop(frozenset(group), None)
+        self._paths.pop(frozenset(group), None)
+
+    def paths(self, group):
+        """The group's simulated years under measure "ruin" (economics.adjustment_ruin.GroupPaths)."""
+        from pooling.economics.adjustment_ruin import GroupPaths
+        key = frozenset(group)
+        if key not in self._paths:
+            self._paths[key] = GroupPaths(self.instance, self.spec, key)
+        return self._paths[key]
 
     def budgets(self, group) -> list[tuple[float, float]]:
         """(R_i, B_i) of each member (sorted ids), B_i as if it were alone."""
@@ -171,7 +183,10 @@ class AdjustmentFundPricer:
 
     def _excess(self, group, share: float, retention: float, rates: list[float]) -> float:
         """The largest shortfall of the fund's and members' constraints at the
-        members' rates (<= 0: solvent), relative to the group's revenue."""
+        members' rates (<= 0: solvent), relative to the group's revenue.
+        Measure "ruin": simulated over the horizon (economics.adjustment_ruin)."""
+        if self.spec.solvency.measure == "ruin":
+            return self.paths(group).excess(share, retention, rates)
         laws, level = self.laws(group), self.spec.solvency.level
         money = self.budgets(group)
         scale = math.fsum(r for r, _ in money) or 1.0
@@ -261,7 +276,11 @@ class AdjustmentFundPricer:
                 threshold=thresholds[i], expected_cost=laws.members[i].mean, own_risk=own,
                 expected_deficit=deficits[i], expected_payment=payments[i],
                 expected_transfer=payments[i] - contribution + returned))
-        return FundOutcome(counties=tuple(ids), contribution_share=share, retention=retention, means=means,
+        ruin = None
+        if self.spec.solvency.measure == "ruin":
+            found = self.paths(ids).ruin(share, retention, rates)
+            ruin = {"fund": found.fund, "members": dict(zip(ids, found.members))}
+        return FundOutcome(ruin=ruin, counties=tuple(ids), contribution_share=share, retention=retention, means=means,
                            fund_var=fund_var, fund_cvar=fund_cvar, fund_risk=self._risk(fund_var, fund_cvar),
                            expected_demand=demand, expected_paid=paid, members=tuple(members),
                            enrollees=sum(inst.county(c).enrollees for c in ids))

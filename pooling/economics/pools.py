@@ -21,7 +21,7 @@ from pooling.risk.claims import (
     aggregate,
     merge_streams,
 )
-from pooling.risk.ruin import ruin_max_rate
+from pooling.risk.ruin import Trend, ruin_max_rate
 
 NO_SOLVENT_RATE = -1.0
 """max_rate of a pool whose risk is 0 and whose budget is negative: no rate is
@@ -40,6 +40,12 @@ def solvent_rate(budget: float, risk: float, cap: float) -> float:
     if risk > 0.0:
         return min(cap, budget / risk)
     return cap if budget >= 0.0 else NO_SOLVENT_RATE
+
+
+def solvency_trend(spec: Spec) -> Trend:
+    """The ruin horizon's growth rates from the spec's [solvency] (all 0 by default)."""
+    solvency = spec.solvency
+    return Trend(solvency.admissions_trend, solvency.cost_trend, solvency.revenue_growth)
 
 
 def _scaled(streams, weight: float) -> tuple[ClaimStream, ...]:
@@ -229,7 +235,8 @@ class PoolPricer:
                     ruin_rate = ruin_max_rate(
                         model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
                         net_income=revenue - fixed, years=spec.solvency.horizon_years,
-                        scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed)
+                        scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed,
+                        trend=solvency_trend(spec))
             except NumericsError as exc:
                 raise NumericsError(f"{where}: cannot price it: {exc}. "
                                     f"{_numerics_drivers(inst, spec, counties)}") from None

@@ -55,9 +55,12 @@ class PoolYearSampler:
     """Draws Y_P given the main shock Theta: interpolated conditional quantiles
     (module docstring); the model's extra parts are inside each conditional law."""
 
-    def __init__(self, model: CompoundModel):
-        shape = shock_shape(model)
-        nodes = None
+    def __init__(self, model: CompoundModel, nodes: np.ndarray | None = None):
+        """`nodes` (increasing multipliers of the main streams) replace the
+        Theta nodes: a caller whose main multiplier is not Theta (an adjustment
+        fund's members share w_N Theta_N + w_P Theta_P, economics.adjustment_ruin)
+        places them over its own multiplier's range and passes its values to `sample`."""
+        shape = shock_shape(model) if nodes is None else None
         if shape is not None:
             from scipy import stats  # here, not at the top: ~0.5 s to import, and solve never samples
             levels = special.ndtr(THETA_NODE_SCORES)
