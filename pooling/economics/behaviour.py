@@ -27,20 +27,24 @@ from dataclasses import dataclass
 
 from pooling.errors import NumericsError
 
-FIXED_POINT_TOLERANCE = 1e-9
-"""Width (rate units) of the bracket left around the fixed point r* when the
-root finder stops; the rate returned is the bracket's solvent end. Far below
-the claims engine's ~1e-4 relative accuracy, so the fixed point adds no error
-that the pricing does not already carry."""
+FIXED_POINT_TOLERANCE = 1e-5
+"""Width (rate units) of the bracket [r, r + FIXED_POINT_TOLERANCE] the search
+proves around the fixed point r* before it returns its solvent end r. The
+claims engine prices a pool's risk to ~1e-4 relative (RESOLUTION_TOLERANCE),
+which moves any max rate by ~5e-5 at a rate of 0.5: a bracket a fifth of that
+adds little to what the pricing already carries, and a closer one (the 1e-9
+of before took ~11 pricings a pool, 5x a solve) buys digits the prices do not
+have. The max rate's rounding noise (a few 1e-9) is far inside it."""
 
-FIXED_POINT_BACKOFF = 1e-6
-"""How far (rate units) below the root finder's answer the search may step back
-to a solvent rate. The max rate h(r) carries rounding noise: on Xinyang's
-8-county pool with e = -0.41 the CVaR (2.66e9 CNY) moves by a few CNY, up or
-down, between rates 2e-9 apart, so near r* the sign of h(r) - r flips at random
-over a band a few 1e-9 wide, wider than FIXED_POINT_TOLERANCE. Steps doubling
-from FIXED_POINT_TOLERANCE / 2 up to this leave the band; 1e-6 is still far
-below the pricing's ~1e-4 relative accuracy."""
+FIXED_POINT_MAX_EVALUATIONS = 60
+"""Pricings a search may take: the model step takes 2-4, and bisection of the
+bracket, its safeguard, needs at most ~17 from a bracket of width 1."""
+
+SECANT_SPAN = 1e-4
+"""Closest two rates whose secant sets the model's slope. Prices at nearby
+multipliers may sit on different lattices (risk.scaled), which moves h by up
+to the engine's accuracy (~1e-5 relative here): over 1e-4 that is a tenth of
+the slope; over the last step of a search (~1e-6) it would be all of it."""
 
 FULL_RATE = 1.0
 """At r = 1 the out-of-pocket price is 0 and a constant-elasticity response
@@ -121,47 +125,121 @@ def admissions_per_enrollee(instance, county) -> float:
     return county.admission_rate * ((1.0 - county.migrant_share) + county.migrant_share * h)
 
 
-def solvent_fixed_point(rate_at: Callable[[float], float], cap: float, where: str) -> tuple[float, int]:
-    """The largest r <= cap with r <= rate_at(r) (module docstring), and the
-    number of times `rate_at` was called. `rate_at` must be non-increasing;
-    the result is solvent (r <= rate_at(r)) and within FIXED_POINT_TOLERANCE
-    below the true fixed point. A pool not solvent at any rate >= 0 gets the
-    fixed point below 0 (it is unusable whatever it is)."""
-    calls = 0
+def solvent_fixed_point(rate_at: Callable[[float], float], cap: float, where: str, *,
+                        elasticity: float = 0.0, start: float = 0.0) -> tuple[float, int]:
+    """The fixed point r* = h(r*) of h = `rate_at` (non-increasing: the max
+    rate with admissions frozen at those of rate r), at most `cap`, and the
+    number of times h was called. Returns a rate r priced solvent (h(r) >= r)
+    with r* in [r, r + FIXED_POINT_TOLERANCE], or `cap` when h(cap) >= cap.
 
-    def gap(rate: float) -> float:
-        nonlocal calls
-        if rate >= FULL_RATE:
-            return -math.inf
-        calls += 1
-        return rate_at(rate) - rate
+    Each pricing brackets r*: h(r) >= r gives r <= r* <= h(r), h(r) < r gives
+    h(r) <= r* < r (h non-increasing). The next rate comes from a model of h,
+    log h linear in log(1 - r) (a pool's risk scales about as its admissions,
+    ((1 - r) / (1 - r0))^e: slope -`elasticity` until two pricings give their
+    secant), aimed where the model puts h(r) - r at half the tolerance, so
+    that one pricing both lands solvent and closes the bracket; bisection of
+    the bracket guards it. From a `start` near r* this takes 2-4 pricings.
+    h(r) <= 0 means the budget is not positive (h = B / rho has its sign at
+    any admissions): no rate above 0 is solvent and h(r) itself is returned
+    (a pool below every rates.min). Every rate tried lies inside the bracket
+    of those before, so the answer is always a rate priced solvent; that r* is
+    within the tolerance above it rests on h being non-increasing (solvency
+    monotone in r). NumericsError when the search does not close."""
+    top = cap if cap < FULL_RATE else math.nextafter(FULL_RATE, 0.0)
+    solvent: tuple[float, float] | None = None      # the highest rate priced solvent, with h there
+    insolvent: tuple[float, float] | None = None    # the lowest rate priced insolvent, with h there
+    tried: list[tuple[float, float]] = []
+    widths: list[float] = []
+    rate = min(max(start, 0.0), top)
+    for calls in range(1, FIXED_POINT_MAX_EVALUATIONS + 1):
+        h = rate_at(rate)
+        if h <= 0.0:
+            return h, calls
+        tried.append((rate, h))
+        if h >= rate:
+            if solvent is None or rate > solvent[0]:
+                solvent = (rate, h)
+        elif insolvent is None or rate < insolvent[0]:
+            insolvent = (rate, h)
+        if solvent is not None and solvent[0] >= top:
+            return top, calls
+        lower = max(solvent[0] if solvent else -math.inf, insolvent[1] if insolvent else -math.inf)
+        upper = min(insolvent[0] if insolvent else top, solvent[1] if solvent else top, top)
+        if solvent is not None and upper - solvent[0] <= FIXED_POINT_TOLERANCE:
+            return solvent[0], calls
+        widths.append(upper - lower)
+        rate = _next_rate(tried, solvent, insolvent, lower, upper, top, -elasticity, widths)
+    raise NumericsError(f"{where}: the solvent rate with induced utilisation was not bracketed within "
+                        f"{FIXED_POINT_TOLERANCE:g} in {FIXED_POINT_MAX_EVALUATIONS} pricings")
 
-    at_zero = gap(0.0)
-    if at_zero >= 0.0:
-        lo, hi = 0.0, min(cap, at_zero)   # h non-increasing: h(h(0)) <= h(0), so r* <= h(0)
-    else:
-        lo, hi = at_zero, 0.0             # r* < 0 <= ... and h(h(0)) >= h(0) for h(0) < 0
-    g_lo = gap(lo) if lo != 0.0 else at_zero
-    if g_lo < 0.0:
-        raise NumericsError(f"{where}: the solvent rate with induced utilisation has no bracket: the pool's max "
-                            f"rate does not fall as its rate rises (h({lo:.9g}) - {lo:.9g} = {g_lo:.3g})")
-    if hi == lo:
-        return lo, calls
-    g_hi = gap(hi)
-    if g_hi >= 0.0:
-        return hi, calls                  # solvent at the cap (or at h(0))
-    from scipy import optimize  # here, not at import: 0.2-0.5 s a solve without behaviour never needs
 
-    guess = optimize.brentq(gap, lo, hi, xtol=FIXED_POINT_TOLERANCE / 4, rtol=4 * math.ulp(1.0))
-    # brentq's answer lies within its tolerance of the sign change, on either
-    # side, and h's rounding noise blurs the sign near r*: step down, doubling
-    # the step, until solvent (the solvent end of the bracket).
-    step = 0.0
-    while step <= FIXED_POINT_BACKOFF:
-        rate = max(lo, guess - step)
-        if gap(rate) >= 0.0:
-            return rate, calls
-        step = FIXED_POINT_TOLERANCE / 2 if step == 0.0 else 2.0 * step
-    raise NumericsError(f"{where}: the solvent rate with induced utilisation was not found within "
-                        f"{FIXED_POINT_BACKOFF:g} of {guess:.9g} (the pool's max rate is not monotone in its "
-                        f"rate there)")
+def _next_rate(tried, solvent, insolvent, lower: float, upper: float, top: float, slope: float,
+               widths: list[float]) -> float:
+    """The next rate to price (solvent_fixed_point): the cap when h reached it,
+    else the model's fixed point less a third of the tolerance, kept inside
+    the bracket; the bracket's midpoint when the model strays or the bracket
+    stopped halving."""
+    low_end = solvent[0] if solvent else lower
+    h = tried[-1][1]
+    if h >= top and not (insolvent is not None and insolvent[0] <= top):
+        return top
+    if (insolvent is not None and insolvent[0] - insolvent[1] <= FIXED_POINT_TOLERANCE
+            and (solvent is None or insolvent[1] > solvent[0])):
+        return insolvent[1]       # r* in [h(r), r], that narrow: h(r) is solvent and closes it
+    if len(widths) >= 3 and widths[-1] > 0.5 * widths[-3]:
+        return _midpoint(low_end, upper)
+    model = _model_fixed_point([(r, h) for r, h in tried if h < top], slope)
+    if model is None:
+        return _midpoint(low_end, upper)
+    guess, b = model
+    # Aim where the model puts h(r) - r at half the tolerance: solvent, and closing.
+    target = guess - 0.5 * FIXED_POINT_TOLERANCE / (1.0 + b * guess / (1.0 - guess))
+    if solvent is not None and target <= solvent[0]:
+        target = solvent[0] + 0.9 * FIXED_POINT_TOLERANCE        # r* just above a solvent rate: close above
+    if insolvent is not None and target >= insolvent[0]:
+        target = insolvent[0] - 0.9 * FIXED_POINT_TOLERANCE      # r* just below an insolvent one: close below
+    target = max(target, lower)       # h(r) of an insolvent r is a solvent rate
+    if not target < upper or any(target == r for r, _ in tried):
+        return _midpoint(low_end, upper)
+    return min(target, top)
+
+
+def _midpoint(low: float, high: float) -> float:
+    return 0.5 * (max(low, 0.0) + high) if high > 0.0 else 0.5 * (low + high)
+
+
+def _model_fixed_point(tried, slope: float) -> tuple[float, float] | None:
+    """The fixed point of log h(r) = log h_k + b (log(1 - r) - log(1 - r_k)),
+    through the last rate priced whose h is below the cap (a capped h says
+    nothing of the slope), b the secant slope to the latest rate
+    priced at least SECANT_SPAN from it (else, or when that secant is not
+    >= 0, `slope`), with b; None when h there is not a finite positive rate below 1."""
+    if not tried:
+        return None
+    rate, h = tried[-1]
+    if not (0.0 < h < FULL_RATE) or rate >= FULL_RATE:
+        return None
+    b = slope
+    for r2, h2 in reversed(tried[:-1]):
+        if abs(r2 - rate) >= SECANT_SPAN and 0.0 < h2 < FULL_RATE and r2 < FULL_RATE:
+            secant = (math.log(h) - math.log(h2)) / (math.log1p(-rate) - math.log1p(-r2))
+            if math.isfinite(secant) and secant >= 0.0:
+                b = secant
+            break
+    constant = math.log(h) - b * math.log1p(-rate)
+
+    def excess(r: float) -> float:          # increasing in r on (0, 1)
+        return math.log(r) - b * math.log1p(-r) - constant
+
+    low, high = 1e-12, math.nextafter(FULL_RATE, 0.0)
+    if excess(low) >= 0.0:
+        return low, b
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        if mid in (low, high):
+            break
+        if excess(mid) >= 0.0:
+            high = mid
+        else:
+            low = mid
+    return low, b

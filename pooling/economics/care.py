@@ -312,15 +312,15 @@ def care_in_pool(instance: Instance, county: County, members: frozenset[str],
     fill = contract_fill(instance, members, contracted, multipliers)
     scale = _multiplier(multipliers, county.id)
     resident, migrant, migrant_in, migrant_cost = [], [], [], []
-    for flow in scaled_care(instance, county, scale):
+    for flow in county_care(instance, county):   # parts are linear in the admissions (county_streams)
         for part in flow.parts(members, fill):
             if flow.who == RESIDENT:
-                resident.append(part.stream.mean)
+                resident.append(part.stream.mean * scale)
             else:
-                migrant.append(part.stream.mean)
-                migrant_cost.append(part.cost)
+                migrant.append(part.stream.mean * scale)
+                migrant_cost.append(part.cost * scale)
                 if part.in_network > 0.0:
-                    migrant_in.append(part.in_network)
+                    migrant_in.append(part.in_network * scale)
     resident_eligible, migrant_eligible = math.fsum(resident), math.fsum(migrant)
     resident_total, list_migrant_total, migrant_admissions = _plan_free_totals(instance, county)
     if scale != 1.0:
@@ -357,8 +357,13 @@ def county_streams(instance: Instance, county: County, members: frozenset[str],
     """Claim streams of one county's enrollees when it belongs to pool
     `members`, its admissions scaled by its multiplier in `multipliers`."""
     fill = contract_fill(instance, members, contracted, multipliers)
-    return [part.stream for flow in scaled_care(instance, county, _multiplier(multipliers, county.id))
-            for part in flow.parts(members, fill)]
+    scale = _multiplier(multipliers, county.id)
+    streams = [part.stream for flow in county_care(instance, county) for part in flow.parts(members, fill)]
+    if scale == 1.0:
+        return streams
+    # A flow's parts are linear in its admissions (given the fill): scaling the
+    # memoised flows' streams is scaling the flows, without rebuilding them.
+    return [ClaimStream(s.rate * scale, s.severity, s.factor) for s in streams]
 
 
 CARE_FIELDS = ("county", "enrollees", "eligible", "total", "resident_eligible", "resident_total",

@@ -7,12 +7,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from pooling.data.benefits import BenefitSchedule, with_benefits
 from pooling.data.instance import County, Instance
 from pooling.data.spec import Spec
-from pooling.economics.behaviour import Behaviour, behaviour_on, multipliers, solvent_fixed_point
-from pooling.economics.care import CountyCare, care_in_pool, contracted_places, county_streams
+from pooling.economics.behaviour import (
+    Behaviour,
+    behaviour_on,
+    multiplier,
+    multipliers,
+    observed_rate,
+    solvent_fixed_point,
+)
+from pooling.economics.care import CountyCare, care_in_pool, contract_fill, contracted_places, county_streams
 from pooling.errors import NumericsError
 from pooling.risk.claims import (
     AggregateResult,
@@ -22,6 +30,7 @@ from pooling.risk.claims import (
     merge_streams,
 )
 from pooling.risk.ruin import Trend, ruin_max_rate
+from pooling.risk.scaled import ScaledClaims
 
 NO_SOLVENT_RATE = -1.0
 """max_rate of a pool whose risk is 0 and whose budget is negative: no rate is
@@ -164,6 +173,58 @@ class PoolPricing:
         return None if self.behaviour is None else self.behaviour.admission_multiplier(self.max_rate)
 
 
+def _scaled_claims(instance: Instance, spec: Spec, members: frozenset[str], options,
+                   counties: list[County]) -> ScaledClaims | None:
+    """The pool's claims as a family in one admission factor s (risk.scaled)
+    when its members' multipliers are one and the same function of the rate
+    (one observed rate r0): its model at s = 1 scaled, or, with contracts
+    (whose capacities make the in-network share move with s), built at each
+    s. None otherwise, without behaviour, and under the ruin measure (priced
+    by simulation)."""
+    if not behaviour_on(instance) or spec.solvency.measure == "ruin":
+        return None
+    if len({observed_rate(instance, c) for c in counties}) != 1:
+        return None
+    base = pool_model(instance, members, contracts=options)
+    if not options:
+        return ScaledClaims(base, spec.solvency.level)
+    contracted = contracted_places(options)
+
+    def form(scale: float) -> tuple:
+        """Which contract layers serve some of the pool's migrants and whether
+        some are left out of network: within one form every rate is affine in s."""
+        fill = contract_fill(instance, members, contracted, dict.fromkeys(sorted(members), scale))
+        return tuple((place, tuple(share > 0.0 for _, share in served), left > 0.0)
+                     for place, (served, left) in sorted(fill.items()))
+    return ScaledClaims(base, spec.solvency.level, model_at=lambda s: pool_model(
+        instance, members, contracts=options, multipliers=dict.fromkeys(sorted(members), s)),
+        same_form=lambda a, b: form(a) == form(b))
+
+
+def _search_start(instance: Instance, spec: Spec, members: frozenset[str], counties: list[County],
+                  budget: float, family: ScaledClaims | None) -> float:
+    """Where the fixed-point search starts: with a family, the fixed point of
+    the normal approximation of the risk (mean + z sd at the multiplier, its
+    Poisson variance linear and its shock variance quadratic in it), a few
+    per cent from r* for the pools in scope at no pricing; else the members'
+    mean observed rate (where the multipliers are 1)."""
+    r0s = [observed_rate(instance, c) for c in counties]
+    if family is None or budget <= 0.0:
+        return math.fsum(r0s) / len(r0s)
+    model, level = family.model, spec.solvency.level
+    normal = NormalDist()
+    z = normal.pdf(normal.inv_cdf(level)) / (1.0 - level) if spec.solvency.measure == "cvar" \
+        else normal.inv_cdf(level)
+    poisson = math.fsum(s.second_moment_sum for part in (model, *model.parts) for s in part.streams)
+    shock = max(0.0, model.variance - poisson)
+    e, r0 = instance.parameters.utilisation_elasticity, r0s[0]
+
+    def approximate(rate: float) -> float:
+        m = multiplier(e, r0, rate)
+        return solvent_rate(budget, m * model.mean + z * math.sqrt(m * poisson + m * m * shock), spec.rates.max)
+    return solvent_fixed_point(approximate, spec.rates.max, "start", elasticity=e, start=r0)[0]
+
+
 class PoolPricer:
     """Prices pools under one (instance, spec), memoised by member set."""
 
@@ -213,6 +274,10 @@ class PoolPricer:
         budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
         where = f"{inst.source}: pool [{', '.join(sorted(members))}]"
         tried: dict = {}   # the fixed point's own pricing is the search's last solvent one
+        # With a behavioural response and members alike (one r0, no contract
+        # whose capacity the multiplier fills), admissions scale by one factor:
+        # priced on lattices shared across the search (risk.scaled).
+        family = _scaled_claims(inst, spec, members, options, counties)
 
         def priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
             """(the law's figures, risk, max rate) with admissions scaled by `scale`."""
@@ -223,13 +288,16 @@ class PoolPricer:
             return tried[key]
 
         def _priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
-            model = pool_model(inst, members, contracts=options, multipliers=scale)
             try:
-                result = aggregates.get(model) if aggregates is not None else None
-                if result is None:
-                    result = aggregate(model, spec.solvency.level)
-                    if aggregates is not None:
-                        aggregates[model] = result
+                if family is not None and scale is not None:
+                    result = family.aggregate(next(iter(scale.values())))
+                else:
+                    model = pool_model(inst, members, contracts=options, multipliers=scale)
+                    result = aggregates.get(model) if aggregates is not None else None
+                    if result is None:
+                        result = aggregate(model, spec.solvency.level)
+                        if aggregates is not None:
+                            aggregates[model] = result
                 if spec.solvency.measure == "ruin":
                     sim = spec.simulation
                     ruin_rate = ruin_max_rate(
@@ -248,8 +316,10 @@ class PoolPricer:
         scale = None
         if behaviour_on(inst):
             # The fixed point r = h(r), h the max rate with admissions frozen at m_c(r).
-            fixed_point, _ = solvent_fixed_point(lambda r: priced_at(multipliers(inst, members, r))[2],
-                                                 spec.rates.max, where)
+            fixed_point, _ = solvent_fixed_point(
+                lambda r: priced_at(multipliers(inst, members, r))[2], spec.rates.max, where,
+                elasticity=inst.parameters.utilisation_elasticity,
+                start=_search_start(inst, spec, members, counties, budget, family))
             scale = multipliers(inst, members, fixed_point)
         result, risk, max_rate = priced_at(scale)
         if scale is not None:
