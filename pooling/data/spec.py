@@ -233,7 +233,9 @@ class Spec:
         stored in results."""
         data = {FORMAT_FIELD: format_tag("spec")} | {
             section: dataclasses.asdict(getattr(self, section))
-            for section in ("pooling", "solvency", "rates", "equalisation", "network", "simulation")}
+            for section in ("pooling", "solvency", "rates", "equalisation", "objective", "network", "simulation")}
+        # Their own to_dict leaves out what is at its default; the key order stays
+        # the one result files always had.
         data["objective"] = self.objective.to_dict()
         data["solvency"] = self.solvency.to_dict()
         if self.uncertainty is not None:   # absent otherwise: specs without it hash as before
