@@ -210,7 +210,7 @@ def _search_start(instance: Instance, spec: Spec, members: frozenset[str], count
     r0s = [observed_rate(instance, c) for c in counties]
     if family is None or budget <= 0.0:
         return math.fsum(r0s) / len(r0s)
-    from statistics import NormalDist   # here: only a behavioural solve needs it (imports decimal, fractions)
+    from statistics import NormalDist  # here: only a behavioural solve needs it (imports decimal, fractions)
     model, level = family.model, spec.solvency.level
     normal = NormalDist()
     z = normal.pdf(normal.inv_cdf(level)) / (1.0 - level) if spec.solvency.measure == "cvar" \
