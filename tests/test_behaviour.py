@@ -487,4 +487,4 @@ def test_contract_family_interpolates_the_built_models_exactly(scale):
     built = pool_model(inst, members, contracts=options, multipliers=dict.fromkeys(members, scale))
     for mine, theirs in zip((got, *got.parts), (built, *built.parts), strict=True):
         assert [(s.severity, s.factor) for s in mine.streams] == [(s.severity, s.factor) for s in theirs.streams]
-        assert [s.rate for s in mine.streams] == pytest.approx([s.rate for s in theirs.streams], rel=1e-12)
+        assert [s.rate for s in mine.streams] == pytest.approx([s.rate for s in theirs.streams], rel=ROUNDING)
