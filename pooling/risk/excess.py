@@ -60,6 +60,12 @@ LATTICE_POINTS = 2 ** 14
 """Most points of the members' common lattice across the group's window: the
 limit tests price the unified and stand-alone limits of groups of 10^3 to
 10^4 admissions within ADJUSTMENT_ACCURACY of the engine at it."""
+MAX_LATTICE_POINTS = 2 ** 18
+"""Most points the lattice is refined to (doubling from LATTICE_POINTS) while a
+member is too narrow on it for exact cell masses (ALIAS_TOLERANCE) and its
+severity lattice would add more than DISCRETISATION_VARIANCE_SHARE: a small
+prefecture fund in a province of large ones (Wuhai in Inner Mongolia's 12
+funds: 2^15). Beyond it the member's law is refused (NumericsError)."""
 CELLS_PER_CLAIM = 8
 """Fewer points where they would already give a mean claim this many cells
 (small groups: a window of a few hundred claims), at least 2^11."""
@@ -192,7 +198,10 @@ class FundLaws:
     """The members' conditional claim laws on one lattice, given every node
     of the common shocks, computed once (module docstring)."""
 
-    def __init__(self, members: list[Member], shocks: SharedShocks, level: float, points: int = LATTICE_POINTS):
+    def __init__(self, members: list[Member], shocks: SharedShocks, level: float, points: int = LATTICE_POINTS,
+                 fold: bool = True):
+        """`fold` False keeps every prefecture's shock as quadrature nodes
+        (the nested path; tests compare the two)."""
         if not members:
             raise ValueError("an adjustment fund needs members")
         self.members = tuple(members)
@@ -210,6 +219,7 @@ class FundLaws:
         # A prefecture with one member of several prefectures: its shock is that
         # member's own given Theta_N, folded into its law exactly (`folded`).
         alone = [sum(1 for q in self.region_of if q == p) == 1 for p in range(len(self.regions))]
+        alone = [fold and single for single in alone]
         self.folded = [regional_spread > 0.0 and len(self.regions) > 1 and alone[p] for p in self.region_of]
         national_cells = _body_cells(national_spread, self._given_national_spread(group) if any(self.folded)
                                      else spread)
@@ -233,13 +243,19 @@ class FundLaws:
             claim = group.mean / group.expected_count
             wanted = 1 << max(11, int(math.ceil(math.log2(CELLS_PER_CLAIM * high / claim + 4))))
             points = min(points, wanted)
-        self.points = points
-        self.span = max(high, 1e-300) / (points - 4)
-        # laws[i][(a, b)] = (offset, pmf) of Y_i given national node a and its prefecture's node b.
-        self.banded = [False] * len(members)          # priced by exact cell masses (`_band_phi`)
-        self._second = [0.0] * len(members)           # E[X_d^2] of a member's severity lattice otherwise
-        self.laws: list[dict[tuple[int, int], tuple[int, np.ndarray]]] = [
-            self._member_laws(i, m) for i, m in enumerate(members)]
+        while True:
+            self.points = points
+            self.span = max(high, 1e-300) / (points - 4)
+            # laws[i][(a, b)] = (offset, pmf) of Y_i given national node a and its prefecture's node b.
+            self.banded = [False] * len(members)          # priced by exact cell masses (`_band_phi`)
+            self._second = [0.0] * len(members)           # E[X_d^2] of a member's severity lattice otherwise
+            self.laws: list[dict[tuple[int, int], tuple[int, np.ndarray]]] = [
+                self._member_laws(i, m) for i, m in enumerate(members)]
+            coarse = [i for i in range(len(members)) if not self.banded[i] and self._added_variance(i)
+                      > DISCRETISATION_VARIANCE_SHARE * (self._closed_variance(i) - self._added_variance(i))]
+            if not coarse or points >= MAX_LATTICE_POINTS:
+                break
+            points *= 2     # a member too narrow for exact cell masses on this lattice
         self.unconditional = [self._mixed(i) for i in range(len(members))]
         self._check_cells(group)
         self._risk_cache: dict[tuple[int, float], tuple[float, float]] = {}
