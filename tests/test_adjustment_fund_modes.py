@@ -205,3 +205,34 @@ def test_evaluate_on_the_command_line_prices_the_groups(tmp_path, capsys):
     assert main([*argv, "--explain", "--out", str(bad)]) == 2
     assert "--explain is not taken" in capsys.readouterr().err
     assert not bad.exists() or not any(bad.iterdir())
+
+
+# -- the case study (docs/case-studies.md, "Three modes for the 2020s") ----------------------------
+
+def test_case_study_three_modes_gansu_is_current():
+    """The section's introduction and Gansu's table and transfers line are what
+    docs/case_studies.py computes now (about 30 s); Henan's, Zhejiang's and the
+    nation's are checked by regenerating: python docs/case_studies.py --only threemodes."""
+    import sys
+
+    from pooling import load_instance
+    from tests.factories import INSTANCES, REPO
+    sys.path.insert(0, str(REPO / "docs"))
+    import case_studies
+    page = (REPO / "docs" / "case-studies.md").read_text("utf-8")
+    _head, begin, rest = page.partition(case_studies.THREEMODES_BEGIN + "\n")
+    section, end, _tail = rest.partition(case_studies.THREEMODES_END)
+    assert begin and end, "docs/case-studies.md has no three-mode section: run python docs/case_studies.py"
+    written = section.splitlines()
+    intro = case_studies.threemode_intro()
+    assert written[:len(intro)] == intro
+    instance = load_instance(INSTANCES / "china2023.json")
+    ids = sorted(c.id for c in instance.counties if c.province == "620000")
+    figures = case_studies.threemode_region(instance, [ids])
+    lines = case_studies.threemode_lines(f"Gansu ({len(ids)} prefecture funds)", instance, figures)
+    start = written.index(lines[0])
+    assert written[start:start + len(lines)] == lines, (
+        "docs/case-studies.md's Gansu three-mode figures are stale: run python docs/case_studies.py --only threemodes")
+    fund = figures["provincial adjustment fund"]
+    assert fund["balance"] <= 1e-9 and len(fund["members"]) == len(ids)
+    assert figures["unified provincial pool"]["spread"][3] == 0.0     # one pool, one rate
