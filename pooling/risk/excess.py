@@ -15,7 +15,11 @@ prefecture by prefecture given Theta_N (members of one prefecture share its
 Theta_P; prefectures are independent given Theta_N), then over Theta_N.
 Mixing and convolving are both linear or multiplicative in the Fourier
 domain, so the fund's transform is sum_a w_a prod_p (sum_b w_b prod_{i in p}
-D_i^(a, b)) and one inverse FFT gives S's law.
+D_i^(a, b)) and one inverse FFT gives S's law. A prefecture with a single
+member of the group needs no nodes of its own: given Theta_N its shock is
+that member's alone and is folded into its law (a Gamma-mixed part, exact
+through its transform, as the county part), so a group of members in
+different prefectures is mixed over Theta_N alone (`FundLaws.folded`).
 
 Shocks are integrated by the quadrature of pooling.risk.shock_quadrature
 (`gamma_nodes`): cells of given probability with an edge at the solvency
@@ -24,13 +28,19 @@ many cells as the group's own spread asks for. Lattice: every member's Y_i on on
 [0, n g), n = LATTICE_POINTS, holding the whole group's window
 (risk.windows); at rate r, S lives on span r g, so the laws of Y_i are
 computed once and every rate reuses them (a rate search costs mappings and
-FFTs, not severity lattices). A threshold off the lattice is met by splitting
+FFTs, not severity lattices). A member's law given the nodes is the exact
+mass of each cell of span g where its transform vanishes at the lattice's
+Nyquist frequency (`_band_phi`: the band engine's severity quadrature, so a
+claim far below a cell costs nothing in accuracy); otherwise it is the
+mean-preserving severity lattice, refined while that adds too much variance.
+A threshold off the lattice is met by splitting
 each deficit's mass between its two neighbouring points, keeping its mean.
 
-Self-checks (enforced, NumericsError): each member's law (mass and mean against
-the closed form), the fund's law (mass, and mean against the sum of the
-members' expected deficits: a convolution wrapping around its lattice shows
-there), and pro-rata payments summing to E[min(S, F)] (`expected_payments`).
+Self-checks (enforced, NumericsError): each member's law (mass, mean and
+variance against the closed form, and the variance the lattice adds), the
+fund's law (mass, and mean against the sum of the members' expected
+deficits: a convolution wrapping around its lattice shows there), and
+pro-rata payments summing to E[min(S, F)] (`expected_payments`).
 """
 
 from __future__ import annotations
