@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pooling.errors import NumericsError
-from pooling.risk.band import BAND_MAX_ATOM, _cell_transform, _key_quadrature, _severity_transform
+from pooling.risk.band import BAND_MAX_ATOM, _cell_transform
 from pooling.risk.compound import (
     ClaimStream,
     CompoundModel,
@@ -63,6 +63,7 @@ from pooling.risk.compound import (
 from pooling.risk.lattice import ATOM_SPLIT, _normalised_severity_lattice
 from pooling.risk.law_checks import MASS_TOLERANCE, MEAN_TOLERANCE
 from pooling.risk.measures import lattice_var_cvar
+from pooling.risk.member_lattice import _band_phi, _dot, _scaled_split, _trimmed
 from pooling.risk.shock_quadrature import _body_cells, _conditional_spread, gamma_nodes, summed_nodes
 from pooling.risk.windows import _window
 
@@ -79,13 +80,6 @@ funds: 2^15). Beyond it the member's law is refused (NumericsError)."""
 CELLS_PER_CLAIM = 8
 """Fewer points where they would already give a mean claim this many cells
 (small groups: a window of a few hundred claims), at least 2^11."""
-TRIM = 1e-13
-"""Mass below which a member's conditional law is cut at either end (added to
-the last cell kept): it keeps stored laws and their mappings near their own
-support. FFT round-off leaves ~1e-18 in every cell, so a cut much below this
-would keep the whole lattice; the engine's window itself drops 1e-12, and
-moving 1e-13 of mass across the lattice moves the mean by under 1e-13 of its
-width, far below MEAN_TOLERANCE."""
 PAYMENT_BALANCE_TOLERANCE = 1e-7
 """|sum of members' expected pro-rata payments - E[min(S, F)]| / F allowed.
 The two are equal on the lattice point by point (sum_i D_i min(1, F/S) =
@@ -150,43 +144,6 @@ class Member:
     @property
     def mean(self) -> float:
         return math.fsum(s.mean for s in self.streams)
-
-
-def _cell_split(pmf: np.ndarray, offset: int, shift: float, size: int) -> np.ndarray:
-    """The law of (X - shift)+ on a lattice of `size` points, X with mass
-    pmf[j] at offset + j (lattice units): points at or below `shift` go to 0,
-    the others' mass split between the two points around X - shift so that
-    its mean is kept."""
-    out = np.zeros(size)
-    base = math.floor(shift)
-    frac = shift - base                     # X - shift = (k - base - 1) + (1 - frac)
-    first = max(0, base + 1 - offset)        # pmf[first:] lies above the shift
-    out[0] += float(pmf[:first].sum())
-    if first < len(pmf):
-        mass = pmf[first:]
-        low = offset + first - base - 1
-        out[low:low + len(mass)] += mass * frac
-        out[low + 1:low + 1 + len(mass)] += mass * (1.0 - frac)
-    return out
-
-
-def _scaled_split(pmf: np.ndarray, offset: int, scale: float, shift: float, size: int) -> np.ndarray:
-    """The law of (scale X - shift)+ (X as in `_cell_split`), each point's mass
-    split between the two lattice points around its value (mean kept): a
-    member whose rate is `scale` times the lattice's reference rate."""
-    if scale == 1.0:
-        return _cell_split(pmf, offset, shift, size)
-    value = scale * (offset + np.arange(len(pmf), dtype=float)) - shift
-    above = value > 0.0
-    out = np.zeros(size)
-    out[0] = float(pmf[~above].sum())
-    base = np.floor(value[above])
-    frac = value[above] - base
-    mass = pmf[above]
-    index = base.astype(np.int64)
-    out += np.bincount(index, weights=mass * (1.0 - frac), minlength=size)[:size]
-    out += np.bincount(index + 1, weights=mass * frac, minlength=size)[:size]
-    return out
 
 
 @dataclass(frozen=True)
@@ -598,51 +555,3 @@ class FundLaws:
                                 f"expected payments sum to {math.fsum(payments):.9g}, E[min(S, F)] is "
                                 f"{paid:.9g} (relative miss {miss:.3g} > {PAYMENT_BALANCE_TOLERANCE:g})")
         return tuple(payments)
-
-
-def _band_phi(streams, span: float, n: int) -> np.ndarray | None:
-    """The mixture severity's transform at the n/2 + 1 frequencies of a
-    lattice of span `span` from the band engine's fine quadratures
-    (risk.band: each (severity, factor) on its own grid, Richardson-combined,
-    the within-cell phase by a Taylor series), not from the severity on the
-    lattice itself: with the cell transform its inverse gives exact cell
-    masses, whatever the claims' size against a cell. None when a
-    component's grid is too large (band.MAX_QUADRATURE_POINTS)."""
-    lam = math.fsum(s.rate for s in streams)
-    points, weights = [], []
-    for s in streams:
-        quadrature = _key_quadrature((s.severity, s.factor))
-        if quadrature is None:
-            return None
-        points.append(quadrature[0])
-        weights.append(quadrature[1] * (s.rate / lam))
-    x, q = np.concatenate(points), np.concatenate(weights)
-    order = np.argsort(x, kind="stable")
-    phi = _severity_transform(x[order], q[order], span, n)
-    phi[0] = 1.0
-    return phi
-
-
-def _dot(x: np.ndarray, y: np.ndarray) -> float:
-    """sum x y by numpy's pairwise sum: a BLAS dot may spread a short vector over
-    threads, which on a loaded machine cost 20 ms for 16,384 terms."""
-    return float(np.multiply(x, y).sum())
-
-
-def _trimmed(pmf: np.ndarray, low: int = 0, high: int | None = None) -> tuple[int, np.ndarray]:
-    """(offset, pmf[offset:end]) without the ends holding under TRIM of mass,
-    which is added to the first and last cells kept; with `low` and `high`,
-    nothing outside the cells [low, high] is kept either (a conditional law's
-    window, risk.windows: exact cell masses carry FFT round-off of ~1e-14 a
-    cell, 6e-11 over a 2^14-cell lattice, more than TRIM, in cells where the
-    law holds under 1e-12 in all)."""
-    cdf = np.cumsum(pmf)
-    total = float(cdf[-1])
-    first = int(np.searchsorted(cdf, TRIM, side="right"))
-    last = int(np.searchsorted(cdf, total - TRIM, side="left"))
-    first = min(max(first, low), len(pmf) - 1)
-    last = max(min(last, len(pmf) - 1, len(pmf) - 1 if high is None else high), first)
-    kept = pmf[first:last + 1].copy()
-    kept[0] += float(pmf[:first].sum())
-    kept[-1] += float(pmf[last + 1:].sum())
-    return first, kept
