@@ -806,13 +806,17 @@ def threemode_region(instance, groups: list[list[str]], workers: int = 1) -> dic
         fund_p, member_p = call_probabilities(pricer, outcome.counties, outcome.contribution_share, 0.0,
                                               member_rates)
         pricer.forget(outcome.counties)
-        exhausted.append(fund_p)
-        calls += member_p
+        if outcome.means > 0.0:
+            exhausted.append(fund_p)
+            calls += member_p
+        else:            # a province of one fund has no adjustment fund: its own deficit
+            exhausted += member_p
         members += outcome.members
     out["provincial adjustment fund"] = {
         "pools": len(outcomes), "spread": _spread([m.rate for m in members], [people[m.county] for m in members]),
         "deficit": max(exhausted), "calls": max(calls), "members": members,
-        "balance": max(abs(math.fsum(m.expected_transfer for m in o.members)) / o.means for o in outcomes)}
+        "balance": max(abs(math.fsum(m.expected_transfer for m in o.members)) / o.means for o in outcomes
+                       if o.means > 0.0)}
     return out
 
 
@@ -889,10 +893,18 @@ def threemode_intro() -> list[str]:
             "calling on it. Transfers: each member's expected net receipt (what the fund pays it, less its "
             "contribution, plus its share of the fund's expected balance); they sum to 0 in each fund.", "",
             "Rich and poor: Zhejiang (11 prefecture funds; among the richest provinces with several funds, "
-            "while Beijing and Shanghai are one fund each in this file) and Gansu (14 funds; the lowest GDP per "
+            "while Beijing and Shanghai are one fund each in this file) and Gansu (13 funds in this file; the "
+            "lowest GDP per "
             "head). In this file financing per enrollee, prices and reserves per unit of revenue are uniform "
             "(instances/README.md), so the provinces differ by size, ageing and migration only, not by "
-            "wealth.", ""]
+            "wealth.", "",
+            "Rates are nominal and buy different care: members of an adjustment fund keep their own networks "
+            "(provincial hospitals out of network, reimbursed at the out-of-network share), while the unified "
+            "pool brings them in network at its one rate, so it pays more per admission and its solvent rate "
+            "is lower at the same budget; what enrollees receive (effective rates) is compared in 'Behaviour "
+            "on and off' above for the 2012 files. The expected net transfers are small against the "
+            "contributions because the fund's expected year-end balance is returned pro rata (docs/model.md): "
+            "an adjustment fund here is mutual insurance, not a standing transfer from rich to poor.", ""]
 
 
 def threemode_section(workers: int = 2) -> list[str]:
