@@ -218,6 +218,10 @@ def cmd_evaluate(args) -> int:
         raise InputError("--resolve re-solves each sensitivity case: it needs --sensitivity")
     instance, spec = _load(args)
     plan, contracts = read_plan(args.plan, instance)
+    if spec.adjustment_fund is not None:
+        return _evaluate_adjustment_fund(args, instance, spec, plan, contracts)
+    if args.workers:
+        raise InputError('--workers is taken by evaluate only with [pooling] mode = "adjustment_fund"')
     contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
     evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts,
                           benefits=plan_schedules(args.plan))
@@ -236,6 +240,28 @@ def cmd_evaluate(args) -> int:
         say(f"wrote {_write_frame(args, 'evaluation', evaluation.to_frame(instance))}")
         _write_welfare_frame(args, evaluation)
     return EXIT_OK if evaluation.feasible else EXIT_INFEASIBLE
+
+
+def _evaluate_adjustment_fund(args, instance, spec, plan, contracts) -> int:
+    """`evaluate` with [pooling] mode = "adjustment_fund": the plan's pools are
+    groups each sharing one adjustment fund (a fixed design, e.g. one per
+    province; pooling.optimise.adjustment.evaluate_adjustment_fund), written
+    to evaluation.json with each member's expected transfers."""
+    from pooling.data.formats import FORMAT_FIELD, format_tag
+    from pooling.data.provenance import provenance
+    from pooling.optimise.adjustment import evaluate_adjustment_fund
+    for flag, given in (("--subsidy", args.subsidy), ("--explain", args.explain),
+                        ("--sensitivity", args.sensitivity), ("--format", args.format), ("contracts", contracts)):
+        if given:
+            raise InputError(f'{flag} is not taken by evaluate with mode "adjustment_fund" ({spec.source})')
+    plan_out = evaluate_adjustment_fund(instance, spec, plan, workers=args.workers or 1)
+    data = {FORMAT_FIELD: format_tag("evaluation")} | plan_out.to_dict() | {
+        "spec": spec.to_dict(), "provenance": provenance(instance, spec, None, None)}
+    path = _write(args.out, "evaluation.json", data)
+    say(f"adjustment funds (given groups): {plan_out.status}; mean rate {plan_out.objective:.6f}, "
+        f"{plan_out.candidates} groups")
+    say(f"wrote {path}")
+    return EXIT_OK if plan_out.status == "feasible" else EXIT_INFEASIBLE
 
 
 def _progress_bar(label: str, pools: int):
@@ -598,6 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolve", action="store_true",
                    help="with --sensitivity: also solve each case and report whether the optimal plan "
                         "changes and the plan's regret (the case's optimum against the plan)")
+    from pooling.execution.tasks import MAX_WORKERS
+    p.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), metavar="N",
+                   help='with [pooling] mode = "adjustment_fund": local worker processes pricing the groups '
+                        "(default 1)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--format", choices=("csv", "parquet"),
                    help="also write the pools as a table beside the JSON, OUT/evaluation.csv or .parquet "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.optimize import brentq
 
 from pooling.data.benefits import with_benefits
@@ -284,3 +285,25 @@ class AdjustmentFundPricer:
                            fund_var=fund_var, fund_cvar=fund_cvar, fund_risk=self._risk(fund_var, fund_cvar),
                            expected_demand=demand, expected_paid=paid, members=tuple(members),
                            enrollees=sum(inst.county(c).enrollees for c in ids))
+
+
+def call_probabilities(pricer: AdjustmentFundPricer, group, share: float, retention: float,
+                       rates) -> tuple[float, tuple[float, ...]]:
+    """(P(S > F): the fund cannot pay every deficit in full, P(r_i Y_i > T_i)
+    for each member (ids sorted): it calls on the fund) for a group at its
+    members' rates, exact on the fund's lattices (a point counts as above
+    when it lies above the bound, as pooling.economics.status_quo.survival).
+    Share 0 (no fund): (0, P(r_i Y_i > B_i)), each member's own deficit."""
+    ids = sorted(group)
+    laws, money = pricer.laws(ids), pricer.budgets(ids)
+    rates = [float(rates)] * len(ids) if isinstance(rates, int | float) else [float(r) for r in rates]
+    thresholds = [b - share * r + retention * r for r, b in money] if share > 0.0 else [b for _, b in money]
+    points = laws.span * np.arange(laws.points)
+    calls = tuple(float(laws.unconditional[i][rates[i] * points > thresholds[i]].sum()) if rates[i] > 0.0
+                  else float(thresholds[i] < 0.0) for i in range(len(ids)))
+    if share == 0.0 or max(rates) == 0.0:
+        return 0.0, calls
+    fund = laws.fund(rates, thresholds, pricer.spec.solvency.level)
+    means = share * math.fsum(r for r, _ in money)
+    above = fund.span * np.arange(len(fund.pmf)) > means
+    return min(1.0, float(fund.pmf[above].sum())), calls

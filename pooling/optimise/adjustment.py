@@ -60,11 +60,15 @@ class AdjustmentPlan:
     groups: tuple[FundOutcome, ...]
     candidates: int
     rules: tuple[str, ...] = ()      # each group's rate rule (RATE_RULES)
+    unusable: tuple[tuple[str, ...], ...] = ()   # a fixed design's groups below rates.min (evaluate_adjustment_fund)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": "adjustment_fund", "status": self.status, "objective": self.objective,
-                "candidates": self.candidates,
-                "groups": [g.to_dict() | {"rate_rule": rule} for g, rule in zip(self.groups, self.rules)]}
+        out = {"mode": "adjustment_fund", "status": self.status, "objective": self.objective,
+               "candidates": self.candidates,
+               "groups": [g.to_dict() | {"rate_rule": rule} for g, rule in zip(self.groups, self.rules)]}
+        if self.unusable:
+            out["below_min_rate"] = [list(g) for g in self.unusable]
+        return out
 
 
 def _checked_instance(instance: Instance, spec: Spec) -> None:
@@ -149,6 +153,60 @@ def _partition(ids: list[str], choices: list[GroupChoice], total: int) -> list[i
     if found.status != 0 or found.x is None:
         return None
     return [j for j in range(len(choices)) if found.x[j] > 0.5]
+
+
+def _price_fixed_group(shared, group) -> tuple[GroupChoice, FundOutcome | None]:
+    """One group of a fixed design: its best option and, where any rate is
+    positive, its figures (a task of `evaluate_adjustment_fund`)."""
+    instance, spec, pricer = shared
+    pricer = pricer or AdjustmentFundPricer(instance, spec)
+    choice = choose_contribution(pricer, group)
+    outcome = _outcome(pricer, choice) if max(choice.rates) > 0.0 else None
+    pricer.forget(group)
+    return choice, outcome
+
+
+def evaluate_adjustment_fund(instance: Instance, spec: Spec, groups,
+                             pricer: AdjustmentFundPricer | None = None, workers: int = 1) -> AdjustmentPlan:
+    """A fixed design of adjustment funds: `groups` (a partition of the
+    counties, e.g. one group per province) each share one fund, at the
+    contribution and rate rule `choose_contribution` picks from the spec's
+    menu (a menu of one share fixes it), members at the largest solvent rates
+    of that rule. Status "feasible" when every group's rates reach rates.min,
+    else "infeasible" (every group still priced where any rate is positive;
+    `unusable` names the others). The pool rules (within, contiguous, ...) are
+    not applied: the groups are the design asked for. `workers` > 1 prices
+    the groups on that many processes (largest first; the same figures)."""
+    from pooling.execution.tasks import ExecutionPlan, run_tasks
+    _checked_instance(instance, spec)
+    ids = sorted(instance.ids)
+    known = set(ids)
+    seen: set[str] = set()
+    for group in groups:
+        unknown, twice = sorted(set(group) - known), sorted(seen & set(group))
+        if unknown:
+            raise InputError(f"plan: county {unknown[0]} is not in {instance.source}")
+        if twice:
+            raise InputError(f"plan: county {twice[0]} is in two groups")
+        seen |= set(group)
+    if seen != known:
+        raise InputError(f"plan: {len(known - seen)} counties of {instance.source} are in no group, e.g. "
+                         f"{sorted(known - seen)[0]}")
+    ordered = sorted((tuple(sorted(g)) for g in groups), key=lambda g: g[0])
+    largest = sorted(range(len(ordered)), key=lambda k: -len(ordered[k]))
+    priced = run_tasks(_price_fixed_group, ordered, (instance, spec, pricer if workers == 1 else None),
+                       ExecutionPlan(workers=workers, progress=False, label="groups"), order=largest)
+    outcomes, rules, unusable = [], [], []
+    for choice, outcome in priced:
+        if not choice.usable:
+            unusable.append(choice.counties)
+        if outcome is not None:
+            outcomes.append(outcome)
+            rules.append(choice.rule)
+    value = math.fsum(choice.value for choice, _ in priced)
+    total = sum(instance.county(c).enrollees for c in ids)
+    return AdjustmentPlan("infeasible" if unusable else "feasible", value / total, tuple(outcomes), len(groups),
+                          tuple(rules), tuple(unusable))
 
 
 @dataclass(frozen=True)

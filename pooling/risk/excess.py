@@ -15,7 +15,11 @@ prefecture by prefecture given Theta_N (members of one prefecture share its
 Theta_P; prefectures are independent given Theta_N), then over Theta_N.
 Mixing and convolving are both linear or multiplicative in the Fourier
 domain, so the fund's transform is sum_a w_a prod_p (sum_b w_b prod_{i in p}
-D_i^(a, b)) and one inverse FFT gives S's law.
+D_i^(a, b)) and one inverse FFT gives S's law. A prefecture with a single
+member of the group needs no nodes of its own: given Theta_N its shock is
+that member's alone and is folded into its law (a Gamma-mixed part, exact
+through its transform, as the county part), so a group of members in
+different prefectures is mixed over Theta_N alone (`FundLaws.folded`).
 
 Shocks are integrated by the quadrature of pooling.risk.shock_quadrature
 (`gamma_nodes`): cells of given probability with an edge at the solvency
@@ -24,13 +28,19 @@ many cells as the group's own spread asks for. Lattice: every member's Y_i on on
 [0, n g), n = LATTICE_POINTS, holding the whole group's window
 (risk.windows); at rate r, S lives on span r g, so the laws of Y_i are
 computed once and every rate reuses them (a rate search costs mappings and
-FFTs, not severity lattices). A threshold off the lattice is met by splitting
+FFTs, not severity lattices). A member's law given the nodes is the exact
+mass of each cell of span g where its transform vanishes at the lattice's
+Nyquist frequency (`_band_phi`: the band engine's severity quadrature, so a
+claim far below a cell costs nothing in accuracy); otherwise it is the
+mean-preserving severity lattice, refined while that adds too much variance.
+A threshold off the lattice is met by splitting
 each deficit's mass between its two neighbouring points, keeping its mean.
 
-Self-checks (enforced, NumericsError): each member's law (mass and mean against
-the closed form), the fund's law (mass, and mean against the sum of the
-members' expected deficits: a convolution wrapping around its lattice shows
-there), and pro-rata payments summing to E[min(S, F)] (`expected_payments`).
+Self-checks (enforced, NumericsError): each member's law (mass, mean and
+variance against the closed form, and the variance the lattice adds), the
+fund's law (mass, and mean against the sum of the members' expected
+deficits: a convolution wrapping around its lattice shows there), and
+pro-rata payments summing to E[min(S, F)] (`expected_payments`).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pooling.errors import NumericsError
+from pooling.risk.band import BAND_MAX_ATOM, _cell_transform
 from pooling.risk.compound import (
     ClaimStream,
     CompoundModel,
@@ -52,6 +63,7 @@ from pooling.risk.compound import (
 from pooling.risk.lattice import ATOM_SPLIT, _normalised_severity_lattice
 from pooling.risk.law_checks import MASS_TOLERANCE, MEAN_TOLERANCE
 from pooling.risk.measures import lattice_var_cvar
+from pooling.risk.member_lattice import _band_phi, _dot, _scaled_split, _trimmed
 from pooling.risk.shock_quadrature import _body_cells, _conditional_spread, gamma_nodes, summed_nodes
 from pooling.risk.windows import _window
 
@@ -59,16 +71,15 @@ LATTICE_POINTS = 2 ** 14
 """Most points of the members' common lattice across the group's window: the
 limit tests price the unified and stand-alone limits of groups of 10^3 to
 10^4 admissions within ADJUSTMENT_ACCURACY of the engine at it."""
+MAX_LATTICE_POINTS = 2 ** 18
+"""Most points the lattice is refined to (doubling from LATTICE_POINTS) while a
+member is too narrow on it for exact cell masses (ALIAS_TOLERANCE) and its
+severity lattice would add more than DISCRETISATION_VARIANCE_SHARE: a small
+prefecture fund in a province of large ones (Wuhai in Inner Mongolia's 12
+funds: 2^15). Beyond it the member's law is refused (NumericsError)."""
 CELLS_PER_CLAIM = 8
 """Fewer points where they would already give a mean claim this many cells
 (small groups: a window of a few hundred claims), at least 2^11."""
-TRIM = 1e-13
-"""Mass below which a member's conditional law is cut at either end (added to
-the last cell kept): it keeps stored laws and their mappings near their own
-support. FFT round-off leaves ~1e-18 in every cell, so a cut much below this
-would keep the whole lattice; the engine's window itself drops 1e-12, and
-moving 1e-13 of mass across the lattice moves the mean by under 1e-13 of its
-width, far below MEAN_TOLERANCE."""
 PAYMENT_BALANCE_TOLERANCE = 1e-7
 """|sum of members' expected pro-rata payments - E[min(S, F)]| / F allowed.
 The two are equal on the lattice point by point (sum_i D_i min(1, F/S) =
@@ -78,6 +89,31 @@ FUND_MEAN_SCALE = "max(E[S], r sum E[Y_i])"
 when deficits are rare (E[S] tiny). FFT round-off (~1e-17 per cell, its
 positive half kept when the law is clamped at 0) is measured against the
 claims it comes from, as the engine's MEAN_TOLERANCE is against E[Y]."""
+DISCRETISATION_VARIANCE_SHARE = 1e-3
+"""Most variance the lattice may add: for a member on the mean-preserving
+severity lattice, lambda (E[X_d^2] - E[X^2]) as a share of Var Y_i; for the
+members priced by exact cell masses (`_band_phi`), whose cells' centres add
+Sheppard's g^2 / 12 each to the fund's demand, their sum as a share of the
+group's Var sum Y_i. A share e moves a quantile z sd above the mean by about
+z sd e / 2: 1e-3 keeps it far below ADJUSTMENT_ACCURACY. On the severity
+lattice a prefecture fund of 2 x 10^5 admissions in its province's group
+(claims 1/2,000 of a cell) gained 3.7 times its variance: such a law is
+refused (NumericsError), never priced."""
+ALIAS_TOLERANCE = 1e-12
+"""Largest |transform| of a member's conditional law at the lattice's
+Nyquist frequency (at its smallest shock node, where it decays least) for
+exact cell masses (`_band_phi`): the cell masses' aliasing error is of that
+order per cell, far below MASS_TOLERANCE. The band engine's own test (1e-15
+over the upper half band) refused prefecture funds of 10^2 cells whose
+Gamma-mixed shocks decay only polynomially; they pass this one at 1e-13."""
+MIXTURE_VARIANCE_TOLERANCE = 1e-3
+"""|variance of a member's mixed law - its closed form (plus what the
+lattice adds)| / that, allowed. The quadrature keeps every shock's mean and
+variance (shock_quadrature), so only a cell collapsed to its mean (a very
+skewed shock), trimming and round-off remain: measured below 1e-6 on the
+test cases and china2023's provinces. It is looser than the engine's
+VARIANCE_TOLERANCE for that collapsed cell, and still 20x below what would
+move a price by ADJUSTMENT_ACCURACY."""
 ADJUSTMENT_ACCURACY = 2e-3
 """Relative agreement of the adjustment fund's limits with the engine's pools
 (tests): both laws are exact up to lattice resolution and, here, quadrature."""
@@ -110,43 +146,6 @@ class Member:
         return math.fsum(s.mean for s in self.streams)
 
 
-def _cell_split(pmf: np.ndarray, offset: int, shift: float, size: int) -> np.ndarray:
-    """The law of (X - shift)+ on a lattice of `size` points, X with mass
-    pmf[j] at offset + j (lattice units): points at or below `shift` go to 0,
-    the others' mass split between the two points around X - shift so that
-    its mean is kept."""
-    out = np.zeros(size)
-    base = math.floor(shift)
-    frac = shift - base                     # X - shift = (k - base - 1) + (1 - frac)
-    first = max(0, base + 1 - offset)        # pmf[first:] lies above the shift
-    out[0] += float(pmf[:first].sum())
-    if first < len(pmf):
-        mass = pmf[first:]
-        low = offset + first - base - 1
-        out[low:low + len(mass)] += mass * frac
-        out[low + 1:low + 1 + len(mass)] += mass * (1.0 - frac)
-    return out
-
-
-def _scaled_split(pmf: np.ndarray, offset: int, scale: float, shift: float, size: int) -> np.ndarray:
-    """The law of (scale X - shift)+ (X as in `_cell_split`), each point's mass
-    split between the two lattice points around its value (mean kept): a
-    member whose rate is `scale` times the lattice's reference rate."""
-    if scale == 1.0:
-        return _cell_split(pmf, offset, shift, size)
-    value = scale * (offset + np.arange(len(pmf), dtype=float)) - shift
-    above = value > 0.0
-    out = np.zeros(size)
-    out[0] = float(pmf[~above].sum())
-    base = np.floor(value[above])
-    frac = value[above] - base
-    mass = pmf[above]
-    index = base.astype(np.int64)
-    out += np.bincount(index, weights=mass * (1.0 - frac), minlength=size)[:size]
-    out += np.bincount(index + 1, weights=mass * frac, minlength=size)[:size]
-    return out
-
-
 @dataclass(frozen=True)
 class FundFigures:
     """The fund's demand S at one rate and set of thresholds."""
@@ -166,7 +165,10 @@ class FundLaws:
     """The members' conditional claim laws on one lattice, given every node
     of the common shocks, computed once (module docstring)."""
 
-    def __init__(self, members: list[Member], shocks: SharedShocks, level: float, points: int = LATTICE_POINTS):
+    def __init__(self, members: list[Member], shocks: SharedShocks, level: float, points: int = LATTICE_POINTS,
+                 fold: bool = True):
+        """`fold` False keeps every prefecture's shock as quadrature nodes
+        (the nested path; tests compare the two)."""
         if not members:
             raise ValueError("an adjustment fund needs members")
         self.members = tuple(members)
@@ -181,28 +183,63 @@ class FundLaws:
         self._weights = (shocks.national_weight, shocks.prefecture_weight)
         national_spread = shocks.national_weight * shocks.national_cv
         regional_spread = shocks.prefecture_weight * shocks.prefecture_cv
+        # A prefecture with one member of several prefectures: its shock is that
+        # member's own given Theta_N, folded into its law exactly (`folded`).
+        alone = [sum(1 for q in self.region_of if q == p) == 1 for p in range(len(self.regions))]
+        alone = [fold and single for single in alone]
+        self.folded = [regional_spread > 0.0 and len(self.regions) > 1 and alone[p] for p in self.region_of]
+        national_cells = _body_cells(national_spread, self._given_national_spread(group) if any(self.folded)
+                                     else spread)
         self.national = gamma_nodes(shocks.national_cv if shocks.national_weight > 0.0 else 0.0, level,
-                                    _body_cells(national_spread, spread))
-        self.regional = (np.ones(1), np.ones(1))
+                                    national_cells)
+        regional = (np.ones(1), np.ones(1))
         if regional_spread > 0.0 and len(self.regions) == 1:   # one variable: M = w_N Theta_N + w_P Theta_P
             self.national = summed_nodes(
                 [(shocks.national_weight, shocks.national_cv), (shocks.prefecture_weight, shocks.prefecture_cv)],
                 level, _body_cells(math.hypot(national_spread, regional_spread), spread))
             self._weights = (1.0, 0.0)
-        elif regional_spread > 0.0:
-            self.regional = gamma_nodes(shocks.prefecture_cv, level, _body_cells(regional_spread, spread))
+        elif regional_spread > 0.0 and not all(self.folded):
+            regional = gamma_nodes(shocks.prefecture_cv, level, _body_cells(regional_spread, spread))
+        # Each prefecture's own nodes: a folded one has the single node 0 (its
+        # shock is in its member's law), the others the prefecture quadrature.
+        self.regional_of = [(np.zeros(1), np.ones(1)) if regional_spread > 0.0 and len(self.regions) > 1 and alone[p]
+                            else regional for p in range(len(self.regions))]
+        self.regional = regional
         high = _window(group)[1] if group.streams or group.parts else 1.0
         if group.expected_count > 0.0:
             claim = group.mean / group.expected_count
             wanted = 1 << max(11, int(math.ceil(math.log2(CELLS_PER_CLAIM * high / claim + 4))))
             points = min(points, wanted)
-        self.points = points
-        self.span = max(high, 1e-300) / (points - 4)
-        # laws[i][(a, b)] = (offset, pmf) of Y_i given national node a and its prefecture's node b.
-        self.laws: list[dict[tuple[int, int], tuple[int, np.ndarray]]] = [self._member_laws(m) for m in members]
+        while True:
+            self.points = points
+            self.span = max(high, 1e-300) / (points - 4)
+            # laws[i][(a, b)] = (offset, pmf) of Y_i given national node a and its prefecture's node b.
+            self.banded = [False] * len(members)          # priced by exact cell masses (`_band_phi`)
+            self._second = [0.0] * len(members)           # E[X_d^2] of a member's severity lattice otherwise
+            self.laws: list[dict[tuple[int, int], tuple[int, np.ndarray]]] = [
+                self._member_laws(i, m) for i, m in enumerate(members)]
+            coarse = [i for i in range(len(members)) if not self.banded[i] and self._added_variance(i)
+                      > DISCRETISATION_VARIANCE_SHARE * (self._closed_variance(i) - self._added_variance(i))]
+            if not coarse or points >= MAX_LATTICE_POINTS:
+                break
+            points *= 2     # a member too narrow for exact cell masses on this lattice
         self.unconditional = [self._mixed(i) for i in range(len(members))]
+        self._check_cells(group)
         self._risk_cache: dict[tuple[int, float], tuple[float, float]] = {}
         self._suffix: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _given_national_spread(self, group: CompoundModel) -> float:
+        """sd / mean of the group's total given Theta_N from its Poisson
+        variance and its folded prefectures' shocks (`_conditional_spread`
+        with the shocks that are no longer nodes: the laws the national
+        quadrature steps across are that wide)."""
+        mean = group.mean
+        if mean <= 0.0:
+            return 1.0
+        w, cv = self.shocks.prefecture_weight, self.shocks.prefecture_cv
+        poisson = math.fsum(s.second_moment_sum for part in (group, *group.parts) for s in part.streams)
+        folded = math.fsum((w * cv * m.mean) ** 2 for m, f in zip(self.members, self.folded) if f)
+        return math.sqrt(poisson + folded) / mean
 
     def _group_model(self) -> CompoundModel:
         """The group's total cost as one model (for its window): the shock
@@ -221,48 +258,106 @@ class FundLaws:
         parts = tuple(p for p in parts if p.streams)
         return CompoundModel(scaled(everything, sh.national_weight), sh.national_cv, parts=parts)
 
-    def _member_laws(self, member: Member) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+    def _member_laws(self, i: int, member: Member) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
         sh, n, g = self.shocks, self.points, self.span
+        nodes = self.regional_of[self.region_of[i]][0]
         streams = merge_streams(member.streams)
         if not streams:
-            return {(a, b): (0, np.ones(1)) for a in range(len(self.national[0]))
-                    for b in range(len(self.regional[0]))}
-        sev, _, _ = _normalised_severity_lattice(streams, g, n)
+            return {(a, b): (0, np.ones(1)) for a in range(len(self.national[0])) for b in range(len(nodes))}
+        lam = math.fsum(s.rate for s in streams)
+        own_parts, poisson_weight = [], 0.0
+        own_levels = [(sh.county_weight, sh.county_cv)]
+        if self.folded[i]:
+            own_levels.append((sh.prefecture_weight, sh.prefecture_cv))
+        for weight, cv in own_levels:
+            if weight > 0.0 and cv > 0.0:
+                own_parts.append(CompoundModel(tuple(ClaimStream(s.rate * weight, s.severity, s.factor)
+                                                     for s in streams), cv))
+            elif weight > 0.0:
+                poisson_weight += weight
+        multipliers = {(a, b): self._weights[0] * theta_n + self._weights[1] * theta_p + poisson_weight
+                       for a, theta_n in enumerate(self.national[0]) for b, theta_p in enumerate(nodes)}
+        phi = _band_phi(streams, g, n)
+        if phi is not None:
+            own = sum((_count_exponent(part, phi) for part in own_parts), np.zeros(1))
+            cell = _cell_transform(n)
+            lowest = min(multipliers.values())
+            edge = abs(np.exp(lam * lowest * (phi[-1] - 1.0) + (own[-1] if own.size > 1 else 0.0)))
+            p0 = math.exp(-lam * lowest) * math.prod(no_claim_probability(part) for part in own_parts)
+            if p0 < BAND_MAX_ATOM and edge <= ALIAS_TOLERANCE:
+                self.banded[i] = True
+                laws = {}
+                for key, multiplier in multipliers.items():
+                    pmf = np.fft.irfft(np.exp(lam * multiplier * (phi - 1.0) + own) * cell, n)
+                    np.maximum(pmf, 0.0, out=pmf)
+                    given = CompoundModel(tuple(ClaimStream(s.rate * multiplier, s.severity, s.factor)
+                                                for s in streams), 0.0, parts=tuple(own_parts))
+                    low, high = _window(given)
+                    laws[key] = _trimmed(pmf, max(0, math.floor(low / g) - 1), min(n - 1, math.ceil(high / g) + 1))
+                return laws
+        sev, self._second[i], _ = _normalised_severity_lattice(streams, g, n)
         phi = np.fft.rfft(sev)
         phi[0] = 1.0
-        lam = math.fsum(s.rate for s in streams)
-        own = None
-        poisson_weight = 0.0
-        if sh.county_weight > 0.0:
-            if sh.county_cv > 0.0:
-                own = CompoundModel(tuple(ClaimStream(s.rate * sh.county_weight, s.severity, s.factor)
-                                          for s in streams), sh.county_cv)
-            else:
-                poisson_weight = sh.county_weight
-        own_full = _count_exponent(own, phi) if own is not None else 0.0
-        own_free = _count_exponent(own, phi, without_atom=True) if own is not None else 0.0
-        own_p0 = no_claim_probability(own) if own is not None else 1.0
+        own_full = sum((_count_exponent(part, phi) for part in own_parts), 0.0)
+        own_free = sum((_count_exponent(part, phi, without_atom=True) for part in own_parts), 0.0)
+        own_p0 = math.prod(no_claim_probability(part) for part in own_parts)
         laws = {}
-        for a, theta_n in enumerate(self.national[0]):
-            for b, theta_p in enumerate(self.regional[0]):
-                multiplier = self._weights[0] * theta_n + self._weights[1] * theta_p + poisson_weight
-                p0 = math.exp(-lam * multiplier) * own_p0
-                if p0 >= ATOM_SPLIT:
-                    pmf = np.fft.irfft(p0 * _expm1(lam * multiplier * phi + own_free), n)
-                    pmf[0] += p0
-                else:
-                    pmf = np.fft.irfft(np.exp(lam * multiplier * (phi - 1.0) + own_full), n)
-                np.maximum(pmf, 0.0, out=pmf)
-                laws[(a, b)] = _trimmed(pmf)
+        for key, multiplier in multipliers.items():
+            p0 = math.exp(-lam * multiplier) * own_p0
+            if p0 >= ATOM_SPLIT:
+                pmf = np.fft.irfft(p0 * _expm1(lam * multiplier * phi + own_free), n)
+                pmf[0] += p0
+            else:
+                pmf = np.fft.irfft(np.exp(lam * multiplier * (phi - 1.0) + own_full), n)
+            np.maximum(pmf, 0.0, out=pmf)
+            laws[key] = _trimmed(pmf)
         return laws
 
+    def _check_cells(self, group: CompoundModel) -> None:
+        """The cell centres of the members priced by exact cell masses add
+        g^2 / 12 each to the fund's demand: their sum against
+        DISCRETISATION_VARIANCE_SHARE of the group's variance."""
+        added = sum(self.banded) * self.span * self.span / 12.0
+        if added and not added <= DISCRETISATION_VARIANCE_SHARE * group.variance:
+            raise NumericsError(f"adjustment fund of [{', '.join(m.name for m in self.members)}]: its lattice adds "
+                                f"{added / group.variance:.3g} of the group's variance (at most "
+                                f"{DISCRETISATION_VARIANCE_SHARE:g})")
+
+    def _node_weight(self, i: int, a: int, b: int) -> float:
+        """The weight of national node a and node b of member i's prefecture."""
+        return self.national[1][a] * self.regional_of[self.region_of[i]][1][b]
+
+    def _closed_variance(self, i: int) -> float:
+        """Var Y_i in closed form (its streams' Poisson part and the three
+        shock levels), plus what its lattice adds: Sheppard's g^2 / 12 for
+        exact cell masses, lambda (E[X_d^2] - E[X^2]) on the severity lattice."""
+        sh = self.shocks
+        streams = merge_streams(self.members[i].streams)
+        mean = math.fsum(s.mean for s in streams)
+        shocks = math.fsum((w * cv * mean) ** 2 for w, cv in ((sh.national_weight, sh.national_cv),
+                                                               (sh.prefecture_weight, sh.prefecture_cv),
+                                                               (sh.county_weight, sh.county_cv)))
+        return math.fsum(s.second_moment_sum for s in streams) + shocks + self._added_variance(i)
+
+    def _added_variance(self, i: int) -> float:
+        streams = merge_streams(self.members[i].streams)
+        if self.banded[i]:
+            return self.span * self.span / 12.0
+        lam = math.fsum(s.rate for s in streams)
+        return lam * self._second[i] - math.fsum(s.second_moment_sum for s in streams) if lam > 0.0 else 0.0
+
     def _mixed(self, i: int) -> np.ndarray:
-        """Member i's unconditional law on [0, n g) (the shocks mixed), checked."""
+        """Member i's unconditional law on [0, n g) (the shocks mixed),
+        checked: mass, mean against the closed form, variance against the
+        closed form plus what the lattice adds (MIXTURE_VARIANCE_TOLERANCE),
+        and, on the severity lattice, that addition against
+        DISCRETISATION_VARIANCE_SHARE (exact cell masses: `_check_cells`)."""
         out = np.zeros(self.points)
         for (a, b), (offset, pmf) in self.laws[i].items():
-            out[offset:offset + len(pmf)] += self.national[1][a] * self.regional[1][b] * pmf
+            out[offset:offset + len(pmf)] += self._node_weight(i, a, b) * pmf
         mass = float(out.sum())
-        mean = self.span * _dot(out, np.arange(self.points, dtype=float))
+        index = np.arange(self.points, dtype=float)
+        mean = self.span * _dot(out, index)
         expected = self.members[i].mean
         failures = []
         if not abs(mass - 1.0) <= MASS_TOLERANCE:
@@ -270,6 +365,17 @@ class FundLaws:
         if expected > 0.0 and not abs(mean - expected) <= MEAN_TOLERANCE * expected:
             failures.append(f"mean off by {abs(mean - expected) / expected:.3g} relative "
                             f"(tolerance {MEAN_TOLERANCE:g})")
+        if expected > 0.0:
+            closed = self._closed_variance(i)
+            added = self._added_variance(i)
+            variance = self.span ** 2 * _dot(out, (index - mean / self.span) ** 2) / mass
+            if not abs(variance - closed) <= MIXTURE_VARIANCE_TOLERANCE * closed:
+                failures.append(f"variance off by {abs(variance - closed) / closed:.3g} relative "
+                                f"(tolerance {MIXTURE_VARIANCE_TOLERANCE:g})")
+            if not self.banded[i] and not added <= DISCRETISATION_VARIANCE_SHARE * (closed - added):
+                failures.append(f"the lattice adds {added / (closed - added):.3g} of its variance (at most "
+                                f"{DISCRETISATION_VARIANCE_SHARE:g}): its claims are too small for the group's "
+                                "lattice")
         if failures:
             raise NumericsError(f"member \"{self.members[i].name}\": its claims law on the adjustment fund's "
                                 "lattice failed its self-checks: " + "; ".join(failures))
@@ -369,7 +475,7 @@ class FundLaws:
         if means is not None:   # E[(scale X - shift)+]
             value = scale * (offset + np.arange(len(pmf), dtype=float)) - shift
             mean = _dot(pmf, np.maximum(value, 0.0))
-            means[i].append(self.national[1][a] * self.regional[1][b] * mean)
+            means[i].append(self._node_weight(i, a, b) * mean)
         return np.fft.rfft(mapped)
 
     def _region_members(self, p: int) -> list[int]:
@@ -384,7 +490,7 @@ class FundLaws:
             given_a = np.ones(size // 2 + 1, dtype=complex)
             for p in range(len(self.regions)):
                 region = np.zeros(size // 2 + 1, dtype=complex)
-                for b, w_b in enumerate(self.regional[1]):
+                for b, w_b in enumerate(self.regional_of[p][1]):
                     product = np.ones(size // 2 + 1, dtype=complex)
                     for i in self._region_members(p):
                         product *= self._deficit_transforms(i, a, b, shifts[i], size, scales[i], means)
@@ -415,7 +521,7 @@ class FundLaws:
         for a in range(len(self.national[1])):
             for p in range(len(self.regions)):
                 mix = np.zeros(half, dtype=complex)
-                for b, w_b in enumerate(self.regional[1]):
+                for b, w_b in enumerate(self.regional_of[p][1]):
                     product = np.ones(half, dtype=complex)
                     for j in self._region_members(p):
                         product *= self._deficit_transforms(j, a, b, shifts[j], size, scales[j])
@@ -430,7 +536,7 @@ class FundLaws:
                 for p in range(len(self.regions)):
                     if p != p_i:
                         outside *= region_mix[(a, p)]
-                for b, w_b in enumerate(self.regional[1]):
+                for b, w_b in enumerate(self.regional_of[p_i][1]):
                     others = outside.copy()
                     for j in self._region_members(p_i):
                         if j != i:
@@ -449,24 +555,3 @@ class FundLaws:
                                 f"expected payments sum to {math.fsum(payments):.9g}, E[min(S, F)] is "
                                 f"{paid:.9g} (relative miss {miss:.3g} > {PAYMENT_BALANCE_TOLERANCE:g})")
         return tuple(payments)
-
-
-def _dot(x: np.ndarray, y: np.ndarray) -> float:
-    """sum x y by numpy's pairwise sum: a BLAS dot may spread a short vector over
-    threads, which on a loaded machine cost 20 ms for 16,384 terms."""
-    return float(np.multiply(x, y).sum())
-
-
-def _trimmed(pmf: np.ndarray) -> tuple[int, np.ndarray]:
-    """(offset, pmf[offset:end]) without the ends holding under TRIM of mass,
-    which is added to the first and last cells kept."""
-    cdf = np.cumsum(pmf)
-    total = float(cdf[-1])
-    first = int(np.searchsorted(cdf, TRIM, side="right"))
-    last = int(np.searchsorted(cdf, total - TRIM, side="left"))
-    first = min(first, len(pmf) - 1)
-    last = max(min(last, len(pmf) - 1), first)
-    kept = pmf[first:last + 1].copy()
-    kept[0] += float(pmf[:first].sum())
-    kept[-1] += float(pmf[last + 1:].sum())
-    return first, kept
