@@ -405,6 +405,14 @@ def _band_exponent(model: CompoundModel, severity: _BandSeverity, span: float, n
         return _count_exponent(model.components[0], phi)
     spectra = _severity_transforms(severity.points, severity.quad, severity.owner, severity.components,
                                    span, n)
+    return _mixed_exponent(severity, spectra)
+
+
+def _mixed_exponent(severity: _BandSeverity, spectra: np.ndarray) -> np.ndarray:
+    """The parts' count exponents summed, from the components' severity
+    transforms `spectra` (count x frequencies): each part's severity transform
+    is its mixture of the components' (risk.scaled reuses spectra across a
+    pool's search and calls this too)."""
     phis = np.add.reduceat(spectra[severity.mix_cols] * severity.mix_weights[:, None], severity.mix_rows,
                            axis=0)
     phis[:, 0] = 1.0

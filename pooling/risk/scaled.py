@@ -37,6 +37,7 @@ from pooling.risk.band import (
     _band_severity,
     _BandSeverity,
     _cell_transform,
+    _mixed_exponent,
     _severity_transform,
     _severity_transforms,
 )
@@ -47,7 +48,6 @@ from pooling.risk.compound import (
     CompoundModel,
     LatticeLaw,
     _count_exponent,
-    _log1p,
     no_claim_probability,
     shock_shape,
 )
@@ -208,16 +208,7 @@ class ScaledClaims:
         if spectra is None:
             spectra = self._spectra[key] = _severity_transforms(severity.points, severity.quad, severity.owner,
                                                                 severity.components, span, n)
-        phis = np.add.reduceat(spectra[severity.mix_cols] * severity.mix_weights[:, None], severity.mix_rows,
-                               axis=0)
-        phis[:, 0] = 1.0
-        phis -= 1.0
-        poisson = np.isnan(severity.shapes)
-        exponent = (severity.rates[poisson, None] * phis[poisson]).sum(axis=0)
-        if not poisson.all():
-            k = severity.shapes[~poisson, None]
-            exponent -= (k * _log1p(-(severity.rates[~poisson, None] / k) * phis[~poisson])).sum(axis=0)
-        return exponent
+        return _mixed_exponent(severity, spectra)
 
 
 def _alike(first: CompoundModel, second: CompoundModel) -> bool:
