@@ -141,7 +141,7 @@ an example costs a few lattices."""
 
 @given(admissions=st.floats(-0.2, 0.3), cost=st.floats(-0.2, 0.3), more_admissions=st.floats(0.0, 0.2),
        more_cost=st.floats(0.0, 0.2), revenue=st.floats(-0.1, 0.2))
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_higher_claims_trend_never_raises_the_admissible_rate(admissions, cost, more_admissions, more_cost,
                                                                revenue):
     """The pool's ruin rate on common random numbers, with both regional
