@@ -13,6 +13,7 @@ from pooling.execution.tasks import ExecutionPlan
 from pooling.studies import sweep as sweep_module
 from pooling.studies.sweep import load_sweep, migrants_in_network, run_sweep, write_table
 from tests.factories import tiny_instance_dict
+from tests.tolerances import ROUNDING
 
 SPEC = """[pooling]
 scope = "optimise"
@@ -51,7 +52,7 @@ def test_a_sweep_without_rules_in_the_grid(tmp_path):
     sweep = load_sweep(_files(tmp_path, '"solvency.level" = [0.99]\n"rates.max" = [0.8, 0.9]\n'))
     rows = run_sweep(sweep, tmp_path / "out", ExecutionPlan())
     assert [r["status"] for r in rows] == ["optimal", "optimal"]
-    assert rows[0]["max_rate"] <= 0.8 + 1e-12
+    assert rows[0]["max_rate"] <= 0.8 + ROUNDING
 
 
 def test_rows_and_table(tmp_path):
@@ -147,3 +148,25 @@ def test_a_row_evaluates_the_plan_with_its_contracts():
                "mean_rate": evaluated.pools[0].rate, "wall_seconds": 0.0}
     row = cell_row(cell, inst, spec, outcome, evaluated.pools)
     assert row["subsidy_top_up"] == evaluated.subsidy["total_top_up"]
+
+
+def test_a_row_s_in_network_share_counts_contracts_as_the_result_does(tmp_path):
+    """Xinyang pooled whole with its Beijing contract options: the row's
+    `migrant_in_network_share` is result.json's plan figure (every route in
+    network: the pool, contracts, settlement), while `migrants_in_network`
+    counts only migrants living in another county of their own pool."""
+    from pooling import load_instance, load_spec, solve
+    from pooling.optimise.result import plan_portability
+    from tests.factories import INSTANCES, MODELS
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'instances = ["{INSTANCES / "xinyang.json"}"]\nspec = "{MODELS / "prefecture.toml"}"\n'
+                    '[grid]\n"solvency.level" = [0.99]\n')
+    (row,) = run_sweep(load_sweep(path), tmp_path / "out", ExecutionPlan())
+    result = solve(load_instance(INSTANCES / "xinyang.json"), load_spec(MODELS / "prefecture.toml"))
+    want = plan_portability(result.pools)["migrant_in_network_share"]
+    assert row["migrant_in_network_share"] == pytest.approx(want, rel=ROUNDING)
+    assert 0.0 < row["migrant_in_network_share"] < 1.0
+    plan = [list(p.pricing.counties) for p in result.pools]
+    assert row["migrants_in_network"] == pytest.approx(migrants_in_network(load_instance(INSTANCES / "xinyang.json"),
+                                                                            plan), rel=ROUNDING)

@@ -56,7 +56,8 @@ WORSE_OFF_TOLERANCE = 1e-9
 """A county is worse off when its plan rate is below its rate alone by more than this."""
 
 COLUMNS = ("instance", "status", "objective", "bound", "gap", "mean_rate", "min_rate", "max_rate", "pools",
-           "counties_worse_off", "subsidy_top_up", "migrants_in_network", "resident_effective_rate",
+           "counties_worse_off", "subsidy_top_up", "migrants_in_network", "migrant_in_network_share",
+           "resident_effective_rate",
            "migrant_effective_rate", "mean_effective_rate", "wall_seconds")
 
 
@@ -170,7 +171,8 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
     row.update(instance=cell.instance, min_rate=min(rates, default=None), max_rate=max(rates, default=None),
                pools=len(pools), **outcome)
     row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None,
-               resident_effective_rate=None, migrant_effective_rate=None, mean_effective_rate=None)
+               migrant_in_network_share=None, resident_effective_rate=None, migrant_effective_rate=None,
+               mean_effective_rate=None)
     if pools:
         plan = [list(p.pricing.counties) for p in pools]
         rate_of = {c: p.rate for p in pools for c in p.pricing.counties}
@@ -185,9 +187,11 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
         # The frontier's figures (pooling frontier): groups' people-weighted means, and the plan's mean.
         cares = [(care, p.rate) for p in pools for care in p.pricing.care]
         groups = plan_groups(instance, cares)
-        row.update(resident_effective_rate=group_mean(groups, RESIDENT),
+        figures = portability(cares)
+        row.update(migrant_in_network_share=figures["migrant_in_network_share"],
+                   resident_effective_rate=group_mean(groups, RESIDENT),
                    migrant_effective_rate=group_mean(groups, MIGRANT),
-                   mean_effective_rate=portability(cares)["mean_effective_rate"])
+                   mean_effective_rate=figures["mean_effective_rate"])
     return row
 
 
@@ -228,7 +232,11 @@ def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
 
 
 def migrants_in_network(instance: Instance, plan: list[list[str]]) -> float:
-    """Enrollees living in another county of their own pool (expected count)."""
+    """Enrollees living in another county of their own pool (expected count):
+    migrants the pool itself brings in network. Care in network by a contract
+    or by the settlement rules is not counted here; the row's
+    `migrant_in_network_share` (result.json's portability figure) counts every
+    way, as a share of migrants' admissions."""
     pool_of = {c: i for i, pool in enumerate(plan) for c in pool}
     total = 0.0
     for county in instance.counties:
