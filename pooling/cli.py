@@ -297,6 +297,11 @@ def cmd_simulate(args) -> int:
                       seed=args.seed, stress=args.stress or [], reserve_share=args.reserve_share, truth=args.truth,
                       progress=_progress_bar("pools simulated", len(pools) if isinstance(pools, list) else 0))
     data = report.to_dict()
+    if data.get("spec_growth_not_simulated"):
+        growth = ", ".join(f"{k} {v:g}" for k, v in data["spec_growth_not_simulated"].items())
+        print(f"note: the spec's [solvency] {growth} priced the plan, but the stress test draws every year at the "
+              "instance's figures (add --stress inflation for growing costs; docs/model.md, 'Multi-year ruin')",
+              file=sys.stderr)
     path = _write(args.out, "stress.json", data)
     say(stress_summary(data, instance))
     say(f"wrote {path}")

@@ -7,6 +7,7 @@ under ruin and trend."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -231,3 +232,40 @@ def test_each_county_alone_under_ruin_with_trend():
     for cid, rate in rates["none"].items():
         assert rates["claims"][cid] < rate
         assert rates["claims"][cid] < rates["indexed"][cid]
+
+
+def test_the_stress_test_says_it_does_not_draw_the_spec_s_growth(tmp_path, capsys):
+    """simulate draws every year at the instance's figures: a plan priced
+    with a trend gets stress.json's `spec_growth_not_simulated` (and a note on
+    the command line), a plan without one does not (its bytes unchanged)."""
+    from pooling.cli import main
+    from pooling.simulation.stress_test import simulate
+
+    data = tiny_instance_dict()
+    for record in data["counties"]:
+        record["contribution_per_capita"] = 330.0
+    inst = instance_from_dict(data)
+    plain, trended = _ruin_spec(years=2, scenarios=1_000), _ruin_spec(years=2, scenarios=1_000, cost_trend=0.05)
+    result = solve(inst, trended)
+    kept = simulate(inst, trended, result, scenarios=1_000).to_dict()
+    assert kept["spec_growth_not_simulated"] == {"cost_trend": 0.05}
+    assert "spec_growth_not_simulated" not in simulate(inst, plain, result, scenarios=1_000).to_dict()
+    (tmp_path / "i.json").write_text(json.dumps(data))
+    (tmp_path / "s.toml").write_text('''[pooling]
+scope = "county"
+[solvency]
+measure = "ruin"
+level = 0.95
+reserve_share = 0.5
+horizon_years = 2
+cost_trend = 0.05
+[rates]
+min = 0.0
+max = 1.0
+[simulation]
+scenarios = 1000
+''')
+    args = [str(tmp_path / "i.json"), "--spec", str(tmp_path / "s.toml")]
+    assert main(["solve", *args, "--out", str(tmp_path / "out")]) == 0
+    main(["simulate", *args, "--result", str(tmp_path / "out" / "result.json"), "--out", str(tmp_path / "out")])
+    assert "cost_trend 0.05 priced the plan" in capsys.readouterr().err

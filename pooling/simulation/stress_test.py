@@ -36,7 +36,7 @@ from pooling.data.options import check_int
 from pooling.data.plan import refuse_adjustment_fund, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.scenarios import Scenario, scenario_instance
-from pooling.data.spec import MAX_SCENARIOS, MAX_SEED, Spec
+from pooling.data.spec import GROWTH_FIELDS, MAX_SCENARIOS, MAX_SEED, Spec
 from pooling.data.stress import StressScenario
 from pooling.economics.behaviour import Behaviour, behaviour_on, multipliers
 from pooling.economics.pools import pool_model
@@ -295,6 +295,9 @@ def simulate(instance: Instance, spec: Spec, result: Any, *, years: int | None =
     }
     if truth_entry is not None:
         data["truth"] = truth_entry
+    ignored = {name: getattr(spec.solvency, name) for name in GROWTH_FIELDS if getattr(spec.solvency, name) != 0.0}
+    if ignored:   # said, not silent: the years are drawn at the instance's figures (docs/model.md)
+        data["spec_growth_not_simulated"] = ignored
     return StressReport(data)
 
 
