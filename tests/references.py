@@ -428,3 +428,33 @@ def truncated_var_cvar(streams, theta: float, span: float, top: float, level: fl
     shortfall = np.where(hi <= var, var - centres, np.where(lo < var, (var - lo) ** 2 / (2.0 * span), 0.0))
     excess = mean - var + math.fsum(pmf[:j + 1] * shortfall)
     return float(var), float(var + excess / (1.0 - level))
+
+
+def claim_by_claim_costs(instance, years: int, scenarios: int, seed: int, admissions_trend: float = 0.0,
+                         cost_trend: float = 0.0) -> np.ndarray:
+    """Y_i,t per (member sorted by id, year, path), drawn claim by claim:
+    each year a national, a prefecture and a county gamma shock (the
+    instance's weights and cvs), Poisson admissions, lognormal claims; year t
+    (1-based) with admissions x (1 + admissions_trend)^t and costs x (1 +
+    cost_trend)^t. Independent of the engine and its samplers."""
+    rng = np.random.default_rng(seed)
+    params = instance.parameters
+    w_p, cv_p = params.prefecture_shock.weight, params.prefecture_shock.cv
+    w_c, cv_c = params.county_shock.weight, params.county_shock.cv
+    w_n, cv_n = 1.0 - w_p - w_c, params.frequency_shock_cv
+
+    def gamma(cv, size):
+        return rng.gamma(1.0 / cv ** 2, cv ** 2, size=size)
+    counties = sorted(instance.counties, key=lambda c: c.id)
+    out = np.zeros((len(counties), years, scenarios))
+    for t in range(years):
+        national = gamma(cv_n, scenarios)
+        prefectures = {p: gamma(cv_p, scenarios) for p in sorted({c.prefecture for c in counties})}
+        for i, c in enumerate(counties):
+            multiplier = w_n * national + w_p * prefectures[c.prefecture] + w_c * gamma(cv_c, scenarios)
+            counts = rng.poisson(c.enrollees * c.admission_rate * (1 + admissions_trend) ** (t + 1) * multiplier)
+            sigma2 = math.log1p(c.severity.cv ** 2)
+            mean = c.severity.expected_value * (1 + cost_trend) ** (t + 1)
+            claims = rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), counts.sum())
+            out[i, t] = np.bincount(np.repeat(np.arange(scenarios), counts), weights=claims, minlength=scenarios)
+    return out

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tests.references as ref
 from pooling.cli import main
 from pooling.data.instance import instance_from_dict
 from pooling.data.spec import spec_from_dict
@@ -53,26 +54,10 @@ def _small_instance():
 
 
 def _simulate_years(instance, rates: list[float], years: int, seed: int) -> np.ndarray:
-    """r_i Y_i per (year, member), drawn claim by claim (shocks, Poisson counts,
-    lognormal claims), independently of the engine."""
-    rng = np.random.default_rng(seed)
-    params = instance.parameters
-    w_p, cv_p = params.prefecture_shock.weight, params.prefecture_shock.cv
-    w_c, cv_c = params.county_shock.weight, params.county_shock.cv
-    w_n, cv_n = 1.0 - w_p - w_c, params.frequency_shock_cv
-
-    def gamma(cv, size):
-        return rng.gamma(1.0 / cv ** 2, cv ** 2, size=size)
-    national = gamma(cv_n, years)
-    prefectures = {p: gamma(cv_p, years) for p in sorted({c.prefecture for c in instance.counties})}
-    out = np.zeros((years, len(instance.counties)))
-    for i, c in enumerate(sorted(instance.counties, key=lambda c: c.id)):
-        multiplier = w_n * national + w_p * prefectures[c.prefecture] + w_c * gamma(cv_c, years)
-        counts = rng.poisson(c.enrollees * c.admission_rate * multiplier)
-        sigma2 = math.log1p(c.severity.cv ** 2)
-        claims = rng.lognormal(math.log(c.severity.expected_value) - sigma2 / 2, math.sqrt(sigma2), counts.sum())
-        out[:, i] = rates[i] * np.bincount(np.repeat(np.arange(years), counts), weights=claims, minlength=years)
-    return out
+    """r_i Y_i per (year, member), drawn claim by claim (tests/references.py:
+    each simulated year one path of a one-year horizon), independently of the
+    engine."""
+    return ref.claim_by_claim_costs(instance, 1, years, seed)[:, 0, :].T * np.asarray(rates)
 
 
 def test_the_fund_self_checks_refuse_a_wrong_law(monkeypatch):

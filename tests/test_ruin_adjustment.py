@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+import tests.references as ref
 from pooling.data.instance import instance_from_dict
 from pooling.data.spec import spec_from_dict
 from pooling.economics.adjustment_fund import RATE_TOLERANCE, AdjustmentFundPricer
@@ -129,29 +130,8 @@ def test_the_years_follow_the_rules_as_written(trio_paths, share, retention):
 
 
 def _claim_by_claim_costs(instance, years, scenarios, seed, admissions_trend, cost_trend):
-    """Y_i,t per (member, year, path), drawn claim by claim (shocks, Poisson
-    counts, lognormal claims), independently of the engine and its samplers."""
-    rng = np.random.default_rng(seed)
-    params = instance.parameters
-    w_p, cv_p = params.prefecture_shock.weight, params.prefecture_shock.cv
-    w_c, cv_c = params.county_shock.weight, params.county_shock.cv
-    w_n, cv_n = 1.0 - w_p - w_c, params.frequency_shock_cv
-
-    def gamma(cv, size):
-        return rng.gamma(1.0 / cv ** 2, cv ** 2, size=size)
-    counties = sorted(instance.counties, key=lambda c: c.id)
-    out = np.zeros((len(counties), years, scenarios))
-    for t in range(years):
-        national = gamma(cv_n, scenarios)
-        prefectures = {p: gamma(cv_p, scenarios) for p in sorted({c.prefecture for c in counties})}
-        for i, c in enumerate(counties):
-            multiplier = w_n * national + w_p * prefectures[c.prefecture] + w_c * gamma(cv_c, scenarios)
-            counts = rng.poisson(c.enrollees * c.admission_rate * (1 + admissions_trend) ** (t + 1) * multiplier)
-            sigma2 = math.log1p(c.severity.cv ** 2)
-            mean = c.severity.expected_value * (1 + cost_trend) ** (t + 1)
-            claims = rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), counts.sum())
-            out[i, t] = np.bincount(np.repeat(np.arange(scenarios), counts), weights=claims, minlength=scenarios)
-    return out
+    """Y_i,t per (member, year, path), drawn claim by claim (tests/references.py)."""
+    return ref.claim_by_claim_costs(instance, years, scenarios, seed, admissions_trend, cost_trend)
 
 
 def test_ruin_frequencies_against_a_claim_by_claim_simulation():
