@@ -283,3 +283,25 @@ def test_a_sweep_over_the_kinds_runs_and_reuses_its_verified_cells(tmp_path, mon
 
 def _write_and_load(tmp_path, kind: str):
     return load_spec(_write_spec(tmp_path / f"{kind}.toml", f'kind = "{kind}"\n'))
+
+
+def test_the_largest_aversion_solves_and_a_larger_utility_is_refused(monkeypatch):
+    """At MAX_AVERSION Xinyang solves (at 38 HiGHS met utilities beyond its
+    infinite cost and the solve ended in an internal error); above it the spec
+    is refused; a utility beyond the solver's infinity is an InputError naming
+    objective.aversion, never a failed solve."""
+    import pooling.optimise.equity as equity
+    from pooling.data.spec import MAX_AVERSION
+
+    xinyang = load_instance(INSTANCES / "xinyang.json")
+    base = load_spec(MODELS / "equity.toml").to_dict()
+    base["objective"]["aversion"] = MAX_AVERSION
+    result = solve(xinyang, spec_from_dict(base))
+    assert result.status == "optimal" and 0.0 < result.objective < 1.0
+    base["objective"]["aversion"] = MAX_AVERSION + 1.0
+    with pytest.raises(InputError, match="aversion"):
+        spec_from_dict(base)
+    base["objective"]["aversion"] = 3.0
+    monkeypatch.setattr(equity, "SOLVER_INFINITE_COST", 1.0)
+    with pytest.raises(InputError, match=r"objective.aversion 3 is too large for these rates"):
+        solve(xinyang, spec_from_dict(base))

@@ -42,10 +42,13 @@ one county; economics.group_rates): every pool pays its highest admissible
 rate and the plan is chosen by the exact group MILP (optimise.equity)."""
 OBJECTIVES = ("max_mean_rate", "max_mean_effective_rate", "max_effective_coverage", "max_min_rate",
               "min_rate_dispersion", *GROUP_OBJECTIVES)
-MAX_AVERSION = 50.0
-"""objective.aversion: Atkinson aversion above ~50 is the minimum in all but
-name (x^(1-eps) of rates ~0.1-0.9 spans hundreds of orders of magnitude): use
-max_min_group_rate."""
+MAX_AVERSION = 10.0
+"""objective.aversion: the MILP maximises sum w u(x), u(x) = x^(1-eps) / (1 - eps),
+whose coefficients grow as x^(1-eps): at eps = 38 a group at rate 0.2 gives
+|u| ~ 1e25, beyond HiGHS's infinite cost (1e20), and the solve failed (seen on
+Xinyang; Tongliao from 40). At 10 a group at 0.02 gives 2e14. Aversion 10 is
+the minimum in all but name already (it weighs a group at half another's
+rate 2^9 = 512 times): for the limit use max_min_group_rate."""
 DEFAULT_AVERSION = 1.0
 """objective.aversion when the Atkinson kind gives none: the geometric mean of
 the groups' rates, the usual middle choice."""

@@ -69,6 +69,10 @@ from pooling.optimise.problem import (
 from pooling.optimise.result import PoolOutcome, Result, contract_records, mean_rate, plan_outcomes, relative_gap
 from pooling.optimise.solver import SOLVER_NAME, SolverRun, Status, run_highs, solver_version
 
+SOLVER_INFINITE_COST = 1e20
+"""HiGHS reads an objective coefficient of this magnitude or more as infinite
+(its kHighsInf): an Atkinson utility that large cannot be optimised."""
+
 WEIGHTED, MAX_MIN_GROUP, EQUITY_WEIGHTED = "weighted", MAX_MIN_GROUP_RATE, EQUITY_WEIGHTED_RATE
 GROUP_OBJECTIVES = (WEIGHTED, MAX_MIN_GROUP, EQUITY_WEIGHTED)
 
@@ -189,8 +193,15 @@ def _group_milp(instance: Instance, spec: Spec, columns: _Columns, kind: str, mi
         model = build_group_partition(members, list(instance.ids), top=spec.rates.max,
                                       group_rates=[{g.key: x for g, x in columns.groups[j]} for j in keep])
     else:
-        model = build_group_partition(members, list(instance.ids), values=[
-            _column_value(columns, j, kind, migrant_weight, aversion) for j in keep])
+        values = [_column_value(columns, j, kind, migrant_weight, aversion) for j in keep]
+        worst = max(range(len(values)), key=lambda i: abs(values[i]))
+        if not abs(values[worst]) < SOLVER_INFINITE_COST:
+            low = min(x for _, x in columns.groups[keep[worst]])
+            raise InputError(f"{spec.source}: objective.aversion {aversion:g} is too large for these rates: a "
+                             f"group at effective rate {low:.4g} has Atkinson utility {values[worst]:.3g}, beyond "
+                             f"the MILP's infinity ({SOLVER_INFINITE_COST:g}); use a smaller aversion or "
+                             f'kind = "{MAX_MIN_GROUP}"')
+        model = build_group_partition(members, list(instance.ids), values=values)
     build_seconds = time.perf_counter() - build_start
     run = run_highs(model, milp_options(options, deadline))
     primary_bound, solve_seconds = run.bound, run.seconds
