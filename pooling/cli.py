@@ -594,8 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help=f"model spec TOML (default: models/{DEFAULT_SPEC.name})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out)")
     p.add_argument("--compare", action="store_true",
-                   help="also run the baselines (status quo, prefecture pooling, greedy merging) "
-                        "under the same spec; adds them to result.json and prints a comparison")
+                   help="also run the baselines under the same spec (status quo, prefecture pooling, greedy "
+                        "merging; with mode adjustment_fund: no pooling, adjustment funds, unified pools); adds "
+                        "them to result.json and prints a comparison (refused under a [benefits] menu)")
     add_solve_arguments(p)
     _add_execution_arguments(p, "independent blocks",
                              "; fewer, or none, when the blocks are too small to repay starting them")
