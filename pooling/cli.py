@@ -258,8 +258,16 @@ def _evaluate_adjustment_fund(args, instance, spec, plan, contracts) -> int:
     data = {FORMAT_FIELD: format_tag("evaluation")} | plan_out.to_dict() | {
         "spec": spec.to_dict(), "provenance": provenance(instance, spec, None, None)}
     path = _write(args.out, "evaluation.json", data)
+    count = plan_out.candidates
     say(f"adjustment funds (given groups): {plan_out.status}; mean rate {plan_out.objective:.6f}, "
-        f"{plan_out.candidates} groups")
+        f"{count} group{'' if count == 1 else 's'}")
+    for i, (group, rule) in enumerate(zip(plan_out.groups, plan_out.rules), start=1):
+        rates = [m.rate for m in group.members]
+        say(f"  group {i} ({len(group.members)} member{'' if len(group.members) == 1 else 's'}): contribution "
+            f"{group.contribution_share:g} of revenue, rate rule {rule}, member rates {min(rates):.4f}-"
+            f"{max(rates):.4f}, paid in {group.means:,.0f}")
+    for members in plan_out.unusable:
+        say(f"  below rates.min: {', '.join(members)}")
     say(f"wrote {path}")
     return EXIT_OK if plan_out.status == "feasible" else EXIT_INFEASIBLE
 

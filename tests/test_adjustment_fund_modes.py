@@ -200,7 +200,8 @@ def test_evaluate_on_the_command_line_prices_the_groups(tmp_path, capsys):
     (group,) = data["groups"]
     assert group["contribution"] == 0.05 and group["counties"] == ["1", "2"]
     assert abs(math.fsum(m["expected_transfer"] for m in group["members"])) <= 1e-6 * group["fund_means"]
-    capsys.readouterr()
+    said = capsys.readouterr().out   # what was chosen, on the terminal too
+    assert "1 group\n" in said and "group 1 (2 members): contribution 0.05 of revenue, rate rule " in said
     bad = tmp_path / "bad"
     assert main([*argv, "--explain", "--out", str(bad)]) == 2
     assert "--explain is not taken" in capsys.readouterr().err
