@@ -24,6 +24,7 @@ from pooling.optimise.adjustment import choose_contribution, evaluate_adjustment
 from pooling.risk import excess
 from pooling.risk.excess import ADJUSTMENT_ACCURACY, FundLaws, Member
 from tests.factories import county, instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 SHOCKS = {"frequency_shock_cv": 0.2,
           "regional_shocks": {"prefecture": {"weight": 0.3, "cv": 0.3}, "county": {"weight": 0.2, "cv": 0.4}}}
@@ -167,7 +168,7 @@ def test_a_fixed_design_prices_each_group_at_its_best_option():
         assert [m.rate for m in group.members] == list(choice.rates)
         assert abs(math.fsum(m.expected_transfer for m in group.members)) <= 1e-9 * group.means
     people = sum(c.enrollees for c in instance.counties)
-    assert plan.objective == pytest.approx(sum(c.value for c in choices) / people, rel=1e-12)
+    assert plan.objective == pytest.approx(sum(c.value for c in choices) / people, rel=ROUNDING)
     strict = _spec(contribution=(0.05,), rates={"min": 0.9})
     below = evaluate_adjustment_fund(instance, strict, groups)
     assert below.status == "infeasible" and below.to_dict()["below_min_rate"]

@@ -62,8 +62,8 @@ def test_rows_and_table(tmp_path):
         [(0.0, 0.99), (0.0, 0.995), (0.05, 0.99), (0.05, 0.995)]
     assert all(r["status"] == "optimal" for r in rows)
     # A stricter solvency level never raises the rate; a looser gap never lowers it.
-    assert rows[1]["mean_rate"] <= rows[0]["mean_rate"] + 1e-12
-    assert rows[2]["mean_rate"] >= rows[0]["mean_rate"] - 1e-12
+    assert rows[1]["mean_rate"] <= rows[0]["mean_rate"] + ROUNDING
+    assert rows[2]["mean_rate"] >= rows[0]["mean_rate"] - ROUNDING
     written = write_table(rows, sweep.fields, tmp_path / "out")
     with written[0].open() as handle:
         table = list(csv.DictReader(handle))
@@ -72,7 +72,7 @@ def test_rows_and_table(tmp_path):
     # below residents' (their care away from home is partly out of network).
     for row in rows:
         assert 0 < row["migrant_effective_rate"] < row["resident_effective_rate"] <= row["max_rate"]
-        assert row["mean_effective_rate"] <= row["mean_rate"] + 1e-12
+        assert row["mean_effective_rate"] <= row["mean_rate"] + ROUNDING
     assert {"resident_effective_rate", "migrant_effective_rate", "mean_effective_rate"} <= set(table[0])
 
 

@@ -25,6 +25,7 @@ from pooling.optimise.candidates import pool_groups
 from pooling.optimise.columns import CandidateMaker
 from pooling.optimise.problem import BLOCK_GRACE_SECONDS, LAST_MILP_SECONDS, MIN_MILP_SECONDS, milp_options
 from tests.factories import INSTANCES, MODELS
+from tests.tolerances import ROUNDING
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,13 @@ def test_a_milp_gets_the_time_left_and_never_runs_past_the_grace(left, limit):
     options = pooling.SolveOptions(time_limit=limit)
     got = milp_options(options, _Left(left)).time_limit
     assert got > 0
-    assert got - left <= MIN_MILP_SECONDS + 1e-12 or got == LAST_MILP_SECONDS
+    assert got - left <= MIN_MILP_SECONDS + ROUNDING or got == LAST_MILP_SECONDS
     if limit is not None:
         assert got <= limit
     if left > 0 and (limit is None or limit >= left):
         assert got >= left                                     # all the time left
     if -MIN_MILP_SECONDS < left < MIN_MILP_SECONDS and (limit is None or limit >= MIN_MILP_SECONDS):
-        assert got >= min(MIN_MILP_SECONDS, left + MIN_MILP_SECONDS) - 1e-12   # the grace
+        assert got >= min(MIN_MILP_SECONDS, left + MIN_MILP_SECONDS) - ROUNDING   # the grace
     assert milp_options(options, None) is options
 
 

@@ -21,6 +21,7 @@ from pooling.optimise.bruteforce import brute_force
 from pooling.optimise.result import Result
 from tests.factories import INSTANCES, MODELS, county, instance_dict, random_instance_dict, spec_dict
 from tests.test_solve import OBJECTIVE_TOLERANCE
+from tests.tolerances import ROUNDING
 
 SEPARATE_SOLVES = 1e-6
 """The issue's "to 1e-6": the robust rate is the minimum of the very figures a
@@ -246,7 +247,7 @@ def test_the_bound_caps_every_pool_under_uncertainty(method, scenarios):
         kappa = min(group_kappa(i, group.members, 0.99, size) for i in bound_instances(inst, spec, group))
         for members in itertools.combinations(group.members, size):
             cap = min(spec.rates.max, econ.budget(members) / (kappa * econ.expected_cost(members)))
-            assert pricer.price(members).max_rate <= cap * (1.0 + BOUND_PRICING_SLACK) + 1e-12
+            assert pricer.price(members).max_rate <= cap * (1.0 + BOUND_PRICING_SLACK) + ROUNDING
 
 
 @pytest.mark.parametrize("method", ["robust", "predictive"])
