@@ -58,6 +58,16 @@ THREE_MODES = ("status quo (prefecture funds)", "provincial adjustment fund", "u
 ADJUSTMENT_CONTRIBUTION = 0.05
 """Share of revenue each prefecture fund pays into its province's adjustment fund (assumed: a
 mid value of the issue's menu, 0.03-0.10; one share keeps the run within the target)."""
+STATUS_QUO_TERMS = """[solvency]
+measure = "cvar"
+level = 0.99
+reserve_share = 0.5
+
+[rates]
+min = 0.3
+max = 0.9
+"""
+"""models/status_quo.toml's solvency and rates, shared by the specs below."""
 ADJUSTMENT_SPEC = """# One adjustment fund per province (bench_urrbmi.py): models/status_quo.toml's solvency and
 # rates, prefecture funds keeping their own budgets and paying a share of revenue in.
 format = "pooling.spec/1"
@@ -71,15 +81,7 @@ mode = "adjustment_fund"
 contribution = [{share}]
 retention = 0.0
 
-[solvency]
-measure = "cvar"
-level = 0.99
-reserve_share = 0.5
-
-[rates]
-min = 0.3
-max = 0.9
-"""
+""" + STATUS_QUO_TERMS
 PROVINCIAL_SPEC = """# Unified provincial pools (bench_urrbmi.py): models/status_quo.toml's solvency and rates,
 # pools allowed up to a whole province.
 format = "pooling.spec/1"
@@ -88,15 +90,7 @@ format = "pooling.spec/1"
 scope = "optimise"
 within = "province"
 
-[solvency]
-measure = "cvar"
-level = 0.99
-reserve_share = 0.5
-
-[rates]
-min = 0.3
-max = 0.9
-"""
+""" + STATUS_QUO_TERMS
 
 
 def _children_cpu() -> float:
