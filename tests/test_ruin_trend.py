@@ -19,6 +19,7 @@ from pooling import instance_from_dict, solve, spec_from_dict
 from pooling.economics.pools import PoolPricer, pool_model
 from pooling.errors import InputError
 from pooling.risk.claims import aggregate
+from pooling.risk.compound import scaled_admissions
 from pooling.risk.ruin import (
     NO_TREND,
     SOLVE_STREAM,
@@ -26,7 +27,6 @@ from pooling.risk.ruin import (
     critical_rates,
     pool_key,
     ruin_max_rate,
-    scaled_frequency,
     theta_paths,
     yearly_costs,
 )
@@ -170,7 +170,7 @@ def test_one_year_with_trend_is_the_var_rate_of_the_trended_year(admissions, cos
                       revenue_growth=revenue)
     pricing = PoolPricer(inst, spec).price(["a", "b"])
     budget = 0.5 * (6e5 + 4e5) + (1.0 + revenue) * (pricing.revenue - pricing.fixed_costs)
-    law = aggregate(scaled_frequency(pool_model(inst, frozenset(["a", "b"])), 1.0 + admissions), level).law
+    law = aggregate(scaled_admissions(pool_model(inst, frozenset(["a", "b"])), 1.0 + admissions), level).law
     cdf = np.cumsum(law.pmf)
     half = ORDER_STATISTIC_Z * math.sqrt(level * (1 - level) / n)
     q_lo, q_hi = (law.start + law.span * np.searchsorted(cdf, p) for p in (level - half, level + half))

@@ -51,8 +51,8 @@ from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 from pooling.economics.care import county_streams
 from pooling.economics.pools import pool_model, solvency_trend
-from pooling.risk.compound import ClaimStream, CompoundModel, merge_streams
-from pooling.risk.ruin import critical_rates, pool_key, scaled_frequency, yearly_costs
+from pooling.risk.compound import ClaimStream, CompoundModel, merge_streams, scaled_admissions
+from pooling.risk.ruin import critical_rates, pool_key, yearly_costs
 from pooling.risk.sampling import THETA_NODE_SCORES, PoolYearSampler
 
 ADJUSTMENT_STREAM = 0xAD1F5
@@ -174,7 +174,7 @@ class GroupPaths:
                 if self.trend.admissions == 0.0 and per_year:
                     per_year.append(per_year[0])
                     continue
-                scaled = model if self.trend.admissions == 0.0 else scaled_frequency(model, self.trend.frequency(t))
+                scaled = model if self.trend.admissions == 0.0 else scaled_admissions(model, self.trend.frequency(t))
                 per_year.append(PoolYearSampler(scaled, nodes=nodes) if nodes is not None
                                 else PoolYearSampler(scaled))
             samplers.append(per_year)

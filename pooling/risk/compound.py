@@ -146,6 +146,16 @@ class CompoundModel:
                              0.0, parts=self.parts)
 
 
+def scaled_admissions(model: CompoundModel, factor: float) -> CompoundModel:
+    """`model` with every stream's rate, in every part, times `factor`, each
+    shock kept: admissions scaled (induced utilisation's multiplier,
+    risk.scaled; a ruin horizon's admissions trend, risk.ruin)."""
+    def streams(part):
+        return tuple(ClaimStream(s.rate * factor, s.severity, s.factor) for s in part.streams)
+    return CompoundModel(streams(model), model.shock_cv,
+                         parts=tuple(CompoundModel(streams(p), p.shock_cv) for p in model.parts))
+
+
 def merge_streams(streams) -> tuple[ClaimStream, ...]:
     """Add the rates of streams with the same severity and factor (in stream
     order); drop zero-cost ones. A pool's hundreds of streams share a few

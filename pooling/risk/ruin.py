@@ -33,7 +33,6 @@ share its shock in reality; the per-pool ruin measure does not need that.)
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pooling.risk.claims import CompoundModel
+from pooling.risk.compound import scaled_admissions
 from pooling.risk.sampling import PoolYearSampler
 
 SOLVE_STREAM = 0x5015E
@@ -70,20 +70,11 @@ class Trend:
 NO_TREND = Trend()
 
 
-def scaled_frequency(model: CompoundModel, factor: float) -> CompoundModel:
-    """The model with every admission rate (main streams and parts) times
-    `factor`, each shock kept: the admissions trend's year."""
-    def scale(streams):
-        return tuple(dataclasses.replace(s, rate=s.rate * factor) for s in streams)
-    return CompoundModel(scale(model.streams), model.shock_cv,
-                         parts=tuple(CompoundModel(scale(p.streams), p.shock_cv) for p in model.parts))
-
-
 def yearly_samplers(model: CompoundModel, years: int, trend: Trend) -> list[PoolYearSampler]:
     """Year t's sampler (index t - 1): one shared when admissions do not trend."""
     if trend.admissions == 0.0:
         return [PoolYearSampler(model)] * years
-    return [PoolYearSampler(scaled_frequency(model, trend.frequency(t))) for t in range(1, years + 1)]
+    return [PoolYearSampler(scaled_admissions(model, trend.frequency(t))) for t in range(1, years + 1)]
 
 
 def pool_key(members) -> list[int]:

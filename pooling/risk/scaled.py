@@ -49,6 +49,7 @@ from pooling.risk.compound import (
     LatticeLaw,
     _count_exponent,
     no_claim_probability,
+    scaled_admissions,
     shock_shape,
 )
 from pooling.risk.law_checks import RESOLUTION_TOLERANCE, _result, law_check_failures
@@ -61,14 +62,6 @@ fixed-point search moves the multiplier by a few per cent from its first
 guess to its answer, so most pools use one cell; a cell's window is at most
 ~6 % wider than the tightest for any s in it, which rarely doubles the
 number of output cells."""
-
-
-def scaled_model(model: CompoundModel, scale: float) -> CompoundModel:
-    """`model` with every stream's rate, in every part, times `scale`."""
-    def streams(part):
-        return tuple(ClaimStream(s.rate * scale, s.severity, s.factor) for s in part.streams)
-    return CompoundModel(streams(model), model.shock_cv,
-                         parts=tuple(CompoundModel(streams(p), p.shock_cv) for p in model.parts))
 
 
 def _cell(scale: float) -> int:
@@ -98,7 +91,7 @@ class ScaledClaims:
 
     def model_at(self, scale: float) -> CompoundModel:
         if self._model_at is None:
-            return scaled_model(self.model, scale)
+            return scaled_admissions(self.model, scale)
         cell = _cell(scale)
         small, large, affine = self._cell_ends(cell)
         if not affine:
@@ -112,7 +105,7 @@ class ScaledClaims:
         if ends is None:
             a, b = (1.0 + SCALE_CELL) ** cell, (1.0 + SCALE_CELL) ** (cell + 1)
             if self._model_at is None:
-                small, large, affine = scaled_model(self.model, a), scaled_model(self.model, b), False
+                small, large, affine = scaled_admissions(self.model, a), scaled_admissions(self.model, b), False
             else:   # the base is the model at s = 1 (built once already)
                 small = self.model if a == 1.0 else self._model_at(a)
                 large = self._model_at(b)
