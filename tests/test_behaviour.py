@@ -70,26 +70,48 @@ SPEC = spec_from_dict(spec_dict(), source="spec.toml")
 # -- e = 0: results keep their bytes -----------------------------------------------
 
 
+def _without_response(tmp_path: Path, name: str) -> Path:
+    """The bundled file with its elasticity set to 0 (the bundled files carry
+    the sourced response since the instance data revision of issue 25)."""
+    data = json.loads((INSTANCES / f"{name}.json").read_text())
+    data["parameters"]["utilisation_elasticity"] = 0.0
+    path = tmp_path / f"{name}_e0.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def test_e0_tongliao_solve_and_explain_byte_identical_to_main(tmp_path):
     """tests/data/*_main.json were written by `pooling solve` and `pooling
     evaluate --explain` on main (394d8ca) on the bundled Tongliao instance
-    and models/default.toml, volatile fields removed."""
+    and models/default.toml, volatile fields removed. With the elasticity set
+    to 0 the file's observed_rate has no effect: the same bytes."""
+    instance = _without_response(tmp_path, "tongliao")
     out = tmp_path / "solve"
-    assert main(["solve", str(INSTANCES / "tongliao.json"), "--spec", str(MODELS / "default.toml"),
+    assert main(["solve", str(instance), "--spec", str(MODELS / "default.toml"),
                  "--out", str(out)]) == 0
     assert _stable(out / "result.json") == _stable(DATA / "tongliao_default_result_main.json")
-    assert main(["evaluate", str(INSTANCES / "tongliao.json"), "--spec", str(MODELS / "default.toml"),
+    assert main(["evaluate", str(instance), "--spec", str(MODELS / "default.toml"),
                  "--plan", str(out / "result.json"), "--explain", "--out", str(tmp_path / "eval")]) == 0
     assert _stable(tmp_path / "eval" / "evaluation.json") == \
         _stable(DATA / "tongliao_default_evaluation_main.json")
 
 
-def test_e0_bundled_instances_write_no_behaviour_fields():
+def test_e0_instances_write_no_behaviour_fields(tmp_path):
     for name in ("tongliao", "xinyang"):
-        instance = load_instance(INSTANCES / f"{name}.json")
+        data = json.loads((INSTANCES / f"{name}.json").read_text())
+        for key in ("utilisation_elasticity", "observed_rate"):
+            del data["parameters"][key]
+        instance = instance_from_dict(data, source=f"{name} without the fields")
         params = instance_to_dict(instance)["parameters"]
         assert "utilisation_elasticity" not in params and "observed_rate" not in params
         assert instance_to_dict(instance, all_fields=True)["parameters"]["utilisation_elasticity"] == 0.0
+
+
+def test_bundled_2012_instances_carry_the_sourced_response():
+    """instances/README.md: e = -0.407 (S), r0 = 0.609015 (D), the same in every file."""
+    for name in ("tongliao", "xinyang", "binzhou", "henan"):
+        params = load_instance(INSTANCES / f"{name}.json").parameters
+        assert (params.utilisation_elasticity, params.observed_rate) == (-0.407, 0.609015)
 
 
 # -- the formula and the data fields -----------------------------------------------

@@ -101,6 +101,13 @@ PARAMS = {
     # (suggested 30%, A; "most" of 14 surveyed counties in deficit 2012-13, S).
     "frequency_shock_cv": 0.05,           # A, national
 }
+# Induced utilisation (issue 25): admissions at rate r scale by
+# ((1 - r) / (1 - r0))^e. e: the elasticity of admissions with respect to the
+# out-of-pocket price on NCMS claims, a difference-in-differences on a
+# cost-sharing cut (S: Liu, Peng & Xiang, J Popul Econ 38(2) 2025; -0.37 to
+# -0.68 in other Chinese studies, CALIBRATION.md). r0 (observed_rate) is derived
+# in national_model from EFFECTIVE_INPATIENT_REIMB (D on S).
+UTILISATION_ELASTICITY = -0.407           # S
 REGIONAL_SHOCKS = {
     "prefecture": {"weight": 0.3, "cv": 0.10},                               # A
     "county": {"weight": 0.3, "cv": 0.16},                                   # A

@@ -111,6 +111,7 @@ def national_model(rows: list[dict], path: Path, districts: str = "threshold") -
     n_all = math.fsum(enrollees.values())
     claimed = total(lambda x: x[2] * x[4]) / n_all                # per enrollee, at lambda_nat = 1
     claimed_cost = total(lambda x: x[2] * x[4] * x[3]) / n_all    # in units of m0
+    eligible_cost = total(lambda x: x[2] * x[4] * x[5] * x[3]) / n_all   # claimed, at its factor
     spend_pc = cal.NAT_EXPENDITURE / cal.NAT_ENROLLEES
     paid_pc = spend_pc * cal.INPATIENT_SHARE
     claimed_rate = paid_pc / cal.BENEFIT_PER_ADMISSION              # D: compensated admissions/enrollee
@@ -145,6 +146,10 @@ def national_model(rows: list[dict], path: Path, districts: str = "threshold") -
         "places": places, "flows": flows, "ageing": ageing, "enrollees": enrollees,
         "aged_nat": aged_nat, "lambda_nat": lambda_nat, "m0": m0,
         "claimed_rate": claimed_rate, "cost_per_claim": cost_per_claim,
+        # D on S: the nominal rate at which the status quo (every county its own
+        # fund) pays EFFECTIVE_INPATIENT_REIMB of the cost of claimed admissions,
+        # the share the admissions were calibrated at: r0 of induced utilisation.
+        "observed_rate": r6(cal.EFFECTIVE_INPATIENT_REIMB * claimed_cost / eligible_cost),
         "outpatient_pc": round(spend_pc * (1.0 - cal.INPATIENT_SHARE), 2),
         "outside_mean": price("prefecture", None),
         **{k: gravity[k] for k in ("beta_intra", "beta_inter", "inter_share_other", "f_central",
@@ -181,6 +186,8 @@ def instance_parameters(model: dict) -> dict:
         "outside_severity": {"dist": "lognormal", "mean": model["outside_mean"], "cv": cal.SEVERITY_CV},
         "frequency_shock_cv": cal.PARAMS["frequency_shock_cv"],
         "regional_shocks": {k: dict(v) for k, v in cal.REGIONAL_SHOCKS.items()},
+        "utilisation_elasticity": cal.UTILISATION_ELASTICITY,
+        "observed_rate": model["observed_rate"],
     }
 
 
@@ -229,7 +236,8 @@ def assemble_counties(model: dict, ids: list[str], adjacency: dict, uplift: dict
     return counties, places
 
 
-DATA_REVISION = "2026-12-06 (issue 25): contribution_per_capita by province"
+DATA_REVISION = ("2026-12-06 (issue 25): contribution_per_capita by province; induced utilisation "
+                 "(utilisation_elasticity -0.407, S; observed_rate 0.609015, D)")
 """What changed last in the bundled data (CHANGELOG.md); every builder writes it."""
 
 
