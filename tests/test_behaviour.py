@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -510,3 +511,21 @@ def test_contract_family_interpolates_the_built_models_exactly(scale):
     for mine, theirs in zip((got, *got.parts), (built, *built.parts), strict=True):
         assert [(s.severity, s.factor) for s in mine.streams] == [(s.severity, s.factor) for s in theirs.streams]
         assert [s.rate for s in mine.streams] == pytest.approx([s.rate for s in theirs.streams], rel=ROUNDING)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cap=st.floats(0.01, 2.0), weight=st.floats(0.2, 1.0), e=st.floats(-2.0, -0.01),
+       r0=st.floats(0.1, 0.9), low=st.floats(0.3, 1.0))
+def test_response_bound_is_where_the_two_caps_meet(cap, weight, e, r0, low):
+    """group_economics.ResponseBound: s r <= min(S r, low C / m(r)) for every r,
+    and the tightened cap is that function's maximum (to the bisection) or the
+    cap it was given (also valid), whichever is lower."""
+    from pooling.economics.group_economics import ResponseBound
+    bound = ResponseBound(elasticity=e, highest_observed_rate=r0, largest_low_multiplier=low)
+    (tight,) = bound.tighten(np.array([cap]), np.array([weight]))
+    assert tight <= cap
+    grid = np.linspace(0.0, 1.0 - 1e-9, 20001)
+    envelope = np.minimum(weight * grid, low * cap / np.array([multiplier(e, r0, r) for r in grid]))
+    best = min(cap, float(envelope.max()))
+    assert best <= tight * (1.0 + ROUNDING) + ROUNDING
+    assert tight <= best + 1e-4

@@ -18,7 +18,7 @@ import numpy as np
 
 from pooling.data.instance import Instance
 from pooling.data.spec import Spec
-from pooling.economics.behaviour import bound_multipliers
+from pooling.economics.behaviour import bound_multipliers, observed_rate
 from pooling.economics.care import county_streams
 from pooling.execution.deadline import Deadline
 
@@ -62,6 +62,11 @@ class GroupEconomics:
                 if k is not None and k != i:
                     self.extra[i, k] = _expected(instance, c, frozenset([c.id, dest]), low) - alone[i]
         self.alone_mean = alone
+        self.response = None if low is None else ResponseBound(
+            elasticity=instance.parameters.utilisation_elasticity,
+            highest_observed_rate=max(observed_rate(instance, c) for c in counties),
+            largest_low_multiplier=max(low[c.id] for c in counties))
+        """With induced utilisation, what `ResponseBound.tighten` needs (None without)."""
         prefectures = sorted({c.prefecture for c in counties}, key=str)
         self.prefecture_onehot = np.array([[c.prefecture == p for p in prefectures] for c in counties], dtype=float)
 
@@ -74,6 +79,43 @@ class GroupEconomics:
     def expected_cost(self, members) -> float:
         pos = self.positions(members)
         return float(self.alone_mean[pos].sum() + self.extra[np.ix_(pos, pos)].sum())
+
+
+@dataclass(frozen=True)
+class ResponseBound:
+    """Tighter caps under induced utilisation (issue 25) than costs scaled by
+    m_c(rates.min). With m(r) = ((1 - r) / (1 - r0_max))^e, r0_max the group's
+    highest observed rate, m(r) <= m_c(r) for every member (e <= 0), so at a
+    pool's fixed point E[Y_P(r*)] >= m(r*) E_obs(P). A cap C (on s_P r*) made
+    with costs scaled by per-county multipliers at most `largest_low_multiplier`
+    gives C_obs <= largest_low_multiplier C for the observed costs, and
+    s_P r* <= min(S r*, C_obs / m(r*)), S >= s_P; the first term rises in r*,
+    the second falls, so s_P r* <= S rho with rho m(rho) = C_obs / S (the two
+    meet there): `tighten`. Exact (no looser than needed) when every member
+    shares r0; valid for any."""
+
+    elasticity: float
+    highest_observed_rate: float
+    largest_low_multiplier: float
+
+    def tighten(self, caps: np.ndarray, top_weight: np.ndarray) -> np.ndarray:
+        """Per pool, S rho for C = caps and S = top_weight (a bound on s_P), never above `caps`."""
+        target = self.largest_low_multiplier * caps / top_weight
+        low, high = np.zeros_like(target), np.ones_like(target)
+        for _ in range(RESPONSE_BISECTION_STEPS):   # g(r) = r m(r) rises from 0 to infinity on [0, 1)
+            mid = 0.5 * (low + high)
+            with np.errstate(divide="ignore", over="ignore"):
+                g = mid * ((1.0 - mid) / (1.0 - self.highest_observed_rate)) ** self.elasticity
+            above = g >= target
+            high = np.where(above, mid, high)
+            low = np.where(above, low, mid)
+        tightened = top_weight * high     # high: g(high) >= target, so rho <= high
+        return np.where(np.isfinite(caps) & (caps > 0.0), np.minimum(caps, tightened), caps)
+
+
+RESPONSE_BISECTION_STEPS = 60
+"""Bisection steps on [0, 1] for rho: 2^-60 < 1e-18, below a double's
+resolution of a rate; the upper end is kept, so the cap stays valid."""
 
 
 def _expected(instance: Instance, county, members: frozenset[str], scale=None) -> float:

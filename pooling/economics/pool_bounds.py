@@ -134,6 +134,8 @@ class ListedPools:
                 capped = ((1.0 + BOUND_PRICING_SLACK) * self.budget * (self.matrix @ (n * weights.budget))
                           / (self.kappa * self.expected * self.people))
         capped = np.where(self.expected > 0.0, capped, np.inf)
+        if self.econ.response is not None:   # induced utilisation: group_economics.ResponseBound
+            capped = self.econ.response.tighten(capped, at_top / top)
         return np.where(self.budget < 0.0, -np.inf, np.minimum(at_top, capped))
 
     def values(self, rho: np.ndarray, weights: ObjectiveWeights, top: float) -> np.ndarray:
