@@ -9,7 +9,6 @@ oracle (its own copy of the rules) admits it, with the same objective.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 
 import pytest
