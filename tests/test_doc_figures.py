@@ -188,7 +188,8 @@ def test_national_calibration_figures_match_the_builders():
 
 
 def test_readme_xinyang_explanation_matches_evaluate():
-    """README.md: diversification +0.0235, network and contract -0.0003, 0.4189 -> 0.4420."""
+    """README.md: diversification +0.0235, network and contract -0.0003, the response
+    -0.0004, 0.4189 -> 0.4415."""
     instance = pooling.load_instance(INSTANCES / "xinyang.json")
     spec = pooling.load_spec(MODELS / "default.toml")
     plan = json.loads((REPO / "docs" / "examples" / "xinyang_prefecture_contract.json").read_text("utf-8"))
@@ -199,6 +200,7 @@ def test_readme_xinyang_explanation_matches_evaluate():
             f"admissions a year") in text
     assert f"diversification adds {explain['parts']['diversification']:+.4f}" in text
     assert f"take {-explain['parts']['network']:.4f} back" in text
+    assert f"higher rate takes {-explain['parts']['behaviour']:.4f} back" in text
     assert f"{explain['status_quo']:.4f} -> {explain['plan']:.4f} in all" in text
 
 
@@ -252,8 +254,8 @@ def test_readme_sweep_figures_match_solves():
     text = " ".join((REPO / "README.md").read_text("utf-8").split())
     low = [rate[(0.99, gap)] for gap in (0.0, 0.01, 0.02, 0.05)]
     high = ", ".join(rate[(0.995, gap)] for gap in (0.0, 0.01, 0.02, 0.05))
-    assert low[1] == low[2]
-    assert (f"the mean rate is {low[0]} with no gap allowed, {low[1]} at 0.01 and 0.02, {low[3]} at 0.05 "
+    assert low[2] == low[3]   # with the response a gap of 0.02 already binds nothing
+    assert (f"the mean rate is {low[0]} with no gap allowed, {low[1]} at 0.01, {low[2]} at 0.02 and 0.05 "
             f"(CVaR 0.99; {high} at 0.995)") in text
 
 

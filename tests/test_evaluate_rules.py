@@ -85,6 +85,22 @@ def test_status_quo_on_tongliao_breaks_the_equalised_gap():
     assert data["violation_messages"] == [v.message for v in ev.violations]
 
 
+def test_readme_status_quo_spans_with_and_without_the_response():
+    """README's first evaluation: the status quo's rates alone with the file's
+    response and with the elasticity 0, and that only the latter is infeasible."""
+    inst = load_instance(INSTANCES / "tongliao.json")
+    plain = dataclasses.replace(inst, parameters=dataclasses.replace(inst.parameters, utilisation_elasticity=0.0))
+    spec = load_spec(MODELS / "equalised.toml")
+    readme = (INSTANCES.parent / "README.md").read_text(encoding="utf-8")
+    spans = []
+    for instance in (inst, plain):
+        ev = evaluate(instance, spec, [[c] for c in instance.ids])
+        rates = [p.pricing.max_rate for p in ev.pools]
+        spans.append(f"{min(rates):.4f} to {max(rates):.4f}")
+        assert ev.feasible == (instance is inst)
+    assert f"alone can pay {spans[0]}" in readme and f"they span {spans[1]}" in " ".join(readme.split())
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name,sections", RULE_CASES, ids=[c[0] for c in RULE_CASES])
 def test_evaluate_reproduces_solve(name, sections, seed):

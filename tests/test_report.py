@@ -691,12 +691,15 @@ def test_json_python_cannot_parse_exits_2(tmp_path, capsys, text, message):
 
 def test_rates_alone_are_priced_under_the_spec_s_settlement_rules():
     """price_alone (the report's and frames' "rate alone") prices each county as
-    a status-quo solve does, under the spec's [network] settlement (it read the
+    the status quo's evaluation does, under the spec's [network] settlement (it read the
     instance's own out-of-network terms)."""
     instance = pooling.load_instance(INSTANCES / "xinyang.json")
     base = tomllib.loads((MODELS / "default.toml").read_text()) | {"pooling": {"scope": "county"}}
     spec = pooling.spec_from_dict(base | {"network": {"settlement": "2020"}})
-    solved = {p.pricing.counties[0]: p.pricing.max_rate for p in pooling.solve(instance, spec).pools}
+    # each county alone without contract options (with the response a solve gives Gushi alone the
+    # Beijing contracts, a different pool from the status quo's)
+    alone_plan = pooling.evaluate(instance, spec, [[c] for c in instance.ids])
+    solved = {p.pricing.counties[0]: p.pricing.max_rate for p in alone_plan.pools}
     alone = price_alone(instance, spec)
     assert alone == pytest.approx({cid: max(0.0, r) for cid, r in solved.items()}, rel=ROUNDING)
     plain = price_alone(instance, pooling.spec_from_dict(base))

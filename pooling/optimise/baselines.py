@@ -36,7 +36,7 @@ from pooling.economics.status_quo import as_run
 from pooling.economics.status_quo import summary as as_run_summary
 from pooling.execution.deadline import Deadline, passed
 from pooling.optimise.candidates import pool_rule_violations
-from pooling.optimise.columns import build_candidates, partition_rules
+from pooling.optimise.columns import CandidateMaker, build_candidates, partition_rules
 from pooling.optimise.problem import rate_objective
 from pooling.optimise.solve import solve, solve_columns
 from pooling.optimise.solver import Status
@@ -65,12 +65,26 @@ class BaselineOutcome:
         return data
 
 
+class _OutOfTime(Exception):
+    """The deadline passed while a greedy step priced its pools."""
+
+
 def fixed_plan_value(instance: Instance, spec: Spec, blocks, pricer: PoolPricer,
-                     options: SolveOptions) -> tuple[int, float, float, list[float]] | None:
+                     options: SolveOptions, deadline: Deadline | None = None
+                     ) -> tuple[int, float, float, list[float]] | None:
     """(inadmissible pools, primary objective, mean rate, rates) of a fixed partition,
     rates chosen by the spec's MILP on its pools (`solve_columns`, as solve and
-    evaluate do); None if the rules cannot all hold."""
-    candidates = build_candidates(instance, spec, [frozenset(b) for b in blocks], pricer)
+    evaluate do); None if the rules cannot all hold. Past `deadline` (checked
+    before each pool is priced) it raises _OutOfTime."""
+    if deadline is None:
+        candidates = build_candidates(instance, spec, [frozenset(b) for b in blocks], pricer)
+    else:
+        maker = CandidateMaker(instance, spec, pricer)
+        candidates = []
+        for block in blocks:
+            if passed(deadline):
+                raise _OutOfTime
+            candidates.append(maker.make(frozenset(block)))
     bad = sum(1 for c in candidates if not c.admissible)
     if bad:
         return bad, float("-inf"), float("-inf"), []
@@ -112,29 +126,32 @@ def greedy(instance: Instance, spec: Spec, pricer: PoolPricer | None = None,
     optimise_rules = dataclasses.replace(spec, pooling=dataclasses.replace(spec.pooling, scope="optimise"))
 
     def score(plan):
-        value = fixed_plan_value(instance, spec, plan, pricer, options)
+        value = fixed_plan_value(instance, spec, plan, pricer, options, deadline)
         if value is None:  # pools admissible but coupled rules (rate gap) fail: fewer pools is closer
             return (0, 0, -float(len(plan)), float("-inf"))
         return (-value[0], 1, value[1], value[2])
 
     plan = [[cid] for cid in sorted(instance.ids)]
-    current = score(plan)
-    while not passed(deadline):
-        best, best_plan = None, None
-        for i in range(len(plan)):
-            for j in range(i + 1, len(plan)):
-                if not _adjacent(instance, plan[i], plan[j]):
-                    continue
-                merged = sorted(plan[i] + plan[j])
-                if pool_rule_violations(instance, optimise_rules, merged):
-                    continue
-                trial = [p for k, p in enumerate(plan) if k not in (i, j)] + [merged]
-                value = score(trial)
-                if best is None or value > best:
-                    best, best_plan = value, trial
-        if best is None or not _improves(best, current):
-            return sorted(plan)
-        plan, current = best_plan, best
+    try:
+        current = score(plan)
+        while not passed(deadline):
+            best, best_plan = None, None
+            for i in range(len(plan)):
+                for j in range(i + 1, len(plan)):
+                    if not _adjacent(instance, plan[i], plan[j]):
+                        continue
+                    merged = sorted(plan[i] + plan[j])
+                    if pool_rule_violations(instance, optimise_rules, merged):
+                        continue
+                    trial = [p for k, p in enumerate(plan) if k not in (i, j)] + [merged]
+                    value = score(trial)
+                    if best is None or value > best:
+                        best, best_plan = value, trial
+            if best is None or not _improves(best, current):
+                return sorted(plan)
+            plan, current = best_plan, best
+    except _OutOfTime:   # a step cut short: the plan merged so far stands (the caller sees the deadline)
+        pass
     return sorted(plan)
 
 
