@@ -333,11 +333,11 @@ def test_case_studies_behaviour_tongliao_and_gushi_are_current():
     gushi = case_studies.gushi_behaviour_lines()
     start = written.index(gushi[0])
     assert written[start:start + len(gushi)] == gushi
-    # Whatever the page says: Tongliao's rates lie above r0 = 0.5, so with the response
-    # every plan buys more care at a lower rate, and pooling gains less.
+    # Whatever the page says: Tongliao's rates lie below the bundled r0 = 0.609015, so with the
+    # response every plan buys less care than observed at a higher rate, and pooling still gains.
     for plan in ("status quo", "prefecture pools", "optimum"):
         off, on = figures["off", plan], figures["on", plan]
-        assert on.mean_rate < off.mean_rate
-        assert case_studies._admissions_multiplier(on) > 1.0 == case_studies._admissions_multiplier(off)
-    assert 0.0 < case_studies._gain(figures, "on", "prefecture pools") < case_studies._gain(
-        figures, "off", "prefecture pools")
+        assert all(p.rate < 0.609015 for p in on.pools)
+        assert on.mean_rate > off.mean_rate
+        assert case_studies._admissions_multiplier(on) < 1.0 == case_studies._admissions_multiplier(off)
+    assert case_studies._gain(figures, "on", "prefecture pools") > 0.0
