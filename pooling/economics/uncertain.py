@@ -56,8 +56,8 @@ from pooling.data.instance_dict import instance_to_dict
 from pooling.data.scenarios import apply_changes
 from pooling.data.spec import Spec
 from pooling.data.uncertainty import scenario_instances
-from pooling.economics.behaviour import behaviour_on
-from pooling.economics.pools import NO_SOLVENT_RATE, PoolPricer, PoolPricing, solvent_rate
+from pooling.economics.behaviour import behaviour_on, solvent_fixed_point
+from pooling.economics.pools import NO_SOLVENT_RATE, PoolClaims, PoolPricer, PoolPricing, solvent_rate
 from pooling.errors import InputError, NumericsError
 from pooling.risk.claims import AggregateResult
 from pooling.risk.mixture import Component, mixture_risk
@@ -144,16 +144,12 @@ class UncertainPricing:
         self.spec = spec
         plain = dataclasses.replace(spec, uncertainty=None)
         pairs = _scenario_instances(instance, uncertainty)
-        induced = [scenario.name for scenario, inst in pairs if behaviour_on(inst)]
-        if uncertainty.method == "predictive" and induced:
-            raise InputError(f'{spec.source}: uncertainty.method "predictive" cannot price induced utilisation '
-                             f'(parameters.utilisation_elasticity != 0 in scenario "{induced[0]}"): each '
-                             f"scenario's claims would depend on the mixture's own rate; use method \"robust\" "
-                             f"(each scenario at its own fixed point) or set the elasticity to 0")
+        self.induced = any(behaviour_on(inst) for _, inst in pairs)
+        """Whether some scenario has a behavioural response (predictive: one fixed point of the mixture)."""
         self.names = tuple(scenario.name for scenario, _ in pairs)
         self.weights = tuple(scenario.weight for scenario, _ in pairs)
         self.pricers = tuple(PoolPricer(scenario_instance, plain) for _, scenario_instance in pairs)
-        robust_cvar = uncertainty.method == "robust" and spec.solvency.measure == "cvar" and not induced
+        robust_cvar = uncertainty.method == "robust" and spec.solvency.measure == "cvar"
         self.dominated = frozenset(i for i, (scenario, _) in enumerate(pairs)
                                    if i > 0 and robust_cvar and dominated_by_base(instance, scenario))
         """Scenarios that cannot bind (module docstring): out of the robust minimum."""
@@ -161,6 +157,12 @@ class UncertainPricing:
 
     def price(self, members: frozenset[str], contracts: tuple[str, ...]) -> PoolPricing:
         aggregates: dict = {}
+        if self.method == "predictive" and self.induced:
+            try:
+                return self._predictive_induced(members, contracts, aggregates)
+            except NumericsError as exc:
+                raise NumericsError(f"{self.pricers[0].instance.source}: pool [{', '.join(sorted(members))}]: "
+                                    f"cannot price its predictive mixture: {exc}") from None
         keep = self.method == "predictive"
         priced = [None if i in self.skipped else p._price(members, contracts, keep_law=keep, aggregates=aggregates)
                   for i, p in enumerate(self.pricers)]
@@ -208,6 +210,108 @@ class UncertainPricing:
             usable=max_rate >= spec.rates.min, numerics=numerics, scenario_rates=rates,
             revenue=math.fsum(w * p.revenue for w, p in zip(self.weights, priced)),
             fixed_costs=math.fsum(w * p.fixed_costs for w, p in zip(self.weights, priced)))
+
+    def _predictive_induced(self, members: frozenset[str], contracts: tuple[str, ...],
+                            aggregates: dict) -> PoolPricing:
+        """The predictive rate with induced utilisation in some scenario: the
+        fixed point of h(r), the mixture's max rate with every scenario's
+        admissions at its own m_c(r) (module docstring). Every other figure is
+        as in `_predictive`, at that rate: the mixture's VaR/CVaR of Y, the
+        weighted budget, and the base's expected cost and care at its
+        multipliers there."""
+        spec = self.spec
+        claims = [p.claims(members, contracts, aggregates=aggregates) for p in self.pricers]
+        priced = [p._price(members, contracts, claims=c) for p, c in zip(self.pricers, claims)]
+        mixture = _InducedMixture(claims, self.weights, spec)
+        elasticity = math.fsum(w * c.instance.parameters.utilisation_elasticity for w, c in zip(self.weights, claims))
+        start = math.fsum(w * p.max_rate for w, p in zip(self.weights, priced))
+        max_rate, _ = solvent_fixed_point(mixture.max_rate, spec.rates.max, claims[0].where,
+                                          elasticity=elasticity, start=start)
+        at = mixture.at(max_rate)
+        base_scale = claims[0].scale_at(max_rate)
+        base = claims[0].pricing(at.laws[0], at.risk, max_rate, base_scale)
+        numerics = dataclasses.replace(_worst(base.numerics, list(at.laws)), var=at.var, cvar=at.cvar,
+                                       resolution_rel_diff=max(at.resolution_rel_diff,
+                                                               *(law.resolution_rel_diff for law in at.laws)))
+        return dataclasses.replace(
+            base, budget=math.fsum(w * c.budget for w, c in zip(self.weights, claims)), var=at.var, cvar=at.cvar,
+            risk=at.risk, numerics=numerics, scenario_rates=tuple((n, p.max_rate) for n, p in zip(self.names, priced)),
+            revenue=math.fsum(w * c.revenue for w, c in zip(self.weights, claims)),
+            fixed_costs=math.fsum(w * c.fixed for w, c in zip(self.weights, claims)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _MixtureAt:
+    """A predictive mixture with every scenario's admissions at one rate's
+    multipliers: each scenario's law (scenarios with the same model and
+    budget share one), the mixture's max rate h, and VaR/CVaR/risk of Y."""
+
+    laws: tuple[AggregateResult, ...]
+    max_rate: float
+    var: float
+    cvar: float
+    risk: float
+    resolution_rel_diff: float
+
+
+class _InducedMixture:
+    """h(r) of a predictive mixture with induced utilisation (module
+    docstring): scenario s's claims at its multipliers m_{s,c}(r) (1 where its
+    elasticity is 0), mixed with the spec's weights. Scenarios giving the pool
+    the same model and budget at r are one component (their weights summed);
+    a mixture of one component is that law, priced by the engine's figures
+    as a pool without [uncertainty] is."""
+
+    def __init__(self, claims: list[PoolClaims], weights: tuple[float, ...], spec: Spec):
+        self.claims, self.weights, self.spec = claims, weights, spec
+        self._fixed_laws: dict[int, tuple] = {}     # scenarios without behaviour: ((model, budget), law)
+        self._kept: dict[float, _MixtureAt] = {}              # the last rate priced and the best solvent one
+
+    def max_rate(self, rate: float) -> float:
+        return self.at(rate).max_rate
+
+    def at(self, rate: float) -> _MixtureAt:
+        hit = self._kept.get(rate)
+        if hit is None:
+            hit = self._mixture_at(rate)
+            best = max((r for r, m in self._kept.items() if m.max_rate >= r), default=None)
+            keep = {r: m for r, m in self._kept.items() if r == best}
+            keep[rate] = hit
+            self._kept = keep
+        return hit
+
+    def _mixture_at(self, rate: float) -> _MixtureAt:
+        spec = self.spec
+        level, measure, cap = spec.solvency.level, spec.solvency.measure, spec.rates.max
+        laws: list[AggregateResult] = []
+        parts: dict = {}    # (model, budget) -> [weight, law]
+        for i, (claims, weight) in enumerate(zip(self.claims, self.weights)):
+            scale = claims.scale_at(rate)
+            fixed = self._fixed_laws.get(i) if scale is None else None
+            key = fixed[0] if fixed is not None else (claims.model(scale), claims.budget)
+            if key in parts:
+                parts[key][0].append(weight)
+                laws.append(parts[key][1])
+                continue
+            law = fixed[1] if fixed is not None else claims.law(scale)
+            if scale is None:
+                self._fixed_laws[i] = (key, law)
+            parts[key] = ([weight], law)
+            laws.append(law)
+        if len(parts) == 1:
+            law = laws[0]
+            risk = law.cvar if measure == "cvar" else law.var
+            return _MixtureAt(tuple(laws), solvent_rate(self.claims[0].budget, risk, cap), law.var, law.cvar,
+                              risk, law.resolution_rel_diff)
+        components = [Component(math.fsum(w), law.law, law.mean) for w, law in parts.values()]
+        budgets = [budget for _, budget in parts]
+        mixed = mixture_risk(components, level)
+        risk = mixed.cvar if measure == "cvar" else mixed.var
+        if all(b == budgets[0] for b in budgets):
+            h = solvent_rate(budgets[0], risk, cap)
+        else:
+            h = _net_loss_rate(components, budgets, level, measure, cap)
+        return _MixtureAt(tuple(laws), h, mixed.var, mixed.cvar, risk, mixed.resolution_rel_diff)
 
 
 SHOCK_CV_PATHS = {
