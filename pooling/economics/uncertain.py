@@ -31,16 +31,33 @@ leaves the other counties' pools alone).
   only tie the base within the engine's accuracy) and its rate is reported
   only; a solve's candidate pricing skips it (PoolPricer(skip_dominated=True))
   and `complete_scenario_rates` prices it for the plan's pools alone. Not
-  applied under VaR (not monotone in convex order), "ruin" or induced
-  utilisation.
+  applied under VaR (not monotone in convex order) or "ruin". With induced
+  utilisation the scenario has the base's e and r0 (it changes nothing
+  else), so at any rate r both have the same multipliers and its claims there
+  are smaller in convex order: h_s(r) >= h_base(r) for every r, and since
+  r*_base <= h_base(r*_base) <= h_s(r*_base), r*_base is solvent in s, whose
+  solvent rates form an interval ending at r*_s: r*_s >= r*_base.
 - In both, the expected cost and the care figures (hence every objective's
   coefficients) are the base's: the plan is judged on the instance as given,
   and only solvency is asked to survive the scenarios.
 - Induced utilisation (economics.behaviour, a scenario may set
-  parameters.utilisation_elasticity): robust prices each scenario at its own
-  fixed point, so the minimum is the largest rate solvent in every scenario
-  with its own response; predictive refuses it (InputError): the mixture's
-  laws would each depend on the one rate being sought.
+  parameters.utilisation_elasticity or the observed rates): robust prices
+  each scenario at its own fixed point, so the minimum is the largest rate
+  solvent in every scenario with its own response. Predictive: the pool pays
+  one rate r whichever scenario the year is, so at a trial r scenario s's
+  claims Y_s(r) are at its own multipliers m_{s,c}(r) (1 where its e is 0),
+  the mixture at r is the weighted mixture of those laws (budgets B_s as
+  above, not moved by r), and h(r) is that mixture's max rate. With every
+  e <= 0, each Y_s(r) grows in the usual stochastic order with r (Poisson
+  rates scaled by non-decreasing m), so does the mixture (fixed weights: its
+  CDF is the weighted sum of the scenarios'), VaR and CVaR do not fall and h
+  is non-increasing: solvency at r (r <= h(r)) holds on an interval, and
+  behaviour.solvent_fixed_point finds its end, r*_P = h(r*_P), as for one
+  instance. Scenarios with the same model and budget at r are one component;
+  a mixture of one component is that law (the engine's figures, as without
+  [uncertainty]). The pricing's figures are at r*_P: the mixture's VaR/CVaR
+  of Y there, and the base's expected cost and care at its multipliers
+  there.
 - The solvency measure "ruin" is simulated, not exact: robust takes the
   smallest of the scenarios' simulated rates; predictive refuses it
   (InputError) since its mixture would be a simulation of a mixture.
