@@ -130,6 +130,27 @@ def test_a_predictive_solve_with_behaviour_prices_and_reports_every_scenario():
         assert pool.pricing.admission_multiplier is None     # the base (as given) has no response
 
 
+def test_a_predictive_solve_searching_scenario_rates_for_the_plan_only_gives_the_full_result(monkeypatch):
+    """A solve's candidates skip each scenario's own fixed point (reported
+    only; the mixture's search does not start from them) and the plan's pools
+    get them after: the result equals one pricing them for every candidate."""
+    from pooling.optimise import problem
+    inst = _instance()
+    spec = _spec("predictive", SCENARIO_SETS["elasticities"], base_weight=0.5)
+    assert PoolPricer(inst, spec, skip_dominated=True)._uncertain.skip_own_rates
+    assert PoolPricer(inst, spec, skip_dominated=True).price(["1", "2"]).scenario_rates == ()
+    fast = pooling.solve(inst, spec, workers=1).to_dict()
+    real = problem.PoolPricer
+    monkeypatch.setattr(problem, "PoolPricer", lambda i, s, **_: real(i, s))
+    full = pooling.solve(inst, spec, workers=1).to_dict()
+    for data in (fast, full):
+        for key in ("timings", "provenance", "wall_seconds", "numerics"):
+            data.pop(key)
+    assert fast == full
+    for pool in fast["pools"]:
+        assert list(pool["scenario_rates"]) == ["base", "stronger", "observed lower"]
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.sampled_from([("counties.*.admission_rate", 1.3), ("parameters.frequency_shock_cv", 3.0),
                         ("parameters.regional_shocks.*.cv", 2.0)]),

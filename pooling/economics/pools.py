@@ -231,8 +231,10 @@ class PoolPricer:
     def __init__(self, instance: Instance, spec: Spec, *, skip_dominated: bool = False):
         """`skip_dominated` (candidate pricing in a solve): under a robust
         [uncertainty], scenarios that can never bind (economics.uncertain) are
-        not priced, and a pool's `scenario_rates` lack them until
-        `uncertain.complete_scenario_rates` fills in the plan's pools."""
+        not priced, and under a predictive one with induced utilisation the
+        scenarios' own fixed points (reported only) are not searched; a pool's
+        `scenario_rates` lack them until `uncertain.complete_scenario_rates`
+        fills in the plan's pools."""
         self.instance = with_benefits(instance, spec.benefits)   # the spec's schedule, however it was given
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
@@ -307,7 +309,7 @@ class PoolPricer:
             fixed_point, _ = solvent_fixed_point(
                 lambda r: priced_at(claims.scale_at(r))[2], spec.rates.max, claims.where,
                 elasticity=inst.parameters.utilisation_elasticity,
-                start=_search_start(inst, spec, members, counties, budget, claims.family))
+                start=claims.search_start())
             scale = claims.scale_at(fixed_point)
         result, risk, max_rate = priced_at(scale)
         if scale is not None:
@@ -364,6 +366,10 @@ class PoolClaims:
             return result
         except NumericsError as exc:
             raise self.failure(exc) from None
+
+    def search_start(self) -> float:
+        """Where a fixed-point search for this pool starts (_search_start): no pricing."""
+        return _search_start(self.instance, self.spec, self.members, self.counties, self.budget, self.family)
 
     def failure(self, exc: NumericsError) -> NumericsError:
         """`exc` naming the pool and the input fields that drive its numerics."""

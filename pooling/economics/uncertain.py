@@ -171,6 +171,10 @@ class UncertainPricing:
                                    if i > 0 and robust_cvar and dominated_by_base(instance, scenario))
         """Scenarios that cannot bind (module docstring): out of the robust minimum."""
         self.skipped = self.dominated if skip_dominated else frozenset()
+        self.skip_own_rates = skip_dominated and self.method == "predictive" and self.induced
+        """Predictive with a response, in a solve's candidate pricing: the
+        scenarios' own fixed points are reported only, and searched for the
+        plan's pools alone (complete_scenario_rates)."""
 
     def price(self, members: frozenset[str], contracts: tuple[str, ...]) -> PoolPricing:
         aggregates: dict = {}
@@ -238,13 +242,14 @@ class UncertainPricing:
         multipliers there."""
         spec = self.spec
         claims = [p.claims(members, contracts, aggregates=aggregates) for p in self.pricers]
-        priced = [p._price(members, contracts, claims=c) for p, c in zip(self.pricers, claims)]
         mixture = _InducedMixture(claims, self.weights, spec)
         elasticity = math.fsum(w * c.instance.parameters.utilisation_elasticity for w, c in zip(self.weights, claims))
-        start = math.fsum(w * p.max_rate for w, p in zip(self.weights, priced))
         max_rate, _ = solvent_fixed_point(mixture.max_rate, spec.rates.max, claims[0].where,
-                                          elasticity=elasticity, start=start)
+                                          elasticity=elasticity, start=mixture.start())
         at = mixture.at(max_rate)
+        own = () if self.skip_own_rates else tuple(
+            (name, pricer._price(members, contracts, claims=c).max_rate)
+            for name, pricer, c in zip(self.names, self.pricers, claims))
         base_scale = claims[0].scale_at(max_rate)
         base = claims[0].pricing(at.laws[0], at.risk, max_rate, base_scale)
         numerics = dataclasses.replace(_worst(base.numerics, list(at.laws)), var=at.var, cvar=at.cvar,
@@ -252,7 +257,7 @@ class UncertainPricing:
                                                                *(law.resolution_rel_diff for law in at.laws)))
         return dataclasses.replace(
             base, budget=math.fsum(w * c.budget for w, c in zip(self.weights, claims)), var=at.var, cvar=at.cvar,
-            risk=at.risk, numerics=numerics, scenario_rates=tuple((n, p.max_rate) for n, p in zip(self.names, priced)),
+            risk=at.risk, numerics=numerics, scenario_rates=own,
             revenue=math.fsum(w * c.revenue for w, c in zip(self.weights, claims)),
             fixed_costs=math.fsum(w * c.fixed for w, c in zip(self.weights, claims)))
 
@@ -287,6 +292,29 @@ class _InducedMixture:
     def max_rate(self, rate: float) -> float:
         return self.at(rate).max_rate
 
+    def start(self) -> float:
+        """Where the search starts, no search needed: the weighted mean of a
+        guess at each scenario's own fixed point, with a response the normal
+        approximation's (PoolClaims.search_start), without one its rate (its
+        law, the same at every r, is one the search needs anyway)."""
+        cap, measure = self.spec.rates.max, self.spec.solvency.measure
+        guesses = []
+        for i, claims in enumerate(self.claims):
+            if behaviour_on(claims.instance):
+                guesses.append(claims.search_start())
+            else:
+                law = self._fixed(i)[1]
+                guesses.append(solvent_rate(claims.budget, law.cvar if measure == "cvar" else law.var, cap))
+        return math.fsum(w * g for w, g in zip(self.weights, guesses))
+
+    def _fixed(self, i: int) -> tuple:
+        """((model, budget), law) of scenario i without a response (as observed at every r)."""
+        hit = self._fixed_laws.get(i)
+        if hit is None:
+            claims = self.claims[i]
+            hit = self._fixed_laws[i] = ((claims.model(None), claims.budget), claims.law(None))
+        return hit
+
     def at(self, rate: float) -> _MixtureAt:
         hit = self._kept.get(rate)
         if hit is None:
@@ -304,15 +332,13 @@ class _InducedMixture:
         parts: dict = {}    # (model, budget) -> [weight, law]
         for i, (claims, weight) in enumerate(zip(self.claims, self.weights)):
             scale = claims.scale_at(rate)
-            fixed = self._fixed_laws.get(i) if scale is None else None
+            fixed = self._fixed(i) if scale is None else None
             key = fixed[0] if fixed is not None else (claims.model(scale), claims.budget)
             if key in parts:
                 parts[key][0].append(weight)
                 laws.append(parts[key][1])
                 continue
             law = fixed[1] if fixed is not None else claims.law(scale)
-            if scale is None:
-                self._fixed_laws[i] = (key, law)
             parts[key] = ([weight], law)
             laws.append(law)
         if len(parts) == 1:
@@ -364,11 +390,12 @@ def dominated_by_base(base: Instance, scenario) -> bool:
 def complete_scenario_rates(instance: Instance, spec: Spec, pools: list) -> list:
     """The plan's pools (result PoolOutcomes) with every scenario's rate: a
     solve's candidate pricing skipped the scenarios that cannot bind
-    (module docstring); they are priced here for these pools alone, and each
-    pool's numerics then cover every scenario's law. The robust rate, binding
+    (robust) or the scenarios' own fixed points (predictive with a response;
+    module docstring); they are priced here for these pools alone, and each
+    pool's numerics then cover every scenario's law. The pool's rate, binding
     scenario and every other figure are unchanged (the result's own numerics
     summary covers the laws its candidates were priced with)."""
-    if spec.uncertainty is None or spec.uncertainty.method != "robust":
+    if spec.uncertainty is None:
         return pools
     names = [scenario.name for scenario in spec.uncertainty.all_scenarios]
     if all(len(p.pricing.scenario_rates) == len(names) for p in pools):
