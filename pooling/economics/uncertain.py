@@ -53,7 +53,10 @@ leaves the other counties' pools alone).
   CDF is the weighted sum of the scenarios'), VaR and CVaR do not fall and h
   is non-increasing: solvency at r (r <= h(r)) holds on an interval, and
   behaviour.solvent_fixed_point finds its end, r*_P = h(r*_P), as for one
-  instance. Scenarios with the same model and budget at r are one component;
+  instance, from a start that needs no search (_InducedMixture.start), so
+  that a solve's candidates skip the scenarios' own fixed points (reported
+  only) and complete_scenario_rates searches them for the plan's pools, with
+  the same rates. Scenarios with the same model and budget at r are one component;
   a mixture of one component is that law (the engine's figures, as without
   [uncertainty]). The pricing's figures are at r*_P: the mixture's VaR/CVaR
   of Y there, and the base's expected cost and care at its multipliers
