@@ -151,6 +151,44 @@ def test_a_predictive_solve_searching_scenario_rates_for_the_plan_only_gives_the
         assert list(pool["scenario_rates"]) == ["base", "stronger", "observed lower"]
 
 
+@pytest.mark.parametrize("kind", ["claims", "elasticities", "milder"])
+def test_the_bound_caps_every_usable_predictive_pool_with_behaviour(kind):
+    """The column-generation cap U(P) = min(r_max, sum_s w_s B_s / (kappa_min
+    sum_s w_s E_lo,s[Y_P])) (uncertain.bound_economics) holds at the
+    mixture's fixed point r*: solvency there gives r* sum_s w_s CVaR(Y_s(r*))
+    <= sum_s w_s B_s (CVaR concave in the mixture), CVaR(Y_s(r*)) >= kappa_s
+    E[Y_s(r*)], and for r* >= rates.min E[Y_s(r*)] >= E_lo,s (admissions at
+    min(1, m(rates.min)), behaviour.bound_multipliers)."""
+    import itertools
+
+    from pooling.economics.pool_bounds import BOUND_PRICING_SLACK, group_kappa
+    from pooling.economics.uncertain import bound_economics, bound_instances
+    from pooling.optimise.candidates import PoolGroup
+    from tests.factories import random_instance_dict
+    data = random_instance_dict(5, 6, 1, contribution_range=(150.0, 260.0))
+    data["parameters"].update(frequency_shock_cv=0.05, utilisation_elasticity=ELASTICITY, observed_rate=0.3)
+    inst = pooling.instance_from_dict(data)
+    scenarios = SCENARIO_SETS.get(kind) or [
+        {"name": "richer", "weight": 0.3, "scale": {"counties.*.contribution_per_capita": 1.6}},
+        {"name": "calmer", "weight": 0.2, "scale": {"parameters.frequency_shock_cv": 0.2}}]
+    spec = pooling.spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False}) | {
+        "uncertainty": {"method": "predictive", "base_weight": 0.5, "scenarios": scenarios}}, source="u.toml")
+    group = PoolGroup(label="all", members=tuple(sorted(inst.ids)))
+    econ = bound_economics(inst, spec, group)
+    pricer = PoolPricer(inst, spec)
+    usable = 0
+    for size in range(2, len(inst.ids) + 1):
+        kappa = min(group_kappa(i, group.members, 0.99, size) for i in bound_instances(inst, spec, group))
+        for members in itertools.combinations(group.members, size):
+            pricing = pricer.price(members)
+            if not pricing.usable:
+                continue
+            usable += 1
+            cap = min(spec.rates.max, econ.budget(members) / (kappa * econ.expected_cost(members)))
+            assert pricing.max_rate <= cap * (1.0 + BOUND_PRICING_SLACK) + ROUNDING, members
+    assert usable >= 10
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.sampled_from([("counties.*.admission_rate", 1.3), ("parameters.frequency_shock_cv", 3.0),
                         ("parameters.regional_shocks.*.cv", 2.0)]),
@@ -232,3 +270,22 @@ def test_a_behavioural_solve_skipping_dominated_scenarios_gives_the_full_result(
         assert list(pool["scenario_rates"]) == ["base", "shocks x0.5", "shocks x1.5"]
         rates = pool["scenario_rates"]
         assert pool["rate"] == min(rates["base"], rates["shocks x1.5"])   # "shocks x0.5" never binds
+
+
+def test_generated_columns_find_the_enumerated_predictive_optimum_with_behaviour():
+    """Column generation under a predictive spec with a response proves the
+    enumerated optimum (its bound is valid: the test above)."""
+    from pooling import SolveOptions
+    from tests.factories import random_instance_dict
+    from tests.test_solve import OBJECTIVE_TOLERANCE
+    data = random_instance_dict(4, 8, 1, contribution_range=(220.0, 360.0))
+    data["parameters"].update(frequency_shock_cv=0.05, utilisation_elasticity=ELASTICITY)
+    inst = pooling.instance_from_dict(data)
+    spec = pooling.spec_from_dict(spec_dict(pooling={"within": "none", "contiguous": False}) | {
+        "uncertainty": {"method": "predictive", "base_weight": 0.5, "scenarios": SCENARIO_SETS["elasticities"]}},
+        source="u.toml")
+    enumerated = pooling.solve(inst, spec, options=SolveOptions(candidates="enumerate"))
+    generated = pooling.solve(inst, spec, options=SolveOptions(candidates="generate"))
+    assert generated.candidate_generation["method"] == "column_generation"
+    assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
+    assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
