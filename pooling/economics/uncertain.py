@@ -289,10 +289,11 @@ class _InducedMixture:
 
     def __init__(self, claims: list[PoolClaims], weights: tuple[float, ...], spec: Spec):
         self.claims, self.weights, self.spec = claims, weights, spec
-        self._fixed_laws: dict[int, tuple] = {}     # scenarios without behaviour: ((model, budget), law)
-        self._kept: dict[float, _MixtureAt] = {}              # the last rate priced and the best solvent one
+        self._fixed_laws: dict[int, tuple] = {}    # scenarios without a response: ((model, budget), law)
+        self._kept: dict[float, _MixtureAt] = {}   # the last rate priced and the highest solvent one
 
     def max_rate(self, rate: float) -> float:
+        """h(rate): the mixture's max rate with admissions frozen at rate's multipliers."""
         return self.at(rate).max_rate
 
     def start(self) -> float:
@@ -319,6 +320,8 @@ class _InducedMixture:
         return hit
 
     def at(self, rate: float) -> _MixtureAt:
+        """The mixture at `rate`'s multipliers; the search returns the highest
+        rate it priced solvent, so that one and the last are kept."""
         hit = self._kept.get(rate)
         if hit is None:
             hit = self._mixture_at(rate)
@@ -332,7 +335,7 @@ class _InducedMixture:
         spec = self.spec
         level, measure, cap = spec.solvency.level, spec.solvency.measure, spec.rates.max
         laws: list[AggregateResult] = []
-        parts: dict = {}    # (model, budget) -> [weight, law]
+        parts: dict = {}    # (model, budget) -> ([weights], law)
         for i, (claims, weight) in enumerate(zip(self.claims, self.weights)):
             scale = claims.scale_at(rate)
             fixed = self._fixed(i) if scale is None else None
