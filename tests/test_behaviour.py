@@ -372,11 +372,7 @@ def test_robust_uncertainty_scenario_turns_behaviour_on(tmp_path):
     induced = PoolPricer(_load(_with(tiny_instance_dict(), utilisation_elasticity=-0.41)), SPEC).price(["900102"])
     assert dict(robust.scenario_rates)["induced"] == induced.max_rate
     assert robust.max_rate == induced.max_rate < plain.max_rate
-    predictive = dict(data)
-    predictive["uncertainty"] = {"method": "predictive", "base_weight": 0.5, "scenarios": [
-        {"name": "induced", "weight": 0.5, "set": {"parameters.utilisation_elasticity": -0.41}}]}
-    with pytest.raises(InputError, match=r"predictive.*induced utilisation"):
-        PoolPricer(inst, spec_from_dict(predictive, source="spec.toml"))
+    # "predictive" with such a scenario: tests/test_predictive_behaviour.py.
 
 
 def test_solve_with_behaviour_is_deterministic_and_every_pool_is_at_its_fixed_point():

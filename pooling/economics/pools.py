@@ -231,8 +231,10 @@ class PoolPricer:
     def __init__(self, instance: Instance, spec: Spec, *, skip_dominated: bool = False):
         """`skip_dominated` (candidate pricing in a solve): under a robust
         [uncertainty], scenarios that can never bind (economics.uncertain) are
-        not priced, and a pool's `scenario_rates` lack them until
-        `uncertain.complete_scenario_rates` fills in the plan's pools."""
+        not priced, and under a predictive one with induced utilisation the
+        scenarios' own fixed points (reported only) are not searched; a pool's
+        `scenario_rates` lack them until `uncertain.complete_scenario_rates`
+        fills in the plan's pools."""
         self.instance = with_benefits(instance, spec.benefits)   # the spec's schedule, however it was given
         self.spec = spec
         self._cache: dict[frozenset[str], PoolPricing] = {}
@@ -258,26 +260,24 @@ class PoolPricer:
             self._cache[key] = hit
         return hit
 
+    def claims(self, members: frozenset[str], contract_ids: tuple[str, ...] = (), *,
+               aggregates: dict | None = None) -> PoolClaims:
+        """The pool's budget terms and claims at any multipliers on this pricer's instance (PoolClaims)."""
+        return PoolClaims(self.instance, self.spec, members, contract_ids, aggregates)
+
     def _price(self, members: frozenset[str], contract_ids: tuple[str, ...] = (), *,
-               keep_law: bool = False, aggregates: dict | None = None) -> PoolPricing:
+               keep_law: bool = False, aggregates: dict | None = None,
+               claims: PoolClaims | None = None) -> PoolPricing:
         """Prices one pool on this pricer's instance as given. `keep_law` keeps
         the lattice in `numerics` (the predictive mixture needs it);
         `aggregates` (model -> AggregateResult) shares laws between scenarios
-        that give the pool the same model."""
+        that give the pool the same model; `claims` (from `self.claims`) lets a
+        caller that prices the pool's law at other rates share its lattices."""
         inst, spec = self.instance, self.spec
-        counties = [inst.county(cid) for cid in sorted(members)]
-        options = [inst.contract(o) for o in contract_ids]
+        claims = claims if claims is not None else self.claims(members, contract_ids, aggregates=aggregates)
+        counties, budget = claims.counties, claims.budget
         u = spec.solvency.reserve_share
-        revenue = math.fsum(c.revenue for c in counties)
-        fixed = (inst.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in counties)
-                 + math.fsum(o.annual_cost for o in options))
-        budget = revenue + u * math.fsum(c.reserves for c in counties) - fixed
-        where = f"{inst.source}: pool [{', '.join(sorted(members))}]"
         tried: dict = {}   # the fixed point's own pricing is the search's last solvent one
-        # With a behavioural response and members alike (one r0, no contract
-        # whose capacity the multiplier fills), admissions scale by one factor:
-        # priced on lattices shared across the search (risk.scaled).
-        family = _scaled_claims(inst, spec, members, options, counties)
 
         def priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
             """(the law's figures, risk, max rate) with admissions scaled by `scale`."""
@@ -288,27 +288,17 @@ class PoolPricer:
             return tried[key]
 
         def _priced_at(scale: dict[str, float] | None) -> tuple[AggregateResult, float, float]:
-            try:
-                if family is not None and scale is not None:
-                    result = family.aggregate(next(iter(scale.values())))
-                else:
-                    model = pool_model(inst, members, contracts=options, multipliers=scale)
-                    result = aggregates.get(model) if aggregates is not None else None
-                    if result is None:
-                        result = aggregate(model, spec.solvency.level)
-                        if aggregates is not None:
-                            aggregates[model] = result
-                if spec.solvency.measure == "ruin":
-                    sim = spec.simulation
+            result = claims.law(scale)
+            if spec.solvency.measure == "ruin":
+                sim = spec.simulation
+                try:
                     ruin_rate = ruin_max_rate(
-                        model, members, start_reserves=u * math.fsum(c.reserves for c in counties),
-                        net_income=revenue - fixed, years=spec.solvency.horizon_years,
+                        claims.model(scale), members, start_reserves=u * math.fsum(c.reserves for c in counties),
+                        net_income=claims.revenue - claims.fixed, years=spec.solvency.horizon_years,
                         scenarios=sim.scenarios, level=spec.solvency.level, seed=sim.seed,
                         trend=solvency_trend(spec))
-            except NumericsError as exc:
-                raise NumericsError(f"{where}: cannot price it: {exc}. "
-                                    f"{_numerics_drivers(inst, spec, counties)}") from None
-            if spec.solvency.measure == "ruin":
+                except NumericsError as exc:
+                    raise claims.failure(exc) from None
                 return result, result.cvar, min(spec.rates.max, ruin_rate)
             risk = result.cvar if spec.solvency.measure == "cvar" else result.var
             return result, risk, solvent_rate(budget, risk, spec.rates.max)
@@ -317,20 +307,86 @@ class PoolPricer:
         if behaviour_on(inst):
             # The fixed point r = h(r), h the max rate with admissions frozen at m_c(r).
             fixed_point, _ = solvent_fixed_point(
-                lambda r: priced_at(multipliers(inst, members, r))[2], spec.rates.max, where,
+                lambda r: priced_at(claims.scale_at(r))[2], spec.rates.max, claims.where,
                 elasticity=inst.parameters.utilisation_elasticity,
-                start=_search_start(inst, spec, members, counties, budget, family))
-            scale = multipliers(inst, members, fixed_point)
+                start=claims.search_start())
+            scale = claims.scale_at(fixed_point)
         result, risk, max_rate = priced_at(scale)
         if scale is not None:
             max_rate = fixed_point   # the solvent end of the bracket (h(r*) >= r*)
-        contracted = contracted_places(options)
-        care = tuple(care_in_pool(inst, c, members, contracted, scale) for c in counties)
+        return claims.pricing(result, risk, max_rate, scale, keep_law=keep_law)
+
+
+class PoolClaims:
+    """One pool on one (instance, spec) before its rate: its revenue, fixed
+    costs and budget, and its claims' law at any admission multipliers, on
+    lattices shared across calls where its members have one multiplier
+    (risk.scaled). PoolPricer's fixed-point search and a predictive mixture
+    with induced utilisation (economics.uncertain) both price from it."""
+
+    def __init__(self, instance: Instance, spec: Spec, members: frozenset[str], contract_ids: tuple[str, ...] = (),
+                 aggregates: dict | None = None):
+        """`aggregates` (model -> AggregateResult) shares laws priced outside a family."""
+        self.instance, self.spec, self.members, self.contract_ids = instance, spec, members, contract_ids
+        self.counties = [instance.county(cid) for cid in sorted(members)]
+        self.options = [instance.contract(o) for o in contract_ids]
+        self.revenue = math.fsum(c.revenue for c in self.counties)
+        self.fixed = (instance.parameters.fund_fixed_cost + math.fsum(c.per_capita_costs for c in self.counties)
+                      + math.fsum(o.annual_cost for o in self.options))
+        self.budget = (self.revenue + spec.solvency.reserve_share * math.fsum(c.reserves for c in self.counties)
+                       - self.fixed)
+        self.where = f"{instance.source}: pool [{', '.join(sorted(members))}]"
+        # With a behavioural response and members alike (one r0, no contract
+        # whose capacity the multiplier fills), admissions scale by one factor:
+        # priced on lattices shared across the search (risk.scaled).
+        self.family = _scaled_claims(instance, spec, members, self.options, self.counties)
+        self._aggregates = aggregates
+
+    def scale_at(self, rate: float) -> dict[str, float] | None:
+        """The members' multipliers m_c(rate) (None without behaviour: as observed)."""
+        return multipliers(self.instance, self.members, rate)
+
+    def model(self, scale: dict[str, float] | None) -> CompoundModel:
+        """The pool's compound model with admissions scaled by `scale`."""
+        if self.family is not None and scale is not None:
+            return self.family.model_at(next(iter(scale.values())))
+        return pool_model(self.instance, self.members, contracts=self.options, multipliers=scale)
+
+    def law(self, scale: dict[str, float] | None) -> AggregateResult:
+        """The claims' law (lattice kept) with admissions scaled by `scale`."""
+        try:
+            if self.family is not None and scale is not None:
+                return self.family.aggregate(next(iter(scale.values())))
+            model = self.model(scale)
+            result = self._aggregates.get(model) if self._aggregates is not None else None
+            if result is None:
+                result = aggregate(model, self.spec.solvency.level)
+                if self._aggregates is not None:
+                    self._aggregates[model] = result
+            return result
+        except NumericsError as exc:
+            raise self.failure(exc) from None
+
+    def search_start(self) -> float:
+        """Where a fixed-point search for this pool starts (_search_start): no pricing."""
+        return _search_start(self.instance, self.spec, self.members, self.counties, self.budget, self.family)
+
+    def failure(self, exc: NumericsError) -> NumericsError:
+        """`exc` naming the pool and the input fields that drive its numerics."""
+        return NumericsError(f"{self.where}: cannot price it: {exc}. "
+                             f"{_numerics_drivers(self.instance, self.spec, self.counties)}")
+
+    def pricing(self, result: AggregateResult, risk: float, max_rate: float, scale: dict[str, float] | None, *,
+                keep_law: bool = False) -> PoolPricing:
+        """The pool's pricing at `max_rate`, its claims figures `result` and care at multipliers `scale`."""
+        inst, counties = self.instance, self.counties
+        contracted = contracted_places(self.options)
+        care = tuple(care_in_pool(inst, c, self.members, contracted, scale) for c in counties)
         per_county = tuple((c.county, c.eligible) for c in care)
         return PoolPricing(
             counties=tuple(c.id for c in counties), enrollees=sum(c.enrollees for c in counties),
-            revenue=revenue, fixed_costs=fixed, budget=budget, expected_cost=result.mean,
+            revenue=self.revenue, fixed_costs=self.fixed, budget=self.budget, expected_cost=result.mean,
             var=result.var, cvar=result.cvar, risk=risk, max_rate=max_rate,
-            usable=max_rate >= spec.rates.min, county_expected_cost=per_county, care=care,
-            numerics=result if keep_law else dataclasses.replace(result, law=None), contracts=contract_ids,
-            behaviour=None if scale is None else Behaviour.of(inst, members))
+            usable=max_rate >= self.spec.rates.min, county_expected_cost=per_county, care=care,
+            numerics=result if keep_law else dataclasses.replace(result, law=None), contracts=self.contract_ids,
+            behaviour=None if scale is None else Behaviour.of(inst, self.members))

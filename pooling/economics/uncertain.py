@@ -31,16 +31,36 @@ leaves the other counties' pools alone).
   only tie the base within the engine's accuracy) and its rate is reported
   only; a solve's candidate pricing skips it (PoolPricer(skip_dominated=True))
   and `complete_scenario_rates` prices it for the plan's pools alone. Not
-  applied under VaR (not monotone in convex order), "ruin" or induced
-  utilisation.
+  applied under VaR (not monotone in convex order) or "ruin". With induced
+  utilisation the scenario has the base's e and r0 (it changes nothing
+  else), so at any rate r both have the same multipliers and its claims there
+  are smaller in convex order: h_s(r) >= h_base(r) for every r, and since
+  r*_base <= h_base(r*_base) <= h_s(r*_base), r*_base is solvent in s, whose
+  solvent rates form an interval ending at r*_s: r*_s >= r*_base.
 - In both, the expected cost and the care figures (hence every objective's
   coefficients) are the base's: the plan is judged on the instance as given,
   and only solvency is asked to survive the scenarios.
 - Induced utilisation (economics.behaviour, a scenario may set
-  parameters.utilisation_elasticity): robust prices each scenario at its own
-  fixed point, so the minimum is the largest rate solvent in every scenario
-  with its own response; predictive refuses it (InputError): the mixture's
-  laws would each depend on the one rate being sought.
+  parameters.utilisation_elasticity or the observed rates): robust prices
+  each scenario at its own fixed point, so the minimum is the largest rate
+  solvent in every scenario with its own response. Predictive: the pool pays
+  one rate r whichever scenario the year is, so at a trial r scenario s's
+  claims Y_s(r) are at its own multipliers m_{s,c}(r) (1 where its e is 0),
+  the mixture at r is the weighted mixture of those laws (budgets B_s as
+  above, not moved by r), and h(r) is that mixture's max rate. With every
+  e <= 0, each Y_s(r) grows in the usual stochastic order with r (Poisson
+  rates scaled by non-decreasing m), so does the mixture (fixed weights: its
+  CDF is the weighted sum of the scenarios'), VaR and CVaR do not fall and h
+  is non-increasing: solvency at r (r <= h(r)) holds on an interval, and
+  behaviour.solvent_fixed_point finds its end, r*_P = h(r*_P), as for one
+  instance, from a start that needs no search (_InducedMixture.start), so
+  that a solve's candidates skip the scenarios' own fixed points (reported
+  only) and complete_scenario_rates searches them for the plan's pools, with
+  the same rates. Scenarios with the same model and budget at r are one component;
+  a mixture of one component is that law (the engine's figures, as without
+  [uncertainty]). The pricing's figures are at r*_P: the mixture's VaR/CVaR
+  of Y there, and the base's expected cost and care at its multipliers
+  there.
 - The solvency measure "ruin" is simulated, not exact: robust takes the
   smallest of the scenarios' simulated rates; predictive refuses it
   (InputError) since its mixture would be a simulation of a mixture.
@@ -56,8 +76,8 @@ from pooling.data.instance_dict import instance_to_dict
 from pooling.data.scenarios import apply_changes
 from pooling.data.spec import Spec
 from pooling.data.uncertainty import scenario_instances
-from pooling.economics.behaviour import behaviour_on
-from pooling.economics.pools import NO_SOLVENT_RATE, PoolPricer, PoolPricing, solvent_rate
+from pooling.economics.behaviour import behaviour_on, solvent_fixed_point
+from pooling.economics.pools import NO_SOLVENT_RATE, PoolClaims, PoolPricer, PoolPricing, solvent_rate
 from pooling.errors import InputError, NumericsError
 from pooling.risk.claims import AggregateResult
 from pooling.risk.mixture import Component, mixture_risk
@@ -144,23 +164,29 @@ class UncertainPricing:
         self.spec = spec
         plain = dataclasses.replace(spec, uncertainty=None)
         pairs = _scenario_instances(instance, uncertainty)
-        induced = [scenario.name for scenario, inst in pairs if behaviour_on(inst)]
-        if uncertainty.method == "predictive" and induced:
-            raise InputError(f'{spec.source}: uncertainty.method "predictive" cannot price induced utilisation '
-                             f'(parameters.utilisation_elasticity != 0 in scenario "{induced[0]}"): each '
-                             f"scenario's claims would depend on the mixture's own rate; use method \"robust\" "
-                             f"(each scenario at its own fixed point) or set the elasticity to 0")
+        self.induced = any(behaviour_on(inst) for _, inst in pairs)
+        """Whether some scenario has a behavioural response (predictive: one fixed point of the mixture)."""
         self.names = tuple(scenario.name for scenario, _ in pairs)
         self.weights = tuple(scenario.weight for scenario, _ in pairs)
         self.pricers = tuple(PoolPricer(scenario_instance, plain) for _, scenario_instance in pairs)
-        robust_cvar = uncertainty.method == "robust" and spec.solvency.measure == "cvar" and not induced
+        robust_cvar = uncertainty.method == "robust" and spec.solvency.measure == "cvar"
         self.dominated = frozenset(i for i, (scenario, _) in enumerate(pairs)
                                    if i > 0 and robust_cvar and dominated_by_base(instance, scenario))
         """Scenarios that cannot bind (module docstring): out of the robust minimum."""
         self.skipped = self.dominated if skip_dominated else frozenset()
+        self.skip_own_rates = skip_dominated and self.method == "predictive" and self.induced
+        """Predictive with a response, in a solve's candidate pricing: the
+        scenarios' own fixed points are reported only, and searched for the
+        plan's pools alone (complete_scenario_rates)."""
 
     def price(self, members: frozenset[str], contracts: tuple[str, ...]) -> PoolPricing:
         aggregates: dict = {}
+        if self.method == "predictive" and self.induced:
+            try:
+                return self._predictive_induced(members, contracts, aggregates)
+            except NumericsError as exc:
+                raise NumericsError(f"{self.pricers[0].instance.source}: pool [{', '.join(sorted(members))}]: "
+                                    f"cannot price its predictive mixture: {exc}") from None
         keep = self.method == "predictive"
         priced = [None if i in self.skipped else p._price(members, contracts, keep_law=keep, aggregates=aggregates)
                   for i, p in enumerate(self.pricers)]
@@ -209,6 +235,133 @@ class UncertainPricing:
             revenue=math.fsum(w * p.revenue for w, p in zip(self.weights, priced)),
             fixed_costs=math.fsum(w * p.fixed_costs for w, p in zip(self.weights, priced)))
 
+    def _predictive_induced(self, members: frozenset[str], contracts: tuple[str, ...],
+                            aggregates: dict) -> PoolPricing:
+        """The predictive rate with induced utilisation in some scenario: the
+        fixed point of h(r), the mixture's max rate with every scenario's
+        admissions at its own m_c(r) (module docstring). Every other figure is
+        as in `_predictive`, at that rate: the mixture's VaR/CVaR of Y, the
+        weighted budget, and the base's expected cost and care at its
+        multipliers there."""
+        spec = self.spec
+        claims = [p.claims(members, contracts, aggregates=aggregates) for p in self.pricers]
+        mixture = _InducedMixture(claims, self.weights, spec)
+        elasticity = math.fsum(w * c.instance.parameters.utilisation_elasticity for w, c in zip(self.weights, claims))
+        max_rate, _ = solvent_fixed_point(mixture.max_rate, spec.rates.max, claims[0].where,
+                                          elasticity=elasticity, start=mixture.start())
+        at = mixture.at(max_rate)
+        own = () if self.skip_own_rates else tuple(
+            (name, pricer._price(members, contracts, claims=c).max_rate)
+            for name, pricer, c in zip(self.names, self.pricers, claims))
+        base_scale = claims[0].scale_at(max_rate)
+        base = claims[0].pricing(at.laws[0], at.risk, max_rate, base_scale)
+        numerics = dataclasses.replace(_worst(base.numerics, list(at.laws)), var=at.var, cvar=at.cvar,
+                                       resolution_rel_diff=max(at.resolution_rel_diff,
+                                                               *(law.resolution_rel_diff for law in at.laws)))
+        return dataclasses.replace(
+            base, budget=math.fsum(w * c.budget for w, c in zip(self.weights, claims)), var=at.var, cvar=at.cvar,
+            risk=at.risk, numerics=numerics, scenario_rates=own,
+            revenue=math.fsum(w * c.revenue for w, c in zip(self.weights, claims)),
+            fixed_costs=math.fsum(w * c.fixed for w, c in zip(self.weights, claims)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _MixtureAt:
+    """A predictive mixture with every scenario's admissions at one rate's
+    multipliers: each scenario's law (scenarios with the same model and
+    budget share one), the mixture's max rate h, and VaR/CVaR/risk of Y."""
+
+    laws: tuple[AggregateResult, ...]
+    max_rate: float
+    var: float
+    cvar: float
+    risk: float
+    resolution_rel_diff: float
+
+
+class _InducedMixture:
+    """h(r) of a predictive mixture with induced utilisation (module
+    docstring): scenario s's claims at its multipliers m_{s,c}(r) (1 where its
+    elasticity is 0), mixed with the spec's weights. Scenarios giving the pool
+    the same model and budget at r are one component (their weights summed);
+    a mixture of one component is that law, priced by the engine's figures
+    as a pool without [uncertainty] is."""
+
+    def __init__(self, claims: list[PoolClaims], weights: tuple[float, ...], spec: Spec):
+        self.claims, self.weights, self.spec = claims, weights, spec
+        self._fixed_laws: dict[int, tuple] = {}    # scenarios without a response: ((model, budget), law)
+        self._kept: dict[float, _MixtureAt] = {}   # the last rate priced and the highest solvent one
+
+    def max_rate(self, rate: float) -> float:
+        """h(rate): the mixture's max rate with admissions frozen at rate's multipliers."""
+        return self.at(rate).max_rate
+
+    def start(self) -> float:
+        """Where the search starts, no search needed: the weighted mean of a
+        guess at each scenario's own fixed point, with a response the normal
+        approximation's (PoolClaims.search_start), without one its rate (its
+        law, the same at every r, is one the search needs anyway)."""
+        cap, measure = self.spec.rates.max, self.spec.solvency.measure
+        guesses = []
+        for i, claims in enumerate(self.claims):
+            if behaviour_on(claims.instance):
+                guesses.append(claims.search_start())
+            else:
+                law = self._fixed(i)[1]
+                guesses.append(solvent_rate(claims.budget, law.cvar if measure == "cvar" else law.var, cap))
+        return math.fsum(w * g for w, g in zip(self.weights, guesses))
+
+    def _fixed(self, i: int) -> tuple:
+        """((model, budget), law) of scenario i without a response (as observed at every r)."""
+        hit = self._fixed_laws.get(i)
+        if hit is None:
+            claims = self.claims[i]
+            hit = self._fixed_laws[i] = ((claims.model(None), claims.budget), claims.law(None))
+        return hit
+
+    def at(self, rate: float) -> _MixtureAt:
+        """The mixture at `rate`'s multipliers; the search returns the highest
+        rate it priced solvent, so that one and the last are kept."""
+        hit = self._kept.get(rate)
+        if hit is None:
+            hit = self._mixture_at(rate)
+            best = max((r for r, m in self._kept.items() if m.max_rate >= r), default=None)
+            keep = {r: m for r, m in self._kept.items() if r == best}
+            keep[rate] = hit
+            self._kept = keep
+        return hit
+
+    def _mixture_at(self, rate: float) -> _MixtureAt:
+        spec = self.spec
+        level, measure, cap = spec.solvency.level, spec.solvency.measure, spec.rates.max
+        laws: list[AggregateResult] = []
+        parts: dict = {}    # (model, budget) -> ([weights], law)
+        for i, (claims, weight) in enumerate(zip(self.claims, self.weights)):
+            scale = claims.scale_at(rate)
+            fixed = self._fixed(i) if scale is None else None
+            key = fixed[0] if fixed is not None else (claims.model(scale), claims.budget)
+            if key in parts:
+                parts[key][0].append(weight)
+                laws.append(parts[key][1])
+                continue
+            law = fixed[1] if fixed is not None else claims.law(scale)
+            parts[key] = ([weight], law)
+            laws.append(law)
+        if len(parts) == 1:
+            law = laws[0]
+            risk = law.cvar if measure == "cvar" else law.var
+            return _MixtureAt(tuple(laws), solvent_rate(self.claims[0].budget, risk, cap), law.var, law.cvar,
+                              risk, law.resolution_rel_diff)
+        components = [Component(math.fsum(w), law.law, law.mean) for w, law in parts.values()]
+        budgets = [budget for _, budget in parts]
+        mixed = mixture_risk(components, level)
+        risk = mixed.cvar if measure == "cvar" else mixed.var
+        if all(b == budgets[0] for b in budgets):
+            h = solvent_rate(budgets[0], risk, cap)
+        else:
+            h = _net_loss_rate(components, budgets, level, measure, cap)
+        return _MixtureAt(tuple(laws), h, mixed.var, mixed.cvar, risk, mixed.resolution_rel_diff)
+
 
 SHOCK_CV_PATHS = {
     "parameters.frequency_shock_cv": ("frequency_shock_cv",),
@@ -243,11 +396,12 @@ def dominated_by_base(base: Instance, scenario) -> bool:
 def complete_scenario_rates(instance: Instance, spec: Spec, pools: list) -> list:
     """The plan's pools (result PoolOutcomes) with every scenario's rate: a
     solve's candidate pricing skipped the scenarios that cannot bind
-    (module docstring); they are priced here for these pools alone, and each
-    pool's numerics then cover every scenario's law. The robust rate, binding
+    (robust) or the scenarios' own fixed points (predictive with a response;
+    module docstring); they are priced here for these pools alone, and each
+    pool's numerics then cover every scenario's law. The pool's rate, binding
     scenario and every other figure are unchanged (the result's own numerics
     summary covers the laws its candidates were priced with)."""
-    if spec.uncertainty is None or spec.uncertainty.method != "robust":
+    if spec.uncertainty is None:
         return pools
     names = [scenario.name for scenario in spec.uncertainty.all_scenarios]
     if all(len(p.pricing.scenario_rates) == len(names) for p in pools):
