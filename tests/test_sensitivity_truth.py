@@ -62,7 +62,8 @@ def test_shock_cvs_half_as_large_again_break_the_promise_as_the_issue_says(probl
     n = 20_000
     data = simulate(instance, spec, PLAN, years=1, scenarios=n, seed=1, truth=SHOCKS_X15).to_dict()
     pool = data["pools"][0]
-    # the issue's 0.39% -> 3.6% (3.7% with the bundled induced utilisation), and README "Sensitivity and mis-specification" (4 decimals)
+    # the issue's 0.39% -> 3.6% (3.7% with the bundled induced utilisation), and README
+    # "Sensitivity and mis-specification" (4 decimals)
     assert round(pool["exhaustion_probability_promised"], 4) == 0.0038
     assert round(pool["exhaustion_probability_truth"], 4) == 0.0368
     low, high = wilson_interval(round(pool["ruin_probability_by_year"][0] * n), n)
