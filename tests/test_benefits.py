@@ -329,25 +329,51 @@ def test_bundled_schedule_loads_and_raises_the_rate():
     assert priced.expected_cost < plain.expected_cost and priced.max_rate > plain.max_rate
 
 
-README_FIGURES = {"default.toml": {"rate": 0.5943, "mean_effective_rate": 0.5314,
-                                   "resident_effective_rate": 0.5499, "migrant_effective_rate": 0.2572},
-                  "benefits_henan2012.toml": {"rate": 0.7667, "mean_effective_rate": 0.5314,
-                                              "resident_effective_rate": 0.5510, "migrant_effective_rate": 0.2415}}
-"""The figures README.md and docs/model.md quote for Tongliao pooled whole (4 decimals)."""
+README_FIGURES = {
+    0.0: {"default.toml": {"rate": 0.5943, "mean_effective_rate": 0.5314,
+                           "resident_effective_rate": 0.5499, "migrant_effective_rate": 0.2572},
+          "benefits_henan2012.toml": {"rate": 0.7667, "mean_effective_rate": 0.5314,
+                                      "resident_effective_rate": 0.5510, "migrant_effective_rate": 0.2415}},
+    None: {"default.toml": {"rate": 0.5999, "mean_effective_rate": 0.5364,
+                            "resident_effective_rate": 0.5551, "migrant_effective_rate": 0.2596},
+           "benefits_henan2012.toml": {"rate": 0.6940, "mean_effective_rate": 0.4809,
+                                       "resident_effective_rate": 0.4987, "migrant_effective_rate": 0.2186}}}
+"""The figures README.md and docs/model.md quote for Tongliao pooled whole (4
+decimals), by utilisation elasticity: 0 (no response: the schedule's
+mechanics, the same money paid differently) and None (the bundled file's
+-0.407, which answers the nominal rate the schedule raises)."""
+
+
+def with_elasticity(instance, elasticity: float | None):
+    """The instance with `parameters.utilisation_elasticity` set (None: as
+    it is), through its dict, as a user would edit the file."""
+    if elasticity is None:
+        return instance
+    from pooling.data.instance_dict import instance_to_dict
+    data = instance_to_dict(instance)
+    data["parameters"]["utilisation_elasticity"] = elasticity
+    return instance_from_dict(data, source=f"{instance.source} with utilisation_elasticity {elasticity}")
 
 
 def test_readme_figures_are_what_the_bundled_schedule_gives():
-    instance = load_instance(INSTANCES / "tongliao.json")
+    bundled = load_instance(INSTANCES / "tongliao.json")
+    assert bundled.parameters.utilisation_elasticity != 0.0
     texts = [(MODELS.parent / "README.md").read_text(encoding="utf-8"),
              (MODELS.parent / "docs" / "model.md").read_text(encoding="utf-8")]
-    for name, figures in README_FIGURES.items():
-        spec = load_spec(MODELS / name)
-        pricing = PoolPricer(instance, spec).price(list(instance.ids))
-        rate = pricing.max_rate
-        shares = portability((care, rate) for care in pricing.care)
-        assert round(rate, 4) == figures["rate"]
-        for key in ("mean_effective_rate", "resident_effective_rate", "migrant_effective_rate"):
-            assert round(shares[key], 4) == figures[key], key
-        for text in texts:
-            for value in figures.values():
-                assert f"{value:.4f}" in text
+    for elasticity, by_spec in README_FIGURES.items():
+        instance = with_elasticity(bundled, elasticity)
+        for name, figures in by_spec.items():
+            spec = load_spec(MODELS / name)
+            pricing = PoolPricer(instance, spec).price(list(instance.ids))
+            rate = pricing.max_rate
+            shares = portability((care, rate) for care in pricing.care)
+            assert round(rate, 4) == figures["rate"]
+            for key in ("mean_effective_rate", "resident_effective_rate", "migrant_effective_rate"):
+                assert round(shares[key], 4) == figures[key], key
+            for text in texts:
+                for value in figures.values():
+                    assert f"{value:.4f}" in text
+            if elasticity is None and name == "benefits_henan2012.toml":
+                # the response answers the nominal rate: above r0 it adds admissions
+                assert round(pricing.admission_multiplier, 4) == 1.1048
+                assert all("1.1048" in text for text in texts)

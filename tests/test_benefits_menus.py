@@ -204,15 +204,15 @@ def test_readme_menu_numbers():
     assert len(spec.benefits.schedules) == 8
     result = solve(instance, spec)
     chosen = result.pools[0].pricing.benefits
-    assert (chosen.deductibles, chosen.cap, chosen.level_factors) == ((0.0,) * 3, 60_000.0, (1.0,) * 3)
+    assert (chosen.deductibles, chosen.cap, chosen.level_factors) == ((0.0,) * 3, None, (1.0,) * 3)
     henan = BenefitSchedule(deductibles=(400.0,) * 3, cap=60_000.0, level_factors=(1.0, 0.87, 0.81))
     assert henan in spec.benefits.schedules
     fixed = evaluate(instance, dataclasses.replace(spec, benefits=henan), [list(instance.ids)])
     assert fixed.objective < result.objective
     text = " ".join((REPO / "README.md").read_text().split())
     assert (f"(rate {result.pools[0].rate:.4f}, worst-off group {result.objective:.4f}); the 2012 entries "
-            f"(deductible 400, the cap, factors 0.87 and 0.81) would pay a rate of {fixed.pools[0].rate:.4f} and "
-            f"leave that group at {fixed.objective:.4f}.") in text
+            f"(deductible 400, a 60,000 cap, factors 0.87 and 0.81) would pay a rate of {fixed.pools[0].rate:.4f} "
+            f"and leave that group at {fixed.objective:.4f}.") in text
 
 
 def test_check_shows_the_best_rate_alone_and_sweep_refuses_a_menu(tmp_path, capsys):

@@ -23,6 +23,7 @@ from pooling.economics.pools import PoolPricer
 from pooling.errors import InputError
 from pooling.optimise.solve import evaluate
 from tests.factories import spec_dict
+from tests.test_benefits import with_elasticity
 from tests.test_care_geography import geography_dict
 from tests.test_contracts import OPTION, _small, with_options
 from tests.tolerances import ROUNDING
@@ -54,21 +55,30 @@ def priced(inst, members, contracts=(), spec=None):
 
 
 # ------------------------------------------------------------------ the done-when on Xinyang
+def _with_contract_price(instance, factor: float):
+    """The instance with every contract option at price factor `factor`."""
+    options = tuple(dataclasses.replace(o, price_factor=factor) for o in instance.contract_options)
+    inst = dataclasses.replace(instance, contract_options=options)
+    for memo in ("_care", "_care_totals", "_severities", "_contract_fill"):
+        inst.__dict__.pop(memo, None)
+    return inst
+
+
 def test_gushi_contract_on_xinyang_prefecture_pool_helps_as_its_price_falls():
     """Issue 25: on Xinyang's prefecture pool with the Gushi contract, the
     objective never falls as the price factor falls (1.0, 0.8, 0.6), and the
     contracted migrants' out-of-pocket cost falls. Before contracted care was
-    billed at its price, a discount lowered the objective's effective shares."""
+    billed at its price, a discount lowered the objective's effective shares.
+    With the bundled induced utilisation the contract beats the pool without
+    it even at list price; with no response (e = 0) it does not."""
     base = load_instance(ROOT / "instances" / "xinyang.json")
+    assert base.parameters.utilisation_elasticity != 0.0
     spec = load_spec(ROOT / "models" / "default.toml")
     whole = [list(base.ids)]
+    gushi = [{"pool": whole[0], "option": "gushi-beijing"}]
     objectives, out_of_pocket, rates = [], [], []
     for factor in (1.0, 0.8, 0.6):
-        options = tuple(dataclasses.replace(o, price_factor=factor) for o in base.contract_options)
-        inst = dataclasses.replace(base, contract_options=options)
-        for memo in ("_care", "_care_totals", "_severities", "_contract_fill"):
-            inst.__dict__.pop(memo, None)
-        out = evaluate(inst, spec, whole, contracts=[{"pool": whole[0], "option": "gushi-beijing"}])
+        out = evaluate(_with_contract_price(base, factor), spec, whole, contracts=gushi)
         record = out.contracts[0]
         assert record["admissions_served"] == pytest.approx(record["capacity"], rel=ROUNDING)
         objectives.append(out.objective)
@@ -77,10 +87,15 @@ def test_gushi_contract_on_xinyang_prefecture_pool_helps_as_its_price_falls():
     assert objectives[0] <= objectives[1] <= objectives[2], objectives
     assert out_of_pocket[0] > out_of_pocket[1] > out_of_pocket[2], out_of_pocket
     assert rates[0] <= rates[1] <= rates[2]
-    # From 0.8 the contract beats the pool without it (0.4427 and 0.4435 against
-    # 0.4425; instances/README.md says so), which no price factor did while
-    # contracted care was billed at list price.
-    assert objectives[0] < evaluate(base, spec, whole).objective < objectives[1]
+    # With the response (e -0.407) the contract beats the pool without it at
+    # every factor (0.4415, 0.4419, 0.4422 against 0.4406): Beijing care
+    # reimbursed in full lowers the pool's rate (0.6131 to 0.6100), but less
+    # than with no response (0.6157 to 0.6106), where at list price the
+    # contract loses (0.4420 against 0.4425) and wins from 0.8.
+    assert evaluate(base, spec, whole).objective < objectives[0]
+    static = with_elasticity(base, 0.0)
+    listed = evaluate(_with_contract_price(static, 1.0), spec, whole, contracts=gushi)
+    assert listed.objective < evaluate(static, spec, whole).objective
 
 
 # ------------------------------------------------------------------ prices
