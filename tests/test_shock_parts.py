@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pooling.errors import NumericsError
-from pooling.risk import band, lattice, law_checks
+from pooling.risk import band, lattice, law_checks, sampling
 from pooling.risk.claims import (
     ClaimStream,
     CompoundModel,
@@ -457,3 +457,47 @@ def test_ruin_rate_of_a_multi_part_pool_is_finite():
     rate = ruin_max_rate(three_part_model(), ["a"], start_reserves=1e6, net_income=2e5, years=3,
                          scenarios=2000, level=LEVEL, seed=3)
     assert math.isfinite(rate) and rate > 0
+
+
+def _draws(model: CompoundModel, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    shape = 1.0 / model.shock_cv ** 2
+    return PoolYearSampler(model).sample(rng.gamma(shape, 1.0 / shape, 2000), rng.random(2000)).tobytes()
+
+
+def test_node_laws_are_shared_between_samplers_and_draw_the_same_bits(monkeypatch):
+    """A second sampler of an equal model (another object) takes its node laws
+    from the memo (no law computed) and draws the same bits as with the memo
+    cold, whatever was drawn in between."""
+    made = []
+    monkeypatch.setattr(sampling, "lattice_law", lambda model: made.append(model) or lattice_law(model))
+    sampling._node_memo.clear()
+    cold = _draws(three_part_model(main_cv=0.1), 9)
+    assert made and sampling._node_memo.size > 0
+    computed = len(made)
+    _draws(three_part_model(scale=2.0, main_cv=0.1), 10)
+    assert len(made) > computed
+    computed = len(made)
+    assert _draws(three_part_model(main_cv=0.1), 9) == cold
+    assert len(made) == computed
+    sampling._node_memo.clear()
+    assert _draws(three_part_model(main_cv=0.1), 9) == cold
+
+
+def test_the_node_memo_keeps_to_its_budget_dropping_the_least_recently_used():
+    memo = sampling._NodeMemo(0)
+    model = three_part_model(main_cv=0.1)
+    first = memo.get(model, 1.0)
+    assert memo.size == 0 and memo.get(model, 1.0) is not first    # nothing kept within 0 bytes
+    one = sampling._NodeMemo(10 ** 9)
+    law = one.get(model, 1.0)
+    size = one.size
+    assert size > 0 and one.get(three_part_model(main_cv=0.1), 1.0) is law
+    two = sampling._NodeMemo(2 * size + size // 2)    # room for two laws of this size
+    a, b = two.get(model, 0.9), two.get(model, 1.0)
+    assert two.get(model, 0.9) is a                   # a is now the most recently used
+    two.get(model, 1.1)                               # drops b
+    assert two.size <= two.budget
+    assert two.get(model, 0.9) is a and two.get(model, 1.0) is not b
+    with pytest.raises(ValueError):
+        law.cdf[0] = 0.5                              # shared: read only
