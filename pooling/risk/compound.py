@@ -268,7 +268,17 @@ def _log1p(z: np.ndarray) -> np.ndarray:
     is not): Re = log1p(2x + x^2 + y^2) / 2, Im = atan2(y, 1 + x). Callers keep
     |1 + z| away from 0 (Re z >= 0, or |z| <= 0.94), so nothing cancels."""
     x, y = z.real, z.imag
-    return 0.5 * np.log1p(2.0 * x + x * x + y * y) + 1j * np.arctan2(y, 1.0 + x)
+    # 0.5 log1p(2x + x^2 + y^2) + i atan2(y, 1 + x), the same operations in the
+    # same order as that one expression, in two scratch arrays instead of ten.
+    real = 2.0 * x
+    scratch = x * x
+    real += scratch
+    real += np.multiply(y, y, out=scratch)
+    np.log1p(real, out=real)
+    real *= 0.5
+    out = 1j * np.arctan2(y, np.add(x, 1.0, out=scratch), out=scratch)
+    out += real
+    return out
 
 
 def _expm1(z: np.ndarray) -> np.ndarray:

@@ -76,6 +76,13 @@ it phi - 1 is left as subtracted and the self-checks decide."""
 
 def _severity_lattice(streams, span: float, n: int, cap: float | None = None,
                       reach: float | None = None) -> tuple[np.ndarray, float]:
+    """`_severity_cells` without its extent."""
+    folded, second, _extent = _severity_cells(streams, span, n, cap, reach)
+    return folded, second
+
+
+def _severity_cells(streams, span: float, n: int, cap: float | None = None,
+                    reach: float | None = None) -> tuple[np.ndarray, float, int]:
     """Mean-preserving (local moment matching) mixture severity on span h,
     folded mod n, and its second moment (before folding): it reaches the
     streams' largest reach (`_capped_top_index`). With `cap` the
@@ -90,6 +97,8 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None,
     differences of E[min(X, x)] are equivalent but lose all precision at fine
     spans: their rounding error, ~eps E[X] / h per point, swamps the far tail.)
     The mass above the last point (below 1e-12) is put at its conditional mean.
+    Also returned: the extent, min(n, cells used), beyond which the folded
+    lattice is 0.0.
     """
     rate = math.fsum(s.rate for s in streams)
     m = _capped_top_index(streams, span, cap, reach)
@@ -122,7 +131,7 @@ def _severity_lattice(streams, span: float, n: int, cap: float | None = None,
     np.maximum(probs, 0.0, out=probs)
     m = last
     second = float(probs @ (span * np.arange(m + 1)) ** 2)
-    return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n), second
+    return np.bincount(np.arange(m + 1) % n, weights=probs, minlength=n), second, min(n, m + 1)
 
 
 def _capped_top_index(streams, span: float, cap: float | None, reach: float | None = None) -> int:
@@ -199,10 +208,17 @@ def _normalised_severity_lattice(streams, span: float, n: int, cap: float | None
     leaves out (`_excess_beyond`; else 0). Rounding leaves its mass 1 +- ~1e-16
     per cell, and the compound multiplies that miss by E[N] (2e-8 at 1.6e8
     admissions); a severity truly off would still fail the mean check."""
-    sev, sev_second = _severity_lattice(streams, span, n, cap, reach)
+    sev, sev_second, excess, _extent = _normalised_severity_cells(streams, span, n, cap, reach)
+    return sev, sev_second, excess
+
+
+def _normalised_severity_cells(streams, span: float, n: int, cap: float | None = None,
+                               reach: float | None = None) -> tuple[np.ndarray, float, float, int]:
+    """`_normalised_severity_lattice` and its extent (`_severity_cells`)."""
+    sev, sev_second, extent = _severity_cells(streams, span, n, cap, reach)
     sev_mass = float(sev.sum())
     excess = 0.0 if cap is None else _excess_beyond(streams, span, cap, reach)
-    return sev / sev_mass, sev_second / sev_mass, excess
+    return sev / sev_mass, sev_second / sev_mass, excess, extent
 
 
 def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: float | None = None):
@@ -215,12 +231,15 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
     components = model.components
     if len(components) == 1:
         return [_normalised_severity_lattice(components[0].streams, span, n, cap)]
-    lattices: dict[tuple[Severity, float], tuple[np.ndarray, float, float]] = {}
+    lattices: dict[tuple[Severity, float], tuple[np.ndarray, float, float, int]] = {}
     reaches: dict[tuple[Severity, float], float] = {}     # each component as far as in any of its parts
     for part in components:
         for s in part.streams:
             key = (s.severity, s.factor)
             reaches[key] = max(reaches.get(key, 0.0), _claim_reach(s, part.expected_count))
+    # Each part's mixture is summed over the cells its streams' lattices reach
+    # (their extent): beyond it every term is 0.0 and so is the sum, the same
+    # bits as summing whole lattices (a pool's claims reach ~1e3 of 5e5 cells).
     scratch = np.empty(n)
     out = []
     for part in components:
@@ -230,10 +249,10 @@ def _part_severity_lattices(model: CompoundModel, span: float, n: int, cap: floa
         for s in part.streams:
             key = (s.severity, s.factor)
             if key not in lattices:
-                lattices[key] = _normalised_severity_lattice((ClaimStream(1.0, *key),), span, n, cap,
-                                                             reaches[key])
-            lattice, lattice_second, lattice_excess = lattices[key]
-            sev += np.multiply(lattice, s.rate / lam, out=scratch)
+                lattices[key] = _normalised_severity_cells((ClaimStream(1.0, *key),), span, n, cap,
+                                                           reaches[key])
+            lattice, lattice_second, lattice_excess, extent = lattices[key]
+            sev[:extent] += np.multiply(lattice[:extent], s.rate / lam, out=scratch[:extent])
             second.append(s.rate / lam * lattice_second)
             excess.append(s.rate / lam * lattice_excess)
         out.append((sev, math.fsum(second), math.fsum(excess)))

@@ -16,6 +16,9 @@ law, parts included, whatever the parts' shocks; the Theta passed is ignored.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 from scipy import special
 
@@ -27,6 +30,13 @@ Theta = t is smooth in t (mean linear, spread ~ sqrt(t)), so linear
 interpolation over steps of 0.5 sd of Theta is far inside sampling error."""
 TRIM = 1e-15
 """Lattice cells with CDF below TRIM or above 1 - TRIM are dropped from samplers."""
+NODE_MEMO_BYTES = 256 * 2 ** 20
+"""Most bytes of node samplers kept between PoolYearSamplers (`_node_sampler`: a
+process-wide memo, least recently used dropped first): a pool stress-tested
+again, or in several plans (docs/case_studies.py's uncertainty section draws one
+Tongliao pool for three plans), reuses its node laws (~0.25 s and ~7 MB each
+for that pool) instead of computing them again; the bound keeps a long run's
+memory flat."""
 
 
 class LatticeSampler:
@@ -42,6 +52,8 @@ class LatticeSampler:
         self.below = np.concatenate(([cdf[lo - 1] if lo > 0 else 0.0], self.cdf[:-1]))
         self.start = law.start + law.span * lo
         self.span = law.span
+        for array in (self.cdf, self.below):   # shared between samplers (`_NodeMemo`): read only
+            array.setflags(write=False)
 
     def quantile(self, u: np.ndarray) -> np.ndarray:
         j = np.minimum(np.searchsorted(self.cdf, u, side="left"), len(self.cdf) - 1)
@@ -49,6 +61,50 @@ class LatticeSampler:
         frac = np.where(mass > 0, (u - self.below[j]) / np.where(mass > 0, mass, 1.0), 0.5)
         frac = np.clip(frac, 0.0, 1.0)
         return np.maximum(self.start + self.span * (j - 0.5 + frac), 0.0)
+
+
+def _footprint(array: np.ndarray) -> int:
+    """Bytes an array keeps alive (a view keeps its base)."""
+    return array.nbytes if array.base is None else max(array.nbytes, array.base.nbytes)
+
+
+class _NodeMemo:
+    """(model, node) -> the LatticeSampler of `model` given its main shock =
+    node, least recently used dropped beyond NODE_MEMO_BYTES. A node's law is a
+    pure function of its key (the same law whenever it is made), so draws are the
+    same bits with the memo warm or cold."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.size = 0
+        self._held: OrderedDict[tuple[CompoundModel, float], tuple[LatticeSampler, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: CompoundModel, node: float) -> LatticeSampler:
+        key = (model, node)
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                self._held.move_to_end(key)
+                return held[0]
+        sampler = LatticeSampler(lattice_law(model.given_shock(node)))
+        size = _footprint(sampler.cdf) + _footprint(sampler.pmf) + _footprint(sampler.below)
+        with self._lock:
+            if key not in self._held and size <= self.budget:
+                self._held[key] = (sampler, size)
+                self.size += size
+                while self.size > self.budget:
+                    _, (_, dropped) = self._held.popitem(last=False)
+                    self.size -= dropped
+        return sampler
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self.size = 0
+
+
+_node_memo = _NodeMemo(NODE_MEMO_BYTES)
 
 
 class PoolYearSampler:
@@ -77,14 +133,15 @@ class PoolYearSampler:
         self._model = model
         # A node's law is computed when a draw first needs it (`_sampler`): 4,000
         # draws of Theta reach about 15 of the 29 nodes, and each law is a full
-        # lattice (~0.3 s for a prefecture). The same law whenever it is made, so
-        # draws do not depend on the order nodes are reached in.
+        # lattice (~0.3 s for a prefecture), kept in a bounded memo shared by
+        # the samplers of the process (`_NodeMemo`). The same law whenever it is
+        # made, so draws do not depend on the order nodes are reached in.
         self.samplers: list[LatticeSampler | None] = [None] * len(nodes)
 
     def _sampler(self, k: int) -> LatticeSampler:
         sampler = self.samplers[k]
         if sampler is None:
-            sampler = self.samplers[k] = LatticeSampler(lattice_law(self._model.given_shock(float(self.nodes[k]))))
+            sampler = self.samplers[k] = _node_memo.get(self._model, float(self.nodes[k]))
         return sampler
 
     def sample(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
