@@ -333,11 +333,12 @@ def test_case_studies_behaviour_tongliao_and_gushi_are_current():
     gushi = case_studies.gushi_behaviour_lines()
     start = written.index(gushi[0])
     assert written[start:start + len(gushi)] == gushi
-    # Whatever the page says: Tongliao's rates lie below the bundled r0 = 0.609015, so with the
-    # response every plan buys less care than observed at a higher rate, and pooling still gains.
+    # Whatever the page says: Tongliao's pooled rate lies below the bundled r0 = 0.609015 (one
+    # county alone, 150526, lies above it), so with the response each plan buys less care than
+    # observed at a higher mean rate, and pooling still gains.
     for plan in ("status quo", "prefecture pools", "optimum"):
         off, on = figures["off", plan], figures["on", plan]
-        assert all(p.rate < 0.609015 for p in on.pools)
+        assert plan == "status quo" or all(p.rate < 0.609015 for p in on.pools)
         assert on.mean_rate > off.mean_rate
         assert case_studies._admissions_multiplier(on) < 1.0 == case_studies._admissions_multiplier(off)
     assert case_studies._gain(figures, "on", "prefecture pools") > 0.0
