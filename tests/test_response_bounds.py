@@ -174,10 +174,18 @@ def test_tangent_lies_above_the_tightened_cap(elasticity, r0, low, weight, cap):
     line = bound.tangent(cap, weight)
     grid = np.concatenate([np.linspace(1e-6, 3.0, 400), [cap]])
     tightened = bound.tighten(grid, np.full(grid.shape, weight))
-    if line is None:
-        assert tightened[-1] == cap   # the tightening does not bind there
+    if line is None:   # the tightening does not bind there, or its rate is 1 (m infinite)
+        assert tightened[-1] == cap or tightened[-1] == weight
         return
     slope, intercept = line
     assert 0.0 < slope and intercept >= 0.0
     assert np.all(tightened <= slope * grid + intercept + 1e-12 * (1.0 + grid))
     assert slope * cap + intercept == pytest.approx(tightened[-1], rel=1e-9, abs=1e-12)
+
+
+def test_tangent_of_a_cap_past_every_rate_is_none():
+    """A cap so large that the bisection ends at rho = 1 (m infinite there) gives
+    no tangent (the loose line stands), not a division by zero."""
+    bound = ResponseBound(elasticity=-0.407, highest_observed_rate=0.609015, largest_low_multiplier=0.79)
+    assert bound.tangent(1e30, 1.0) is None
+    assert bound.tangent(0.0, 1.0) is None and bound.tangent(float("inf"), 1.0) is None

@@ -128,9 +128,9 @@ class ResponseBound:
         if not (math.isfinite(cap) and cap > 0.0 and top_weight > 0.0):
             return None
         tightened = float(self.tighten(np.array([cap]), np.array([top_weight]))[0])
-        if not tightened < cap:
-            return None
         e, rho0 = self.elasticity, tightened / top_weight
+        if not (tightened < cap and rho0 < 1.0):   # at rho0 = 1 (a cap past any rate) m is infinite
+            return None
         m0 = ((1.0 - rho0) / (1.0 - self.highest_observed_rate)) ** e
         slope = self.largest_low_multiplier / (m0 * (1.0 - e * rho0 / (1.0 - rho0)))
         intercept = -e * top_weight * rho0 * rho0 / (1.0 - (1.0 + e) * rho0)
