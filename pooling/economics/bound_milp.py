@@ -33,6 +33,11 @@ def _size_cap(econ: GroupEconomics, max_counties: int | None, min_enrollees: int
     return size_cap
 
 
+TANGENT_ROUNDS = 2
+"""Programmes solved after the loose one with a tangent to the tightened cap
+(`GroupProgram.maximise`): the first moves the bound most (on Tongliao's group
+a second never moved it: the maximiser stays), and each costs a Dinkelbach run."""
+
 MILP_TIME_LIMIT = 1
 """scipy.optimize.milp's status for an iteration or time limit reached."""
 MILP_INFEASIBLE = 2
@@ -77,9 +82,17 @@ class GroupProgram:
         self.people = econ.enrollees / econ.enrollees.sum()
         self.rho = np.asarray(rho, dtype=float)
         self.top_gain = self.people * top * weights.at_top   # g1's numerator is (top_gain - people rho) x
-        self.num_q = np.outer(beta, self.people * weights.budget) - kappa * np.outer(e, self.people * self.rho)
-        self.num_l = -fixed * self.people
+        self.cap_q = np.outer(beta, self.people * weights.budget)   # the cap C_P = (x cap_q x + cap_l x) / Den
+        self.cap_l = -fixed * self.people
+        self.dual_q = kappa * np.outer(e, self.people * self.rho)
+        self.num_q = self.cap_q - self.dual_q
+        self.num_l = self.cap_l
         self.den_q = kappa * np.outer(e, self.people)
+        self.response = econ.response
+        """With induced utilisation, the cap C_P is tightened to T(C_P) <= a C_P + b
+        (group_economics.ResponseBound.tangent) by `maximise`."""
+        self.largest_top_weight = float(np.max(weights.at_top))
+        """S for ResponseBound: avg_N(at_top) <= its largest term, and T rises in S."""
         self.n = n
         self.size_range = (min_size, size_cap)
         self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
@@ -155,7 +168,44 @@ class GroupProgram:
         upper = -res.mip_dual_bound if res.mip_dual_bound is not None else -res.fun
         return float(upper), np.round(res.x[:self.n])
 
+    def cap(self, x: np.ndarray) -> float:
+        """C_P, the cap on s_P r*_P that g2 subtracts avg rho from before any tangent."""
+        return float((x @ self.cap_q @ x + self.cap_l @ x) / (x @ self.den_q @ x))
+
     def maximise(self, floor: float = 0.0) -> tuple[float, np.ndarray | None]:
+        """`_dinkelbach` with the cap C_P; with induced utilisation, then again
+        with the tangent a C + b to the tightened cap T(C) (ResponseBound) at
+        the last maximiser's C_P, up to TANGENT_ROUNDS times, keeping the
+        smallest answer: max_P min(g1, T(C_P) - avg rho) <= max_P min(g1, a C_P
+        + b - avg rho) for every tangent, so each answer is a valid bound.
+        Num becomes a cap_q + b den_q - dual_q (the cap scaled by a, the duals
+        lowered by b); g1 and the constraints stay. A deadline striking
+        during a tangent's programme leaves the last answer standing."""
+        value, x = self._dinkelbach(floor)
+        if self.response is None:
+            return value, x
+        loose = self.num_q, self.num_l
+        try:
+            for _ in range(TANGENT_ROUNDS):
+                line = None if x is None else self.response.tangent(self.cap(x), self.largest_top_weight)
+                if line is None:
+                    break
+                slope, intercept = line
+                self.num_q = slope * self.cap_q + intercept * self.den_q - self.dual_q
+                self.num_l = slope * self.cap_l
+                tangent_value, tangent_x = self._dinkelbach(floor)
+                if tangent_value >= value:
+                    break
+                touched, (value, x) = x, (tangent_value, tangent_x)
+                if x is not None and np.array_equal(x, touched):
+                    break   # the next tangent would be this one again
+        except BoundTimeLimit:
+            pass
+        finally:
+            self.num_q, self.num_l = loose
+        return value, x
+
+    def _dinkelbach(self, floor: float) -> tuple[float, np.ndarray | None]:
         """(an upper bound on max min(g1, g2), clipped below at `floor`, and an
         x attaining it, or None when no x beats the floor).
 

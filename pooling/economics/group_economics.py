@@ -66,7 +66,7 @@ class GroupEconomics:
             elasticity=instance.parameters.utilisation_elasticity,
             highest_observed_rate=max(observed_rate(instance, c) for c in counties),
             largest_low_multiplier=max(low[c.id] for c in counties))
-        """With induced utilisation, what `ResponseBound.tighten` needs (None without)."""
+        """With induced utilisation, what `ResponseBound.tighten` and `.tangent` need (None without)."""
         prefectures = sorted({c.prefecture for c in counties}, key=str)
         self.prefecture_onehot = np.array([[c.prefecture == p for p in prefectures] for c in counties], dtype=float)
 
@@ -111,6 +111,30 @@ class ResponseBound:
             low = np.where(above, low, mid)
         tightened = top_weight * high     # high: g(high) >= target, so rho <= high
         return np.where(np.isfinite(caps) & (caps > 0.0), np.minimum(caps, tightened), caps)
+
+    def tangent(self, cap: float, top_weight: float) -> tuple[float, float] | None:
+        """(a, b) with T(C) <= a C + b for every C >= 0, T(C) = min(C, S rho(C))
+        the tightened cap of `tighten` (S = top_weight), touching T near C = `cap`;
+        None where the tightening does not bind at `cap` (T(cap) = cap: the
+        line a = 1, b = 0 is already the best there).
+
+        With h(C) = S g^-1(L C / S), g(r) = r m(r) convex and increasing from
+        g(0) = 0 (e <= 0), h is concave, so it lies below its tangent at any
+        point, and T <= h. The point is taken on h's graph by its rate rho0
+        (the bisection's upper end for `cap`): C0 = S g(rho0) / L, h(C0) = S
+        rho0, slope a = L / g'(rho0), g'(r) = m(r) (1 - e r / (1 - r)), and
+        b = S rho0 - a C0 = -e S rho0^2 / (1 - (1 + e) rho0), closed forms
+        exact up to rounding (1e-16 relative, inside BOUND_PRICING_SLACK)."""
+        if not (math.isfinite(cap) and cap > 0.0 and top_weight > 0.0):
+            return None
+        tightened = float(self.tighten(np.array([cap]), np.array([top_weight]))[0])
+        e, rho0 = self.elasticity, tightened / top_weight
+        if not (tightened < cap and rho0 < 1.0):   # at rho0 = 1 (a cap past any rate) m is infinite
+            return None
+        m0 = ((1.0 - rho0) / (1.0 - self.highest_observed_rate)) ** e
+        slope = self.largest_low_multiplier / (m0 * (1.0 - e * rho0 / (1.0 - rho0)))
+        intercept = -e * top_weight * rho0 * rho0 / (1.0 - (1.0 + e) * rho0)
+        return slope, intercept
 
 
 RESPONSE_BISECTION_STEPS = 60

@@ -14,7 +14,8 @@ linearised with w_ij = x_i x_j (`GroupProgram`; `BandedProgram` runs one per
 band of pool sizes, each with its kappa). `GroupProgram.cut` excludes a
 subset, so a caller can price the maximiser exactly and ask again (lazy exact
 pricing). `ListedPools` computes the same kind of bound for every pool of a
-listed group at once, with no MILP.
+listed group at once, with no MILP. With induced utilisation both tighten the
+cap by group_economics.ResponseBound (the MILP through its tangent).
 
 The parts: pooling.economics.group_economics (a group's per-county budget and
 cost figures, ObjectiveWeights, BOUND_PRICING_SLACK, BoundTimeLimit),
