@@ -161,3 +161,27 @@ def test_cutoff_row_infeasibility_means_nothing_reaches_zero():
     assert program._solve(0.0) == (0.0, None)
     assert program.maximise() == (0.0, None)
     assert bound_milp.MILP_INFEASIBLE == 2
+
+
+def test_the_programme_s_cap_numerator_is_the_budget_times_the_weighted_enrollees():
+    """GroupProgram's cap C_P = Num / Den with Num = (1 + slack) (sum beta_c - F)
+    sum N_c w_c / money: with budget weights below 1 and a fund fixed cost F > 0
+    the fixed cost's term must carry the weights too (it carried N_c alone, a
+    smaller numerator, so a cap below the pool's and a bound that could prune
+    a better pool)."""
+    from pooling.economics.group_economics import ObjectiveWeights
+    inst, spec, group, econ = _case()
+    assert econ.fixed > 0.0
+    n = len(econ.ids)
+    weights = ObjectiveWeights(np.linspace(0.4, 0.9, n), np.ones(n))
+    program = bound_milp.GroupProgram.build(econ, np.zeros(n), kappa=1.2, top=0.9, max_counties=None,
+                                            min_enrollees=0, weights=weights)
+    money = float(econ.alone_mean.sum())
+    people = econ.enrollees / econ.enrollees.sum()
+    for pos in ([0, 1], [1, 3, 4], list(range(n))):
+        x = np.zeros(n)
+        x[pos] = 1.0
+        numerator = x @ program.cap_q @ x + program.cap_l @ x
+        budget = float(econ.beta[pos].sum()) - econ.fixed
+        expected = (1.0 + BOUND_PRICING_SLACK) * budget / money * float(people[pos] @ weights.budget[pos])
+        assert numerator == pytest.approx(expected, rel=ROUNDING)

@@ -83,7 +83,7 @@ class GroupProgram:
         self.rho = np.asarray(rho, dtype=float)
         self.top_gain = self.people * top * weights.at_top   # g1's numerator is (top_gain - people rho) x
         self.cap_q = np.outer(beta, self.people * weights.budget)   # the cap C_P = (x cap_q x + cap_l x) / Den
-        self.cap_l = -fixed * self.people
+        self.cap_l = -fixed * self.people * weights.budget   # (sum beta x - F) (sum N w x)
         self.dual_q = kappa * np.outer(e, self.people * self.rho)
         self.num_q = self.cap_q - self.dual_q
         self.num_l = self.cap_l
