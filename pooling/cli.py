@@ -140,12 +140,15 @@ def _solve_adjustment_fund(args, instance, spec, options) -> int:
     --compare the three designs' mean rates, in result.json."""
     from pooling.data.formats import FORMAT_FIELD, format_tag
     from pooling.data.provenance import provenance
+    from pooling.execution.tasks import ExecutionPlan
     from pooling.optimise.adjustment import compare_modes, solve_adjustment_fund
+    progress = ExecutionPlan(progress=False if args.quiet else (True if args.progress else None),
+                             label="groups priced")   # on stderr only: stdout and files stay as they were
     if args.compare:
-        comparison = compare_modes(instance, spec, options=options, started=args.started)
+        comparison = compare_modes(instance, spec, options=options, started=args.started, progress=progress)
         plan = comparison.adjustment_fund
     else:
-        plan = solve_adjustment_fund(instance, spec)
+        plan = solve_adjustment_fund(instance, spec, progress=progress)
     data = {FORMAT_FIELD: format_tag("result")} | plan.to_dict() | {
         "spec": spec.to_dict(), "provenance": provenance(instance, spec, None, None)}
     if args.compare:
