@@ -214,7 +214,7 @@ def _say_replaced(path: Path, previous: str | None, status: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from pooling.data.plan import plan_schedules, read_plan
+    from pooling.data.plan import read_plan
     from pooling.optimise.solve import evaluate
     from pooling.outputs.summaries import evaluation_summary, sensitivity_table
     if args.resolve and not args.sensitivity:
@@ -226,8 +226,8 @@ def cmd_evaluate(args) -> int:
     if args.workers:
         raise InputError('--workers is taken by evaluate only with [pooling] mode = "adjustment_fund"')
     contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts,
-                          benefits=plan_schedules(args.plan))
+    # The plan by its file, so that an error about its schedules names it.
+    evaluation = evaluate(instance, spec, args.plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts)
     if args.sensitivity:
         from pooling.studies.sensitivity import sensitivity
         found = sensitivity(instance, spec, [sorted(pool) for pool in plan], contracts=contracts,

@@ -288,3 +288,30 @@ def test_a_repeated_menu_entry_exits_2_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert spec in err and "benefits.deductible[1] repeats 0" in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_evaluate_errors_about_a_plans_schedules_name_the_plan_file_pool_and_field(tmp_path, capsys):
+    """Before, these said "evaluate: benefits[0]..." or named only the spec."""
+    instance, spec = _files(tmp_path, 'deductible = [0, 400, 1500]\ncap = [20000, "none"]\n')
+    ids = [c["id"] for c in json.loads(open(instance).read())["counties"]]
+    members = f"[{', '.join(ids)}]"
+    out = tmp_path / "out"
+
+    def refused(plan: dict) -> str:
+        path = tmp_path / "plan.json"
+        path.write_text(json.dumps(plan))
+        assert main(["evaluate", instance, "--spec", spec, "--plan", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: ") and "Traceback" not in err, err
+        return err
+    assert f"benefits[0].schedule (pool {members}) is not on the spec's [benefits] menu" in refused(
+        {"pools": [ids], "benefits": [{"pool": ids, "schedule": {"deductible": 999}}]})
+    assert "benefits[0].schedule.deductible must be in" in refused(
+        {"pools": [ids], "benefits": [{"pool": ids, "schedule": {"deductible": -5}}]})
+    assert f"pool {members} names no benefit schedule" in refused({"pools": [ids]})
+    assert main(["solve", instance, "--spec", spec, "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    result = json.loads((out / "result.json").read_text())
+    result["pools"][0]["benefits"]["deductible"] = -5
+    assert "pools[0].benefits.deductible must be in" in refused(result)
+    assert not (out / "evaluation.json").exists()

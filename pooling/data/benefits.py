@@ -252,11 +252,12 @@ def _deductible_entry(deductibles: tuple[float, ...]) -> float | dict[str, float
     return first if all(d == first for d in deductibles) else dict(zip(PLACE_LEVELS, deductibles, strict=True))
 
 
-def schedule_from_dict(data: Any, where: str) -> BenefitSchedule:
-    """One pool's schedule as result.json records it (`BenefitSchedule.to_dict`)."""
-    found = read_benefits(FieldReader(data, where, "benefits.", "a benefit schedule"))
+def schedule_from_dict(data: Any, where: str, path: str = "benefits.") -> BenefitSchedule:
+    """One pool's schedule as result.json records it (`BenefitSchedule.to_dict`);
+    errors name `where` (the file) and the field under `path`."""
+    found = read_benefits(FieldReader(data, where, path, "a benefit schedule"))
     if not isinstance(found, BenefitSchedule):
-        raise InputError(f"{where}: benefits must be one schedule (one value per field), got a menu")
+        raise InputError(f"{where}: {path.rstrip('.')} must be one schedule (one value per field), got a menu")
     return found
 
 
