@@ -242,5 +242,6 @@ def compare_modes(instance: Instance, spec: Spec, pricer: AdjustmentFundPricer |
     total = sum(n for n, _ in rates)
     no_pooling = (math.fsum(n * r for n, r in rates) / total
                   if all(r >= spec.rates.min for _, r in rates) else None)
-    unified = solve(instance, unified_spec, progress=progress.progress if progress else False, **solve_options)
+    unified = solve(instance, unified_spec, progress=False if progress is None else progress.progress,
+                    **solve_options)
     return ModeComparison(no_pooling, plan, unified.objective, unified.status)
