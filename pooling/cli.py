@@ -140,12 +140,15 @@ def _solve_adjustment_fund(args, instance, spec, options) -> int:
     --compare the three designs' mean rates, in result.json."""
     from pooling.data.formats import FORMAT_FIELD, format_tag
     from pooling.data.provenance import provenance
+    from pooling.execution.tasks import ExecutionPlan
     from pooling.optimise.adjustment import compare_modes, solve_adjustment_fund
+    progress = ExecutionPlan(progress=False if args.quiet else (True if args.progress else None),
+                             label="groups priced")   # on stderr only: stdout and files stay as they were
     if args.compare:
-        comparison = compare_modes(instance, spec, options=options, started=args.started)
+        comparison = compare_modes(instance, spec, options=options, started=args.started, progress=progress)
         plan = comparison.adjustment_fund
     else:
-        plan = solve_adjustment_fund(instance, spec)
+        plan = solve_adjustment_fund(instance, spec, progress=progress)
     data = {FORMAT_FIELD: format_tag("result")} | plan.to_dict() | {
         "spec": spec.to_dict(), "provenance": provenance(instance, spec, None, None)}
     if args.compare:
@@ -211,7 +214,7 @@ def _say_replaced(path: Path, previous: str | None, status: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from pooling.data.plan import plan_schedules, read_plan
+    from pooling.data.plan import read_plan
     from pooling.optimise.solve import evaluate
     from pooling.outputs.summaries import evaluation_summary, sensitivity_table
     if args.resolve and not args.sensitivity:
@@ -223,8 +226,8 @@ def cmd_evaluate(args) -> int:
     if args.workers:
         raise InputError('--workers is taken by evaluate only with [pooling] mode = "adjustment_fund"')
     contracts = [{"pool": sorted(pool), "option": option} for pool, option in contracts]
-    evaluation = evaluate(instance, spec, plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts,
-                          benefits=plan_schedules(args.plan))
+    # The plan by its file, so that an error about its schedules names it.
+    evaluation = evaluate(instance, spec, args.plan, subsidy=args.subsidy, explain=args.explain, contracts=contracts)
     if args.sensitivity:
         from pooling.studies.sensitivity import sensitivity
         found = sensitivity(instance, spec, [sorted(pool) for pool in plan], contracts=contracts,

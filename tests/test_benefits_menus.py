@@ -254,3 +254,64 @@ def test_contracts_and_welfare_are_figured_under_each_pools_schedule():
     assert result.contracts == fixed.contracts
     assert result.welfare == fixed.welfare
     assert not chosen.trivial   # else the plan's figures would not depend on the pool's schedule
+
+
+def test_cap_none_alone_means_no_cap_as_in_a_menu():
+    """`cap = "none"` was accepted as a menu's entry but refused alone."""
+    alone = _spec({"deductible": 400, "cap": "none"}).benefits
+    assert isinstance(alone, BenefitSchedule) and alone.cap is None
+    assert alone == _spec({"deductible": 400}).benefits == _spec({"deductible": 400, "cap": ["none"]}).benefits
+    assert _spec({"cap": "none"}).benefits == BenefitSchedule()   # pays what a spec without the table pays
+
+
+@pytest.mark.parametrize(("benefits", "field", "value"), [
+    ({"deductible": [0, 0, 400]}, "benefits.deductible[1]", "0"),
+    ({"deductible": [400, {"county": 400, "prefecture": 400, "province": 400}]}, "benefits.deductible[1]", "400"),
+    ({"cap": [60_000, "none", 60_000.0]}, "benefits.cap[2]", "60000"),
+    ({"cap": ["none", "none"], "deductible": [0, 400]}, "benefits.cap[1]", '"none"'),
+    ({"level_factors": {"prefecture": [0.8, 0.9, 0.8]}}, "benefits.level_factors.prefecture[2]", "0.8"),
+    ({"level_factors": [{"province": 0.8}, {"county": 1.0, "province": 0.8}]}, "benefits.level_factors[1]",
+     "{ county = 1, prefecture = 1, province = 0.8 }"),
+])
+def test_a_menu_entry_given_twice_is_refused_naming_field_and_value(benefits, field, value):
+    """It collapsed silently into one schedule (a typo went unnoticed)."""
+    with pytest.raises(InputError) as raised:
+        _spec(benefits)
+    message = str(raised.value)
+    assert f"{field} repeats {value}," in message, message
+
+
+def test_a_repeated_menu_entry_exits_2_on_the_command_line(tmp_path, capsys):
+    instance, spec = _files(tmp_path, "deductible = [0, 0, 400]\n")
+    out = tmp_path / "out"
+    assert main(["solve", instance, "--spec", spec, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert spec in err and "benefits.deductible[1] repeats 0" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_evaluate_errors_about_a_plans_schedules_name_the_plan_file_pool_and_field(tmp_path, capsys):
+    """Before, these said "evaluate: benefits[0]..." or named only the spec."""
+    instance, spec = _files(tmp_path, 'deductible = [0, 400, 1500]\ncap = [20000, "none"]\n')
+    ids = [c["id"] for c in json.loads(open(instance).read())["counties"]]
+    members = f"[{', '.join(ids)}]"
+    out = tmp_path / "out"
+
+    def refused(plan: dict) -> str:
+        path = tmp_path / "plan.json"
+        path.write_text(json.dumps(plan))
+        assert main(["evaluate", instance, "--spec", spec, "--plan", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: ") and "Traceback" not in err, err
+        return err
+    assert f"benefits[0].schedule (pool {members}) is not on the spec's [benefits] menu" in refused(
+        {"pools": [ids], "benefits": [{"pool": ids, "schedule": {"deductible": 999}}]})
+    assert "benefits[0].schedule.deductible must be in" in refused(
+        {"pools": [ids], "benefits": [{"pool": ids, "schedule": {"deductible": -5}}]})
+    assert f"pool {members} names no benefit schedule" in refused({"pools": [ids]})
+    assert main(["solve", instance, "--spec", spec, "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    result = json.loads((out / "result.json").read_text())
+    result["pools"][0]["benefits"]["deductible"] = -5
+    assert "pools[0].benefits.deductible must be in" in refused(result)
+    assert not (out / "evaluation.json").exists()

@@ -196,7 +196,7 @@ def test_command_line_solve_evaluate_report_on_tongliao(tmp_path, capsys):
     instance = str(INSTANCES / "tongliao.json")
     assert main(["solve", instance, "--spec", spec, "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert f"objective ({EQUITY_WEIGHTED})" in printed and "worst-off group" in printed
+    assert f"objective ({EQUITY_WEIGHTED}, aversion 2)" in printed and "worst-off group" in printed
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "optimal" and result["spec"]["objective"] == {"kind": EQUITY_WEIGHTED,
                                                                              "aversion": 2.0}

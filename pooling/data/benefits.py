@@ -3,7 +3,7 @@
 ```toml
 [benefits]
 deductible = 400          # CNY per admission; or by level: { county = 400, prefecture = 1200, province = 2000 }
-cap = 60000               # CNY per admission; absent: no cap
+cap = 60000               # CNY per admission; absent or "none": no cap
 level_factors = { county = 1.0, prefecture = 0.85, province = 0.8 }
 ```
 
@@ -24,7 +24,8 @@ digests of existing results stay).
 A list for a field is a **menu** the optimiser chooses from per pool:
 `deductible = [0, 400, 1200]` (each entry a number or a table by level),
 `cap = [30000, 60000, "none"]`, `level_factors = { prefecture = [0.8, 0.9] }`
-(a level's entry a list, or the whole field a list of tables). The menu is
+(a level's entry a list, or the whole field a list of tables); an entry
+given twice is an error, not one schedule. The menu is
 the cross product of every field's entries (deductibles, then caps, then
 level factors, each in the order given), at most MAX_MENU_SCHEDULES
 schedules (`BenefitMenu`); a menu of one schedule is that fixed schedule. A
@@ -41,7 +42,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pooling.data.fields import FieldReader, describe
+from pooling.data.fields import FieldReader, describe, exact
 from pooling.data.geography import PLACE_LEVELS
 from pooling.errors import InputError
 
@@ -71,7 +72,7 @@ one prices every candidate pool and contract variant again, so the pricing
 work and the MILP's columns grow by this factor; 16 keeps a prefecture's
 enumeration (1,024 subsets) within ~16,000 priced pools."""
 NO_CAP = "none"
-"""A cap menu's entry for "no cap" (TOML has no null)."""
+"""The cap "no cap", alone or as a menu's entry (TOML has no null)."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _by_level(reader: FieldReader, key: str, default: float, read) -> list[tuple
     `default`; a level's value may be a list: every combination is an
     option); the field itself may be a list of such entries."""
     value = reader.raw(key, default)
-    options: list[tuple[float, ...]] = []
+    options: dict[tuple[float, ...], str] = {}   # each option -> the entry that gave it
     for k, entry in enumerate(_entries(reader, key, value)):
         item_key = f"{key}[{k}]" if isinstance(value, list) else key
         holder = FieldReader({item_key: entry}, reader.where, reader.path)
@@ -161,16 +162,35 @@ def _by_level(reader: FieldReader, key: str, default: float, read) -> list[tuple
             per_level = []
             for level in PLACE_LEVELS:
                 given = table.raw(level, default)
-                values = []
+                values: dict[float, str] = {}
                 for j, item in enumerate(_entries(table, level, given)):
                     name = f"{level}[{j}]" if isinstance(given, list) else level
-                    values.append(read(FieldReader({name: item}, table.where, table.path), name, default))
-                per_level.append(values)
+                    _add_once(values, read(FieldReader({name: item}, table.where, table.path), name, default),
+                              f"{table.path}{name}", exact, reader.where)
+                per_level.append(list(values))
             table.finish()
-            options.extend(tuple(combination) for combination in itertools.product(*per_level))
+            for combination in itertools.product(*per_level):
+                _add_once(options, tuple(combination), f"{reader.path}{item_key}", _levels, reader.where)
         else:
-            options.append((read(holder, item_key, default),) * len(PLACE_LEVELS))
-    return list(dict.fromkeys(options))
+            _add_once(options, (read(holder, item_key, default),) * len(PLACE_LEVELS), f"{reader.path}{item_key}",
+                      _levels, reader.where)
+    return list(options)
+
+
+def _add_once(seen: dict, option: Any, field_name: str, show, where: str) -> None:
+    """Record a menu entry; a repeated one is refused (it would collapse
+    silently into one schedule: a user who typed it twice made a mistake)."""
+    if option in seen:
+        raise InputError(f"{where}: {field_name} repeats {show(option)}, already given by {seen[option]}; "
+                         f"list each entry of a menu once")
+    seen[option] = field_name
+
+
+def _levels(option: tuple[float, ...]) -> str:
+    """A per-level option as the spec writes it: one number, or a table by level."""
+    if all(v == option[0] for v in option):
+        return exact(option[0])
+    return "{ " + ", ".join(f"{level} = {exact(v)}" for level, v in zip(PLACE_LEVELS, option, strict=True)) + " }"
 
 
 def _deductible(reader: FieldReader, key: str, default: float) -> float:
@@ -185,15 +205,13 @@ def _caps(reader: FieldReader) -> list[float | None]:
     value = reader.raw("cap", None)
     if value is None:
         return [None]
-    caps: list[float | None] = []
+    caps: dict[float | None, str] = {}
     for k, entry in enumerate(_entries(reader, "cap", value)):
-        if isinstance(value, list) and entry == NO_CAP:
-            caps.append(None)
-            continue
         key = f"cap[{k}]" if isinstance(value, list) else "cap"
-        caps.append(FieldReader({key: entry}, reader.where, reader.path).number(key, low=MIN_CAP, high=MAX_CAP,
-                                                                                 high_open=True))
-    return list(dict.fromkeys(caps))
+        cap = None if entry == NO_CAP else \
+            FieldReader({key: entry}, reader.where, reader.path).number(key, low=MIN_CAP, high=MAX_CAP, high_open=True)
+        _add_once(caps, cap, f"{reader.path}{key}", lambda c: f'"{NO_CAP}"' if c is None else exact(c), reader.where)
+    return list(caps)
 
 
 def read_benefits(reader: FieldReader) -> BenefitSchedule | BenefitMenu | None:
@@ -234,11 +252,12 @@ def _deductible_entry(deductibles: tuple[float, ...]) -> float | dict[str, float
     return first if all(d == first for d in deductibles) else dict(zip(PLACE_LEVELS, deductibles, strict=True))
 
 
-def schedule_from_dict(data: Any, where: str) -> BenefitSchedule:
-    """One pool's schedule as result.json records it (`BenefitSchedule.to_dict`)."""
-    found = read_benefits(FieldReader(data, where, "benefits.", "a benefit schedule"))
+def schedule_from_dict(data: Any, where: str, path: str = "benefits.") -> BenefitSchedule:
+    """One pool's schedule as result.json records it (`BenefitSchedule.to_dict`);
+    errors name `where` (the file) and the field under `path`."""
+    found = read_benefits(FieldReader(data, where, path, "a benefit schedule"))
     if not isinstance(found, BenefitSchedule):
-        raise InputError(f"{where}: benefits must be one schedule (one value per field), got a menu")
+        raise InputError(f"{where}: {path.rstrip('.')} must be one schedule (one value per field), got a menu")
     return found
 
 

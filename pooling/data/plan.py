@@ -57,16 +57,22 @@ def plan_schedules(path: str | Path) -> list[dict[str, Any]]:
     """The benefit schedules a plan file names, as [{"pool": [ids], "schedule":
     {table}}] (validated by `evaluate` against the spec's menu): its
     `benefits` list, or a result's (evaluation's) pools' `benefits`."""
+    return [item for _, item in labelled_plan_schedules(path)]
+
+
+def labelled_plan_schedules(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """`plan_schedules` with the field each came from (`benefits[k]`, or a
+    result's `pools[i].benefits`), for errors that name file and field."""
     path = Path(path)
     data = parse_json_bytes(read_file_bytes(path, "plan"), str(path))
     if _output_kind(data, str(path)) is not None:
-        return [{"pool": pool["counties"], "schedule": pool["benefits"]} for pool in data.get("pools", [])
-                if isinstance(pool, dict) and "benefits" in pool]
+        return [(f"pools[{i}].benefits", {"pool": pool["counties"], "schedule": pool["benefits"]})
+                for i, pool in enumerate(data.get("pools", [])) if isinstance(pool, dict) and "benefits" in pool]
     found = data.get("benefits", []) if isinstance(data, dict) else []
     if not isinstance(found, list):
         raise InputError(f'{path}: benefits must be a list of {{"pool": [ids], "schedule": {{...}}}}, '
                          f"got {describe(found)}")
-    return found
+    return [(f"benefits[{k}]", item) for k, item in enumerate(found)]
 
 
 OUTPUT_KINDS = ("result", "evaluation")

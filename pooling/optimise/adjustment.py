@@ -31,6 +31,7 @@ from pooling.data.instance import Instance
 from pooling.data.spec import Spec
 from pooling.economics.adjustment_fund import AdjustmentFundPricer, FundOutcome
 from pooling.errors import InputError
+from pooling.execution.tasks import ExecutionPlan, ProgressBar
 from pooling.optimise.candidates import candidate_pools
 
 RATE_RULES = ("common", "proportional")
@@ -109,16 +110,19 @@ def choose_contribution(pricer: AdjustmentFundPricer, group) -> GroupChoice:
                        tuple((sh, ru, v) for _, v, _, sh, ru, _ in scored))
 
 
-def solve_adjustment_fund(instance: Instance, spec: Spec,
-                          pricer: AdjustmentFundPricer | None = None) -> AdjustmentPlan:
-    """The best plan of adjustment funds under the spec (module docstring)."""
+def solve_adjustment_fund(instance: Instance, spec: Spec, pricer: AdjustmentFundPricer | None = None,
+                          progress: ExecutionPlan | None = None) -> AdjustmentPlan:
+    """The best plan of adjustment funds under the spec (module docstring).
+    `progress`: a bar of the groups priced on stderr (ExecutionPlan.progress)."""
     _checked_instance(instance, spec)
     pricer = pricer or AdjustmentFundPricer(instance, spec)
     groups = candidate_pools(instance, spec)
     choices = []
-    for group in groups:
-        choices.append(choose_contribution(pricer, group))
-        pricer.forget(group)   # memory: the chosen groups' laws are computed again below
+    with ProgressBar(progress, len(groups), label="groups priced") as bar:
+        for group in groups:
+            choices.append(choose_contribution(pricer, group))
+            pricer.forget(group)   # memory: the chosen groups' laws are computed again below
+            bar.update()
     usable = [c for c in choices if c.usable]
     ids = sorted(instance.ids)
     total = sum(instance.county(c).enrollees for c in ids)
@@ -224,18 +228,20 @@ class ModeComparison:
 
 
 def compare_modes(instance: Instance, spec: Spec, pricer: AdjustmentFundPricer | None = None,
-                  **solve_options) -> ModeComparison:
+                  progress: ExecutionPlan | None = None, **solve_options) -> ModeComparison:
     """The enrollee-weighted mean rate of each design (None: no feasible plan).
     No pooling: every county alone at its own largest solvent rate (each must
-    reach rates.min); unified: `solve` under the same spec in mode "unified"."""
+    reach rates.min); unified: `solve` under the same spec in mode "unified".
+    `progress`: the adjustment funds' bar of groups priced (and the unified solve's bars)."""
     from pooling.economics.pools import PoolPricer
     from pooling.optimise.solve import solve
-    plan = solve_adjustment_fund(instance, spec, pricer)
+    plan = solve_adjustment_fund(instance, spec, pricer, progress)
     unified_spec = dataclasses.replace(spec, adjustment_fund=None)
     alone = PoolPricer(instance, unified_spec)
     rates = [(instance.county(c).enrollees, alone.price({c}).max_rate) for c in sorted(instance.ids)]
     total = sum(n for n, _ in rates)
     no_pooling = (math.fsum(n * r for n, r in rates) / total
                   if all(r >= spec.rates.min for _, r in rates) else None)
-    unified = solve(instance, unified_spec, **solve_options)
+    unified = solve(instance, unified_spec, progress=False if progress is None else progress.progress,
+                    **solve_options)
     return ModeComparison(no_pooling, plan, unified.objective, unified.status)

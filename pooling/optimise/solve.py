@@ -21,7 +21,7 @@ from pooling.data.benefits import BenefitMenu, schedule_from_dict
 from pooling.data.inputs import as_problem
 from pooling.data.instance import Instance
 from pooling.data.options import SolveOptions
-from pooling.data.plan import plan_schedules, read_plan, validate_contracts, validate_plan
+from pooling.data.plan import labelled_plan_schedules, read_plan, validate_contracts, validate_plan
 from pooling.data.provenance import provenance
 from pooling.data.spec import GROUP_OBJECTIVES, Spec
 from pooling.data.uncertainty import scenario_instances
@@ -232,9 +232,12 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
             raise InputError(f"{name} must be True or False, got {flag!r} ({type(flag).__name__})")
     if explain:
         require_exact_measure(spec)   # before any work
+    fields, plan_name = None, "evaluate"   # where each named schedule came from: (file, field)
     if isinstance(plan, (str, os.PathLike)):
+        plan_name = str(plan)
         if benefits is None:
-            benefits = plan_schedules(plan)
+            labelled = labelled_plan_schedules(plan)
+            benefits, fields = [item for _, item in labelled], [(str(plan), name) for name, _ in labelled]
         plan, taken = read_plan(plan, instance)
     else:
         plan = validate_plan(plan, instance)
@@ -245,7 +248,7 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
     for members, option in taken:
         chosen.setdefault(members, []).append(option)
     options = solve_options(options)
-    schedules = _pool_schedules(spec, plan, benefits)
+    schedules = _pool_schedules(spec, plan, benefits, fields, plan_name)
     if menu:
         makers = MenuMaker(instance, spec)
         candidates = [makers.make(pool, tuple(sorted(chosen.get(frozenset(pool), ()))), k)
@@ -298,42 +301,46 @@ def evaluate(instance: Instance, spec: Spec, plan, *, pricer: PoolPricer | None 
                       numerics=numerics_summary(priced), wall_seconds=time.perf_counter() - start)
 
 
-def _pool_schedules(spec: Spec, plan: list[list[str]], benefits) -> list[int]:
+def _pool_schedules(spec: Spec, plan: list[list[str]], benefits, fields=None, plan_name: str = "evaluate") -> list[int]:
     """Each pool's number on the spec's [benefits] menu (evaluate's
     `benefits`); [0, ...] without a menu, where a plan naming schedules is
-    refused (the spec's own schedule is what it prices)."""
+    refused (the spec's own schedule is what it prices). Errors name the
+    plan (`plan_name`: its file), and `fields` each item's (file, field)
+    (a plan file's; else `evaluate`'s argument `benefits`)."""
     given = [] if benefits is None else benefits
     if not isinstance(given, (list, tuple)):
         raise InputError(f'evaluate: benefits must be a list of {{"pool": [ids], "schedule": {{...}}}}, '
                          f"got {type(given).__name__}")
+    fields = fields or [("evaluate", f"benefits[{k}]") for k in range(len(given))]
     if not isinstance(spec.benefits, BenefitMenu):
         if given:
-            raise InputError(f"{spec.source}: the plan names benefit schedules for its pools, but the spec's "
-                             f"[benefits] is not a menu (it prices every pool under its own schedule): drop "
-                             f"the plan's benefits or evaluate under the spec that offered them")
+            raise InputError(f"{plan_name}: the plan names benefit schedules for its pools ({fields[0][1]}, ...), "
+                             f"but the [benefits] of {spec.source} is not a menu (it prices every pool under its "
+                             f"own schedule): drop the plan's benefits or evaluate under the spec that offered them")
         return [0] * len(plan)
     menu, pools = spec.benefits, {frozenset(p): i for i, p in enumerate(plan)}
     found: dict[int, int] = {}
-    for k, item in enumerate(given):
-        where = f"evaluate: benefits[{k}]"
+    for (where, name), item in zip(fields, given):
         if not isinstance(item, dict) or set(item) != {"pool", "schedule"}:
-            raise InputError(f'{where} must be {{"pool": [ids], "schedule": {{...}}}}, got {item!r}')
+            raise InputError(f'{where}: {name} must be {{"pool": [ids], "schedule": {{...}}}}, got {item!r}')
         pool = item["pool"]
         index = pools.get(frozenset(pool)) if isinstance(pool, (list, tuple)) else None
         if index is None:
-            raise InputError(f"{where}.pool {pool!r} is not a pool of the plan")
-        schedule = schedule_from_dict(item["schedule"], where)
+            raise InputError(f"{where}: {name}.pool {pool!r} is not a pool of the plan")
+        members = f"[{', '.join(plan[index])}]"
+        held = name if name.endswith(".benefits") else f"{name}.schedule"   # a result's pool holds it as benefits
+        schedule = schedule_from_dict(item["schedule"], where, f"{held}.")
         if schedule not in menu.schedules:
-            raise InputError(f"{where}.schedule is not on the spec's [benefits] menu ({len(menu.schedules)} "
-                             f"schedules in {spec.source})")
+            raise InputError(f"{where}: {held} (pool {members}) is not on the spec's [benefits] menu "
+                             f"({len(menu.schedules)} schedules in {spec.source})")
         if index in found:
-            raise InputError(f"{where}: pool [{', '.join(plan[index])}] is given a schedule twice")
+            raise InputError(f"{where}: {name}: pool {members} is given a schedule twice")
         found[index] = menu.schedules.index(schedule)
     missing = [p for i, p in enumerate(plan) if i not in found]
     if missing:
-        raise InputError(f"{spec.source}: [benefits] is a menu: the plan must name each pool's schedule "
-                         f"(\"benefits\": [{{\"pool\": [...], \"schedule\": {{...}}}}]), but pool "
-                         f"[{', '.join(missing[0])}] has none")
+        raise InputError(f"{plan_name}: pool [{', '.join(missing[0])}] names no benefit schedule, but the "
+                         f"[benefits] of {spec.source} is a menu: the plan must name each pool's schedule "
+                         f"(\"benefits\": [{{\"pool\": [...], \"schedule\": {{...}}}}])")
     return [found[i] for i in range(len(plan))]
 
 

@@ -45,6 +45,7 @@ from pooling.data.spec import Spec
 from pooling.errors import InputError, NumericsError
 from pooling.outputs.escaping import escape_html, escape_markdown
 from pooling.outputs.files import load_output_json, load_result_json, write_text_atomic
+from pooling.outputs.summaries import shown_gap
 
 REPORT_EXTRA = "pip install 'pooling[report]'"
 HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
@@ -70,6 +71,15 @@ OBJECTIVE_WORDS = {
     "max_equity_weighted_rate": ("Atkinson's equally distributed equivalent of the groups' effective rates, "
                                  "people-weighted, with the spec's aversion to inequality (higher is better)"),
 }
+
+
+def objective_words(kind: str, aversion: float | None = None) -> str:
+    """The objective in words; Atkinson's names its aversion (the spec's
+    `objective.aversion`, which changes what the figure means)."""
+    words = OBJECTIVE_WORDS.get(kind, kind)
+    if aversion is None:
+        return words
+    return words.replace("the spec's aversion to inequality", f"aversion to inequality {aversion:g}")
 
 
 @dataclass
@@ -206,10 +216,10 @@ def read_evaluation_file(path: Path, instance: Instance) -> EvaluationRecord:
 def certificate_words(result: ResultRecord) -> str:
     """The status, objective, bound and gap of a result in a sentence or two."""
     status = result.status
-    what = OBJECTIVE_WORDS.get(result.objective_kind, result.objective_kind)
+    what = objective_words(result.objective_kind, result.spec.objective.aversion)
     objective, bound, gap = result.objective, result.bound, result.gap
     value = f"{what} is {_rate(objective)}"
-    gap_text = "-" if gap is None else f"{100 * gap:.4g}%"
+    gap_text = "-" if gap is None else f"{100 * shown_gap(gap):.4g}%"
     if status == "optimal":
         return (f"Proven optimal: {value}, and no plan allowed by the spec can do better than the bound "
                 f"{_rate(bound)} (gap {gap_text}).")
@@ -265,7 +275,7 @@ def spec_words(spec: Spec) -> list[str]:
     if eq.max_expected_surplus is not None:
         rules.append(f"each pool's expected surplus is at most {eq.max_expected_surplus:g} of its revenue")
     lines.append("Equalisation rules: " + ("; ".join(rules) if rules else "none") + ".")
-    lines.append(f"Objective: {OBJECTIVE_WORDS.get(spec.objective.kind, spec.objective.kind)}.")
+    lines.append(f"Objective: {objective_words(spec.objective.kind, spec.objective.aversion)}.")
     return lines
 
 
@@ -644,7 +654,8 @@ def _groups_section(report: Report, groups: tuple[GroupRecord, ...]) -> None:
     report.heading("Independent blocks")
     report.paragraph("The problem was split into independent blocks, solved separately; a block without a plan "
                      "does not stop the others.")
-    rows = [[g.label, g.counties, g.enrollees, g.status, g.objective, g.bound, g.gap, ", ".join(g.pools) or "-",
+    rows = [[g.label, g.counties, g.enrollees, g.status, g.objective, g.bound, shown_gap(g.gap),
+             ", ".join(g.pools) or "-",
              "; ".join(g.diagnosis) or "-"] for g in groups]
     report.table(["block", "counties", "enrollees", "status", "objective", "bound", "gap", "pools", "diagnosis"],
                  rows)

@@ -7,6 +7,28 @@ from typing import Any
 
 from pooling.data.instance import Instance
 
+GAP_SHOWN_AS_ZERO = 1e-9
+"""Relative MIP gaps smaller than this (either sign) are shown as 0 in the
+terminal and the report: it is the relative gap HiGHS is asked to close by
+default (SolveOptions.mip_rel_gap), and gaps far below it are rounding in the
+objective and the bound (a proven optimum printed as "1.4e-14 %" or
+"-0.000000"), not room for a better plan. result.json keeps the exact figure."""
+
+
+def objective_label(record: dict[str, Any]) -> str:
+    """A result's or evaluation's objective kind, with its aversion when the
+    resolved spec gives one (Atkinson's kind: the figure depends on it)."""
+    spec = record.get("spec")
+    table = spec.get("objective") if isinstance(spec, dict) else None
+    aversion = table.get("aversion") if isinstance(table, dict) else None
+    kind = record["objective_kind"]
+    return kind if aversion is None else f"{kind}, aversion {aversion:g}"
+
+
+def shown_gap(gap: float | None) -> float | None:
+    """The gap as displayed: 0 when below GAP_SHOWN_AS_ZERO in size."""
+    return None if gap is None else 0.0 if abs(gap) < GAP_SHOWN_AS_ZERO else gap
+
 
 def display_width(text: str) -> int:
     """Columns `text` takes in a terminal: East Asian wide and fullwidth
@@ -75,8 +97,8 @@ def result_summary(result: dict[str, Any], instance: Instance) -> str:
     """Readable summary of result.json for the terminal."""
     lines = [f"instance {instance.name} ({len(instance.counties)} counties, "
              f"{instance.total_enrollees:,} enrollees); spec scope {result['spec']['pooling']['scope']}"]
-    lines.append(f"status {result['status']}; objective ({result['objective_kind']}) {_fmt(result['objective'])}; "
-                 f"bound {_fmt(result['bound'])}; gap {_fmt(result['gap'], 6)}; "
+    lines.append(f"status {result['status']}; objective ({objective_label(result)}) {_fmt(result['objective'])}; "
+                 f"bound {_fmt(result['bound'])}; gap {_fmt(shown_gap(result['gap']), 6)}; "
                  f"{result['columns']} usable columns of {result['candidate_pools']} candidates; "
                  f"{result['wall_seconds']:.2f} s")
     generation = result.get("candidate_generation") or {}
@@ -165,7 +187,7 @@ def explain_lines(explain: dict[str, Any]) -> list[str]:
 
 
 def evaluation_summary(evaluation: dict[str, Any], instance: Instance) -> str:
-    lines = [f"plan on {instance.name}: {evaluation['status']}; {evaluation['objective_kind']} "
+    lines = [f"plan on {instance.name}: {evaluation['status']}; objective ({objective_label(evaluation)}) "
              f"{_fmt(evaluation['objective'])}; mean rate {_fmt(evaluation.get('mean_rate'))}",
              plan_table(evaluation["pools"], instance), *schedule_lines(evaluation["pools"]),
              *scenario_lines(evaluation["pools"])]
