@@ -170,7 +170,7 @@ def test_the_programme_s_cap_numerator_is_the_budget_times_the_weighted_enrollee
     smaller numerator, so a cap below the pool's and a bound that could prune
     a better pool)."""
     from pooling.economics.group_economics import ObjectiveWeights
-    inst, spec, group, econ = _case()
+    _inst, _spec, _group, econ = _case()
     assert econ.fixed > 0.0
     n = len(econ.ids)
     weights = ObjectiveWeights(np.linspace(0.4, 0.9, n), np.ones(n))

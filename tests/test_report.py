@@ -266,17 +266,20 @@ def test_the_layout_is_deterministic_and_keeps_neighbours_close():
 def test_the_loss_figure_marks_budget_var_and_cvar_where_the_result_says(tongliao):
     instance = pooling.load_instance(TONGLIAO)
     pool = _pools(tongliao / "result.json", instance)[0]
+    from pooling.economics.behaviour import FIXED_POINT_TOLERANCE, multipliers
     from pooling.economics.pools import pool_model
     from pooling.risk.claims import lattice_law
-    law = lattice_law(pool_model(instance, frozenset(pool.counties)))
+    law = lattice_law(pool_model(instance, frozenset(pool.counties),
+                                 multipliers=multipliers(instance, pool.counties, pool.rate)))
     fig = figures.loss_distributions([(pool, law)], "CNY", "cvar", 0.99)
     ax = fig.axes[0]
     marks = {line.get_label(): line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1}
     assert marks["budget"] == pytest.approx(pool.budget / 1e6)
     assert marks["CVaR 0.99"] == pytest.approx(pool.rate * pool.cvar / 1e6)
     assert marks["VaR 0.99"] == pytest.approx(pool.rate * pool.var / 1e6)
-    # at the maximum solvent rate, rate x CVaR is the budget
-    assert marks["CVaR 0.99"] == pytest.approx(marks["budget"], rel=1e-9)
+    # at the maximum solvent rate, rate x CVaR is the budget: with the bundled response the rate is
+    # the fixed point's solvent end, below B / CVaR by at most twice its tolerance (relative to ~0.6)
+    assert marks["budget"] * (1.0 - 4.0 * FIXED_POINT_TOLERANCE) <= marks["CVaR 0.99"] <= marks["budget"]
     curve = max(ax.get_lines(), key=lambda line: len(line.get_xdata()))
     x, y = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
     assert x[np.argmax(y)] == pytest.approx(pool.rate * pool.expected_cost / 1e6, rel=0.02)
