@@ -134,19 +134,11 @@ def test_a_predictive_solve_searching_scenario_rates_for_the_plan_only_gives_the
     """A solve's candidates skip each scenario's own fixed point (reported
     only; the mixture's search does not start from them) and the plan's pools
     get them after: the result equals one pricing them for every candidate."""
-    from pooling.optimise import problem
     inst = _instance()
     spec = _spec("predictive", SCENARIO_SETS["elasticities"], base_weight=0.5)
     assert PoolPricer(inst, spec, skip_dominated=True)._uncertain.skip_own_rates
     assert PoolPricer(inst, spec, skip_dominated=True).price(["1", "2"]).scenario_rates == ()
-    fast = pooling.solve(inst, spec, workers=1).to_dict()
-    real = problem.PoolPricer
-    monkeypatch.setattr(problem, "PoolPricer", lambda i, s, **_: real(i, s))
-    full = pooling.solve(inst, spec, workers=1).to_dict()
-    for data in (fast, full):
-        for key in ("timings", "provenance", "wall_seconds", "numerics"):
-            data.pop(key)
-    assert fast == full
+    fast = _skipping_equals_pricing_every_scenario(inst, spec, monkeypatch)
     for pool in fast["pools"]:
         assert list(pool["scenario_rates"]) == ["base", "stronger", "observed lower"]
 
@@ -252,20 +244,12 @@ def test_a_scenario_changing_the_response_is_never_skipped(changes):
 def test_a_behavioural_solve_skipping_dominated_scenarios_gives_the_full_result(monkeypatch):
     """With e < 0 a robust CVaR solve skips "shocks x0.5" for its candidates and
     its result equals one pricing every scenario for every candidate."""
-    from pooling.optimise import problem
     inst = _instance()
     spec = _spec("robust", [{"name": f"shocks x{k}", "scale": {"parameters.frequency_shock_cv": k,
                                                                 "parameters.regional_shocks.*.cv": k}}
                             for k in (0.5, 1.5)])
     assert PoolPricer(inst, spec, skip_dominated=True)._uncertain.skipped == {1}
-    fast = pooling.solve(inst, spec, workers=1).to_dict()
-    real = problem.PoolPricer
-    monkeypatch.setattr(problem, "PoolPricer", lambda i, s, **_: real(i, s))
-    full = pooling.solve(inst, spec, workers=1).to_dict()
-    for data in (fast, full):
-        for key in ("timings", "provenance", "wall_seconds", "numerics"):
-            data.pop(key)
-    assert fast == full
+    fast = _skipping_equals_pricing_every_scenario(inst, spec, monkeypatch)
     for pool in fast["pools"]:
         assert list(pool["scenario_rates"]) == ["base", "shocks x0.5", "shocks x1.5"]
         rates = pool["scenario_rates"]
@@ -289,3 +273,18 @@ def test_generated_columns_find_the_enumerated_predictive_optimum_with_behaviour
     assert generated.candidate_generation["method"] == "column_generation"
     assert generated.objective <= enumerated.objective + OBJECTIVE_TOLERANCE
     assert generated.bound >= enumerated.objective - OBJECTIVE_TOLERANCE
+
+
+def _skipping_equals_pricing_every_scenario(inst, spec, monkeypatch) -> dict:
+    """A solve's result (volatile fields dropped) with the pricer's skips on, after
+    asserting it equals the solve whose pricer prices every scenario of every pool."""
+    from pooling.optimise import problem
+    fast = pooling.solve(inst, spec, workers=1).to_dict()
+    real = problem.PoolPricer
+    monkeypatch.setattr(problem, "PoolPricer", lambda i, s, **_: real(i, s))
+    full = pooling.solve(inst, spec, workers=1).to_dict()
+    for data in (fast, full):
+        for key in ("timings", "provenance", "wall_seconds", "numerics"):
+            data.pop(key)
+    assert fast == full
+    return fast
