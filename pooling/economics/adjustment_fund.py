@@ -212,7 +212,7 @@ def _close_bracket(excess, low: float, f_low: float, high: float, f_high: float)
         guess = high - f_high * (high - low) / (f_high - f_low) if f_high != f_low else 0.5 * (low + high)
         if len(widths) >= 3 and widths[-1] > 0.5 * widths[-3]:
             guess = 0.5 * (low + high)   # not halving (a step-shaped excess: measure "ruin"): bisect
-        if side == 1:       # the last two steps moved low: aim past the secant's root
+        if side == 1:       # the last step moved low: aim a little past the secant's root
             guess = min(guess + 0.5 * RATE_TOLERANCE, high)
         x = guess - 0.25 * RATE_TOLERANCE
         if not low < x < high:
