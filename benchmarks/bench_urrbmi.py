@@ -16,6 +16,8 @@ Per file, three runs, each a `pooling` command in a fresh process, as a user run
   OPTIMISE_TIME_LIMIT` with SPEC as above plus `contiguous = true` (the optimiser's choice of
   contiguous pools of prefecture funds inside each province; column generation for provinces
   of more than 10 funds, so the gap it reports is kept).
+The files carry induced utilisation (parameters.utilisation_elasticity = -0.407, r0 each unit's
+current_rate): every rate is a fixed point, members of an adjustment fund each at its own rate.
 Target (issue 27): the status quo and the three-mode comparison (prefecture funds, provincial
 adjustment fund, unified provincial pool) of china2023 on 2 cores within 10 minutes
 (TARGET_SECONDS); the optimised run is reported beside it. Every row records the
@@ -205,15 +207,15 @@ def main(argv=None) -> None:
                 rows.append(_row(name, mode, *best, enrollees) | {"repeat": args.repeat})
                 print(json.dumps(rows[-1]), flush=True)
             rows += [r for r in kept if r["instance"] == name]
-    write(Path(args.out), rows)
+    write(Path(args.out), rows, kept=bool(kept))
 
 
 def _number(x) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def write(out: Path, rows: list[dict]) -> None:
-    """urrbmi.json and urrbmi.md from `rows`."""
+def write(out: Path, rows: list[dict], kept: bool = False) -> None:
+    """urrbmi.json and urrbmi.md from `rows` (`kept`: the optimised rows copied from an earlier run)."""
     china = [r for r in rows if r["instance"] == "china2023"]
     total = sum(r["seconds"] for r in china if r["mode"] in THREE_MODES)
     data = {"benchmark": "urrbmi", "pooling": package_version("pooling"), "python": platform.python_version(),
@@ -234,7 +236,11 @@ def write(out: Path, rows: list[dict]) -> None:
              "than 10 funds: status feasible, with the gap it proves). Load: the 1-minute load average at the "
              "start and "
              "end of the run; CPU s: its process tree's CPU time. Rate sd: enrollee-weighted standard deviation "
-             "of the pools' rates. These files are hypothetical designs on rescaled data (instances/README.md).",
+             "of the pools' rates. These files are hypothetical designs on rescaled data (instances/README.md). "
+             "They carry induced utilisation (utilisation_elasticity -0.407, r0 = current_rate): every rate is "
+             "a fixed point (docs/model.md)." + (
+                 " The optimised rows are copied from an earlier run (`--keep-optimised`; their commit and "
+                 "date), which may predate the elasticity in the files." if kept else ""),
              "",
              "| instance | mode | status | gap | pools | mean rate | min rate | max rate | rate sd | seconds | CPU s "
              "| load | repeats | commit |",

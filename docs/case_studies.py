@@ -744,8 +744,9 @@ THREEMODE_SHARE = 0.05
 """Each prefecture fund's contribution to its provincial adjustment fund (as
 benchmarks/bench_urrbmi.py: assumed, mid-menu of the issue's 0.03-0.10)."""
 THREEMODE_SHARES = (0.03, 0.05, 0.10, 0.20)
-"""The contribution shares of Henan's contribution table (the sweep machinery
-does not take the adjustment-fund mode)."""
+"""The contribution shares of Henan's contribution table (a sweep over
+"adjustment_fund.contribution" solves the plan; this table prices Henan's one
+fixed group at each share, its call probabilities and money too)."""
 
 
 def _threemode_specs(shares=(THREEMODE_SHARE,)):
@@ -767,12 +768,25 @@ def _spread(rates: list[float], people: list[int]) -> tuple[float, float, float,
 
 
 def _pool_deficit(instance, spec, members, rate: float, budget: float) -> float:
-    """P(r Y_P > B_P), exact from the pool's law (economics.status_quo.survival)."""
+    """P(r Y_P > B_P), exact from the pool's law (economics.status_quo.survival),
+    its admissions at the members' multipliers at `rate` (induced utilisation)."""
+    from pooling.economics.behaviour import multipliers
     from pooling.economics.pools import pool_model
     from pooling.economics.status_quo import survival
     from pooling.risk.claims import aggregate
-    law = aggregate(pool_model(instance, frozenset(members)), spec.solvency.level).law
+    model = pool_model(instance, frozenset(members), multipliers=multipliers(instance, members, max(rate, 0.0)))
+    law = aggregate(model, spec.solvency.level).law
     return survival(law, budget / rate) if rate > 0 else float(budget < 0)
+
+
+def _admissions(instance, rates: dict[str, float]) -> float:
+    """All admissions at `rates` (county id -> its rate) over those observed:
+    the members' multipliers m_c(r) weighted by their observed admissions."""
+    from pooling.economics.behaviour import admissions_per_enrollee, multiplier, observed_rate
+    e = instance.parameters.utilisation_elasticity
+    weights = {c: instance.county(c).enrollees * admissions_per_enrollee(instance, instance.county(c)) for c in rates}
+    return math.fsum(weights[c] * multiplier(e, observed_rate(instance, instance.county(c)), r)
+                     for c, r in rates.items()) / math.fsum(weights.values())
 
 
 def threemode_region(instance, groups: list[list[str]], workers: int = 1) -> dict:
@@ -789,13 +803,16 @@ def threemode_region(instance, groups: list[list[str]], workers: int = 1) -> dic
     rates = [priced[c].max_rate for c in ids]
     deficits = [_pool_deficit(instance, unified, [c], priced[c].max_rate, priced[c].budget) for c in ids]
     out["prefecture funds"] = {"pools": len(ids), "spread": _spread(rates, [people[c] for c in ids]),
-                               "deficit": max(deficits), "calls": None}
+                               "deficit": max(deficits), "calls": None,
+                               "admissions": _admissions(instance, dict(zip(ids, rates)))}
     pools = [alone.price(g) for g in groups]
     rates = [p.max_rate for p, g in zip(pools, groups) for _ in g]
     deficits = [_pool_deficit(instance, unified, g, p.max_rate, p.budget) for p, g in zip(pools, groups)]
     out["unified provincial pool"] = {"pools": len(groups), "spread": _spread(rates, [people[c] for g in groups
                                                                                       for c in g]),
-                                      "deficit": max(deficits), "calls": None}
+                                      "deficit": max(deficits), "calls": None,
+                                      "admissions": _admissions(instance, {c: p.max_rate for p, g in zip(pools, groups)
+                                                                           for c in g})}
     whole = instance if len(ids) == len(instance.counties) else None
     if whole is not None:
         plan = evaluate_adjustment_fund(instance, fund_spec, groups, workers=workers)
@@ -823,6 +840,7 @@ def threemode_region(instance, groups: list[list[str]], workers: int = 1) -> dic
     out["provincial adjustment fund"] = {
         "pools": len(outcomes), "spread": _spread([m.rate for m in members], [people[m.county] for m in members]),
         "deficit": max(exhausted), "calls": max(calls), "members": members,
+        "admissions": _admissions(instance, {m.county: m.rate for m in members}),
         "balance": max(abs(math.fsum(m.expected_transfer for m in o.members)) / o.means for o in outcomes
                        if o.means > 0.0)}
     return out
@@ -853,6 +871,9 @@ def threemode_lines(title: str, instance, figures: dict) -> list[str]:
               f"({payer[0]:+.2f} CNY per enrollee), largest net receiver "
               f"{_county_name(instance, receiver[1].county)} ({receiver[0]:+.2f}); transfers balance within "
               f"{fund['balance']:.1e} of each fund's means.", ""]
+    if instance.parameters.utilisation_elasticity != 0.0:
+        lines += ["Admissions at these rates over those observed: " + ", ".join(
+            f"{mode} x{figures[mode]['admissions']:.4f}" for mode in THREEMODE_ORDER) + ".", ""]
     return lines
 
 
@@ -861,8 +882,8 @@ def _county_name(instance, cid: str) -> str:
     return instance.county(cid).name.split(" (")[0]
 
 def threemode_contribution_lines(instance, group: list[str]) -> list[str]:
-    """One province's adjustment fund at each share of THREEMODE_SHARES (a
-    sweep by hand: the sweep machinery does not take the mode)."""
+    """One province's adjustment fund at each share of THREEMODE_SHARES (by
+    hand: a fixed group, with figures sweep.csv does not carry)."""
     from pooling.economics.adjustment_fund import AdjustmentFundPricer, call_probabilities
     from pooling.optimise.adjustment import choose_contribution
     lines = ["| contribution | rate rule | mean rate | min | max | rate sd | P(fund short) | calls (largest member) "
@@ -883,6 +904,28 @@ def threemode_contribution_lines(instance, group: list[str]) -> list[str]:
     return lines + [""]
 
 
+def threemode_off_lines(instance, on: dict[str, dict]) -> list[str]:
+    """The regions' mean rates with the behavioural response off (e forced to
+    0 on the same file) beside those with it on (`on`: title -> figures)."""
+    import dataclasses
+    off = dataclasses.replace(instance, parameters=dataclasses.replace(instance.parameters,
+                                                                       utilisation_elasticity=0.0))
+    by_province: dict[str, list[str]] = {}
+    for county in instance.counties:
+        by_province.setdefault(county.province, []).append(county.id)
+    lines = ["### Behaviour off", "",
+             "The same regions with `utilisation_elasticity` forced to 0 (admissions as observed at any rate): "
+             "enrollee-weighted mean rates, off and on.", "",
+             "| region | " + " | ".join(f"{mode} (off / on)" for mode in THREEMODE_ORDER) + " |",
+             "|---|" + "---:|" * len(THREEMODE_ORDER)]
+    for title, province in THREEMODE_REGIONS:
+        figures = threemode_region(off, [sorted(by_province[province])])
+        lines.append(f"| {title} | " + " | ".join(
+            f"{figures[mode]['spread'][0]:.4f} / {on[title][mode]['spread'][0]:.4f}" for mode in THREEMODE_ORDER)
+            + " |")
+    return lines + [""]
+
+
 def threemode_intro() -> list[str]:
     return ["## Three modes for the 2020s: prefecture funds, provincial adjustment fund, unified provincial pool",
             "",
@@ -900,6 +943,13 @@ def threemode_intro() -> list[str]:
             "the fund unable to pay every deficit in full, and beside it the largest member's probability of "
             "calling on it. Transfers: each member's expected net receipt (what the fund pays it, less its "
             "contribution, plus its share of the fund's expected balance); they sum to 0 in each fund.", "",
+            "Behaviour on, as the file sets it: a fund's admissions at its rate r are its observed ones times "
+            "((1 - r) / (1 - r0))^e, e = -0.407 (`parameters.utilisation_elasticity`, instances/README.md) and "
+            "r0 = 0.594167 (every unit's `current_rate`); every rate is the fixed point (docs/model.md, "
+            "'Induced utilisation' and 'Adjustment funds': a member of an adjustment fund at its own rate). "
+            "A rate above r0 buys more admissions, so it is lower than without the response; one below r0 "
+            "(the nation's lowest, 0.4524, a province of one fund) buys fewer and is higher. 'Behaviour off' "
+            "at the end gives the regions' mean rates with e = 0.", "",
             "Rich and poor: Zhejiang (11 prefecture funds; among the richest provinces with several funds, "
             "while Beijing and Shanghai are one fund each in this file) and Gansu (13 funds in this file; the "
             "lowest GDP per "
@@ -922,16 +972,17 @@ def threemode_section(workers: int = 2) -> list[str]:
     for county in instance.counties:
         by_province.setdefault(county.province, []).append(county.id)
     lines = threemode_intro()
+    on = {}
     for title, province in THREEMODE_REGIONS:
-        lines += threemode_lines(f"{title} ({len(by_province[province])} prefecture funds)", instance,
-                                 threemode_region(instance, [sorted(by_province[province])]))
+        on[title] = threemode_region(instance, [sorted(by_province[province])])
+        lines += threemode_lines(f"{title} ({len(by_province[province])} prefecture funds)", instance, on[title])
         if province == "410000":
             lines += [f"Henan's adjustment fund at other contributions (a menu of one share each; {THREEMODE_SHARE:g} "
                       "is the row above):", ""] + threemode_contribution_lines(instance, sorted(by_province[province]))
     groups = [sorted(by_province[p]) for p in sorted(by_province)]
     lines += threemode_lines(f"The nation ({len(instance.counties)} prefecture funds, {len(groups)} provinces)",
                              instance, threemode_region(instance, groups, workers))
-    return lines
+    return lines + threemode_off_lines(instance, on)
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--only", "uncertainty"]:

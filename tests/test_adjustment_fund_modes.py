@@ -213,7 +213,7 @@ def test_evaluate_on_the_command_line_prices_the_groups(tmp_path, capsys):
 
 def test_case_study_three_modes_gansu_is_current():
     """The section's introduction and Gansu's table and transfers line are what
-    docs/case_studies.py computes now (about 30 s); Henan's, Zhejiang's and the
+    docs/case_studies.py computes now (about 20 s); Henan's, Zhejiang's and the
     nation's are checked by regenerating: python docs/case_studies.py --only threemodes."""
     import sys
 

@@ -112,6 +112,12 @@ OUT_OF_NETWORK_TIERS = {
                        "factor": round(ANHUI_CROSS_PROVINCE_REIMBURSED / EFFECTIVE_FUND_SHARE, 4)},  # D on A
 }
 SHOCK_CV_DECIMALS = 4
+# Induced utilisation: admissions' elasticity w.r.t. the out-of-pocket price, -0.407 (S: Liu, Peng &
+# Xiang, J Popul Econ 38(2) 2025, NCMS claims, difference in differences on a cost-sharing cut),
+# applied to 2023's URRBMI (A: the NCMS is the URRBMI's rural half since the 2016-19 merger and no
+# URRBMI estimate was found; CHARLS around the merger gives -0.62 to -0.68, so -0.407 is the milder
+# response). r0 is each unit's current_rate (the rate its admissions are observed at).
+UTILISATION_ELASTICITY = -0.407                                                                    # S, applied A
 
 PRESETS = {
     "china2023": {"provinces": [], "all": True,
@@ -150,6 +156,10 @@ SOURCES = {
                        "square root of the enrollee-weighted mean Herfindahl index of a prefecture's counties "
                        "(D: independent county shocks averaged)",
     "admin": "A: as 2012 (agencies' running costs from government budgets; not charged to the fund)",
+    "utilisation_elasticity": "S applied A: -0.407, admissions w.r.t. the out-of-pocket price on NCMS claims "
+                              "(Liu, Peng & Xiang, J Popul Econ 38(2) 2025, doi:10.1007/s00148-025-01088-1); "
+                              "applied to 2023's URRBMI, whose rural half the NCMS became (A: no URRBMI estimate "
+                              "found; -0.62 to -0.68 around the merger, CHARLS, S); r0 = current_rate",
 }
 
 
@@ -370,6 +380,7 @@ def build(census_path: Path, name: str, description: str, provinces=(), everythi
             "out_of_network_claim_share": other["claim_share"],
             "out_of_network_tiers": {k: dict(v) for k, v in OUT_OF_NETWORK_TIERS.items()},
             "migrant_admission_factor": cal.PARAMS["migrant_admission_factor"],
+            "utilisation_elasticity": UTILISATION_ELASTICITY,
             "outside_severity": {"dist": "lognormal", "mean": LEVEL_PRICE["prefecture"],
                                  "cv": cal.SEVERITY_CV},
             "frequency_shock_cv": cal.PARAMS["frequency_shock_cv"],

@@ -110,12 +110,15 @@ class GroupPaths:
     the spec's horizon (trend applied), and its ruin frequencies at any
     contribution, retention and rates (module docstring)."""
 
-    def __init__(self, instance: Instance, spec: Spec, group):
+    def __init__(self, instance: Instance, spec: Spec, group, multipliers: dict[str, float] | None = None):
         """`instance` with the spec's benefits applied (economics.adjustment_fund's
-        pricer holds it). Draws are made when first needed: a group priced at
-        c = 0 only never draws the shared paths."""
+        pricer holds it); `multipliers` (county id -> m_i, induced utilisation)
+        scale each member's admissions, on the same random numbers whatever
+        they are. Draws are made when first needed: a group priced at c = 0
+        only never draws the shared paths."""
         self.ids = tuple(sorted(group))
         self.spec = spec
+        self.multipliers = multipliers
         self._instance = instance
         counties = [instance.county(c) for c in self.ids]
         params = instance.parameters
@@ -148,7 +151,7 @@ class GroupPaths:
             sol, sim = self.spec.solvency, self.spec.simulation
             rows = []
             for i, cid in enumerate(self.ids):
-                costs = yearly_costs(pool_model(self._instance, frozenset([cid])), [cid],
+                costs = yearly_costs(pool_model(self._instance, frozenset([cid]), multipliers=self.multipliers), [cid],
                                      years=sol.horizon_years, scenarios=sim.scenarios, seed=sim.seed,
                                      trend=self.trend)
                 rows.append(critical_rates(costs, float(self.start[i]), float(self.revenue[i] - self.fixed[i]),
@@ -167,7 +170,7 @@ class GroupPaths:
         nodes = common_nodes(mean, sd)
         samplers = []
         for c in counties:
-            streams = merge_streams(county_streams(instance, c, frozenset([c.id])))
+            streams = merge_streams(county_streams(instance, c, frozenset([c.id]), multipliers=self.multipliers))
             model = _member_model(streams, 1.0 if nodes is not None else mean, county.weight, county.cv)
             per_year = []
             for t in range(1, years + 1):

@@ -75,9 +75,6 @@ class AdjustmentPlan:
 def _checked_instance(instance: Instance, spec: Spec) -> None:
     if spec.adjustment_fund is None:
         raise InputError(f'{spec.source}: pooling.mode must be "adjustment_fund" to plan adjustment funds')
-    if instance.parameters.utilisation_elasticity != 0.0:
-        raise InputError(f"{instance.source}: parameters.utilisation_elasticity must be 0 with mode "
-                         f'"adjustment_fund" ({spec.source}): induced utilisation is not priced for it')
     if instance.contract_options:
         raise InputError(f"{instance.source}: contract_options are not priced with mode \"adjustment_fund\" "
                          f"({spec.source}): members keep their own networks; remove them")

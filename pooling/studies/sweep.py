@@ -17,6 +17,16 @@ the execution layer (serially, local processes or Dask), each keyed by a hash
 of (instance bytes, resolved spec, options); a finished cell is written to
 OUT/cells/ at once and skipped when the sweep is run again, so an interrupted
 sweep resumes without redoing finished cells.
+
+A spec with `[pooling] mode = "adjustment_fund"` (or a grid setting
+"pooling.mode") plans adjustment funds in its cells
+(optimise.adjustment.solve_adjustment_fund); "adjustment_fund.contribution"
+takes a share (a menu of one) or a menu per cell. Its rows have the same
+columns, the plan's members' rates standing for pools' rates, plus `mode`
+and `contribution` (the share its funds take; several, ';'-joined, when
+groups chose differently); a unified cell's row has mode "unified" and no
+contribution. The figures of unified pools only (subsidy, migrants in
+network, effective rates) are empty there.
 """
 
 from __future__ import annotations
@@ -58,7 +68,9 @@ WORSE_OFF_TOLERANCE = 1e-9
 COLUMNS = ("instance", "status", "objective", "bound", "gap", "mean_rate", "min_rate", "max_rate", "pools",
            "counties_worse_off", "subsidy_top_up", "migrants_in_network", "migrant_in_network_share",
            "resident_effective_rate",
-           "migrant_effective_rate", "mean_effective_rate", "wall_seconds")
+           "migrant_effective_rate", "mean_effective_rate", "wall_seconds", "mode", "contribution")
+CONTRIBUTION_FIELD = "adjustment_fund.contribution"
+"""A grid field whose scalar values are menus of one share (the spec takes a list)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,8 @@ def _with_values(spec: dict, values, path: Path) -> dict:
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise InputError(f"{path}: grid field {field!r}: {section} is not a table")
+        if field == CONTRIBUTION_FIELD and isinstance(value, int | float) and not isinstance(value, bool):
+            value = [value]
         data[section][key] = value
     return data
 
@@ -153,6 +167,8 @@ def solve_cell(_shared, cell: Cell) -> dict[str, Any]:
     JSON data its checkpoint holds."""
     instance = load_instance(cell.instance)
     spec = spec_from_dict(cell.spec, source=cell.instance)
+    if spec.adjustment_fund is not None:
+        return _solve_fund_cell(cell, instance, spec)
     result = solve(instance, spec, options=SolveOptions(**cell.options))
     outcome = {name: getattr(result, name) for name in OUTCOME_FIELDS}
     plan = [{"counties": list(p.pricing.counties), "contracts": list(p.pricing.contracts), "rate": p.rate}
@@ -172,7 +188,7 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
                pools=len(pools), **outcome)
     row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None,
                migrant_in_network_share=None, resident_effective_rate=None, migrant_effective_rate=None,
-               mean_effective_rate=None)
+               mean_effective_rate=None, mode="unified", contribution=None)
     if pools:
         plan = [list(p.pricing.counties) for p in pools]
         rate_of = {c: p.rate for p in pools for c in p.pricing.counties}
@@ -195,6 +211,91 @@ def cell_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any]
     return row
 
 
+def _solve_fund_cell(cell: Cell, instance: Instance, spec: Spec) -> dict[str, Any]:
+    """A cell of adjustment funds: its row and plan, {"counties",
+    "contribution", "rates"} per group (rates per member, ids sorted)."""
+    import time
+
+    from pooling.optimise.adjustment import solve_adjustment_fund
+    started = time.perf_counter()
+    plan = solve_adjustment_fund(instance, spec)
+    outcome = {"status": plan.status, "objective": plan.objective, "bound": None, "gap": None,
+               "mean_rate": plan.objective, "wall_seconds": time.perf_counter() - started}
+    groups = [{"counties": list(g.counties), "contribution": g.contribution_share,
+               "rates": [m.rate for m in g.members]} for g in plan.groups]
+    return {"row": fund_row(cell, instance, spec, outcome, groups), "plan": groups}
+
+
+def fund_row(cell: Cell, instance: Instance, spec: Spec, outcome: dict[str, Any],
+             groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """An adjustment-fund cell's row from its plan's groups (module docstring):
+    counties worse off are members whose rate is below their rate alone (the
+    unified engine's pool of one under the same rules)."""
+    import dataclasses
+
+    from pooling.economics.pools import PoolPricer
+    row: dict[str, Any] = {field: value for field, value in cell.values}
+    rates = [r for g in groups for r in g["rates"]]
+    shares = sorted({g["contribution"] for g in groups if len(g["counties"]) > 1})
+    row.update(instance=cell.instance, min_rate=min(rates, default=None), max_rate=max(rates, default=None),
+               pools=len(groups), **outcome)
+    row.update(counties_worse_off=None, subsidy_top_up=None, migrants_in_network=None,
+               migrant_in_network_share=None, resident_effective_rate=None, migrant_effective_rate=None,
+               mean_effective_rate=None, mode="adjustment_fund",
+               contribution=";".join(f"{x:g}" for x in shares) if len(shares) > 1 else (shares[0] if shares
+                                                                                          else 0.0))
+    if groups:
+        alone = PoolPricer(instance, dataclasses.replace(spec, adjustment_fund=None))
+        row["counties_worse_off"] = sum(1 for g in groups for c, r in zip(g["counties"], g["rates"])
+                                        if r < alone.price({c}).max_rate - WORSE_OFF_TOLERANCE)
+    return row
+
+
+def _restore_fund_cell(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
+    """An adjustment-fund cell's row from its checkpoint, once verified: every
+    group re-priced at its contribution and members' rates
+    (economics.adjustment_fund) must be solvent with every rate at least
+    rates.min, the groups a partition of the counties, and the row computed
+    again from the plan must equal the stored one."""
+    from pooling.economics.adjustment_fund import AdjustmentFundPricer
+    instance = load_instance(cell.instance)
+    spec = spec_from_dict(cell.spec, source=cell.instance)
+    stored, groups = payload["row"], payload["plan"]
+    if stored.get("status") not in FINISHED or not groups:
+        raise PlanRejected(f"it holds no finished plan (status {stored.get('status')!r})")
+    seen: list[str] = []
+    pricer = AdjustmentFundPricer(instance, spec)
+    people = 0.0
+    for group in groups:
+        if not isinstance(group, dict) or set(group) != {"counties", "contribution", "rates"} or \
+                not isinstance(group["counties"], list) or not isinstance(group["rates"], list) or \
+                len(group["rates"]) != len(group["counties"]) or \
+                not all(isinstance(c, str) for c in group["counties"]) or \
+                not all(isinstance(r, int | float) and not isinstance(r, bool) for r in group["rates"]):
+            raise PlanRejected("its plan is not a list of groups with counties, a contribution and rates")
+        if sorted(group["counties"]) != group["counties"] or not set(group["counties"]) <= set(instance.ids):
+            raise PlanRejected(f"group {group['counties']} is not a sorted list of the instance's counties")
+        seen += group["counties"]
+        outcome = pricer.price_group(group["counties"], group["contribution"], spec.adjustment_fund.retention,
+                                     group["rates"])
+        pricer.forget(group["counties"])
+        if not outcome.solvent or min(group["rates"]) < spec.rates.min:
+            raise PlanRejected(f"group {group['counties']} is not solvent at its rates, or below rates.min")
+        people += math.fsum(instance.county(c).enrollees * r for c, r in zip(group["counties"], group["rates"]))
+    if sorted(seen) != sorted(instance.ids):
+        raise PlanRejected("its groups are not a partition of the instance's counties")
+    outcome = {name: stored.get(name) for name in OUTCOME_FIELDS} | {"bound": None, "gap": None}
+    objective = people / sum(c.enrollees for c in instance.counties)
+    outcome["objective"] = agreeing(outcome["objective"], objective, "objective")
+    outcome["mean_rate"] = outcome["objective"]
+    row = fund_row(cell, instance, spec, outcome, groups)
+    if canonical(row) != canonical(stored):
+        field = next((k for k in list(row) + list(stored) if canonical(row.get(k)) != canonical(stored.get(k))),
+                     "a field")
+        raise PlanRejected(f"{field} {stored.get(field)!r} does not match its plan re-priced ({row.get(field)!r})")
+    return row
+
+
 def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
     """A finished cell's row from its checkpoint, once verified: its plan
     re-priced under the cell's instance and spec and checked against every
@@ -204,6 +305,8 @@ def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
     if not isinstance(payload, dict) or set(payload) != {"row", "plan"} or \
             not isinstance(payload["row"], dict) or not isinstance(payload["plan"], list):
         raise PlanRejected("it is not a sweep cell record")
+    if payload["row"].get("mode") == "adjustment_fund":
+        return _restore_fund_cell(payload, cell)
     stored, entries = payload["row"], []
     if stored.get("status") not in FINISHED or not payload["plan"]:
         raise PlanRejected(f"it holds no finished plan (status {stored.get('status')!r})")
