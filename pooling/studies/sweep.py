@@ -289,6 +289,11 @@ def _restore_fund_cell(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     outcome["objective"] = agreeing(outcome["objective"], objective, "objective")
     outcome["mean_rate"] = outcome["objective"]
     row = fund_row(cell, instance, spec, outcome, groups)
+    return _as_stored(row, stored)
+
+
+def _as_stored(row: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The re-priced row, once it equals the checkpoint's stored row field by field."""
     if canonical(row) != canonical(stored):
         field = next((k for k in list(row) + list(stored) if canonical(row.get(k)) != canonical(stored.get(k))),
                      "a field")
@@ -327,11 +332,7 @@ def restore_cell(payload: Any, cell: Cell) -> dict[str, Any]:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
         raise PlanRejected(f"wall_seconds {seconds!r} is not a duration")
     row = cell_row(cell, raw, spec, outcome, pools)
-    if canonical(row) != canonical(stored):
-        field = next((k for k in list(row) + list(stored) if canonical(row.get(k)) != canonical(stored.get(k))),
-                     "a field")
-        raise PlanRejected(f"{field} {stored.get(field)!r} does not match its plan re-priced ({row.get(field)!r})")
-    return row
+    return _as_stored(row, stored)
 
 
 def migrants_in_network(instance: Instance, plan: list[list[str]]) -> float:
