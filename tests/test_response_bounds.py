@@ -23,6 +23,7 @@ from pooling.optimise.candidates import pool_groups
 from pooling.optimise.columns import CandidateMaker
 from pooling.optimise.master import ObjectiveScale
 from tests.factories import INSTANCES, random_instance_dict, spec_dict
+from tests.tolerances import ROUNDING
 
 LEVEL = 0.99
 VALIDITY_TOLERANCE = 1e-9
@@ -179,8 +180,8 @@ def test_tangent_lies_above_the_tightened_cap(elasticity, r0, low, weight, cap):
         return
     slope, intercept = line
     assert 0.0 < slope and intercept >= 0.0
-    assert np.all(tightened <= slope * grid + intercept + 1e-12 * (1.0 + grid))
-    assert slope * cap + intercept == pytest.approx(tightened[-1], rel=1e-9, abs=1e-12)
+    assert np.all(tightened <= slope * grid + intercept + ROUNDING * (1.0 + grid))
+    assert slope * cap + intercept == pytest.approx(tightened[-1], rel=1e-9, abs=ROUNDING)
 
 
 def test_tangent_of_a_cap_past_every_rate_is_none():
