@@ -62,12 +62,12 @@ def _run(args: list[str], pythonpath: str, cwd: Path) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, elapsed
 
 
-def _instances(folder: Path) -> dict[tuple[str, float], Path]:
-    """Each bundled instance as it is, and with the sourced elasticity."""
+def _instances(folder: Path, names=INSTANCES, elasticity: float = ELASTICITY) -> dict[tuple[str, float], Path]:
+    """Each bundled instance written with the elasticity 0 and with `elasticity`."""
     out = {}
-    for name in INSTANCES:
+    for name in names:
         data = json.loads((ROOT / "instances" / f"{name}.json").read_text())
-        for e in (0.0, ELASTICITY):
+        for e in (0.0, elasticity):
             data["parameters"]["utilisation_elasticity"] = e
             path = folder / f"{name}_e{e:g}.json"
             path.write_text(json.dumps(data))

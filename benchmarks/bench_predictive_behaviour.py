@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_behaviour import _run, _trees  # noqa: E402
+from bench_behaviour import _instances, _run, _trees  # noqa: E402
 
 from pooling.data.provenance import package_version  # noqa: E402
 
@@ -54,18 +54,6 @@ def _specs(folder: Path) -> dict[str, Path]:
     return {"robust": robust, "predictive": predictive}
 
 
-def _instances(folder: Path) -> dict[tuple[str, float], Path]:
-    out = {}
-    for name in INSTANCES:
-        data = json.loads((ROOT / "instances" / f"{name}.json").read_text())
-        for e in (0.0, ELASTICITY):
-            data["parameters"]["utilisation_elasticity"] = e
-            path = folder / f"{name}_e{e:g}.json"
-            path.write_text(json.dumps(data))
-            out[(name, e)] = path
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -77,7 +65,7 @@ def main(argv=None) -> int:
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files, specs, trees = _instances(folder), _specs(folder), _trees(args.baseline, folder)
+        files, specs, trees = _instances(folder, INSTANCES, ELASTICITY), _specs(folder), _trees(args.baseline, folder)
         for (name, e), path in files.items():
             for method, spec in specs.items():
                 # Before this work the baseline refused a predictive spec with a response.
